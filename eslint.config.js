@@ -1,0 +1,14 @@
+// Lint: typescript-eslint's recommended rules over src/, test/ and bench/.
+import tseslint from 'typescript-eslint'
+
+export default tseslint.config(
+  { ignores: ['dist/**', 'node_modules/**', 'bench/results/**', 'coverage/**'] },
+  ...tseslint.configs.recommended,
+  {
+    rules: {
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      'no-console': ['error', { allow: [] }],
+    },
+  },
+  { files: ['bin/**', 'bench/**', 'test/**'], rules: { 'no-console': 'off' } },
+)

@@ -1,0 +1,68 @@
+/**
+ * Every limit, size and timeout of assetsync, in one place. Tests import these; docs/protocol.md
+ * lists them. Change a value here and nowhere else.
+ */
+
+const KiB = 1024
+const MiB = 1024 * KiB
+
+// --- framing -----------------------------------------------------------------------------
+/** File payload per CHUNK frame. */
+export const CHUNK_SIZE = 64 * KiB
+/** Largest frame either side accepts; larger frames end the connection (ERR_PROTOCOL). */
+export const MAX_FRAME_BYTES = 1 * MiB
+/** Bytes of manifest entries the server packs into one MANIFEST_REPLY page. */
+export const MANIFEST_PAGE_BYTES = 256 * KiB
+/** Entries of one UPDATE frame; bigger batches are split over several frames. */
+export const MAX_UPDATE_ENTRIES = 1024
+
+// --- names ---------------------------------------------------------------------------------
+/** A wire path, in UTF-8 bytes. */
+export const MAX_PATH_BYTES = 1024
+/** Segments of a wire path. */
+export const MAX_PATH_DEPTH = 64
+/** Patterns in one SUBSCRIBE or MANIFEST request. */
+export const MAX_PATTERNS = 64
+/** One glob pattern, in UTF-8 bytes. */
+export const MAX_PATTERN_BYTES = 1024
+/** The access token, in UTF-8 bytes. */
+export const MAX_TOKEN_BYTES = 256
+/** Human text in ERROR / RESPONSE frames, in UTF-8 bytes. */
+export const MAX_TEXT_BYTES = 1024
+
+// --- connections -----------------------------------------------------------------------------
+/** Connections one server holds at once; more get a "server full" refusal. */
+export const MAX_CLIENTS = 4096
+/** Requests one client may have open at once; more get ERR_LIMIT for that request. */
+export const MAX_INFLIGHT_PER_CLIENT = 256
+/** Transfers a client runs at once (pull, watch). */
+export const CLIENT_PARALLEL_TRANSFERS = 8
+/** Bytes queued towards one peer before the sender waits for 'drain' (backpressure). */
+export const SEND_HIGH_WATER_BYTES = 1 * MiB
+
+// --- timers (milliseconds) -------------------------------------------------------------------
+/** A PING goes out when nothing else was sent for this long. */
+export const KEEPALIVE_MS = 1000
+/** A peer silent for this long is gone: with KEEPALIVE_MS and TIMER_TICK_MS, noticed in < 5 s. */
+export const IDLE_TIMEOUT_MS = 4000
+/** The connection's single timer ticks this often. */
+export const TIMER_TICK_MS = 250
+/** A request with no reply frame for this long fails with ERR_TIMEOUT (configurable). */
+export const REQUEST_TIMEOUT_MS = 30_000
+/** Handshake (cookie, Noise, auth) must finish within this (configurable, `--timeout`). */
+export const CONNECT_TIMEOUT_MS = 10_000
+/** First HELLO retransmit; doubles up to HANDSHAKE_RETRY_MAX_MS. */
+export const HANDSHAKE_RETRY_MS = 200
+export const HANDSHAKE_RETRY_MAX_MS = 2000
+/** A cookie is valid in the time bucket it was made in and the next one. */
+export const COOKIE_BUCKET_MS = 10_000
+/** Grace for a clean close (FIN exchange) before the stream is destroyed. */
+export const CLOSE_GRACE_MS = 2000
+
+// --- UDP handshake -----------------------------------------------------------------------------
+/** HELLO datagrams are padded to at least this, so no reply before the cookie is larger. */
+export const HELLO_MIN_BYTES = 128
+/** Kernel receive/send buffer asked for on every UDP socket. */
+export const SOCKET_BUFFER_BYTES = 4 * MiB
+/** HELLOs answered per source address per second; more are dropped silently. */
+export const HANDSHAKE_RATE_PER_ADDR = 50

@@ -1,0 +1,299 @@
+/**
+ * The one codec: pure `encode(msg)` / `decode(bytes, sender)`. A frame is [type u8][body];
+ * integers are big-endian. Every length is checked against the bytes left and a named cap, and
+ * anything undecodable raises ProtocolError (never another exception, never a hang).
+ * Encoding computes the size first and writes once (compact-encoding's preencode/encode).
+ */
+import { ProtocolError } from '../errors.js'
+import {
+  CHUNK_SIZE, MAX_FRAME_BYTES, MAX_PATH_BYTES, MAX_PATTERN_BYTES, MAX_PATTERNS, MAX_TEXT_BYTES,
+  MAX_TOKEN_BYTES, MAX_UPDATE_ENTRIES,
+} from '../limits.js'
+import {
+  CHANGE_KIND, HASH_BYTES, MSG, STATUS, allowedFrom,
+  type ChangeKind, type FileMeta, type ManifestEntry, type Message, type MessageType, type ResponseStatus,
+  type Sender, type UpdateEntry,
+} from './messages.js'
+
+/** Manifest entries one frame may hold (each has at least 2+52 bytes). */
+const MAX_MANIFEST_ENTRIES = Math.floor(MAX_FRAME_BYTES / 54)
+const MAX_ERROR_CODE_BYTES = 64
+
+const TYPE_BY_CODE = new Map<number, MessageType>(
+  Object.entries(MSG).map(([type, code]) => [code, type as MessageType]),
+)
+const STATUS_BY_CODE = new Map<number, ResponseStatus>(
+  Object.entries(STATUS).map(([s, code]) => [code, s as ResponseStatus]),
+)
+const KIND_BY_CODE = new Map<number, ChangeKind>(
+  Object.entries(CHANGE_KIND).map(([k, code]) => [code, k as ChangeKind]),
+)
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
+
+/** The operations an encoder performs; run once to size the frame, once to fill it. */
+interface Out {
+  u8(v: number): void
+  u16(v: number): void
+  u32(v: number): void
+  u64(v: number): void
+  raw(b: Uint8Array): void
+  str16(s: string): void
+}
+
+class Sizer implements Out {
+  size = 0
+  u8(_v: number): void { this.size += 1 }
+  u16(_v: number): void { this.size += 2 }
+  u32(_v: number): void { this.size += 4 }
+  u64(_v: number): void { this.size += 8 }
+  raw(b: Uint8Array): void { this.size += b.byteLength }
+  str16(s: string): void { this.size += 2 + Buffer.byteLength(s, 'utf8') }
+}
+
+class Writer implements Out {
+  readonly buf: Buffer
+  #at = 0
+  constructor(size: number) { this.buf = Buffer.allocUnsafe(size) }
+  u8(v: number): void { this.#at = this.buf.writeUInt8(v, this.#at) }
+  u16(v: number): void { this.#at = this.buf.writeUInt16BE(v, this.#at) }
+  u32(v: number): void { this.#at = this.buf.writeUInt32BE(v >>> 0, this.#at) }
+  u64(v: number): void {
+    this.#at = this.buf.writeUInt32BE(Math.floor(v / 0x1_0000_0000), this.#at)
+    this.#at = this.buf.writeUInt32BE(v >>> 0, this.#at)
+  }
+  raw(b: Uint8Array): void { this.buf.set(b, this.#at); this.#at += b.byteLength }
+  str16(s: string): void {
+    const n = this.buf.write(s, this.#at + 2, 'utf8')
+    this.buf.writeUInt16BE(n, this.#at)
+    this.#at += 2 + n
+  }
+}
+
+class Reader {
+  readonly #buf: Uint8Array
+  readonly #view: DataView
+  #at: number
+  constructor(buf: Uint8Array, at: number) {
+    this.#buf = buf
+    this.#view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
+    this.#at = at
+  }
+  get left(): number { return this.#buf.byteLength - this.#at }
+  #need(n: number, what: string): void {
+    if (n > this.left) throw new ProtocolError(`truncated frame: ${what} needs ${n} bytes, ${this.left} left`)
+  }
+  u8(what: string): number { this.#need(1, what); return this.#view.getUint8(this.#at++) }
+  u16(what: string): number { this.#need(2, what); const v = this.#view.getUint16(this.#at); this.#at += 2; return v }
+  u32(what: string): number { this.#need(4, what); const v = this.#view.getUint32(this.#at); this.#at += 4; return v }
+  u64(what: string): number {
+    this.#need(8, what)
+    const hi = this.#view.getUint32(this.#at)
+    const lo = this.#view.getUint32(this.#at + 4)
+    if (hi >= 0x20_0000) throw new ProtocolError(`${what} exceeds 2^53`)
+    this.#at += 8
+    return hi * 0x1_0000_0000 + lo
+  }
+  bool(what: string): boolean {
+    const v = this.u8(what)
+    if (v > 1) throw new ProtocolError(`${what} must be 0 or 1, got ${v}`)
+    return v === 1
+  }
+  raw(n: number, what: string): Uint8Array {
+    this.#need(n, what)
+    const b = this.#buf.subarray(this.#at, this.#at + n)
+    this.#at += n
+    return b
+  }
+  rest(): Uint8Array { return this.raw(this.left, 'rest') }
+  str16(max: number, what: string): string {
+    const n = this.u16(`${what} length`)
+    if (n > max) throw new ProtocolError(`${what} is ${n} bytes, limit ${max}`)
+    try {
+      return utf8.decode(this.raw(n, what))
+    } catch (err) {
+      if (err instanceof ProtocolError) throw err
+      throw new ProtocolError(`${what} is not valid UTF-8`)
+    }
+  }
+  count(max: number, what: string, wide = false): number {
+    const n = wide ? this.u32(what) : this.u16(what)
+    if (n > max) throw new ProtocolError(`${what} is ${n}, limit ${max}`)
+    return n
+  }
+  end(type: string): void {
+    if (this.left !== 0) throw new ProtocolError(`${this.left} trailing bytes after ${type}`)
+  }
+}
+
+function writeMeta(o: Out, m: FileMeta): void {
+  o.raw(m.hash); o.u64(m.size); o.u32(m.mode); o.u64(m.mtime)
+}
+
+function readMeta(r: Reader): FileMeta {
+  const hash = r.raw(HASH_BYTES, 'hash')
+  return { hash, size: r.u64('size'), mode: r.u32('mode'), mtime: r.u64('mtime') }
+}
+
+function writePatterns(o: Out, patterns: string[]): void {
+  o.u16(patterns.length)
+  for (const p of patterns) o.str16(p)
+}
+
+function readPatterns(r: Reader): string[] {
+  const n = r.count(MAX_PATTERNS, 'pattern count')
+  const out: string[] = []
+  for (let i = 0; i < n; i++) out.push(r.str16(MAX_PATTERN_BYTES, 'pattern'))
+  return out
+}
+
+function writeBody(o: Out, m: Message): void {
+  switch (m.type) {
+    case 'auth': o.u16(m.version); o.str16(m.token); return
+    case 'request':
+      o.u32(m.id); o.str16(m.path)
+      if (m.haveHash) { o.u8(1); o.raw(m.haveHash) } else o.u8(0)
+      return
+    case 'cancel': o.u32(m.id); return
+    case 'subscribe':
+      o.u32(m.id); o.u32(m.instanceId); o.u8(m.subscribe ? 1 : 0); writePatterns(o, m.patterns)
+      return
+    case 'manifest': o.u32(m.id); writePatterns(o, m.patterns); o.str16(m.after); return
+    case 'auth-ok': o.u16(m.version); return
+    case 'response':
+      o.u32(m.id); o.u8(STATUS[m.status])
+      if (m.status === 'file') writeMeta(o, m)
+      else o.str16(m.reason)
+      return
+    case 'chunk': o.u32(m.id); o.u64(m.offset); o.u8(m.final ? 1 : 0); o.raw(m.data); return
+    case 'update':
+      o.u16(m.entries.length)
+      for (const e of m.entries) {
+        o.u8(CHANGE_KIND[e.kind]); o.str16(e.path)
+        if (e.kind === 'rename') o.str16(e.from)
+        if (e.kind !== 'delete') writeMeta(o, e)
+      }
+      return
+    case 'manifest-reply':
+      o.u32(m.id); o.u8(m.done ? 1 : 0); o.u32(m.entries.length)
+      for (const e of m.entries) { o.str16(e.path); writeMeta(o, e) }
+      return
+    case 'error': o.u32(m.id); o.str16(m.code); o.str16(m.message); return
+    case 'subscribe-ack': o.u32(m.id); return
+    case 'ping': return
+  }
+}
+
+/** Encodes one frame. Throws RangeError for a message that breaks a cap (a local bug). */
+export function encode(msg: Message): Buffer {
+  const sizer = new Sizer()
+  sizer.u8(0)
+  writeBody(sizer, msg)
+  if (sizer.size > MAX_FRAME_BYTES) throw new RangeError(`${msg.type} frame of ${sizer.size} bytes exceeds ${MAX_FRAME_BYTES}`)
+  const w = new Writer(sizer.size)
+  w.u8(MSG[msg.type])
+  writeBody(w, msg)
+  return w.buf
+}
+
+/** Bytes `encode` would produce for this message, without producing them. */
+export function encodedSize(msg: Message): number {
+  const sizer = new Sizer()
+  sizer.u8(0)
+  writeBody(sizer, msg)
+  return sizer.size
+}
+
+function readUpdateEntry(r: Reader): UpdateEntry {
+  const code = r.u8('change kind')
+  const kind = KIND_BY_CODE.get(code)
+  if (kind === undefined) throw new ProtocolError(`unknown change kind ${code}`)
+  const path = r.str16(MAX_PATH_BYTES, 'path')
+  if (kind === 'delete') return { kind, path }
+  if (kind === 'rename') {
+    const from = r.str16(MAX_PATH_BYTES, 'rename source')
+    return { kind, path, from, ...readMeta(r) }
+  }
+  return { kind, path, ...readMeta(r) }
+}
+
+function readBody(r: Reader, type: MessageType): Message {
+  switch (type) {
+    case 'auth': return { type, version: r.u16('version'), token: r.str16(MAX_TOKEN_BYTES, 'token') }
+    case 'request': {
+      const id = r.u32('id')
+      const path = r.str16(MAX_PATH_BYTES, 'path')
+      const haveHash = r.bool('hash flag') ? r.raw(HASH_BYTES, 'have-hash') : null
+      return { type, id, path, haveHash }
+    }
+    case 'cancel': return { type, id: r.u32('id') }
+    case 'subscribe': {
+      const id = r.u32('id')
+      const instanceId = r.u32('instance id')
+      const subscribe = r.bool('subscribe flag')
+      return { type, id, instanceId, subscribe, patterns: readPatterns(r) }
+    }
+    case 'manifest': {
+      const id = r.u32('id')
+      const patterns = readPatterns(r)
+      return { type, id, patterns, after: r.str16(MAX_PATH_BYTES, 'cursor') }
+    }
+    case 'auth-ok': return { type, version: r.u16('version') }
+    case 'response': {
+      const id = r.u32('id')
+      const code = r.u8('status')
+      const status = STATUS_BY_CODE.get(code)
+      if (status === undefined) throw new ProtocolError(`unknown response status ${code}`)
+      if (status === 'file') return { type, id, status, ...readMeta(r) }
+      return { type, id, status, reason: r.str16(MAX_TEXT_BYTES, 'reason') }
+    }
+    case 'chunk': {
+      const id = r.u32('id')
+      const offset = r.u64('offset')
+      const final = r.bool('final flag')
+      if (r.left > CHUNK_SIZE) throw new ProtocolError(`chunk of ${r.left} bytes exceeds ${CHUNK_SIZE}`)
+      return { type, id, offset, final, data: r.rest() }
+    }
+    case 'update': {
+      const n = r.count(MAX_UPDATE_ENTRIES, 'update entry count')
+      const entries: UpdateEntry[] = []
+      for (let i = 0; i < n; i++) entries.push(readUpdateEntry(r))
+      return { type, entries }
+    }
+    case 'manifest-reply': {
+      const id = r.u32('id')
+      const done = r.bool('done flag')
+      const n = r.count(MAX_MANIFEST_ENTRIES, 'manifest entry count', true)
+      const entries: ManifestEntry[] = []
+      for (let i = 0; i < n; i++) {
+        const path = r.str16(MAX_PATH_BYTES, 'path')
+        entries.push({ path, ...readMeta(r) })
+      }
+      return { type, id, done, entries }
+    }
+    case 'error': {
+      const id = r.u32('id')
+      return { type, id, code: r.str16(MAX_ERROR_CODE_BYTES, 'error code'), message: r.str16(MAX_TEXT_BYTES, 'message') }
+    }
+    case 'subscribe-ack': return { type, id: r.u32('id') }
+    case 'ping': return { type }
+  }
+}
+
+/**
+ * Decodes one frame sent by `sender`. Returned byte fields (hash, chunk data) are views into
+ * `bytes`: copy them if `bytes` will be reused.
+ */
+export function decode(bytes: Uint8Array, sender: Sender): Message {
+  if (bytes.byteLength === 0) throw new ProtocolError('empty frame')
+  if (bytes.byteLength > MAX_FRAME_BYTES) {
+    throw new ProtocolError(`frame of ${bytes.byteLength} bytes exceeds ${MAX_FRAME_BYTES}`)
+  }
+  const code = bytes[0] as number
+  const type = TYPE_BY_CODE.get(code)
+  if (type === undefined) throw new ProtocolError(`unknown frame type 0x${code.toString(16).padStart(2, '0')}`)
+  if (!allowedFrom(sender, type)) throw new ProtocolError(`${type} frame is not valid from the ${sender}`)
+  const r = new Reader(bytes, 1)
+  const msg = readBody(r, type)
+  r.end(type)
+  return msg
+}

@@ -1,0 +1,334 @@
+/**
+ * One encrypted, authenticated assetsync connection over a message-framed stream (Noise secret
+ * stream: one write = one frame). Owns: the auth exchange, request ids and their timeouts,
+ * keepalive and idle timeout (one timer per connection), backpressure, and a clean close.
+ * Works the same over udx and TCP; never prints.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto'
+import { EventEmitter } from 'node:events'
+import type { Duplex } from 'node:stream'
+import { AssetSyncError, ProtocolError, isErrorCode } from '../errors.js'
+import { CLOSE_GRACE_MS, IDLE_TIMEOUT_MS, KEEPALIVE_MS, REQUEST_TIMEOUT_MS, TIMER_TICK_MS } from '../limits.js'
+import { type Clock, systemClock } from './clock.js'
+import { decode, encode } from './codec.js'
+import {
+  PROTOCOL_VERSION, type ClientMessage, type Message, type ReplyMessage, type Sender, type ServerMessage,
+} from './messages.js'
+
+export interface ConnectionOptions {
+  /** Which side this end is. */
+  role: Sender
+  /** "host:port" of the peer, for messages. */
+  remote: string
+  clock?: Clock
+  keepaliveMs?: number
+  idleTimeoutMs?: number
+  /** A request with no reply frame for this long fails with ERR_TIMEOUT. */
+  requestTimeoutMs?: number
+}
+
+/** Called with each reply frame of a request; return true when the request is complete. */
+export type ReplyHandler = (reply: ReplyMessage) => boolean
+
+interface Pending {
+  onReply: ReplyHandler
+  deadline: number
+  resolve: () => void
+  reject: (err: Error) => void
+}
+
+type Phase = 'auth' | 'open' | 'closed'
+
+function tokenDigest(token: string): Buffer {
+  return createHash('sha256').update(token, 'utf8').digest()
+}
+
+/** Constant-time token comparison (both sides hashed to one length first). */
+export function tokenMatches(expected: string, given: string): boolean {
+  return timingSafeEqual(tokenDigest(expected), tokenDigest(given))
+}
+
+/**
+ * Events: 'message' (msg) — frames that are not replies (server: every client frame once open;
+ * client: UPDATE); 'open' — auth done; 'close' (err: AssetSyncError | null) — exactly once.
+ */
+export class Connection extends EventEmitter {
+  readonly remote: string
+  readonly role: Sender
+  readonly #stream: Duplex
+  readonly #clock: Clock
+  readonly #keepaliveMs: number
+  readonly #idleTimeoutMs: number
+  readonly #requestTimeoutMs: number
+  readonly #pending = new Map<number, Pending>()
+  readonly #cancelTick: () => void
+  #phase: Phase = 'auth'
+  #nextId = 1
+  #lastSent: number
+  #lastRecv: number
+  #needDrain = false
+  #localPause = false
+  #closeError: AssetSyncError | null = null
+  #onAuth: ((msg: Message) => void) | null = null
+  bytesSent = 0
+  bytesReceived = 0
+
+  constructor(stream: Duplex, opts: ConnectionOptions) {
+    super()
+    this.#stream = stream
+    this.remote = opts.remote
+    this.role = opts.role
+    this.#clock = opts.clock ?? systemClock
+    this.#keepaliveMs = opts.keepaliveMs ?? KEEPALIVE_MS
+    this.#idleTimeoutMs = opts.idleTimeoutMs ?? IDLE_TIMEOUT_MS
+    this.#requestTimeoutMs = opts.requestTimeoutMs ?? REQUEST_TIMEOUT_MS
+    this.#lastSent = this.#lastRecv = this.#clock.now()
+    stream.on('data', (frame: Buffer) => this.#onFrame(frame))
+    stream.on('drain', () => {
+      this.#needDrain = false
+      this.emit('drain')
+    })
+    stream.on('end', () => this.#lost('closed by the peer'))
+    stream.on('error', (err: Error) => this.#lost(err.message))
+    stream.on('close', () => this.#lost('closed'))
+    this.#cancelTick = this.#clock.every(Math.min(TIMER_TICK_MS, this.#keepaliveMs), () => this.#tick())
+  }
+
+  get isOpen(): boolean { return this.#phase === 'open' }
+  get closed(): boolean { return this.#phase === 'closed' }
+  get closeError(): AssetSyncError | null { return this.#closeError }
+  /** Requests waiting for replies. */
+  get inflight(): number { return this.#pending.size }
+
+  /** Queues one frame. Returns false when the caller should wait for `drained()`. */
+  send(msg: Message): boolean {
+    if (this.#phase === 'closed') return false
+    const frame = encode(msg)
+    this.bytesSent += frame.length
+    this.#lastSent = this.#clock.now()
+    const ok = this.#stream.write(frame)
+    if (!ok) this.#needDrain = true
+    return ok
+  }
+
+  /** Resolves when queued frames have drained (at once if nothing waits); rejects once closed. */
+  drained(): Promise<void> {
+    if (this.#phase === 'closed') return Promise.reject(this.#closedError())
+    if (!this.#needDrain) return Promise.resolve()
+    return new Promise((resolve, reject) => {
+      const done = (): void => { this.off('close', fail); resolve() }
+      const fail = (): void => { this.off('drain', done); reject(this.#closedError()) }
+      this.once('drain', done)
+      this.once('close', fail)
+    })
+  }
+
+  /**
+   * Pauses reading (local backpressure, e.g. a slow disk). The idle timeout is suspended while
+   * paused by us, so a slow consumer is never mistaken for a dead peer.
+   */
+  pause(): void { this.#localPause = true; this.#stream.pause() }
+  resume(): void {
+    this.#localPause = false
+    this.#lastRecv = this.#clock.now()
+    this.#stream.resume()
+  }
+
+  /** Client: sends `build(id)` and feeds reply frames for that id to `onReply` until it returns true. */
+  request(build: (id: number) => ClientMessage, onReply: ReplyHandler): { id: number; done: Promise<void> } {
+    const id = this.#allocId()
+    const done = new Promise<void>((resolve, reject) => {
+      if (this.#phase !== 'open') {
+        reject(this.#closedError())
+        return
+      }
+      this.#pending.set(id, { onReply, deadline: this.#clock.now() + this.#requestTimeoutMs, resolve, reject })
+      this.send(build(id))
+    })
+    return { id, done }
+  }
+
+  /** Ends request `id` locally (its late replies are dropped) and tells the server to stop. */
+  cancel(id: number, reason: Error): void {
+    const p = this.#pending.get(id)
+    if (!p) return
+    this.#pending.delete(id)
+    this.send({ type: 'cancel', id })
+    p.reject(reason)
+  }
+
+  /** Client side of auth: sends the token, resolves on AUTH_OK, rejects with ERR_AUTH/ERR_VERSION. */
+  authenticate(token: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const onClose = (err: AssetSyncError | null): void => reject(err ?? this.#closedError())
+      this.once('close', onClose)
+      this.#onAuth = (msg) => {
+        this.off('close', onClose)
+        if (msg.type === 'auth-ok') {
+          this.#phase = 'open'
+          this.emit('open')
+          resolve()
+        } else if (msg.type === 'error') {
+          const err = this.#remoteError(msg.code, msg.message)
+          reject(err)
+          this.close(err)
+        } else {
+          const err = new ProtocolError(`expected AUTH_OK, got ${msg.type}`)
+          reject(err)
+          this.close(err)
+        }
+      }
+      this.send({ type: 'auth', version: PROTOCOL_VERSION, token })
+    })
+  }
+
+  /**
+   * Server side of auth: the first frame must be AUTH with our version and, when `token` is set,
+   * that token. Resolves when open; on failure tells the client why and closes.
+   */
+  acceptAuth(token: string | null): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const onClose = (err: AssetSyncError | null): void => reject(err ?? this.#closedError())
+      this.once('close', onClose)
+      this.#onAuth = (msg) => {
+        this.off('close', onClose)
+        let err: AssetSyncError | null = null
+        if (msg.type !== 'auth') err = new ProtocolError(`expected AUTH, got ${msg.type}`)
+        else if (msg.version !== PROTOCOL_VERSION) {
+          err = new AssetSyncError('ERR_VERSION', `client speaks protocol version ${msg.version}, server speaks ${PROTOCOL_VERSION}`)
+        } else if (token !== null && !tokenMatches(token, msg.token)) {
+          err = new AssetSyncError('ERR_AUTH', 'access token rejected by the server')
+        }
+        if (err) {
+          this.send({ type: 'error', id: 0, code: err.code, message: err.message })
+          reject(err)
+          this.close(err)
+          return
+        }
+        this.#phase = 'open'
+        this.send({ type: 'auth-ok', version: PROTOCOL_VERSION })
+        this.emit('open')
+        resolve()
+      }
+    })
+  }
+
+  /**
+   * Closes the connection: fails pending requests with `err` (or ERR_CONNECTION_LOST), flushes
+   * queued frames with a graceful end, and destroys the stream after CLOSE_GRACE_MS.
+   */
+  close(err: AssetSyncError | null = null): void {
+    if (this.#phase === 'closed') return
+    this.#phase = 'closed'
+    this.#closeError = err
+    this.#cancelTick()
+    const failure = err ?? this.#closedError()
+    for (const p of this.#pending.values()) p.reject(failure)
+    this.#pending.clear()
+    this.#stream.end()
+    const cancelGrace = this.#clock.after(CLOSE_GRACE_MS, () => this.#stream.destroy())
+    this.#stream.once('close', cancelGrace)
+    this.emit('close', err)
+  }
+
+  /** Destroys at once (peer known dead, or tests). */
+  destroy(err: AssetSyncError | null = null): void {
+    this.close(err)
+    this.#stream.destroy()
+  }
+
+  #closedError(): AssetSyncError {
+    return this.#closeError ?? new AssetSyncError('ERR_CONNECTION_LOST', `connection to ${this.remote} closed`)
+  }
+
+  #remoteError(code: string, message: string): AssetSyncError {
+    return new AssetSyncError(isErrorCode(code) ? code : 'ERR_PROTOCOL', message)
+  }
+
+  #allocId(): number {
+    // Ids wrap at 2^32 and skip 0 (0 addresses the whole connection in ERROR frames).
+    do {
+      this.#nextId = (this.#nextId + 1) >>> 0
+    } while (this.#nextId === 0 || this.#pending.has(this.#nextId))
+    return this.#nextId
+  }
+
+  #lost(why: string): void {
+    if (this.#phase === 'closed') return
+    this.close(new AssetSyncError('ERR_CONNECTION_LOST', `connection to ${this.remote} lost: ${why}`))
+  }
+
+  #tick(): void {
+    const now = this.#clock.now()
+    if (!this.#localPause && now - this.#lastRecv >= this.#idleTimeoutMs) {
+      this.destroy(new AssetSyncError('ERR_CONNECTION_LOST',
+        `connection to ${this.remote} lost: no data for ${this.#idleTimeoutMs / 1000} s (peer gone)`))
+      return
+    }
+    if (now - this.#lastSent >= this.#keepaliveMs) this.send({ type: 'ping' })
+    for (const [id, p] of this.#pending) {
+      if (p.deadline <= now) {
+        this.cancel(id, new AssetSyncError('ERR_TIMEOUT',
+          `request to ${this.remote} timed out after ${this.#requestTimeoutMs / 1000} s without a reply`))
+      }
+    }
+  }
+
+  #onFrame(frame: Buffer): void {
+    if (this.#phase === 'closed') return
+    this.#lastRecv = this.#clock.now()
+    this.bytesReceived += frame.length
+    let msg: Message
+    try {
+      msg = decode(frame, this.role === 'client' ? 'server' : 'client')
+    } catch (err) {
+      const pe = err instanceof ProtocolError ? err : new ProtocolError('undecodable frame', { cause: err })
+      this.send({ type: 'error', id: 0, code: pe.code, message: `protocol error: ${pe.message}` })
+      this.close(pe)
+      return
+    }
+    if (msg.type === 'ping') return
+    if (this.#phase === 'auth') {
+      const onAuth = this.#onAuth
+      this.#onAuth = null
+      if (onAuth) onAuth(msg)
+      else this.close(new ProtocolError(`${msg.type} frame before authentication`))
+      return
+    }
+    if (this.role === 'server') {
+      this.emit('message', msg)
+      return
+    }
+    this.#onServerFrame(msg as Exclude<ServerMessage, { type: 'ping' }>)
+  }
+
+  #onServerFrame(msg: Exclude<ServerMessage, { type: 'ping' }>): void {
+    if (msg.type === 'error' && msg.id === 0) {
+      this.close(this.#remoteError(msg.code, `server: ${msg.message}`))
+      return
+    }
+    if (msg.type === 'update' || msg.type === 'auth-ok') {
+      if (msg.type === 'update') this.emit('message', msg)
+      return
+    }
+    const p = this.#pending.get(msg.id)
+    if (!p) return // a late reply to a cancelled or timed-out request
+    p.deadline = this.#clock.now() + this.#requestTimeoutMs
+    if (msg.type === 'error') {
+      this.#pending.delete(msg.id)
+      p.reject(this.#remoteError(msg.code, msg.message))
+      return
+    }
+    let complete: boolean
+    try {
+      complete = p.onReply(msg)
+    } catch (err) {
+      this.cancel(msg.id, err instanceof Error ? err : new Error(String(err)))
+      return
+    }
+    if (complete) {
+      this.#pending.delete(msg.id)
+      p.resolve()
+    }
+  }
+}

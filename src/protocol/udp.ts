@@ -1,0 +1,269 @@
+/**
+ * UDP transport: udx-native streams (BBR, RACK-TLP, pacing, PMTU probing) plus assetsync's own
+ * stateless-cookie handshake on the same socket (see handshake-packets.ts and docs/protocol.md).
+ *
+ * Server rules: nothing is allocated for an address that has not echoed a valid cookie, and
+ * before that no reply is larger than the HELLO it answers (no amplification). One `message`
+ * dispatcher per socket. Stream ids are random 32-bit values, so a blind attacker must guess.
+ */
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
+import { lookup } from 'node:dns/promises'
+import { EventEmitter } from 'node:events'
+import { isIP } from 'node:net'
+import UDX, { type UDXSocket, type UDXStream } from 'udx-native'
+import { AssetSyncError } from '../errors.js'
+import {
+  COOKIE_BUCKET_MS, HANDSHAKE_RATE_PER_ADDR, HANDSHAKE_RETRY_MAX_MS, HANDSHAKE_RETRY_MS, MAX_CLIENTS,
+  SOCKET_BUFFER_BYTES,
+} from '../limits.js'
+import { type Clock, systemClock } from './clock.js'
+import {
+  COOKIE_BYTES, NONCE_BYTES, REJECT_REASON, decodeHandshake, encodeHandshake, type HandshakePacket,
+} from './handshake-packets.js'
+import { PROTOCOL_VERSION } from './messages.js'
+import type { Listener, RawStream } from './transport.js'
+
+let sharedUdx: UDX | null = null
+function udx(): UDX {
+  sharedUdx ??= new UDX()
+  return sharedUdx
+}
+
+function raiseBuffers(socket: UDXSocket): void {
+  // Bursts of a fast sender overflow the default ~200 KiB kernel buffer; the kernel caps the ask
+  // at net.core.rmem_max, which is fine.
+  try {
+    socket.setRecvBufferSize(SOCKET_BUFFER_BYTES)
+    socket.setSendBufferSize(SOCKET_BUFFER_BYTES)
+  } catch { /* best effort */ }
+}
+
+function randomId(taken: ReadonlySet<number>): number {
+  for (;;) {
+    const id = randomBytes(4).readUInt32BE(0)
+    if (id !== 0 && !taken.has(id)) return id
+  }
+}
+
+export interface UdpListenOptions {
+  maxClients?: number
+  clock?: Clock
+}
+
+/** Stats a test or the status output can read. */
+export interface UdpListenerStats {
+  datagramsIn: number
+  bytesIn: number
+  handshakeBytesOut: number
+  cookiesSent: number
+  streamsCreated: number
+  rateLimited: number
+}
+
+export class UdpListener extends EventEmitter implements Listener {
+  readonly transport = 'udp' as const
+  readonly #socket: UDXSocket
+  readonly #secret = randomBytes(32)
+  readonly #sessions = new Map<string, { stream: UDXStream; serverId: number }>()
+  readonly #ids = new Set<number>()
+  readonly #clock: Clock
+  readonly #maxClients: number
+  #rateWindow = 0
+  #rate = new Map<string, number>()
+  readonly stats: UdpListenerStats = {
+    datagramsIn: 0, bytesIn: 0, handshakeBytesOut: 0, cookiesSent: 0, streamsCreated: 0, rateLimited: 0,
+  }
+
+  private constructor(socket: UDXSocket, opts: UdpListenOptions) {
+    super()
+    this.#socket = socket
+    this.#clock = opts.clock ?? systemClock
+    this.#maxClients = opts.maxClients ?? MAX_CLIENTS
+    socket.on('message', (buf, rinfo) => this.#onMessage(buf, rinfo.host, rinfo.port))
+  }
+
+  static listen(host: string, port: number, opts: UdpListenOptions = {}): UdpListener {
+    const socket = udx().createSocket()
+    try {
+      socket.bind(port, host)
+    } catch (err) {
+      throw new AssetSyncError('ERR_CONNECT', `cannot listen on udp://${host}:${port}: ${(err as Error).message}`, { cause: err })
+    }
+    raiseBuffers(socket)
+    return new UdpListener(socket, opts)
+  }
+
+  address(): { host: string; port: number } {
+    const a = this.#socket.address()
+    return { host: a?.host ?? '', port: a?.port ?? 0 }
+  }
+
+  get connections(): number { return this.#sessions.size }
+
+  async close(): Promise<void> {
+    for (const { stream } of this.#sessions.values()) stream.destroy()
+    this.#sessions.clear()
+    await this.#socket.close()
+  }
+
+  #send(p: HandshakePacket, port: number, host: string): void {
+    const b = encodeHandshake(p)
+    this.stats.handshakeBytesOut += b.length
+    this.#socket.trySend(b, port, host)
+  }
+
+  #cookie(host: string, port: number, clientId: number, nonce: Buffer, bucket: number): Buffer {
+    const mac = createHmac('sha256', this.#secret)
+      .update(`${host}|${port}|${clientId}|${bucket}|`).update(nonce).digest().subarray(0, COOKIE_BYTES - 4)
+    const out = Buffer.alloc(COOKIE_BYTES)
+    out.writeUInt32BE(bucket >>> 0, 0)
+    mac.copy(out, 4)
+    return out
+  }
+
+  #cookieValid(c: Buffer, host: string, port: number, clientId: number, nonce: Buffer): boolean {
+    const bucket = c.readUInt32BE(0)
+    const now = Math.floor(this.#clock.now() / COOKIE_BUCKET_MS) >>> 0
+    if (bucket !== now && bucket !== ((now - 1) >>> 0)) return false
+    return timingSafeEqual(c, this.#cookie(host, port, clientId, nonce, bucket))
+  }
+
+  #rateLimited(host: string): boolean {
+    const window = Math.floor(this.#clock.now() / 1000)
+    if (window !== this.#rateWindow) {
+      this.#rateWindow = window
+      this.#rate.clear()
+    }
+    const n = (this.#rate.get(host) ?? 0) + 1
+    // The map is bounded: past MAX_CLIENTS distinct sources in one second, new ones are dropped.
+    if (n === 1 && this.#rate.size >= MAX_CLIENTS) return true
+    this.#rate.set(host, n)
+    return n > HANDSHAKE_RATE_PER_ADDR
+  }
+
+  #onMessage(buf: Buffer, host: string, port: number): void {
+    this.stats.datagramsIn++
+    this.stats.bytesIn += buf.length
+    const p = decodeHandshake(buf)
+    if (p === null || p.type !== 'hello') return
+    if (this.#rateLimited(host)) {
+      this.stats.rateLimited++
+      return
+    }
+    if (p.version !== PROTOCOL_VERSION) {
+      this.#send({ type: 'reject', version: PROTOCOL_VERSION, nonce: p.nonce, reason: REJECT_REASON.version }, port, host)
+      return
+    }
+    if (p.cookie === null || !this.#cookieValid(p.cookie, host, port, p.clientId, p.nonce)) {
+      const bucket = Math.floor(this.#clock.now() / COOKIE_BUCKET_MS)
+      this.stats.cookiesSent++
+      this.#send({ type: 'cookie', version: PROTOCOL_VERSION, nonce: p.nonce, cookie: this.#cookie(host, port, p.clientId, p.nonce, bucket) }, port, host)
+      return
+    }
+    // The address has proven it receives our datagrams: from here on we may allocate.
+    const key = `${host}|${port}|${p.clientId}|${p.nonce.toString('hex')}`
+    const existing = this.#sessions.get(key)
+    if (existing) {
+      // Our WELCOME was lost and the client retransmitted: answer again, allocate nothing new.
+      this.#send({ type: 'welcome', version: PROTOCOL_VERSION, nonce: p.nonce, serverId: existing.serverId }, port, host)
+      return
+    }
+    if (this.#sessions.size >= this.#maxClients) {
+      this.#send({ type: 'reject', version: PROTOCOL_VERSION, nonce: p.nonce, reason: REJECT_REASON.full }, port, host)
+      return
+    }
+    const serverId = randomId(this.#ids)
+    const stream = udx().createStream(serverId)
+    stream.connect(this.#socket, p.clientId, port, host)
+    this.#ids.add(serverId)
+    this.#sessions.set(key, { stream, serverId })
+    this.stats.streamsCreated++
+    stream.on('error', () => { /* surfaced through the secure layer's close */ })
+    stream.once('close', () => {
+      this.#sessions.delete(key)
+      this.#ids.delete(serverId)
+    })
+    this.#send({ type: 'welcome', version: PROTOCOL_VERSION, nonce: p.nonce, serverId }, port, host)
+    this.emit('connection', stream, `${host}:${port}`)
+  }
+}
+
+export interface UdpConnectOptions {
+  timeoutMs: number
+  clock?: Clock
+}
+
+/** Resolves a host name to one IP address (udx takes addresses only). */
+export async function resolveHost(host: string): Promise<string> {
+  if (isIP(host)) return host
+  try {
+    return (await lookup(host)).address
+  } catch (err) {
+    throw new AssetSyncError('ERR_CONNECT', `cannot resolve ${host}: ${(err as NodeJS.ErrnoException).code ?? err}`, { cause: err })
+  }
+}
+
+/**
+ * Runs the client side of the handshake and returns a connected udx stream. The stream owns its
+ * socket: when the stream closes, the socket closes.
+ */
+export async function connectUdp(host: string, port: number, opts: UdpConnectOptions): Promise<RawStream> {
+  const clock = opts.clock ?? systemClock
+  const ip = await resolveHost(host)
+  const socket = udx().createSocket()
+  socket.bind(0, isIP(ip) === 6 ? '::' : '0.0.0.0')
+  raiseBuffers(socket)
+  const clientId = randomId(new Set())
+  const stream = udx().createStream(clientId)
+  const nonce = randomBytes(NONCE_BYTES)
+  const target = `udp://${host}:${port}`
+
+  return new Promise<RawStream>((resolve, reject) => {
+    let cookie: Buffer | null = null
+    let delay = HANDSHAKE_RETRY_MS
+    let cancelRetry = (): void => {}
+    const hello = (): void => {
+      socket.trySend(encodeHandshake({ type: 'hello', version: PROTOCOL_VERSION, clientId, nonce, cookie }), port, ip)
+    }
+    const retry = (): void => {
+      hello()
+      cancelRetry = clock.after(delay, retry)
+      delay = Math.min(delay * 2, HANDSHAKE_RETRY_MAX_MS)
+    }
+    const finish = (err: Error | null): void => {
+      cancelRetry()
+      cancelTimeout()
+      socket.removeListener('message', onMessage)
+      if (err) {
+        stream.destroy()
+        void socket.close()
+        reject(err)
+        return
+      }
+      stream.once('close', () => { void socket.close() })
+      resolve(stream)
+    }
+    const onMessage = (buf: Buffer, rinfo: { host: string; port: number }): void => {
+      if (rinfo.port !== port || rinfo.host !== ip) return
+      const p = decodeHandshake(buf)
+      if (p === null || p.type === 'hello' || !p.nonce.equals(nonce)) return
+      if (p.type === 'cookie') {
+        cookie = p.cookie
+        cancelRetry()
+        delay = HANDSHAKE_RETRY_MS
+        retry()
+      } else if (p.type === 'welcome') {
+        stream.connect(socket, p.serverId, port, ip)
+        finish(null)
+      } else if (p.reason === REJECT_REASON.version) {
+        finish(new AssetSyncError('ERR_VERSION', `${target} speaks protocol version ${p.version}, this assetsync speaks ${PROTOCOL_VERSION}: use matching versions`))
+      } else {
+        finish(new AssetSyncError('ERR_LIMIT', `${target} refused the connection: server full`))
+      }
+    }
+    const cancelTimeout = clock.after(opts.timeoutMs, () => finish(new AssetSyncError('ERR_TIMEOUT',
+      `no answer from ${target} within ${opts.timeoutMs / 1000} s (is the server running, with --transport udp?)`)))
+    socket.on('message', onMessage)
+    retry()
+  })
+}
