@@ -16,8 +16,9 @@ import {
 } from './messages.js'
 
 /** Manifest entries one frame may hold (each has at least 2+52 bytes). */
-const MAX_MANIFEST_ENTRIES = Math.floor(MAX_FRAME_BYTES / 54)
-const MAX_ERROR_CODE_BYTES = 64
+export const MAX_MANIFEST_ENTRIES = Math.floor(MAX_FRAME_BYTES / 54)
+/** An ERROR frame's code string (`ERR_...`), in UTF-8 bytes. */
+export const MAX_ERROR_CODE_BYTES = 64
 
 const TYPE_BY_CODE = new Map<number, MessageType>(
   Object.entries(MSG).map(([type, code]) => [code, type as MessageType]),

@@ -1,0 +1,2 @@
+-- reload me: edit and save while `assetsync watch` runs
+return { speed = 4, jump = 9 }

@@ -1,0 +1,65 @@
+/**
+ * The assetsync command line. The ONE place errors become messages and exit codes: every
+ * failure is one line on stderr prefixed "assetsync: " and an exit code from errors.ts.
+ */
+import { Command, CommanderError } from 'commander'
+import { getCommand } from './commands/get.js'
+import { type OutputStreams, processStreams } from './commands/output.js'
+import { pullCommand } from './commands/pull.js'
+import { serveCommand } from './commands/serve.js'
+import { watchCommand } from './commands/watch.js'
+import { AssetSyncError, EXIT, type ExitCode, exitCodeOf } from './errors.js'
+
+export const VERSION = '0.1.0'
+
+function oneLine(s: string): string {
+  return s.replace(/\s*\n\s*/g, ' ').trim()
+}
+
+export function buildProgram(io: OutputStreams = processStreams): Command {
+  const program = new Command('assetsync')
+    .description('Serve a folder of assets over encrypted, reliable UDP and keep other machines\' copies in sync.')
+    .version(VERSION, '-V, --version')
+    .showHelpAfterError('(run with --help for usage)')
+    .addHelpText('after', `
+Examples:
+  assetsync serve ./assets                              serve a folder on udp port 7420
+  assetsync pull --server 192.168.1.20:7420 --out ./a   mirror it once (CI prefetch)
+  assetsync get --server 192.168.1.20:7420 main.lua     print one file
+  assetsync watch --server 192.168.1.20:7420 --out ./a --exec "kill -HUP \\$(cat game.pid)"
+
+Exit codes: 0 ok, 1 unexpected, 2 usage, 3 cannot connect / timed out / connection lost,
+4 authentication or server-key mismatch, 5 remote path not found or refused,
+6 integrity or local write failure.`)
+  for (const cmd of [serveCommand(io), pullCommand(io), getCommand(io), watchCommand(io)]) program.addCommand(cmd)
+  const configure = (c: Command): void => {
+    c.exitOverride()
+    c.configureOutput({
+      writeOut: (s) => io.stdout.write(s),
+      writeErr: (s) => io.stderr.write(s),
+      outputError: (s, write) => write(`assetsync: ${oneLine(s.replace(/^error: /, ''))}\n`),
+    })
+    c.showHelpAfterError(false)
+    for (const sub of c.commands) configure(sub)
+  }
+  configure(program)
+  return program
+}
+
+/** Runs the CLI on `argv` (process.argv shape) and returns the exit code; never calls process.exit. */
+export async function run(argv: string[], io: OutputStreams = processStreams): Promise<ExitCode> {
+  const program = buildProgram(io)
+  try {
+    await program.parseAsync(argv)
+    return EXIT.OK
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // --help and --version end through here with exit code 0.
+      return err.exitCode === 0 ? EXIT.OK : EXIT.USAGE
+    }
+    const code = exitCodeOf(err)
+    const msg = err instanceof AssetSyncError ? err.message : `unexpected error: ${(err as Error)?.stack ?? err}`
+    io.stderr.write(`assetsync: ${code === EXIT.UNEXPECTED ? msg : oneLine(msg)}\n`)
+    return code
+  }
+}

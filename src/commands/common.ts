@@ -1,0 +1,71 @@
+/**
+ * Options shared by the client commands (pull, get, watch) and how they become AssetClient options.
+ */
+import { Option } from 'commander'
+import { AssetSyncError } from '../errors.js'
+import { CONNECT_TIMEOUT_MS, REQUEST_TIMEOUT_MS } from '../limits.js'
+import type { AssetClientOptions } from '../core/client.js'
+import { TRANSPORTS, type TransportName } from '../protocol/transport.js'
+
+export interface ClientFlags {
+  server: string
+  token?: string
+  key?: string
+  transport: TransportName
+  timeout?: string
+  json?: boolean
+}
+
+export const transportOption = (): Option =>
+  new Option('--transport <name>', 'udp (encrypted reliable UDP) or tcp, for networks that block UDP')
+    .choices(TRANSPORTS as string[]).default('udp')
+
+export const tokenOption = (what: string): Option =>
+  new Option('--token <secret>', what).env('ASSETSYNC_TOKEN')
+
+/** Adds --server, --token, --key, --transport and --timeout to a client command. */
+export function clientOptions(): Option[] {
+  return [
+    new Option('-s, --server <host:port>', 'the assetsync server, e.g. 192.168.1.20:7420').makeOptionMandatory(),
+    tokenOption('access token the server requires (or env ASSETSYNC_TOKEN)'),
+    new Option('--key <hex>', "the server's public key; without it the key is pinned on first use"),
+    transportOption(),
+    new Option('--timeout <seconds>', `give up connecting after this long, and on a request with no answer for this long (default ${CONNECT_TIMEOUT_MS / 1000} s to connect, ${REQUEST_TIMEOUT_MS / 1000} s per request)`),
+  ]
+}
+
+/** Parses a positive duration flag given in `unit`; returns milliseconds. */
+export function parseDuration(name: string, v: string | undefined, unit: 's' | 'ms', min = Number.MIN_VALUE): number | undefined {
+  if (v === undefined) return undefined
+  const n = Number(v)
+  const ms = unit === 's' ? n * 1000 : n
+  if (v.trim() === '' || !Number.isFinite(ms) || ms < min || ms > 86_400_000) {
+    throw new AssetSyncError('ERR_USAGE', `${name} must be a number of ${unit === 's' ? 'seconds' : 'milliseconds'}${min > 0 ? ' > 0' : ' >= 0'}, got "${v}"`)
+  }
+  return Math.round(ms)
+}
+
+export function toClientOptions(f: ClientFlags): AssetClientOptions {
+  const timeout = parseDuration('--timeout', f.timeout, 's')
+  return {
+    server: f.server,
+    transport: f.transport,
+    token: f.token,
+    key: f.key ?? null,
+    connectTimeoutMs: timeout ?? CONNECT_TIMEOUT_MS,
+    requestTimeoutMs: timeout ?? REQUEST_TIMEOUT_MS,
+  }
+}
+
+/** Resolves when SIGINT or SIGTERM arrives (handlers removed afterwards). */
+export function untilSignal(): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    const on = (sig: NodeJS.Signals): void => {
+      process.off('SIGINT', on)
+      process.off('SIGTERM', on)
+      resolve(sig)
+    }
+    process.on('SIGINT', on)
+    process.on('SIGTERM', on)
+  })
+}

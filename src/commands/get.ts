@@ -1,0 +1,49 @@
+/** `assetsync get`: fetch one file on demand, to stdout or atomically to -o <file>. */
+import { createReadStream } from 'node:fs'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { pipeline } from 'node:stream/promises'
+import { Command } from 'commander'
+import { AssetClient } from '../core/client.js'
+import { assertWirePath } from '../core/paths.js'
+import { writeError } from '../errors.js'
+import { type ClientFlags, clientOptions, toClientOptions } from './common.js'
+import type { OutputStreams } from './output.js'
+
+interface GetFlags extends ClientFlags {
+  output?: string
+}
+
+export function getCommand(io: OutputStreams): Command {
+  const cmd = new Command('get')
+    .description('fetch one file; its bytes go to stdout unless -o is given (verified before anything is written)')
+    .argument('<path>', 'path of the file on the server, e.g. scripts/main.lua')
+    .option('-o, --output <file>', 'write to this file (atomically: temp file, hash check, rename)')
+  for (const o of clientOptions()) cmd.addOption(o)
+  return cmd.action(async (path: string, flags: GetFlags) => {
+    assertWirePath(path)
+    const client = await AssetClient.connect(toClientOptions(flags))
+    try {
+      if (flags.output) {
+        await client.download(path, resolve(flags.output))
+        return
+      }
+      // stdout cannot be taken back, so verify into a private temp file first, then copy.
+      const dir = await mkdtemp(join(tmpdir(), 'assetsync-get-'))
+      try {
+        const file = join(dir, 'file')
+        await client.download(path, file)
+        try {
+          await pipeline(createReadStream(file), io.stdout, { end: false })
+        } catch (err) {
+          throw writeError('stdout', err)
+        }
+      } finally {
+        await rm(dir, { recursive: true, force: true })
+      }
+    } finally {
+      client.close()
+    }
+  })
+}

@@ -1,0 +1,52 @@
+/** `assetsync pull`: one-shot mirror (CI prefetch) that hash-skips what is already up to date. */
+import { Command } from 'commander'
+import { AssetClient } from '../core/client.js'
+import { Mirror } from '../core/mirror.js'
+import { type ClientFlags, clientOptions, toClientOptions } from './common.js'
+import { Output, type OutputStreams, formatBytes } from './output.js'
+
+interface PullFlags extends ClientFlags {
+  out: string
+  prune?: boolean
+  dryRun?: boolean
+}
+
+export function pullCommand(io: OutputStreams): Command {
+  const cmd = new Command('pull')
+    .description('mirror the server\'s files into --out once; files already up to date are skipped by hash')
+    .argument('[patterns...]', 'globs of the files to pull (default "**", everything)')
+    .option('-o, --out <dir>', 'local folder to mirror into', '.')
+    .option('--prune', 'delete local files (matching the patterns) that the server no longer has')
+    .option('--dry-run', 'report what would change, change nothing')
+    .option('--json', 'NDJSON events on stdout: one per file, then a summary')
+  for (const o of clientOptions()) cmd.addOption(o)
+  return cmd.action(async (patterns: string[], flags: PullFlags) => {
+    const out = new Output(!!flags.json, io)
+    const mirror = new Mirror({ out: flags.out, patterns })
+    out.spin(`connecting to ${flags.server}`)
+    const client = await AssetClient.connect(toClientOptions(flags))
+    try {
+      out.progress('reading the manifest')
+      const manifest = await client.manifest(mirror.patterns)
+      const summary = await mirror.sync(client, manifest, {
+        prune: !!flags.prune,
+        dryRun: !!flags.dryRun,
+        onFile: (ev) => {
+          out.event({ event: 'file', ...ev, ...(flags.dryRun ? { dryRun: true } : {}) })
+          if (ev.action !== 'up-to-date' && !out.interactive) {
+            out.line(`${flags.dryRun ? 'would be ' : ''}${ev.action} ${ev.path}${ev.bytes ? ` (${formatBytes(ev.bytes)})` : ''}`)
+          }
+        },
+        onProgress: (p) => out.progress(`pulling ${p.done}/${p.total} files, ${formatBytes(p.bytes)}`),
+      })
+      out.event({ event: 'summary', ...summary, ...(flags.dryRun ? { dryRun: true } : {}) })
+      const secs = (summary.ms / 1000).toFixed(1)
+      out.stopSpin(true, `${flags.dryRun ? 'dry run: ' : ''}${summary.files} files: ${summary.downloaded} ${flags.dryRun ? 'to download' : 'downloaded'}, ${summary.upToDate} up to date, ${summary.deleted} ${flags.dryRun ? 'to delete' : 'deleted'}; ${formatBytes(summary.bytesReceived)} in ${secs} s`)
+    } catch (err) {
+      out.stopSpin(false, 'pull failed')
+      throw err
+    } finally {
+      client.close()
+    }
+  })
+}

@@ -1,0 +1,81 @@
+/** `assetsync serve [dir]`: index a folder and serve it until SIGINT/SIGTERM. */
+import { Command, Option } from 'commander'
+import { AssetServer, DEFAULT_PORT } from '../core/server.js'
+import { AssetSyncError } from '../errors.js'
+import type { TransportName } from '../protocol/transport.js'
+import { parseDuration, tokenOption, transportOption, untilSignal } from './common.js'
+import { Output, type OutputStreams } from './output.js'
+
+interface ServeFlags {
+  host: string
+  port: string
+  transport: TransportName
+  token?: string
+  ignore?: string[]
+  settle?: string
+  json?: boolean
+}
+
+function parsePort(v: string): number {
+  const n = Number(v)
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new AssetSyncError('ERR_USAGE', `--port must be 0-65535, got "${v}"`)
+  return n
+}
+
+export function serveCommand(io: OutputStreams): Command {
+  return new Command('serve')
+    .description('serve a folder to assetsync clients (pull, get, watch) until Ctrl-C')
+    .argument('[dir]', 'folder to serve', '.')
+    .option('--host <addr>', 'address to listen on', '0.0.0.0')
+    .option('--port <n>', 'port to listen on; 0 picks a free port', String(DEFAULT_PORT))
+    .addOption(transportOption())
+    .addOption(tokenOption('require clients to present this access token (or env ASSETSYNC_TOKEN)'))
+    .option('--ignore <glob...>', 'more paths to ignore, on top of .git/**, node_modules/** and editor temp files')
+    .addOption(new Option('--settle <ms>', 'quiet time before a changed file is announced (write-stable)'))
+    .option('--json', 'NDJSON events on stdout')
+    .action(async (dir: string, flags: ServeFlags) => {
+      const out = new Output(!!flags.json, io)
+      const settleMs = parseDuration('--settle', flags.settle, 'ms', 0)
+      const server = await AssetServer.start({
+        root: dir,
+        host: flags.host,
+        port: parsePort(flags.port),
+        transport: flags.transport,
+        token: flags.token ?? null,
+        ignore: flags.ignore ?? [],
+        settleMs,
+      })
+      const { host, port } = server.address()
+      const key = server.publicKey.toString('hex')
+      server.on('connected', (e: { remote: string }) => {
+        out.event({ event: 'client', action: 'connected', remote: e.remote })
+        out.line(`client ${e.remote} connected`)
+      })
+      server.on('disconnected', (e: { remote: string; reason: string }) => {
+        out.event({ event: 'client', action: 'disconnected', remote: e.remote, reason: e.reason })
+        out.line(`client ${e.remote} disconnected (${e.reason})`)
+      })
+      server.on('rejected', (e: { remote: string; code: string; message: string }) => {
+        out.event({ event: 'rejected', ...e })
+        out.line(`client ${e.remote} rejected: ${e.message}`)
+      })
+      server.on('refused', (e: { remote: string; path: string; reason: string }) => {
+        out.event({ event: 'refused', ...e })
+        out.line(`refused ${e.remote}: ${e.reason}`)
+      })
+      server.on('subscriptions', (e: { remote: string; action: string; patterns: number; instances: number }) => {
+        out.event({ event: 'subscriptions', ...e })
+      })
+      server.on('batch', (e: { changes: { path: string; action: string }[]; clients: number }) => {
+        out.event({ event: 'changes', ...e })
+        out.line(`${e.changes.length} change(s) pushed to ${e.clients} client(s): ${e.changes.map((c) => c.path).slice(0, 5).join(', ')}${e.changes.length > 5 ? ', …' : ''}`)
+      })
+      out.event({ event: 'listening', transport: server.transport, host, port, key, files: server.scan.files })
+      out.line(`assetsync serving ${dir} on ${server.transport}://${host}:${port}`)
+      out.line(`  ${server.scan.files} files indexed (${server.scan.hashed} hashed) in ${Math.round(server.scan.ms)} ms`)
+      out.line(`  server key ${key}`)
+      const sig = await untilSignal()
+      await server.close()
+      out.event({ event: 'stopped', signal: sig })
+    })
+}

@@ -1,0 +1,66 @@
+/**
+ * The only importer of the BLAKE3 package (blake3@2.1.7, wasm). Files are hashed streaming in
+ * HASH_READ_BYTES pieces, never read whole.
+ */
+import { open } from 'node:fs/promises'
+import { createHash } from 'blake3'
+
+/** Read size while hashing (≤ 1 MiB keeps the wasm copy cheap and memory flat). */
+export const HASH_READ_BYTES = 1024 * 1024
+
+/** An incremental BLAKE3-256 hasher. */
+export interface Hasher {
+  update(data: Uint8Array): void
+  /** The 32-byte digest. Releases the wasm state; later calls return the same digest. */
+  digest(): Buffer
+}
+
+export function createHasher(): Hasher {
+  const h = createHash()
+  let result: Buffer | null = null
+  return {
+    update(data) {
+      if (result) throw new Error('hasher already finished')
+      h.update(data)
+    },
+    digest() {
+      if (!result) {
+        result = h.digest() as Buffer
+        h.dispose()
+      }
+      return result
+    },
+  }
+}
+
+export function hashBytes(data: Uint8Array): Buffer {
+  const h = createHasher()
+  h.update(data)
+  return h.digest()
+}
+
+/** BLAKE3 of a file's content, with the byte count read. */
+export async function hashFile(path: string): Promise<{ hash: Buffer; size: number }> {
+  const fh = await open(path, 'r')
+  const h = createHasher()
+  let size = 0
+  try {
+    const buf = Buffer.allocUnsafe(HASH_READ_BYTES)
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, 0, buf.length, size)
+      if (bytesRead === 0) break
+      h.update(buf.subarray(0, bytesRead))
+      size += bytesRead
+    }
+    return { hash: h.digest(), size }
+  } catch (err) {
+    h.digest()
+    throw err
+  } finally {
+    await fh.close()
+  }
+}
+
+export function equalHash(a: Uint8Array | null | undefined, b: Uint8Array | null | undefined): boolean {
+  return !!a && !!b && Buffer.compare(a, b) === 0
+}

@@ -1,0 +1,234 @@
+/**
+ * A local mirror of (part of) a server's folder: diff a manifest against what is on disk, fetch
+ * what differs with several transfers in flight, delete what the server no longer has (prune).
+ * Used by `pull` and by `watch` (initial sync and resync after a reconnect).
+ */
+import type { Stats } from 'node:fs'
+import { lstat, mkdir, readdir, realpath, rmdir, unlink } from 'node:fs/promises'
+import { dirname, join } from 'node:path'
+import { writeError } from '../errors.js'
+import { CLIENT_PARALLEL_TRANSFERS } from '../limits.js'
+import type { FileMeta, ManifestEntry } from '../protocol/messages.js'
+import { isTempName } from './atomic-file.js'
+import type { AssetClient } from './client.js'
+import { HashCache, cacheFileFor } from './hash-cache.js'
+import { equalHash, hashFile } from './hash.js'
+import { ignoreMatcher, patternMatcher } from './ignore.js'
+import { configDir } from './keys.js'
+import { resolveForWrite } from './paths.js'
+import { mapLimit } from './pool.js'
+import { walkFiles } from './walk.js'
+
+export type FileAction = 'downloaded' | 'up-to-date' | 'deleted'
+
+export interface FileEvent {
+  path: string
+  action: FileAction
+  /** File payload bytes received (0 for up-to-date, deleted and dry runs). */
+  bytes: number
+}
+
+export interface SyncSummary {
+  files: number
+  downloaded: number
+  upToDate: number
+  deleted: number
+  bytesReceived: number
+  ms: number
+}
+
+export interface MirrorOptions {
+  /** The local folder. */
+  out: string
+  patterns?: string[]
+  configDir?: string
+  parallel?: number
+}
+
+export interface SyncOptions {
+  prune?: boolean
+  dryRun?: boolean
+  onFile?: (ev: FileEvent) => void
+  /** Bytes received so far, for progress output. */
+  onProgress?: (p: { bytes: number; done: number; total: number }) => void
+}
+
+/** What a local file is, or null if absent / not a regular file. */
+async function localFile(path: string): Promise<Stats | null> {
+  try {
+    const st = await lstat(path)
+    return st.isFile() ? st : null
+  } catch {
+    return null
+  }
+}
+
+export class Mirror {
+  readonly patterns: string[]
+  readonly #opts: MirrorOptions
+  #root: string | null = null
+  #cache: HashCache | null = null
+
+  constructor(opts: MirrorOptions) {
+    this.#opts = opts
+    this.patterns = opts.patterns && opts.patterns.length > 0 ? opts.patterns : ['**']
+  }
+
+  /** The real path of the out folder (created on first use unless `create` is false). */
+  async root(create = true): Promise<string | null> {
+    if (this.#root) return this.#root
+    try {
+      if (create) await mkdir(this.#opts.out, { recursive: true })
+      this.#root = await realpath(this.#opts.out)
+    } catch (err) {
+      if (!create && (err as NodeJS.ErrnoException).code === 'ENOENT') return null
+      throw writeError(this.#opts.out, err)
+    }
+    this.#cache = await HashCache.load(cacheFileFor(this.#opts.configDir ?? configDir(), 'mirror', this.#root))
+    return this.#root
+  }
+
+  /** The local file's hash if it exists (cache first: size + mtime + inode). */
+  async localHash(wire: string): Promise<Buffer | null> {
+    const root = await this.root(false)
+    if (!root || !this.#cache) return null
+    const full = join(root, ...wire.split('/'))
+    const st = await localFile(full)
+    if (!st) return null
+    const cached = this.#cache.lookup(wire, st)
+    if (cached) return cached
+    try {
+      const { hash } = await hashFile(full)
+      this.#cache.set(wire, st, hash)
+      return hash
+    } catch {
+      return null
+    }
+  }
+
+  /** True if the local copy already has `meta`'s content. */
+  async isCurrent(wire: string, meta: FileMeta): Promise<boolean> {
+    return equalHash(await this.localHash(wire), meta.hash)
+  }
+
+  /** Fetches one file into place (atomically). Returns payload bytes received. */
+  async fetch(client: AssetClient, wire: string, haveHash: Buffer | null): Promise<{ bytes: number; upToDate: boolean }> {
+    const root = (await this.root()) as string
+    const target = await resolveForWrite(root, wire)
+    try {
+      await mkdir(dirname(target), { recursive: true })
+    } catch (err) {
+      throw writeError(wire, err)
+    }
+    // Re-check after creating folders: a planted symlink must not have redirected them.
+    await resolveForWrite(root, wire)
+    const r = await client.download(wire, target, haveHash)
+    if (r.status === 'downloaded') {
+      const st = await localFile(target)
+      if (st && r.meta) this.#cache?.set(wire, st, Buffer.from(r.meta.hash))
+    }
+    return { bytes: r.bytes, upToDate: r.status === 'up-to-date' }
+  }
+
+  /** Deletes one local file (and folders it leaves empty). */
+  async remove(wire: string): Promise<boolean> {
+    const root = await this.root(false)
+    if (!root) return false
+    const target = await resolveForWrite(root, wire)
+    try {
+      await unlink(target)
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false
+      throw writeError(wire, err)
+    }
+    this.#cache?.delete(wire)
+    for (let dir = dirname(target); dir !== root && dir.startsWith(root); dir = dirname(dir)) {
+      try {
+        if ((await readdir(dir)).length > 0) break
+        await rmdir(dir)
+      } catch {
+        break
+      }
+    }
+    return true
+  }
+
+  /** Local files matching the patterns (wire paths), excluding ignores and our temp files. */
+  async localPaths(): Promise<string[]> {
+    const root = await this.root(false)
+    if (!root) return []
+    const match = patternMatcher(this.patterns)
+    const out: string[] = []
+    for await (const f of walkFiles(root, ignoreMatcher())) if (match(f.wire)) out.push(f.wire)
+    return out
+  }
+
+  /** Removes temp files a killed run left behind. */
+  async cleanTemp(): Promise<void> {
+    const root = await this.root(false)
+    if (!root) return
+    const stack = [root]
+    while (stack.length > 0) {
+      const dir = stack.pop() as string
+      let names
+      try {
+        names = await readdir(dir, { withFileTypes: true })
+      } catch {
+        continue
+      }
+      for (const d of names) {
+        if (d.isDirectory()) stack.push(join(dir, d.name))
+        else if (d.isFile() && isTempName(d.name)) await unlink(join(dir, d.name)).catch(() => {})
+      }
+    }
+  }
+
+  /**
+   * Brings the mirror to `manifest`: downloads what differs (hash-skip: a file whose local hash
+   * matches is not requested at all), and with `prune` deletes local files the manifest lacks.
+   */
+  async sync(client: AssetClient, manifest: ManifestEntry[], opts: SyncOptions = {}): Promise<SyncSummary> {
+    const t0 = performance.now()
+    const summary: SyncSummary = { files: 0, downloaded: 0, upToDate: 0, deleted: 0, bytesReceived: 0, ms: 0 }
+    const match = patternMatcher(this.patterns)
+    const wanted = manifest.filter((e) => match(e.path))
+    if (!opts.dryRun) {
+      await this.root()
+      await this.cleanTemp()
+    }
+    let done = 0
+    await mapLimit(wanted, this.#opts.parallel ?? CLIENT_PARALLEL_TRANSFERS, async (e) => {
+      const have = await this.localHash(e.path)
+      let action: FileAction = 'up-to-date'
+      let bytes = 0
+      if (!equalHash(have, e.hash)) {
+        if (opts.dryRun) action = 'downloaded'
+        else {
+          const r = await this.fetch(client, e.path, have)
+          bytes = r.bytes
+          action = r.upToDate ? 'up-to-date' : 'downloaded'
+        }
+      }
+      summary.files++
+      if (action === 'downloaded') summary.downloaded++
+      else summary.upToDate++
+      summary.bytesReceived += bytes
+      opts.onFile?.({ path: e.path, action, bytes })
+      opts.onProgress?.({ bytes: summary.bytesReceived, done: ++done, total: wanted.length })
+    })
+    if (opts.prune) {
+      const keep = new Set(wanted.map((e) => e.path))
+      for (const p of await this.localPaths()) {
+        if (keep.has(p)) continue
+        if (!opts.dryRun) await this.remove(p)
+        summary.deleted++
+        opts.onFile?.({ path: p, action: 'deleted', bytes: 0 })
+      }
+    }
+    await this.#cache?.save()
+    summary.ms = Math.round(performance.now() - t0)
+    return summary
+  }
+
+  async saveCache(): Promise<void> { await this.#cache?.save() }
+}

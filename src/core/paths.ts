@@ -1,0 +1,104 @@
+/**
+ * The only place a wire path becomes a filesystem path, for server and client alike: a malicious
+ * client must not read outside the served root, and a malicious server must not write outside
+ * `--out`. A wire path is relative, '/'-separated and NFC; see checkWirePath for every rule.
+ */
+import { realpath } from 'node:fs/promises'
+import { isAbsolute, join, relative, sep } from 'node:path'
+import { AssetSyncError } from '../errors.js'
+import { MAX_PATH_BYTES, MAX_PATH_DEPTH } from '../limits.js'
+
+/** Returns why `p` is not an acceptable wire path, or null if it is. */
+export function checkWirePath(p: string): string | null {
+  if (typeof p !== 'string' || p.length === 0) return 'empty path'
+  if (Buffer.byteLength(p, 'utf8') > MAX_PATH_BYTES) return `path longer than ${MAX_PATH_BYTES} bytes`
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f]/.test(p)) return 'control character or NUL in path'
+  if (p.includes('\\')) return 'backslash in path'
+  if (p.startsWith('/')) return 'absolute path'
+  if (/^[A-Za-z]:/.test(p)) return 'drive letter in path'
+  if (p !== p.normalize('NFC')) return 'path is not NFC-normalized'
+  const segments = p.split('/')
+  if (segments.length > MAX_PATH_DEPTH) return `path deeper than ${MAX_PATH_DEPTH} segments`
+  for (const s of segments) {
+    if (s === '') return 'empty path segment'
+    if (s === '.' || s === '..') return `"${s}" segment in path`
+  }
+  return null
+}
+
+/** Throws ERR_PATH_REFUSED unless `p` is an acceptable wire path. */
+export function assertWirePath(p: string): void {
+  const why = checkWirePath(p)
+  if (why !== null) throw new AssetSyncError('ERR_PATH_REFUSED', `refused path "${printable(p)}": ${why}`)
+}
+
+/** A path safe to put in a one-line message (control characters escaped, length capped). */
+export function printable(p: string): string {
+  // eslint-disable-next-line no-control-regex
+  const s = String(p).replace(/[\u0000-\u001f\u007f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`)
+  return s.length > 200 ? `${s.slice(0, 200)}…` : s
+}
+
+/** True if `child` (absolute, resolved) is `root` or inside it. */
+export function isInside(root: string, child: string): boolean {
+  const rel = relative(root, child)
+  return rel === '' || (rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel))
+}
+
+/** Filesystem-relative path (platform separators) → wire path ('/', NFC). */
+export function toWirePath(rel: string): string {
+  return rel.split(sep).join('/').normalize('NFC')
+}
+
+function joinWire(root: string, wire: string): string {
+  return join(root, ...wire.split('/'))
+}
+
+/**
+ * For reading (server): the real path of `wire` under `root` (itself a realpath). Refuses a path
+ * that breaks the wire rules or resolves, through symlinks, outside the root; ERR_NOT_FOUND if
+ * it does not exist.
+ */
+export async function resolveForRead(root: string, wire: string): Promise<string> {
+  assertWirePath(wire)
+  let real: string
+  try {
+    real = await realpath(joinWire(root, wire))
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'ENOENT' || code === 'ENOTDIR') throw new AssetSyncError('ERR_NOT_FOUND', `not found: ${printable(wire)}`)
+    throw new AssetSyncError('ERR_PATH_REFUSED', `cannot resolve ${printable(wire)}: ${code ?? err}`, { cause: err })
+  }
+  if (!isInside(root, real)) throw new AssetSyncError('ERR_PATH_REFUSED', `refused path "${printable(wire)}": resolves outside the root`)
+  return real
+}
+
+/**
+ * For writing (client): the path `wire` names under `root` (a realpath). The deepest part of it
+ * that exists is resolved through symlinks and must stay inside the root, so neither `..` nor a
+ * planted symlinked folder can steer a write outside. Call again after creating parent folders.
+ */
+export async function resolveForWrite(root: string, wire: string): Promise<string> {
+  assertWirePath(wire)
+  const target = joinWire(root, wire)
+  const segments = wire.split('/')
+  // Walk up from the parent folder to the first ancestor that exists.
+  for (let n = segments.length - 1; n >= 0; n--) {
+    const dir = joinWire(root, segments.slice(0, n).join('/') || '.')
+    let real: string
+    try {
+      real = await realpath(dir)
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code
+      if (code === 'ENOENT') continue
+      if (code === 'ENOTDIR') throw new AssetSyncError('ERR_WRITE', `cannot write ${printable(wire)}: a parent is a file`)
+      throw err
+    }
+    if (!isInside(root, real)) {
+      throw new AssetSyncError('ERR_PATH_REFUSED', `refused path "${printable(wire)}": a parent folder resolves outside ${root}`)
+    }
+    return target
+  }
+  return target
+}

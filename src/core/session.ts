@@ -1,0 +1,218 @@
+/**
+ * The server's side of one client connection: answers REQUEST, MANIFEST, CANCEL (and SUBSCRIBE
+ * through the server's registry). Transfers are interleaved chunk by chunk, round robin, so a
+ * small file is never stuck behind a big one; each waits for the connection to drain
+ * (backpressure), so a slow client costs bounded memory and never slows the others.
+ */
+import { EventEmitter } from 'node:events'
+import type { FileHandle } from 'node:fs/promises'
+import { open } from 'node:fs/promises'
+import { AssetSyncError } from '../errors.js'
+import { CHUNK_SIZE, MAX_INFLIGHT_PER_CLIENT } from '../limits.js'
+import type { Connection } from '../protocol/connection.js'
+import type { ClientMessage, ManifestMsg, RequestMsg } from '../protocol/messages.js'
+import { type Hasher, createHasher, equalHash } from './hash.js'
+import { type PathMatcher, patternMatcher } from './ignore.js'
+import { checkWirePath, printable, resolveForRead } from './paths.js'
+import type { Entry, Store } from './store.js'
+
+interface Transfer {
+  id: number
+  path: string
+  entry: Entry
+  fh: FileHandle
+  offset: number
+  hasher: Hasher
+  cancelled: boolean
+}
+
+/** Times a request re-reads a file that keeps changing under it before giving up. */
+const OPEN_RETRIES = 3
+
+export interface SessionEvents {
+  refused: { path: string; reason: string }
+}
+
+export class ClientSession extends EventEmitter {
+  readonly conn: Connection
+  readonly #store: Store
+  readonly #transfers = new Map<number, Transfer>()
+  #queue: Transfer[] = []
+  #pumping = false
+  #pending = 0
+  readonly #readBuf = Buffer.allocUnsafe(CHUNK_SIZE)
+  readonly #matchers = new Map<string, PathMatcher>()
+  /** Handles SUBSCRIBE (the server owns the registry). */
+  onSubscribe: ((msg: Extract<ClientMessage, { type: 'subscribe' }>) => void) | null = null
+
+  constructor(conn: Connection, store: Store) {
+    super()
+    this.conn = conn
+    this.#store = store
+    conn.on('message', (msg: ClientMessage) => this.#onMessage(msg))
+    conn.once('close', () => this.#closeAll())
+  }
+
+  get activeTransfers(): number { return this.#transfers.size }
+
+  #onMessage(msg: ClientMessage): void {
+    switch (msg.type) {
+      case 'request': {
+        if (this.#pending + this.#transfers.size >= MAX_INFLIGHT_PER_CLIENT) {
+          this.#fail(msg.id, new AssetSyncError('ERR_LIMIT', `more than ${MAX_INFLIGHT_PER_CLIENT} requests in flight`))
+          return
+        }
+        this.#pending++
+        void this.#onRequest(msg).catch((err: unknown) => this.#fail(msg.id, err)).finally(() => { this.#pending-- })
+        return
+      }
+      case 'manifest': this.#onManifest(msg); return
+      case 'cancel': {
+        const t = this.#transfers.get(msg.id)
+        if (t) this.#finish(t)
+        return
+      }
+      case 'subscribe':
+        if (this.onSubscribe) this.onSubscribe(msg)
+        else this.#fail(msg.id, new AssetSyncError('ERR_PROTOCOL', 'subscriptions are not enabled on this server'))
+        return
+      case 'auth':
+        this.conn.close(new AssetSyncError('ERR_PROTOCOL', 'AUTH after authentication'))
+        return
+      case 'ping':
+        return
+    }
+  }
+
+  #fail(id: number, err: unknown): void {
+    const e = err instanceof AssetSyncError ? err : new AssetSyncError('ERR_INTERNAL', `server error: ${(err as Error)?.message ?? err}`)
+    this.conn.send({ type: 'error', id, code: e.code, message: e.message })
+  }
+
+  #refuse(id: number, path: string, reason: string): void {
+    this.emit('refused', { path: printable(path), reason })
+    this.conn.send({ type: 'response', id, status: 'refused', reason })
+  }
+
+  async #onRequest(msg: RequestMsg): Promise<void> {
+    const { id, path } = msg
+    const why = checkWirePath(path)
+    if (why !== null) return this.#refuse(id, path, why)
+    const notFound = (): void => { this.conn.send({ type: 'response', id, status: 'not-found', reason: `not found: ${path}` }) }
+    if (this.#store.isIgnored(path)) return notFound()
+    let real: string
+    try {
+      real = await resolveForRead(this.#store.root, path)
+    } catch (err) {
+      if (err instanceof AssetSyncError && err.code === 'ERR_PATH_REFUSED') return this.#refuse(id, path, err.message)
+      if (err instanceof AssetSyncError && err.code === 'ERR_NOT_FOUND') return notFound()
+      throw err
+    }
+    for (let attempt = 0; attempt < OPEN_RETRIES; attempt++) {
+      let fh: FileHandle
+      try {
+        fh = await open(real, 'r')
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code
+        if (code === 'ENOENT' || code === 'EISDIR') return notFound()
+        throw err
+      }
+      const st = await fh.stat()
+      let entry = this.#store.get(path)
+      if (!st.isFile()) { await fh.close(); return notFound() }
+      if (!entry || entry.ino !== st.ino || entry.size !== st.size || entry.mtimeMs !== st.mtimeMs) {
+        entry = (await this.#store.refresh(path)) ?? undefined
+      }
+      // The index must describe exactly the inode we opened, or the hash we announce could lie.
+      if (!entry || entry.ino !== st.ino || entry.size !== st.size || entry.mtimeMs !== st.mtimeMs) {
+        await fh.close()
+        if (!entry) return notFound()
+        continue
+      }
+      if (this.conn.closed) { await fh.close(); return }
+      if (equalHash(msg.haveHash, entry.hash)) {
+        await fh.close()
+        this.conn.send({ type: 'response', id, status: 'up-to-date', reason: '' })
+        return
+      }
+      this.conn.send({ type: 'response', id, status: 'file', hash: entry.hash, size: entry.size, mode: entry.mode, mtime: entry.mtime })
+      const t: Transfer = { id, path, entry, fh, offset: 0, hasher: createHasher(), cancelled: false }
+      this.#transfers.set(id, t)
+      this.#queue.push(t)
+      void this.#pump()
+      return
+    }
+    throw new AssetSyncError('ERR_CHANGED', `${path} keeps changing; try again`)
+  }
+
+  #onManifest(msg: ManifestMsg): void {
+    const key = msg.patterns.join('\0')
+    let match = this.#matchers.get(key)
+    if (!match) {
+      match = patternMatcher(msg.patterns)
+      if (this.#matchers.size > 16) this.#matchers.clear()
+      this.#matchers.set(key, match)
+    }
+    const page = this.#store.page(match, msg.after)
+    this.conn.send({ type: 'manifest-reply', id: msg.id, done: page.done, entries: page.entries })
+  }
+
+  /** Sends one chunk of each active transfer in turn until all are done or the peer is gone. */
+  async #pump(): Promise<void> {
+    if (this.#pumping) return
+    this.#pumping = true
+    try {
+      while (this.#queue.length > 0 && !this.conn.closed) {
+        const t = this.#queue.shift() as Transfer
+        if (t.cancelled) continue
+        let ok: boolean
+        try {
+          ok = await this.#sendChunk(t)
+        } catch (err) {
+          this.#fail(t.id, err)
+          this.#finish(t)
+          continue
+        }
+        if (!t.cancelled) this.#queue.push(t)
+        if (!ok) await this.conn.drained()
+      }
+    } catch {
+      // drained() rejects when the connection closes; #closeAll releases the files.
+    } finally {
+      this.#pumping = false
+    }
+  }
+
+  /** Reads and sends the next chunk of `t`; finishes it after the last. Returns send()'s verdict. */
+  async #sendChunk(t: Transfer): Promise<boolean> {
+    const want = Math.min(CHUNK_SIZE, t.entry.size - t.offset)
+    const { bytesRead } = want > 0 ? await t.fh.read(this.#readBuf, 0, want, t.offset) : { bytesRead: 0 }
+    if (t.cancelled) return true
+    if (bytesRead < want) throw new AssetSyncError('ERR_CHANGED', `${t.path} shrank during the transfer; try again`)
+    const data = this.#readBuf.subarray(0, bytesRead)
+    t.hasher.update(data)
+    const offset = t.offset
+    t.offset += bytesRead
+    const final = t.offset === t.entry.size
+    if (final && !equalHash(t.hasher.digest(), t.entry.hash)) {
+      // Written in place while we sent it: never let old and new bytes reach the client as one.
+      throw new AssetSyncError('ERR_CHANGED', `${t.path} changed during the transfer; try again`)
+    }
+    const ok = this.conn.send({ type: 'chunk', id: t.id, offset, final, data })
+    if (final) this.#finish(t)
+    return ok
+  }
+
+  #finish(t: Transfer): void {
+    if (t.cancelled) return
+    t.cancelled = true
+    t.hasher.digest() // releases the wasm state
+    this.#transfers.delete(t.id)
+    void t.fh.close().catch(() => {})
+  }
+
+  #closeAll(): void {
+    for (const t of [...this.#transfers.values()]) this.#finish(t)
+    this.#queue = []
+  }
+}

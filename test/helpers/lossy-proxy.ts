@@ -1,0 +1,315 @@
+/**
+ * A userspace UDP fault injector for tests (the kernel here has no netem): a proxy on
+ * 127.0.0.1:<ephemeral> that forwards datagrams between its clients and one target, and can drop,
+ * delay, jitter, reorder and duplicate them in both directions.
+ *
+ *   client ──► proxy (127.0.0.1:port) ──► upstream socket (one per client source) ──► target
+ *   client ◄── proxy ◄──────────────────── upstream socket ◄────────────────────────── target
+ *
+ * The target sees the upstream socket's address, never the client's, exactly like a NAT. Every
+ * random decision comes from a seeded PRNG (one stream per client and direction), so the same
+ * seed gives the same drop/duplicate/reorder pattern for the same datagram sequence. Arrival
+ * timing still varies between runs, so a run is reproducible in its faults, not in its timing.
+ *
+ * Usage:
+ *   const proxy = await startLossyProxy({ target: { host: '127.0.0.1', port }, loss: 0.1, seed: 7 })
+ *   dial({ host: proxy.host, port: proxy.port, ... })
+ *   ...
+ *   console.log(proxy.counters)
+ *   await proxy.close()
+ */
+import { type RemoteInfo, type Socket, createSocket } from 'node:dgram'
+import { isIP, isIPv6 } from 'node:net'
+
+/** Fault settings. Probabilities are per datagram and apply to both directions. */
+export interface Impairments {
+  /** Probability (0..1) that a datagram is dropped. Default 0. */
+  loss: number
+  /** Fixed one-way delay added to every datagram, in ms. Default 0 (forward synchronously). */
+  delayMs: number
+  /** Extra uniform random delay in [0, jitterMs) per datagram; reorders datagrams by itself. Default 0. */
+  jitterMs: number
+  /**
+   * Probability (0..1) that a datagram is held back and sent right after the next datagram of the
+   * same direction (a swap). If no datagram follows within `reorderFlushMs` it is sent anyway.
+   * Default 0.
+   */
+  reorder: number
+  /** Probability (0..1) that a datagram is sent twice. Default 0. */
+  duplicate: number
+  /** Longest a reordered datagram waits for a successor before it is sent alone. Default 20 ms. */
+  reorderFlushMs: number
+}
+
+export interface LossyProxyOptions extends Partial<Impairments> {
+  /** Where datagrams from clients go; `host` must be an IP address. */
+  target: { host: string; port: number }
+  /** PRNG seed; the same seed reproduces the same fault pattern. Default 1. */
+  seed?: number
+  /** Address the proxy listens on. Default 127.0.0.1. */
+  host?: string
+}
+
+/** What the proxy did, summed over all clients and both directions. */
+export interface LossyProxyCounters {
+  /** Datagrams that reached the proxy (from clients and from the target). */
+  received: number
+  /** Datagrams sent on (duplicates counted once per copy). */
+  forwarded: number
+  /** Datagrams dropped by `loss`. */
+  dropped: number
+  /** Extra copies sent by `duplicate`. */
+  duplicated: number
+  /** Datagrams held back and sent after their successor (or alone, after `reorderFlushMs`). */
+  reordered: number
+  /** Bytes sent on, both directions. */
+  bytesForwarded: number
+  /** Client source addresses seen (= upstream sockets opened). */
+  clients: number
+}
+
+/** A running proxy. */
+export interface LossyProxy {
+  /** Address clients send to. */
+  readonly host: string
+  readonly port: number
+  /** Live counters (the same object is updated in place). */
+  readonly counters: LossyProxyCounters
+  /** Current fault settings. */
+  readonly impairments: Readonly<Impairments>
+  /** Changes fault settings from now on, e.g. `{ loss: 1 }` to cut the path (a partition). */
+  set(changes: Partial<Impairments>): void
+  /** Closes every socket and cancels every pending delayed datagram. */
+  close(): Promise<void>
+}
+
+/** mulberry32: a small, fast, seedable 32-bit PRNG; returns floats in [0, 1). */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+function checkProbability(name: string, v: number): void {
+  if (!(v >= 0 && v <= 1)) throw new RangeError(`lossy proxy: ${name} must be within 0..1, got ${v}`)
+}
+
+function checkImpairments(i: Impairments): void {
+  checkProbability('loss', i.loss)
+  checkProbability('reorder', i.reorder)
+  checkProbability('duplicate', i.duplicate)
+  for (const k of ['delayMs', 'jitterMs', 'reorderFlushMs'] as const) {
+    if (!(i[k] >= 0)) throw new RangeError(`lossy proxy: ${k} must be >= 0, got ${i[k]}`)
+  }
+}
+
+/** One direction of one client: its PRNG, the reorder slot, and how to send. */
+class Lane {
+  readonly #rand: () => number
+  /** Reorder decisions happen at send time, so they get their own stream (timing-independent). */
+  readonly #randReorder: () => number
+  readonly #proxy: Proxy
+  readonly #send: (buf: Buffer) => void
+  #held: Buffer | null = null
+  #heldTimer: NodeJS.Timeout | null = null
+
+  constructor(proxy: Proxy, seed: number, send: (buf: Buffer) => void) {
+    this.#proxy = proxy
+    this.#rand = mulberry32(seed)
+    this.#randReorder = mulberry32(seed ^ 0x5bd1e995)
+    this.#send = send
+  }
+
+  /** Applies loss, duplication and delay to one datagram. */
+  push(buf: Buffer): void {
+    const p = this.#proxy
+    const imp = p.impairments
+    p.counters.received++
+    // Draw every random number for this datagram up front, in a fixed order, so the fault pattern
+    // depends only on the seed and the datagram's position in the lane.
+    const rLoss = this.#rand()
+    const rDup = this.#rand()
+    const rDelay1 = this.#rand()
+    const rDelay2 = this.#rand()
+    if (rLoss < imp.loss) {
+      p.counters.dropped++
+      return
+    }
+    const copies = rDup < imp.duplicate ? 2 : 1
+    if (copies === 2) p.counters.duplicated++
+    for (let i = 0; i < copies; i++) {
+      const d = imp.delayMs + imp.jitterMs * (i === 0 ? rDelay1 : rDelay2)
+      if (d <= 0) this.#emit(buf)
+      else p.later(d, () => this.#emit(buf))
+    }
+  }
+
+  /** The reorder stage, after the delay: hold one datagram back and release it after the next. */
+  #emit(buf: Buffer): void {
+    const p = this.#proxy
+    if (p.closed) return
+    const held = this.#held
+    if (held) {
+      this.#clearHeld()
+      this.#out(buf)
+      this.#out(held)
+      return
+    }
+    if (this.#randReorder() < p.impairments.reorder) {
+      p.counters.reordered++
+      this.#held = buf
+      this.#heldTimer = setTimeout(() => {
+        const h = this.#held
+        this.#clearHeld()
+        if (h && !p.closed) this.#out(h)
+      }, p.impairments.reorderFlushMs)
+      return
+    }
+    this.#out(buf)
+  }
+
+  #clearHeld(): void {
+    this.#held = null
+    if (this.#heldTimer) clearTimeout(this.#heldTimer)
+    this.#heldTimer = null
+  }
+
+  #out(buf: Buffer): void {
+    this.#proxy.counters.forwarded++
+    this.#proxy.counters.bytesForwarded += buf.length
+    this.#send(buf)
+  }
+
+  dispose(): void { this.#clearHeld() }
+}
+
+interface Client {
+  upstream: Socket
+  toTarget: Lane
+  toClient: Lane
+}
+
+class Proxy implements LossyProxy {
+  readonly host: string
+  port = 0
+  readonly counters: LossyProxyCounters = {
+    received: 0, forwarded: 0, dropped: 0, duplicated: 0, reordered: 0, bytesForwarded: 0, clients: 0,
+  }
+  impairments: Impairments
+  closed = false
+  readonly #front: Socket
+  readonly #target: { host: string; port: number }
+  readonly #seed: number
+  readonly #clients = new Map<string, Client>()
+  readonly #timers = new Set<NodeJS.Timeout>()
+
+  constructor(opts: LossyProxyOptions) {
+    this.host = opts.host ?? '127.0.0.1'
+    this.#target = opts.target
+    this.#seed = opts.seed ?? 1
+    this.impairments = {
+      loss: opts.loss ?? 0,
+      delayMs: opts.delayMs ?? 0,
+      jitterMs: opts.jitterMs ?? 0,
+      reorder: opts.reorder ?? 0,
+      duplicate: opts.duplicate ?? 0,
+      reorderFlushMs: opts.reorderFlushMs ?? 20,
+    }
+    checkImpairments(this.impairments)
+    if (!isIP(this.#target.host)) throw new TypeError(`lossy proxy: target.host must be an IP address, got ${this.#target.host}`)
+    this.#front = createSocket(isIPv6(this.host) ? 'udp6' : 'udp4')
+    this.#front.on('message', (buf, rinfo) => this.#fromClient(buf, rinfo))
+    this.#front.on('error', () => { /* a test proxy never dies of an ICMP error */ })
+  }
+
+  async start(): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      this.#front.once('error', reject)
+      this.#front.bind(0, this.host, () => {
+        this.#front.off('error', reject)
+        resolve()
+      })
+    })
+    this.port = this.#front.address().port
+  }
+
+  set(changes: Partial<Impairments>): void {
+    const next = { ...this.impairments, ...changes }
+    checkImpairments(next)
+    this.impairments = next
+  }
+
+  /** Runs fn after ms unless the proxy closes first. */
+  later(ms: number, fn: () => void): void {
+    const t = setTimeout(() => {
+      this.#timers.delete(t)
+      fn()
+    }, ms)
+    this.#timers.add(t)
+  }
+
+  #fromClient(buf: Buffer, rinfo: RemoteInfo): void {
+    if (this.closed) return
+    const key = `${rinfo.address}|${rinfo.port}`
+    let c = this.#clients.get(key)
+    if (!c) c = this.#addClient(key, rinfo)
+    c.toTarget.push(buf)
+  }
+
+  #addClient(key: string, rinfo: RemoteInfo): Client {
+    const upstream = createSocket(isIPv6(this.#target.host) ? 'udp6' : 'udp4')
+    upstream.on('error', () => { /* ICMP port unreachable etc.: the datagram is simply lost */ })
+    // Unbound sockets are bound implicitly on first send, so datagrams queued before then are fine.
+    const n = this.counters.clients++
+    const seed = (this.#seed * 0x9e3779b1 + n * 2) >>> 0
+    const client: Client = {
+      upstream,
+      toTarget: new Lane(this, seed, (b) => upstream.send(b, this.#target.port, this.#target.host)),
+      toClient: new Lane(this, seed + 1, (b) => this.#front.send(b, rinfo.port, rinfo.address)),
+    }
+    upstream.on('message', (buf, from) => {
+      if (this.closed) return
+      // Only the target may talk back through this client's mapping.
+      if (from.port !== this.#target.port || from.address !== this.#target.host) return
+      client.toClient.push(buf)
+    })
+    this.#clients.set(key, client)
+    return client
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    for (const t of this.#timers) clearTimeout(t)
+    this.#timers.clear()
+    const sockets: Socket[] = [this.#front]
+    for (const c of this.#clients.values()) {
+      c.toTarget.dispose()
+      c.toClient.dispose()
+      sockets.push(c.upstream)
+    }
+    this.#clients.clear()
+    await Promise.all(sockets.map((s) => new Promise<void>((resolve) => {
+      try {
+        s.close(() => resolve())
+      } catch {
+        resolve() // already closed
+      }
+    })))
+  }
+}
+
+/**
+ * Starts a lossy UDP proxy in front of `opts.target` and resolves once it listens. Point the client
+ * at `proxy.host:proxy.port`; always `close()` it (afterEach) so the test process can exit.
+ */
+export async function startLossyProxy(opts: LossyProxyOptions): Promise<LossyProxy> {
+  const proxy = new Proxy(opts)
+  await proxy.start()
+  return proxy
+}

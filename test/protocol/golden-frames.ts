@@ -1,0 +1,141 @@
+/**
+ * Golden frames for the codec tests and the fuzzer: every message type, written out byte by byte
+ * from the layout in docs/protocol.md. Nothing here calls the codec. Type, status and kind bytes
+ * come from the real tables (MSG, STATUS, CHANGE_KIND); every other byte is a hex literal.
+ */
+import { CHANGE_KIND, HASH_BYTES, MSG, PROTOCOL_VERSION, STATUS, type FileMeta, type Message, type Sender } from '../../src/protocol/messages.js'
+
+/** Hex of a constant, big-endian, `bytes` wide (test-side formatting, independent of the codec). */
+export function hexOf(n: number, bytes: number): string {
+  const s = n.toString(16)
+  if (s.length > bytes * 2) throw new RangeError(`${n} does not fit in ${bytes} bytes`)
+  return s.padStart(bytes * 2, '0')
+}
+export const h8 = (n: number): string => hexOf(n, 1)
+export const h16 = (n: number): string => hexOf(n, 2)
+export const h32 = (n: number): string => hexOf(n, 4)
+
+/** A length or count field, marked so the fuzzer can corrupt it on purpose. */
+interface LenPart { len: string }
+export const len = (hex: string): LenPart => ({ len: hex })
+
+export interface Golden {
+  name: string
+  sender: Sender
+  msg: Message
+  bytes: Buffer
+  /** Offset and width of every length/count field. */
+  lengths: { at: number; size: number }[]
+}
+
+/** Joins hex parts (spaces allowed) into a frame, recording where the length fields are. */
+export function frame(...parts: (string | LenPart)[]): { bytes: Buffer; lengths: { at: number; size: number }[] } {
+  let hex = ''
+  const lengths: { at: number; size: number }[] = []
+  for (const p of parts) {
+    const h = (typeof p === 'string' ? p : p.len).replace(/\s+/g, '')
+    if (!/^(?:[0-9a-f]{2})*$/.test(h)) throw new Error(`bad hex part "${h}"`)
+    if (typeof p !== 'string') lengths.push({ at: hex.length / 2, size: h.length / 2 })
+    hex += h
+  }
+  return { bytes: Buffer.from(hex, 'hex'), lengths }
+}
+
+export function bytesOf(...parts: (string | LenPart)[]): Buffer {
+  return frame(...parts).bytes
+}
+
+// --- file metadata ------------------------------------------------------------------------------
+export const HASH_HEX = '000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f'
+export const HASH = Buffer.from(HASH_HEX, 'hex')
+export const META: FileMeta = { hash: HASH, size: 0x1_0000_0000, mode: 0o644, mtime: 1_700_000_000_000 }
+export const META_HEX =
+  HASH_HEX +
+  '0000000100000000' + // size u64 = 2^32 (exercises the high word)
+  '000001a4' + //         mode u32 = 0o644
+  '0000018bcfe56800' //   mtime u64 = 1_700_000_000_000
+export const HASH2_HEX = 'ee'.repeat(HASH_BYTES)
+export const META2: FileMeta = { hash: Buffer.from(HASH2_HEX, 'hex'), size: 0, mode: 0o755, mtime: Number.MAX_SAFE_INTEGER }
+export const META2_HEX =
+  HASH2_HEX +
+  '0000000000000000' + // size 0
+  '000001ed' + //         mode 0o755
+  '001fffffffffffff' //   mtime 2^53 - 1, the largest u64 the codec accepts
+
+function g(name: string, sender: Sender, msg: Message, ...parts: (string | LenPart)[]): Golden {
+  return { name, sender, msg, ...frame(...parts) }
+}
+
+export const GOLDEN: readonly Golden[] = [
+  // --- client -> server -------------------------------------------------------------------------
+  g('auth', 'client', { type: 'auth', version: PROTOCOL_VERSION, token: 'hunter2' },
+    h8(MSG.auth), h16(PROTOCOL_VERSION), len('0007'), '68756e74657232'),
+  g('auth, empty token', 'client', { type: 'auth', version: PROTOCOL_VERSION, token: '' },
+    h8(MSG.auth), h16(PROTOCOL_VERSION), len('0000')),
+  g('request, no hash, non-ASCII path', 'client', { type: 'request', id: 0x01020304, path: 'a/ü.png', haveHash: null },
+    h8(MSG.request), '01020304', len('0008'), '612f c3bc 2e706e67', '00'),
+  g('request with have-hash', 'client', { type: 'request', id: 7, path: 'x', haveHash: HASH },
+    h8(MSG.request), '00000007', len('0001'), '78', '01', HASH_HEX),
+  g('cancel', 'client', { type: 'cancel', id: 0xfffffffe },
+    h8(MSG.cancel), 'fffffffe'),
+  g('subscribe', 'client', { type: 'subscribe', id: 9, instanceId: 0xdeadbeef, subscribe: true, patterns: ['**/*.png', 'cfg/*'] },
+    h8(MSG.subscribe), '00000009', 'deadbeef', '01', len('0002'), len('0008'), '2a2a2f2a2e706e67', len('0005'), '6366672f2a'),
+  g('unsubscribe, no patterns', 'client', { type: 'subscribe', id: 10, instanceId: 1, subscribe: false, patterns: [] },
+    h8(MSG.subscribe), '0000000a', '00000001', '00', len('0000')),
+  g('manifest, first page', 'client', { type: 'manifest', id: 3, patterns: ['**'], after: '' },
+    h8(MSG.manifest), '00000003', len('0001'), len('0002'), '2a2a', len('0000')),
+  g('manifest, with cursor', 'client', { type: 'manifest', id: 0x100, patterns: [], after: 'b/c' },
+    h8(MSG.manifest), '00000100', len('0000'), len('0003'), '622f63'),
+  g('ping from the client', 'client', { type: 'ping' },
+    h8(MSG.ping)),
+
+  // --- server -> client -------------------------------------------------------------------------
+  g('auth-ok', 'server', { type: 'auth-ok', version: PROTOCOL_VERSION },
+    h8(MSG['auth-ok']), h16(PROTOCOL_VERSION)),
+  g('response file', 'server', { type: 'response', id: 2, status: 'file', ...META },
+    h8(MSG.response), '00000002', h8(STATUS.file), META_HEX),
+  g('response up-to-date', 'server', { type: 'response', id: 2, status: 'up-to-date', reason: '' },
+    h8(MSG.response), '00000002', h8(STATUS['up-to-date']), len('0000')),
+  g('response not-found', 'server', { type: 'response', id: 0x7fffffff, status: 'not-found', reason: 'gone' },
+    h8(MSG.response), '7fffffff', h8(STATUS['not-found']), len('0004'), '676f6e65'),
+  g('response refused', 'server', { type: 'response', id: 3, status: 'refused', reason: 'outside root' },
+    h8(MSG.response), '00000003', h8(STATUS.refused), len('000c'), '6f75747369646520 726f6f74'),
+  g('chunk', 'server', { type: 'chunk', id: 5, offset: 0, final: false, data: Buffer.from('abc') },
+    h8(MSG.chunk), '00000005', '0000000000000000', '00', '616263'),
+  g('chunk, final, empty', 'server', { type: 'chunk', id: 5, offset: 2 ** 40, final: true, data: Buffer.alloc(0) },
+    h8(MSG.chunk), '00000005', '0000010000000000', '01'),
+  g('update, every kind', 'server', {
+    type: 'update',
+    entries: [
+      { kind: 'change', path: 'a.txt', ...META },
+      { kind: 'delete', path: 'old.bin' },
+      { kind: 'rename', path: 'new.png', from: 'tmp.png', ...META2 },
+    ],
+  },
+  h8(MSG.update), len('0003'),
+  h8(CHANGE_KIND.change), len('0005'), '612e747874', META_HEX,
+  h8(CHANGE_KIND.delete), len('0007'), '6f6c642e62696e',
+  h8(CHANGE_KIND.rename), len('0007'), '6e65772e706e67', len('0007'), '746d702e706e67', META2_HEX),
+  g('update, empty', 'server', { type: 'update', entries: [] },
+    h8(MSG.update), len('0000')),
+  g('manifest-reply', 'server', {
+    type: 'manifest-reply', id: 4, done: true,
+    entries: [{ path: 'a.txt', ...META }, { path: 'd/e.bin', ...META2 }],
+  },
+  h8(MSG['manifest-reply']), '00000004', '01', len('00000002'),
+  len('0005'), '612e747874', META_HEX,
+  len('0007'), '642f652e62696e', META2_HEX),
+  g('manifest-reply, empty page', 'server', { type: 'manifest-reply', id: 4, done: false, entries: [] },
+    h8(MSG['manifest-reply']), '00000004', '00', len('00000000')),
+  g('error for the connection', 'server', { type: 'error', id: 0, code: 'ERR_AUTH', message: 'bad token' },
+    h8(MSG.error), '00000000', len('0008'), '4552525f41555448', len('0009'), '62616420746f6b656e'),
+  g('error for a request', 'server', { type: 'error', id: 12, code: 'ERR_LIMIT', message: '' },
+    h8(MSG.error), '0000000c', len('0009'), '4552525f4c494d4954', len('0000')),
+  g('subscribe-ack', 'server', { type: 'subscribe-ack', id: 9 },
+    h8(MSG['subscribe-ack']), '00000009'),
+  g('ping from the server', 'server', { type: 'ping' },
+    h8(MSG.ping)),
+]
+
+/** Byte offset where a CHUNK frame's data starts: type, id u32, offset u64, final u8. */
+export const CHUNK_HEADER_BYTES = 1 + 4 + 8 + 1
