@@ -66,3 +66,17 @@ export const HELLO_MIN_BYTES = 128
 export const SOCKET_BUFFER_BYTES = 4 * MiB
 /** HELLOs answered per source address per second; more are dropped silently. */
 export const HANDSHAKE_RATE_PER_ADDR = 50
+
+// --- watching and hooks ------------------------------------------------------------------------
+/** Default quiet time before a changed file is announced (Watchman uses 20 ms). */
+export const SETTLE_MS = 20
+/**
+ * chokidar drops 'change' events that follow another within 50 ms (its throttle, no trailing
+ * event), so every event is re-checked once after this long to catch writes it swallowed.
+ */
+export const WATCH_TRAILING_CHECK_MS = 60
+/** A hook still running after this long is killed and reported as timed out. */
+export const HOOK_TIMEOUT_MS = 60_000
+/** Reconnect backoff for `watch`: full jitter between 0 and min(cap, base * 2^attempt). */
+export const RECONNECT_BASE_MS = 250
+export const RECONNECT_MAX_MS = 5000

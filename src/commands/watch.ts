@@ -1,15 +1,69 @@
-/** `assetsync watch`: placeholder until issue 4 lands (mirror + subscribe + hooks). */
-import { Command } from 'commander'
+/** `assetsync watch`: mirror, subscribe, apply pushed changes atomically, run a hook per batch. */
+import { Command, Option } from 'commander'
+import { HookRunner } from '../core/hooks.js'
+import { LiveMirror } from '../core/live-mirror.js'
 import { AssetSyncError } from '../errors.js'
-import { clientOptions } from './common.js'
-import type { OutputStreams } from './output.js'
+import { HOOK_TIMEOUT_MS } from '../limits.js'
+import { type ClientFlags, clientOptions, parseDuration, toClientOptions, untilSignal } from './common.js'
+import { Output, type OutputStreams, formatBytes } from './output.js'
 
-export function watchCommand(_io: OutputStreams): Command {
+interface WatchFlags extends ClientFlags {
+  out: string
+  exec?: string
+  hookTimeout?: string
+}
+
+export function watchCommand(io: OutputStreams): Command {
   const cmd = new Command('watch')
-    .description('mirror, then apply pushed changes as they happen and run a hook per batch (not implemented yet)')
-    .argument('[patterns...]', 'globs of the files to mirror')
+    .description('mirror the server\'s files into --out, then apply every change as it is saved, until Ctrl-C; reconnects by itself')
+    .argument('[patterns...]', 'globs of the files to mirror (default "**", everything)')
+    .option('-o, --out <dir>', 'local folder to mirror into', '.')
+    .option('--exec <command>', 'shell command to run after each applied batch; gets ASSETSYNC_ROOT, ASSETSYNC_EVENT, ASSETSYNC_PATHS and the batch as JSON on stdin')
+    .addOption(new Option('--hook-timeout <seconds>', `kill a hook that runs longer than this (default ${HOOK_TIMEOUT_MS / 1000})`))
+    .option('--json', 'NDJSON events on stdout: synced, applied, hook, disconnected, reconnected')
   for (const o of clientOptions()) cmd.addOption(o)
-  return cmd.action(() => {
-    throw new AssetSyncError('ERR_INTERNAL', 'watch is not implemented yet')
+  return cmd.action(async (patterns: string[], flags: WatchFlags) => {
+    const out = new Output(!!flags.json, io)
+    const live = new LiveMirror({ client: toClientOptions(flags), out: flags.out, patterns })
+    const root = await live.mirror.root()
+    const hooks = flags.exec
+      ? new HookRunner({
+        command: flags.exec,
+        root: root as string,
+        timeoutMs: parseDuration('--hook-timeout', flags.hookTimeout, 's') ?? HOOK_TIMEOUT_MS,
+        stdout: flags.json ? 'stderr' : 'inherit',
+      })
+      : null
+    hooks?.on('done', (r: { exitCode: number | null; signal: string | null; timedOut: boolean; ms: number; error?: string }) => {
+      out.event({ event: 'hook', exitCode: r.exitCode, ...(r.signal ? { signal: r.signal } : {}), timedOut: r.timedOut, ms: r.ms, ...(r.error ? { error: r.error } : {}) })
+      if (r.error) out.note(`assetsync: hook could not start: ${r.error}`)
+      else if (r.timedOut) out.note(`assetsync: hook killed after ${flags.hookTimeout ?? HOOK_TIMEOUT_MS / 1000} s`)
+      else if (r.exitCode !== 0) out.note(`assetsync: hook exited ${r.exitCode ?? r.signal}`)
+    })
+    let fatal: AssetSyncError | null = null
+    live.on('synced', ({ summary, initial }) => {
+      out.event({ event: initial ? 'synced' : 'resynced', ...summary })
+      out.line(`${initial ? 'synced' : 'resynced'} ${summary.files} files (${summary.downloaded} downloaded, ${summary.deleted} deleted, ${formatBytes(summary.bytesReceived)}) into ${root}; watching ${flags.server}`)
+    })
+    live.on('applied', (changes: { path: string; action: string }[]) => {
+      out.event({ event: 'applied', changes })
+      for (const c of changes) out.line(`${c.action === 'delete' ? 'deleted' : 'updated'} ${c.path}`)
+      hooks?.enqueue(changes as never)
+    })
+    live.on('disconnected', (err: AssetSyncError | null) => {
+      out.event({ event: 'disconnected', reason: err?.message ?? 'closed' })
+      out.note(`assetsync: ${err?.message ?? 'connection closed'}; reconnecting`)
+    })
+    live.on('reconnecting', (r: { attempt: number; delayMs: number }) => out.event({ event: 'reconnecting', ...r }))
+    live.on('batch-error', (err: Error) => {
+      out.event({ event: 'error', message: err.message, code: (err as AssetSyncError).code ?? 'ERR_INTERNAL' })
+      out.note(`assetsync: could not apply a change: ${err.message}`)
+    })
+    live.on('fatal', (err: AssetSyncError) => { fatal = err })
+    await live.start()
+    await Promise.race([untilSignal(), live.done])
+    await live.stop()
+    await hooks?.idle()
+    if (fatal) throw fatal
   })
 }

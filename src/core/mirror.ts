@@ -4,12 +4,12 @@
  * Used by `pull` and by `watch` (initial sync and resync after a reconnect).
  */
 import type { Stats } from 'node:fs'
-import { lstat, mkdir, readdir, realpath, rmdir, unlink } from 'node:fs/promises'
+import { lstat, mkdir, readdir, realpath, rename, rmdir, unlink } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { writeError } from '../errors.js'
 import { CLIENT_PARALLEL_TRANSFERS } from '../limits.js'
 import type { FileMeta, ManifestEntry } from '../protocol/messages.js'
-import { isTempName } from './atomic-file.js'
+import { isTempName, tempPathFor } from './atomic-file.js'
 import type { AssetClient } from './client.js'
 import { HashCache, cacheFileFor } from './hash-cache.js'
 import { equalHash, hashFile } from './hash.js'
@@ -36,6 +36,9 @@ export interface SyncSummary {
   bytesReceived: number
   ms: number
 }
+
+/** A verified download waiting beside its final path. */
+export interface StagedFile { wire: string; temp: string; final: string; hash: Buffer; bytes: number }
 
 export interface MirrorOptions {
   /** The local folder. */
@@ -111,23 +114,69 @@ export class Mirror {
     return equalHash(await this.localHash(wire), meta.hash)
   }
 
-  /** Fetches one file into place (atomically). Returns payload bytes received. */
-  async fetch(client: AssetClient, wire: string, haveHash: Buffer | null): Promise<{ bytes: number; upToDate: boolean }> {
+  /**
+   * Downloads one file to a verified temp file beside its final path, without making it visible
+   * (watch installs a whole batch together). Returns null when the server says the local copy is
+   * already current.
+   */
+  async stage(client: AssetClient, wire: string, haveHash: Buffer | null): Promise<StagedFile | null> {
     const root = (await this.root()) as string
-    const target = await resolveForWrite(root, wire)
+    const final = await resolveForWrite(root, wire)
     try {
-      await mkdir(dirname(target), { recursive: true })
+      await mkdir(dirname(final), { recursive: true })
     } catch (err) {
       throw writeError(wire, err)
     }
     // Re-check after creating folders: a planted symlink must not have redirected them.
     await resolveForWrite(root, wire)
-    const r = await client.download(wire, target, haveHash)
-    if (r.status === 'downloaded') {
-      const st = await localFile(target)
-      if (st && r.meta) this.#cache?.set(wire, st, Buffer.from(r.meta.hash))
+    const temp = tempPathFor(final)
+    const r = await client.download(wire, temp, haveHash)
+    if (r.status === 'up-to-date' || !r.meta) return null
+    return { wire, temp, final, hash: Buffer.from(r.meta.hash), bytes: r.bytes }
+  }
+
+  /** Makes a staged file visible (rename over the final path). */
+  async install(s: StagedFile): Promise<void> {
+    try {
+      await rename(s.temp, s.final)
+    } catch (err) {
+      await unlink(s.temp).catch(() => {})
+      throw writeError(s.wire, err)
     }
-    return { bytes: r.bytes, upToDate: r.status === 'up-to-date' }
+    const st = await localFile(s.final)
+    if (st) this.#cache?.set(s.wire, st, s.hash)
+  }
+
+  /** Drops a staged file that will not be installed. */
+  async discard(s: StagedFile): Promise<void> {
+    await unlink(s.temp).catch(() => {})
+  }
+
+  /** Fetches one file into place (atomically). Returns payload bytes received. */
+  async fetch(client: AssetClient, wire: string, haveHash: Buffer | null): Promise<{ bytes: number; upToDate: boolean }> {
+    const staged = await this.stage(client, wire, haveHash)
+    if (!staged) return { bytes: 0, upToDate: true }
+    await this.install(staged)
+    return { bytes: staged.bytes, upToDate: false }
+  }
+
+  /** Moves a local file (a rename whose content is already here: no download). */
+  async move(from: string, to: string): Promise<void> {
+    const root = (await this.root()) as string
+    const src = await resolveForWrite(root, from)
+    const dst = await resolveForWrite(root, to)
+    try {
+      await mkdir(dirname(dst), { recursive: true })
+      await resolveForWrite(root, to)
+      await rename(src, dst)
+    } catch (err) {
+      throw writeError(to, err)
+    }
+    this.#cache?.delete(from)
+    await this.#removeEmptyParents(root, src)
+    const st = await localFile(dst)
+    const hash = st ? await this.localHash(to) : null
+    if (st && hash) this.#cache?.set(to, st, hash)
   }
 
   /** Deletes one local file (and folders it leaves empty). */
@@ -142,7 +191,13 @@ export class Mirror {
       throw writeError(wire, err)
     }
     this.#cache?.delete(wire)
-    for (let dir = dirname(target); dir !== root && dir.startsWith(root); dir = dirname(dir)) {
+    await this.#removeEmptyParents(root, target)
+    return true
+  }
+
+  /** Removes the folders above `file` that are left empty, up to (not including) the root. */
+  async #removeEmptyParents(root: string, file: string): Promise<void> {
+    for (let dir = dirname(file); dir !== root && dir.startsWith(root); dir = dirname(dir)) {
       try {
         if ((await readdir(dir)).length > 0) break
         await rmdir(dir)
@@ -150,7 +205,6 @@ export class Mirror {
         break
       }
     }
-    return true
   }
 
   /** Local files matching the patterns (wire paths), excluding ignores and our temp files. */

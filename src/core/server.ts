@@ -12,8 +12,11 @@ import type { TransportName } from '../protocol/transport.js'
 import { HashCache, cacheFileFor } from './hash-cache.js'
 import { ignoreMatcher } from './ignore.js'
 import { configDir, loadIdentity } from './keys.js'
+import { planUpdates } from './changes.js'
 import { ClientSession } from './session.js'
 import { type ScanResult, Store } from './store.js'
+import { Subscriptions } from './subscriptions.js'
+import { FolderWatcher } from './watcher.js'
 
 export interface AssetServerOptions extends TimingOptions {
   /** Folder to serve. */
@@ -42,7 +45,9 @@ export const DEFAULT_PORT = 7420
 
 /**
  * Events: 'connected' ({remote}), 'disconnected' ({remote, reason}), 'rejected' ({remote, code,
- * message}) for clients that failed the handshake or auth, 'refused' ({remote, path, reason}).
+ * message}) for clients that failed the handshake or auth, 'refused' ({remote, path, reason}),
+ * 'subscriptions' ({remote, action: subscribe|unsubscribe|dropped, patterns, released}),
+ * 'batch' ({changes: [{path, action}], clients}) for each settled change set, 'error' (err).
  */
 export class AssetServer extends EventEmitter {
   readonly root: string
@@ -51,6 +56,9 @@ export class AssetServer extends EventEmitter {
   readonly scan: ScanResult
   readonly #endpoint: ServerEndpoint
   readonly #sessions = new Set<ClientSession>()
+  readonly subscriptions = new Subscriptions<ClientSession>()
+  #watcher: FolderWatcher | null = null
+  #batches: Promise<void> = Promise.resolve()
 
   private constructor(root: string, store: Store, endpoint: ServerEndpoint, publicKey: Buffer, scan: ScanResult) {
     super()
@@ -59,6 +67,8 @@ export class AssetServer extends EventEmitter {
     this.#endpoint = endpoint
     this.publicKey = publicKey
     this.scan = scan
+    // Without a listener, an 'error' event would throw; the watcher's errors are not fatal.
+    this.on('error', () => {})
     endpoint.on('connection', (conn: Connection) => this.#onConnection(conn))
     endpoint.on('rejected', (remote: string, err: AssetSyncError) => {
       this.emit('rejected', { remote, code: err.code ?? 'ERR_INTERNAL', message: err.message })
@@ -87,7 +97,35 @@ export class AssetServer extends EventEmitter {
       keyPair,
       token: opts.token ?? null,
     })
-    return new AssetServer(root, store, endpoint, keyPair.publicKey, scan)
+    const server = new AssetServer(root, store, endpoint, keyPair.publicKey, scan)
+    if (opts.watch !== false) {
+      const watcher = new FolderWatcher(root, ignoreMatcher(opts.ignore ?? []), () => store.paths(), opts.settleMs)
+      watcher.on('batch', (paths: string[]) => server.#enqueueBatch(paths))
+      watcher.on('error', (err: unknown) => server.emit('error', err))
+      await watcher.start()
+      server.#watcher = watcher
+    }
+    return server
+  }
+
+  /** Settled paths are processed one batch at a time, in order. */
+  #enqueueBatch(paths: string[]): void {
+    this.#batches = this.#batches.then(() => this.#onBatch(paths)).catch((err: unknown) => { this.emit('error', err) })
+  }
+
+  /** Resolves when every batch handed over so far has been pushed (tests, shutdown). */
+  idle(): Promise<void> { return this.#batches }
+
+  async #onBatch(paths: string[]): Promise<void> {
+    const before = new Map(paths.map((p) => [p, this.store.get(p)?.hash ?? null]))
+    const after = new Map<string, Awaited<ReturnType<Store['refresh']>>>()
+    for (const p of paths) after.set(p, await this.store.refresh(p))
+    const plan = planUpdates(before, after, (p) => this.subscriptions.subscribers(p))
+    if (plan.changes.length === 0) return
+    for (const [session, entries] of plan.perClient) {
+      for (const frame of plan.frames(entries)) session.conn.send({ type: 'update', entries: frame })
+    }
+    this.emit('batch', { changes: plan.changes, clients: plan.perClient.size })
   }
 
   get transport(): TransportName { return this.#endpoint.transport }
@@ -95,6 +133,8 @@ export class AssetServer extends EventEmitter {
   get clients(): number { return this.#sessions.size }
 
   async close(): Promise<void> {
+    await this.#watcher?.close()
+    await this.#batches
     await this.#endpoint.close()
     await this.store.saveCache()
   }
@@ -103,8 +143,20 @@ export class AssetServer extends EventEmitter {
     const session = new ClientSession(conn, this.store)
     this.#sessions.add(session)
     session.on('refused', (r: { path: string; reason: string }) => this.emit('refused', { remote: conn.remote, ...r }))
+    session.onSubscribe = (msg) => {
+      if (msg.subscribe) this.subscriptions.subscribe(session, msg.patterns, msg.instanceId)
+      else this.subscriptions.unsubscribe(session, msg.patterns, msg.instanceId)
+      conn.send({ type: 'subscribe-ack', id: msg.id })
+      this.emit('subscriptions', {
+        remote: conn.remote, action: msg.subscribe ? 'subscribe' : 'unsubscribe', instanceId: msg.instanceId,
+        patterns: this.subscriptions.patternsOf(session).size,
+      })
+    }
     this.emit('connected', { remote: conn.remote })
     conn.once('close', (err: AssetSyncError | null) => {
+      const held = this.subscriptions.patternsOf(session).size
+      const released = this.subscriptions.dropClient(session)
+      if (held > 0) this.emit('subscriptions', { remote: conn.remote, action: 'dropped', patterns: held, released: released.length })
       this.#sessions.delete(session)
       this.emit('disconnected', { remote: conn.remote, reason: err?.message ?? 'closed' })
     })

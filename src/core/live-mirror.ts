@@ -1,0 +1,222 @@
+/**
+ * A mirror kept live: initial sync, then subscribe and apply pushed batches atomically (every
+ * changed file is downloaded and verified first, then the whole batch becomes visible), run the
+ * hook per batch, and on a lost connection reconnect with jittered backoff forever, resyncing by
+ * manifest diff so changes made meanwhile (deletes included) are applied. Never prints.
+ */
+import { randomBytes } from 'node:crypto'
+import { EventEmitter } from 'node:events'
+import { AssetSyncError } from '../errors.js'
+import { RECONNECT_BASE_MS, RECONNECT_MAX_MS } from '../limits.js'
+import type { UpdateEntry } from '../protocol/messages.js'
+import { AssetClient, type AssetClientOptions } from './client.js'
+import { equalHash } from './hash.js'
+import type { Change } from './hooks.js'
+import { patternMatcher } from './ignore.js'
+import { Mirror, type StagedFile } from './mirror.js'
+import { assertWirePath } from './paths.js'
+
+export interface LiveMirrorOptions {
+  client: AssetClientOptions
+  out: string
+  patterns?: string[]
+  /** Identifies this subscriber within its connection; random by default. */
+  instanceId?: number
+  configDir?: string
+}
+
+/** Errors after which retrying cannot help: wrong token, or a server presenting another key. */
+function isFatal(err: unknown): boolean {
+  return err instanceof AssetSyncError && (err.code === 'ERR_AUTH' || err.code === 'ERR_KEY_MISMATCH' || err.code === 'ERR_VERSION')
+}
+
+/**
+ * Events: 'synced' ({summary, initial}), 'applied' (changes: Change[]), 'disconnected' (err),
+ * 'reconnecting' ({attempt, delayMs}), 'batch-error' (err) for a batch that could not be
+ * applied (it is retried by the next resync), 'fatal' (err) when it gives up.
+ */
+export class LiveMirror extends EventEmitter {
+  readonly mirror: Mirror
+  readonly instanceId: number
+  readonly #opts: LiveMirrorOptions
+  readonly #match: (p: string) => boolean
+  /** Paths this mirror got from the server (only these are ever deleted by a resync). */
+  readonly #known = new Set<string>()
+  #client: AssetClient | null = null
+  #chain: Promise<void> = Promise.resolve()
+  #stopped = false
+  #done: Promise<void> | null = null
+  #wake: (() => void) | null = null
+
+  constructor(opts: LiveMirrorOptions) {
+    super()
+    this.#opts = opts
+    this.mirror = new Mirror({ out: opts.out, patterns: opts.patterns, configDir: opts.configDir })
+    this.#match = patternMatcher(this.mirror.patterns)
+    this.instanceId = opts.instanceId ?? randomBytes(4).readUInt32BE(0)
+  }
+
+  /**
+   * Connects and runs the initial sync; resolves after it. A failure here rejects (a wrong
+   * address should not retry forever); later losses are retried forever until `stop()`.
+   */
+  async start(): Promise<void> {
+    await this.#connectAndSync(true)
+    this.#done = this.#reconnectLoop()
+  }
+
+  /** Resolves when the mirror stops (after `stop()`, or a fatal error). */
+  get done(): Promise<void> { return this.#done ?? Promise.resolve() }
+
+  /** Resolves once every batch received so far is applied. */
+  async idle(): Promise<void> {
+    for (let c = this.#chain; ; c = this.#chain) {
+      await c
+      if (c === this.#chain) return
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true
+    this.#client?.close()
+    this.#wake?.()
+    await this.#done
+    await this.#chain
+    await this.mirror.saveCache()
+  }
+
+  async #connectAndSync(initial: boolean): Promise<void> {
+    const client = await AssetClient.connect({ ...this.#opts.client, configDir: this.#opts.configDir ?? this.#opts.client.configDir })
+    if (this.#stopped) { client.close(); return }
+    this.#client = client
+    const lost = new Promise<void>((resolve) => client.once('close', () => resolve()))
+    // Subscribe before reading the manifest, so nothing that changes in between is missed;
+    // batches wait in the chain until the sync below is done (a no-op if already applied).
+    let release!: () => void
+    const synced = new Promise<void>((resolve) => { release = resolve })
+    this.#chain = this.#chain.then(() => synced)
+    client.on('update', (entries: UpdateEntry[]) => {
+      this.#chain = this.#chain.then(() => this.#applyBatch(client, entries))
+    })
+    try {
+      await client.subscribe(this.mirror.patterns, this.instanceId)
+      const manifest = await client.manifest(this.mirror.patterns)
+      const changes: Change[] = []
+      const summary = await this.mirror.sync(client, manifest, {
+        onFile: (ev) => { if (ev.action === 'downloaded') changes.push({ path: ev.path, action: 'change' }) },
+      })
+      const present = new Set(manifest.map((e) => e.path))
+      for (const p of this.#known) {
+        if (present.has(p)) continue
+        this.#known.delete(p)
+        if (await this.mirror.remove(p)) {
+          summary.deleted++
+          changes.push({ path: p, action: 'delete' })
+        }
+      }
+      for (const p of present) this.#known.add(p)
+      this.emit('synced', { summary, initial })
+      if (!initial && changes.length > 0) this.emit('applied', changes)
+    } catch (err) {
+      client.close()
+      throw err
+    } finally {
+      release()
+    }
+    void lost.then(() => {
+      if (this.#client === client) this.#client = null
+      if (!this.#stopped) this.emit('disconnected', client.conn.closeError)
+      this.#wake?.()
+    })
+  }
+
+  async #reconnectLoop(): Promise<void> {
+    for (;;) {
+      // Sleep until the current connection is lost (or stop()).
+      if (this.#client && !this.#stopped) await new Promise<void>((resolve) => { this.#wake = resolve })
+      this.#wake = null
+      if (this.#stopped) return
+      for (let attempt = 1; !this.#stopped; attempt++) {
+        const cap = Math.min(RECONNECT_MAX_MS, RECONNECT_BASE_MS * 2 ** Math.min(attempt - 1, 10))
+        const delayMs = Math.round(Math.random() * cap) // full jitter (AWS architecture blog)
+        this.emit('reconnecting', { attempt, delayMs })
+        await new Promise<void>((resolve) => {
+          const t = setTimeout(resolve, delayMs)
+          this.#wake = () => { clearTimeout(t); resolve() }
+        })
+        this.#wake = null
+        if (this.#stopped) return
+        try {
+          await this.#connectAndSync(false)
+          break
+        } catch (err) {
+          if (isFatal(err)) {
+            this.#stopped = true
+            this.emit('fatal', err)
+            return
+          }
+        }
+      }
+    }
+  }
+
+  /** Downloads and verifies everything first, then makes the batch visible together. */
+  async #applyBatch(client: AssetClient, entries: UpdateEntry[]): Promise<void> {
+    const staged: StagedFile[] = []
+    const moves: { from: string; to: string }[] = []
+    const deletes: string[] = []
+    const changes: Change[] = []
+    try {
+      for (const e of entries) {
+        assertWirePath(e.path) // a malicious server must not steer writes
+        if (e.kind === 'rename') assertWirePath(e.from)
+        if (e.kind === 'delete') {
+          if (this.#match(e.path)) deletes.push(e.path)
+          continue
+        }
+        if (e.kind === 'rename' && this.#match(e.from)) {
+          if (this.#match(e.path) && equalHash(await this.mirror.localHash(e.from), e.hash)) {
+            moves.push({ from: e.from, to: e.path })
+            continue
+          }
+          deletes.push(e.from)
+        }
+        if (!this.#match(e.path)) continue
+        const have = await this.mirror.localHash(e.path)
+        if (equalHash(have, e.hash)) continue // already here (e.g. applied by a resync)
+        try {
+          const s = await this.mirror.stage(client, e.path, have)
+          if (s) staged.push(s)
+        } catch (err) {
+          // Deleted again before we asked: the delete arrives in a later batch.
+          if (!(err instanceof AssetSyncError && err.code === 'ERR_NOT_FOUND')) throw err
+        }
+      }
+    } catch (err) {
+      for (const s of staged) await this.mirror.discard(s)
+      // A lost connection is not this batch's fault: the resync after reconnecting applies it.
+      if (!client.conn.closed) this.emit('batch-error', err)
+      return
+    }
+    try {
+      for (const s of staged) {
+        await this.mirror.install(s)
+        this.#known.add(s.wire)
+        changes.push({ path: s.wire, action: 'change' })
+      }
+      for (const m of moves) {
+        await this.mirror.move(m.from, m.to)
+        this.#known.delete(m.from)
+        this.#known.add(m.to)
+        changes.push({ path: m.from, action: 'delete' }, { path: m.to, action: 'change' })
+      }
+      for (const p of deletes) {
+        this.#known.delete(p)
+        if (await this.mirror.remove(p)) changes.push({ path: p, action: 'delete' })
+      }
+    } catch (err) {
+      this.emit('batch-error', err)
+    }
+    if (changes.length > 0) this.emit('applied', changes)
+  }
+}

@@ -1,0 +1,92 @@
+/**
+ * The subscription registry: pattern → client id → set of instance ids. One client (connection)
+ * may carry several instances (e.g. several game modules in one process), each subscribing to
+ * its own patterns. When a client disconnects, `dropClient` releases everything it held.
+ */
+import picomatch from 'picomatch'
+
+type Matcher = (path: string) => boolean
+
+export class Subscriptions<C = string> {
+  /** pattern → client → instance ids */
+  readonly #byPattern = new Map<string, Map<C, Set<number>>>()
+  readonly #matchers = new Map<string, Matcher>()
+
+  /** Adds `instanceId` of `client` to each pattern. Returns, per pattern, whether it was the first subscriber. */
+  subscribe(client: C, patterns: readonly string[], instanceId: number): boolean[] {
+    return patterns.map((pattern) => {
+      let clients = this.#byPattern.get(pattern)
+      const first = !clients
+      if (!clients) {
+        clients = new Map()
+        this.#byPattern.set(pattern, clients)
+        this.#matchers.set(pattern, picomatch(pattern, { dot: true }))
+      }
+      let ids = clients.get(client)
+      if (!ids) clients.set(client, (ids = new Set()))
+      ids.add(instanceId)
+      return first
+    })
+  }
+
+  /** Removes `instanceId` of `client` from each pattern. Returns, per pattern, whether it was the last subscriber. */
+  unsubscribe(client: C, patterns: readonly string[], instanceId: number): boolean[] {
+    return patterns.map((pattern) => {
+      const clients = this.#byPattern.get(pattern)
+      const ids = clients?.get(client)
+      if (!clients || !ids) return false
+      ids.delete(instanceId)
+      if (ids.size === 0) clients.delete(client)
+      if (clients.size > 0) return false
+      this.#byPattern.delete(pattern)
+      this.#matchers.delete(pattern)
+      return true
+    })
+  }
+
+  /** Drops every subscription of `client`; returns the patterns that now have no subscriber. */
+  dropClient(client: C): string[] {
+    const released: string[] = []
+    for (const [pattern, clients] of this.#byPattern) {
+      if (!clients.delete(client)) continue
+      if (clients.size === 0) {
+        this.#byPattern.delete(pattern)
+        this.#matchers.delete(pattern)
+        released.push(pattern)
+      }
+    }
+    return released
+  }
+
+  /** Clients (with their instance ids) whose patterns match `path`. */
+  subscribers(path: string): Map<C, Set<number>> {
+    const out = new Map<C, Set<number>>()
+    for (const [pattern, clients] of this.#byPattern) {
+      if (!(this.#matchers.get(pattern) as Matcher)(path)) continue
+      for (const [client, ids] of clients) {
+        let set = out.get(client)
+        if (!set) out.set(client, (set = new Set()))
+        for (const id of ids) set.add(id)
+      }
+    }
+    return out
+  }
+
+  /** Patterns `client` holds, with their instance ids. */
+  patternsOf(client: C): Map<string, Set<number>> {
+    const out = new Map<string, Set<number>>()
+    for (const [pattern, clients] of this.#byPattern) {
+      const ids = clients.get(client)
+      if (ids) out.set(pattern, new Set(ids))
+    }
+    return out
+  }
+
+  get patternCount(): number { return this.#byPattern.size }
+
+  get clientCount(): number {
+    const s = new Set<C>()
+    for (const clients of this.#byPattern.values()) for (const c of clients.keys()) s.add(c)
+    return s.size
+  }
+}

@@ -1,0 +1,180 @@
+/**
+ * Watches the served folder with chokidar and emits write-stable batches of wire paths that may
+ * have changed. A path is stable once it has not been modified for `settleMs` (judged by its
+ * mtime, so a writer pausing for less than that between pieces is never caught half-way, even
+ * when chokidar's 50 ms change throttle swallowed the events in between), or once its stat stayed
+ * identical for `settleMs` (clock skew). Whether content really changed is the store's call.
+ */
+import type { Stats } from 'node:fs'
+import { stat } from 'node:fs/promises'
+import { join, relative } from 'node:path'
+import { EventEmitter } from 'node:events'
+import chokidar, { type FSWatcher } from 'chokidar'
+import { SETTLE_MS, WATCH_TRAILING_CHECK_MS } from '../limits.js'
+import type { PathMatcher } from './ignore.js'
+import { checkWirePath, toWirePath } from './paths.js'
+import { walkFiles } from './walk.js'
+
+interface Pending {
+  /** When this path next needs a look. */
+  due: number
+  /** Stat at the previous look (for the identical-stat rule). */
+  last: Stats | null
+  ready: boolean
+  readySince: number
+}
+
+/** Events: 'batch' (paths: string[]), 'error' (err). */
+export class FolderWatcher extends EventEmitter {
+  readonly root: string
+  readonly settleMs: number
+  readonly #ignored: PathMatcher
+  readonly #indexed: () => Iterable<string>
+  readonly #pending = new Map<string, Pending>()
+  #watcher: FSWatcher | null = null
+  #timer: NodeJS.Timeout | null = null
+  #timerAt = Infinity
+  #checking = false
+  #closed = false
+
+  /** `indexed` lists the paths the store knows (to expand a removed folder into its files). */
+  constructor(root: string, ignored: PathMatcher, indexed: () => Iterable<string>, settleMs = SETTLE_MS) {
+    super()
+    this.root = root
+    this.#ignored = ignored
+    this.#indexed = indexed
+    this.settleMs = settleMs
+  }
+
+  async start(): Promise<void> {
+    const w = chokidar.watch(this.root, {
+      ignoreInitial: true,
+      followSymlinks: false,
+      // Our own settle logic replaces chokidar's: its 'atomic' mode delays unlinks by 100 ms and
+      // awaitWriteFinish polls; both would cost latency.
+      atomic: false,
+      ignored: (p: string) => {
+        const wire = this.#wire(p)
+        return wire !== null && wire !== '' && this.#ignored(wire)
+      },
+    })
+    this.#watcher = w
+    w.on('all', (event: string, p: string) => this.#onEvent(event, p))
+    w.on('error', (err: unknown) => this.emit('error', err))
+    await new Promise<void>((resolve) => w.once('ready', () => resolve()))
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true
+    if (this.#timer) clearTimeout(this.#timer)
+    await this.#watcher?.close()
+  }
+
+  #wire(full: string): string | null {
+    const rel = relative(this.root, full)
+    if (rel === '') return ''
+    const wire = toWirePath(rel)
+    return checkWirePath(wire) === null ? wire : null
+  }
+
+  #onEvent(event: string, full: string): void {
+    const wire = this.#wire(full)
+    if (wire === null || wire === '') return
+    const now = Date.now()
+    if (event === 'addDir') {
+      // A folder moved in: its files get no events of their own.
+      void (async () => {
+        for await (const f of walkFiles(full, this.#ignored)) this.#touch(`${wire}/${f.wire}`, Date.now())
+      })().catch((err: unknown) => this.emit('error', err))
+      return
+    }
+    if (event === 'unlinkDir') {
+      const prefix = `${wire}/`
+      for (const p of this.#indexed()) if (p.startsWith(prefix)) this.#touch(p, now)
+      return
+    }
+    this.#touch(wire, now)
+  }
+
+  #touch(wire: string, now: number): void {
+    if (this.#closed || this.#ignored(wire)) return
+    const p = this.#pending.get(wire)
+    if (p) {
+      p.ready = false
+      p.due = Math.min(p.due, now + this.settleMs)
+    } else {
+      this.#pending.set(wire, { due: now + this.settleMs, last: null, ready: false, readySince: 0 })
+    }
+    // The trailing look for writes chokidar's throttle swallowed (see WATCH_TRAILING_CHECK_MS).
+    setTimeout(() => this.#trailing(wire), WATCH_TRAILING_CHECK_MS).unref()
+    this.#schedule(now + this.settleMs)
+  }
+
+  #trailing(wire: string): void {
+    if (this.#closed || this.#pending.has(wire)) return
+    // Look once more; #check decides whether anything moved since it was announced.
+    this.#pending.set(wire, { due: Date.now(), last: null, ready: false, readySince: 0 })
+    this.#schedule(Date.now())
+  }
+
+  #schedule(at: number): void {
+    if (this.#closed || at >= this.#timerAt) return
+    if (this.#timer) clearTimeout(this.#timer)
+    this.#timerAt = at
+    this.#timer = setTimeout(() => {
+      this.#timer = null
+      this.#timerAt = Infinity
+      void this.#check()
+    }, Math.max(0, at - Date.now()))
+    this.#timer.unref()
+  }
+
+  async #check(): Promise<void> {
+    if (this.#checking || this.#closed) return
+    this.#checking = true
+    try {
+      const now = Date.now()
+      for (const [wire, p] of this.#pending) {
+        if (p.ready || p.due > now) continue
+        let st: Stats | null = null
+        try {
+          st = await stat(join(this.root, ...wire.split('/')))
+        } catch { /* gone: stable as a deletion */ }
+        const t = Date.now()
+        const quietByMtime = st === null || t - st.mtimeMs >= this.settleMs
+        const quietByStat = p.last !== null && st !== null &&
+          p.last.size === st.size && p.last.mtimeMs === st.mtimeMs && p.last.ino === st.ino
+        if (quietByMtime || quietByStat) {
+          p.ready = true
+          p.readySince = t
+        } else {
+          p.last = st
+          const byMtime = st ? st.mtimeMs + this.settleMs : Infinity
+          p.due = Math.min(Math.max(byMtime, t + 1), t + this.settleMs)
+        }
+      }
+      this.#flush(Date.now())
+    } catch (err) {
+      this.emit('error', err)
+    } finally {
+      this.#checking = false
+    }
+    let next = Infinity
+    for (const p of this.#pending.values()) next = Math.min(next, p.ready ? p.readySince + this.settleMs : p.due)
+    if (next !== Infinity) this.#schedule(next)
+  }
+
+  /**
+   * Emits the ready paths as one batch. Ready paths wait (at most one more settle time) for paths
+   * still settling, so files saved together are announced together.
+   */
+  #flush(now: number): void {
+    const ready = [...this.#pending].filter(([, p]) => p.ready)
+    if (ready.length === 0) return
+    const waiting = this.#pending.size - ready.length
+    const oldest = Math.min(...ready.map(([, p]) => p.readySince))
+    if (waiting > 0 && now - oldest < this.settleMs) return
+    for (const [wire] of ready) this.#pending.delete(wire)
+    this.emit('batch', ready.map(([wire]) => wire))
+  }
+}
