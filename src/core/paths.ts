@@ -12,7 +12,6 @@ import { MAX_PATH_BYTES, MAX_PATH_DEPTH } from '../limits.js'
 export function checkWirePath(p: string): string | null {
   if (typeof p !== 'string' || p.length === 0) return 'empty path'
   if (Buffer.byteLength(p, 'utf8') > MAX_PATH_BYTES) return `path longer than ${MAX_PATH_BYTES} bytes`
-  // eslint-disable-next-line no-control-regex
   if (/[\u0000-\u001f\u007f]/.test(p)) return 'control character or NUL in path'
   if (p.includes('\\')) return 'backslash in path'
   if (p.startsWith('/')) return 'absolute path'
@@ -35,7 +34,6 @@ export function assertWirePath(p: string): void {
 
 /** A path safe to put in a one-line message (control characters escaped, length capped). */
 export function printable(p: string): string {
-  // eslint-disable-next-line no-control-regex
   const s = String(p).replace(/[\u0000-\u001f\u007f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`)
   return s.length > 200 ? `${s.slice(0, 200)}…` : s
 }

@@ -143,7 +143,13 @@ export class Connection extends EventEmitter {
         return
       }
       this.#pending.set(id, { onReply, deadline: this.#clock.now() + this.#requestTimeoutMs, resolve, reject })
-      this.send(build(id))
+      try {
+        this.send(build(id))
+      } catch (err) {
+        // An unencodable frame (RangeError) never left: forget the id rather than time it out later.
+        this.#pending.delete(id)
+        throw err
+      }
     })
     return { id, done }
   }
@@ -164,7 +170,12 @@ export class Connection extends EventEmitter {
       this.once('close', onClose)
       this.#onAuth = (msg) => {
         this.off('close', onClose)
-        if (msg.type === 'auth-ok') {
+        if (msg.type === 'auth-ok' && msg.version !== PROTOCOL_VERSION) {
+          const err = new AssetSyncError('ERR_VERSION',
+            `${this.remote} speaks protocol version ${msg.version}, this assetsync speaks ${PROTOCOL_VERSION}: use matching versions`)
+          reject(err)
+          this.close(err)
+        } else if (msg.type === 'auth-ok') {
           this.#phase = 'open'
           this.emit('open')
           resolve()

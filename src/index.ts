@@ -1,0 +1,13 @@
+/**
+ * The assetsync library API: the same protocol core the CLI uses.
+ * @packageDocumentation
+ */
+export { AssetServer, DEFAULT_PORT, type AssetServerOptions } from './core/server.js'
+export { AssetClient, parseServer, type AssetClientOptions, type DownloadResult } from './core/client.js'
+export { Mirror, type MirrorOptions, type SyncOptions, type SyncSummary, type FileEvent } from './core/mirror.js'
+export { LiveMirror, type LiveMirrorOptions } from './core/live-mirror.js'
+export { HookRunner, type Change, type HookResult } from './core/hooks.js'
+export { AssetSyncError, ProtocolError, EXIT, ERROR_EXIT, exitCodeOf, type ErrorCode } from './errors.js'
+export { PROTOCOL_VERSION, type ManifestEntry, type UpdateEntry, type FileMeta } from './protocol/messages.js'
+export type { TransportName } from './protocol/transport.js'
+export * as limits from './limits.js'
