@@ -9,6 +9,7 @@ import { AssetSyncError } from '../errors.js'
 import { CONNECT_TIMEOUT_MS, MAX_CLIENTS } from '../limits.js'
 import { type Clock, systemClock } from './clock.js'
 import { Connection } from './connection.js'
+import { guardFrames } from './frame-guard.js'
 import { TcpListener, connectTcp } from './tcp.js'
 import type { Listener, RawStream, TransportName } from './transport.js'
 import { UdpListener, connectUdp } from './udp.js'
@@ -47,6 +48,7 @@ export async function dial(opts: DialOptions): Promise<Connection> {
   const raw = opts.transport === 'udp'
     ? await connectUdp(opts.host, opts.port, { timeoutMs, clock })
     : await connectTcp(opts.host, opts.port, { timeoutMs, clock })
+  guardFrames(raw)
   const secure = new SecretStream(true, raw)
   secure.on('error', () => { /* reported through `opened` or the Connection */ })
   const opened = await deadline(secure.opened, timeoutMs, clock,
@@ -120,6 +122,7 @@ export class ServerEndpoint extends EventEmitter {
 
   async #accept(raw: RawStream, remote: string): Promise<void> {
     const timeoutMs = this.#opts.connectTimeoutMs ?? CONNECT_TIMEOUT_MS
+    guardFrames(raw)
     const secure = new SecretStream(false, raw, { keyPair: this.#opts.keyPair })
     secure.on('error', () => { /* reported through `opened` or the Connection */ })
     try {
