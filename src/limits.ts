@@ -13,6 +13,8 @@ export const CHUNK_SIZE = 64 * KiB
 export const MAX_FRAME_BYTES = 1 * MiB
 /** Bytes of manifest entries the server packs into one MANIFEST_REPLY page. */
 export const MANIFEST_PAGE_BYTES = 256 * KiB
+/** Files a client accepts in one manifest (all pages); a server sending more is refused. */
+export const MAX_MANIFEST_FILES = 5_000_000
 /** Entries of one UPDATE frame; bigger batches are split over several frames. */
 export const MAX_UPDATE_ENTRIES = 1024
 

@@ -4,6 +4,7 @@
  */
 import { EventEmitter } from 'node:events'
 import { AssetSyncError } from '../errors.js'
+import { MAX_MANIFEST_FILES } from '../limits.js'
 import type { Connection } from '../protocol/connection.js'
 import { type TimingOptions, dial } from '../protocol/endpoint.js'
 import type { FileMeta, ManifestEntry, ReplyMessage, UpdateMsg } from '../protocol/messages.js'
@@ -95,6 +96,9 @@ export class AssetClient extends EventEmitter {
         if (e.path <= after) throw new AssetSyncError('ERR_PROTOCOL', 'manifest pages out of order')
         after = e.path
         all.push(e)
+      }
+      if (all.length > MAX_MANIFEST_FILES) {
+        throw new AssetSyncError('ERR_LIMIT', `${this.server} sent a manifest of more than ${MAX_MANIFEST_FILES} files`)
       }
       if (p.done || p.entries.length === 0) return all
     }
