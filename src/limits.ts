@@ -31,6 +31,8 @@ export const MAX_PATTERN_BYTES = 1024
 export const MAX_TOKEN_BYTES = 256
 /** Human text in ERROR / RESPONSE frames, in UTF-8 bytes. */
 export const MAX_TEXT_BYTES = 1024
+/** The code string of an ERROR frame (e.g. "ERR_LIMIT"), in UTF-8 bytes. */
+export const MAX_ERROR_CODE_BYTES = 64
 
 // --- connections -----------------------------------------------------------------------------
 /** Connections one server holds at once; more get a "server full" refusal. */

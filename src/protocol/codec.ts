@@ -6,7 +6,7 @@
  */
 import { ProtocolError } from '../errors.js'
 import {
-  CHUNK_SIZE, MAX_FRAME_BYTES, MAX_PATH_BYTES, MAX_PATTERN_BYTES, MAX_PATTERNS, MAX_TEXT_BYTES,
+  CHUNK_SIZE, MAX_ERROR_CODE_BYTES, MAX_FRAME_BYTES, MAX_PATH_BYTES, MAX_PATTERN_BYTES, MAX_PATTERNS, MAX_TEXT_BYTES,
   MAX_TOKEN_BYTES, MAX_UPDATE_ENTRIES,
 } from '../limits.js'
 import {
@@ -18,7 +18,6 @@ import {
 /** Manifest entries one frame may hold (each has at least 2+52 bytes). */
 export const MAX_MANIFEST_ENTRIES = Math.floor(MAX_FRAME_BYTES / 54)
 /** An ERROR frame's code string (`ERR_...`), in UTF-8 bytes. */
-export const MAX_ERROR_CODE_BYTES = 64
 
 const TYPE_BY_CODE = new Map<number, MessageType>(
   Object.entries(MSG).map(([type, code]) => [code, type as MessageType]),
@@ -184,7 +183,11 @@ function writeBody(o: Out, m: Message): void {
   }
 }
 
-/** Encodes one frame. Throws RangeError for a message that breaks a cap (a local bug). */
+/**
+ * Encodes one frame. Throws RangeError (a local bug) for a frame over MAX_FRAME_BYTES or a string
+ * over 65,535 bytes. The per-field caps (MAX_PATH_BYTES, MAX_UPDATE_ENTRIES, CHUNK_SIZE, ...) are
+ * enforced by the decoder only: a sender must respect them or the peer ends the connection.
+ */
 export function encode(msg: Message): Buffer {
   const sizer = new Sizer()
   sizer.u8(0)
