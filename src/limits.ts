@@ -68,8 +68,8 @@ export const CLOSE_GRACE_MS = 2000
 export const HELLO_MIN_BYTES = 128
 /** Kernel receive/send buffer asked for on every UDP socket. */
 export const SOCKET_BUFFER_BYTES = 4 * MiB
-/** HELLOs answered per source address per second; more are dropped silently. */
-export const HANDSHAKE_RATE_PER_ADDR = 50
+/** HELLOs answered per source address per second; more are dropped silently. Each connect takes two, so one host (or NAT) opens up to ~250 connections a second. */
+export const HANDSHAKE_RATE_PER_ADDR = 500
 
 // --- watching and hooks ------------------------------------------------------------------------
 /** Default quiet time before a changed file is announced (Watchman uses 20 ms). */

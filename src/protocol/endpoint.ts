@@ -44,6 +44,9 @@ function deadline<T>(p: Promise<T>, ms: number, clock: Clock, err: () => AssetSy
 export async function dial(opts: DialOptions): Promise<Connection> {
   const clock = opts.clock ?? systemClock
   const timeoutMs = opts.connectTimeoutMs ?? CONNECT_TIMEOUT_MS
+  // One budget for the whole handshake: each later phase gets what the earlier ones left.
+  const started = clock.now()
+  const left = (): number => Math.max(0, timeoutMs - (clock.now() - started))
   const target = `${opts.transport}://${opts.host}:${opts.port}`
   const raw = opts.transport === 'udp'
     ? await connectUdp(opts.host, opts.port, { timeoutMs, clock })
@@ -51,7 +54,7 @@ export async function dial(opts: DialOptions): Promise<Connection> {
   guardFrames(raw)
   const secure = new SecretStream(true, raw)
   secure.on('error', () => { /* reported through `opened` or the Connection */ })
-  const opened = await deadline(secure.opened, timeoutMs, clock,
+  const opened = await deadline(secure.opened, left(), clock,
     () => new AssetSyncError('ERR_TIMEOUT', `encrypted handshake with ${target} timed out`), () => secure.destroy())
   if (!opened || !secure.remotePublicKey) {
     secure.destroy()
@@ -65,7 +68,7 @@ export async function dial(opts: DialOptions): Promise<Connection> {
     throw err
   }
   const conn = new Connection(secure, { ...opts, role: 'client', remote: target, clock })
-  await deadline(conn.authenticate(opts.token ?? ''), timeoutMs, clock,
+  await deadline(conn.authenticate(opts.token ?? ''), left(), clock,
     () => new AssetSyncError('ERR_TIMEOUT', `${target} did not answer authentication`), () => conn.destroy())
   return conn
 }
@@ -122,11 +125,13 @@ export class ServerEndpoint extends EventEmitter {
 
   async #accept(raw: RawStream, remote: string): Promise<void> {
     const timeoutMs = this.#opts.connectTimeoutMs ?? CONNECT_TIMEOUT_MS
+    const started = this.#clock.now()
+    const left = (): number => Math.max(0, timeoutMs - (this.#clock.now() - started))
     guardFrames(raw)
     const secure = new SecretStream(false, raw, { keyPair: this.#opts.keyPair })
     secure.on('error', () => { /* reported through `opened` or the Connection */ })
     try {
-      const opened = await deadline(secure.opened, timeoutMs, this.#clock,
+      const opened = await deadline(secure.opened, left(), this.#clock,
         () => new AssetSyncError('ERR_TIMEOUT', 'encrypted handshake timed out'), () => secure.destroy())
       if (!opened) throw new AssetSyncError('ERR_CONNECT', 'encrypted handshake failed')
     } catch (err) {
@@ -136,7 +141,7 @@ export class ServerEndpoint extends EventEmitter {
     }
     const conn = new Connection(secure, { ...this.#opts, role: 'server', remote, clock: this.#clock })
     try {
-      await deadline(conn.acceptAuth(this.#opts.token), timeoutMs, this.#clock,
+      await deadline(conn.acceptAuth(this.#opts.token), left(), this.#clock,
         () => new AssetSyncError('ERR_TIMEOUT', 'no authentication within the handshake timeout'), () => conn.destroy())
     } catch (err) {
       this.emit('rejected', remote, err)

@@ -21,6 +21,15 @@
 import { type RemoteInfo, type Socket, createSocket } from 'node:dgram'
 import { isIP, isIPv6 } from 'node:net'
 
+/** Which way a datagram travels through the proxy. */
+export type Direction = 'to-target' | 'to-client'
+
+/**
+ * Decides the fate of single datagrams before the random faults apply: return false to drop it
+ * (counted as `filtered`). For targeted faults, e.g. "lose the first three HELLOs".
+ */
+export type DatagramFilter = (datagram: Buffer, direction: Direction) => boolean
+
 /** Fault settings. Probabilities are per datagram and apply to both directions. */
 export interface Impairments {
   /** Probability (0..1) that a datagram is dropped. Default 0. */
@@ -39,6 +48,8 @@ export interface Impairments {
   duplicate: number
   /** Longest a reordered datagram waits for a successor before it is sent alone. Default 20 ms. */
   reorderFlushMs: number
+  /** Runs first on every datagram; false drops it. Default none. */
+  filter: DatagramFilter | null
 }
 
 export interface LossyProxyOptions extends Partial<Impairments> {
@@ -58,6 +69,8 @@ export interface LossyProxyCounters {
   forwarded: number
   /** Datagrams dropped by `loss`. */
   dropped: number
+  /** Datagrams dropped by `filter`. */
+  filtered: number
   /** Extra copies sent by `duplicate`. */
   duplicated: number
   /** Datagrams held back and sent after their successor (or alone, after `reorderFlushMs`). */
@@ -82,6 +95,12 @@ export interface LossyProxy {
   /** Closes every socket and cancels every pending delayed datagram. */
   close(): Promise<void>
 }
+
+/**
+ * Kernel buffers for every proxy socket: with the ~200 KiB default a burst overflows them and the
+ * kernel drops datagrams the counters never see (uncontrolled extra loss). Capped at rmem_max.
+ */
+const SOCKET_BUFFERS = { recvBufferSize: 4 * 1024 * 1024, sendBufferSize: 4 * 1024 * 1024 }
 
 /** mulberry32: a small, fast, seedable 32-bit PRNG; returns floats in [0, 1). */
 export function mulberry32(seed: number): () => number {
@@ -113,13 +132,15 @@ class Lane {
   readonly #rand: () => number
   /** Reorder decisions happen at send time, so they get their own stream (timing-independent). */
   readonly #randReorder: () => number
-  readonly #proxy: Proxy
+  readonly #proxy: ProxyImpl
   readonly #send: (buf: Buffer) => void
+  readonly #direction: Direction
   #held: Buffer | null = null
   #heldTimer: NodeJS.Timeout | null = null
 
-  constructor(proxy: Proxy, seed: number, send: (buf: Buffer) => void) {
+  constructor(proxy: ProxyImpl, direction: Direction, seed: number, send: (buf: Buffer) => void) {
     this.#proxy = proxy
+    this.#direction = direction
     this.#rand = mulberry32(seed)
     this.#randReorder = mulberry32(seed ^ 0x5bd1e995)
     this.#send = send
@@ -130,6 +151,10 @@ class Lane {
     const p = this.#proxy
     const imp = p.impairments
     p.counters.received++
+    if (imp.filter && !imp.filter(buf, this.#direction)) {
+      p.counters.filtered++
+      return
+    }
     // Draw every random number for this datagram up front, in a fixed order, so the fault pattern
     // depends only on the seed and the datagram's position in the lane.
     const rLoss = this.#rand()
@@ -194,11 +219,11 @@ interface Client {
   toClient: Lane
 }
 
-class Proxy implements LossyProxy {
+class ProxyImpl implements LossyProxy {
   readonly host: string
   port = 0
   readonly counters: LossyProxyCounters = {
-    received: 0, forwarded: 0, dropped: 0, duplicated: 0, reordered: 0, bytesForwarded: 0, clients: 0,
+    received: 0, forwarded: 0, dropped: 0, filtered: 0, duplicated: 0, reordered: 0, bytesForwarded: 0, clients: 0,
   }
   impairments: Impairments
   closed = false
@@ -219,10 +244,11 @@ class Proxy implements LossyProxy {
       reorder: opts.reorder ?? 0,
       duplicate: opts.duplicate ?? 0,
       reorderFlushMs: opts.reorderFlushMs ?? 20,
+      filter: opts.filter ?? null,
     }
     checkImpairments(this.impairments)
     if (!isIP(this.#target.host)) throw new TypeError(`lossy proxy: target.host must be an IP address, got ${this.#target.host}`)
-    this.#front = createSocket(isIPv6(this.host) ? 'udp6' : 'udp4')
+    this.#front = createSocket({ type: isIPv6(this.host) ? 'udp6' : 'udp4', ...SOCKET_BUFFERS })
     this.#front.on('message', (buf, rinfo) => this.#fromClient(buf, rinfo))
     this.#front.on('error', () => { /* a test proxy never dies of an ICMP error */ })
   }
@@ -262,15 +288,15 @@ class Proxy implements LossyProxy {
   }
 
   #addClient(key: string, rinfo: RemoteInfo): Client {
-    const upstream = createSocket(isIPv6(this.#target.host) ? 'udp6' : 'udp4')
+    const upstream = createSocket({ type: isIPv6(this.#target.host) ? 'udp6' : 'udp4', ...SOCKET_BUFFERS })
     upstream.on('error', () => { /* ICMP port unreachable etc.: the datagram is simply lost */ })
     // Unbound sockets are bound implicitly on first send, so datagrams queued before then are fine.
     const n = this.counters.clients++
     const seed = (this.#seed * 0x9e3779b1 + n * 2) >>> 0
     const client: Client = {
       upstream,
-      toTarget: new Lane(this, seed, (b) => upstream.send(b, this.#target.port, this.#target.host)),
-      toClient: new Lane(this, seed + 1, (b) => this.#front.send(b, rinfo.port, rinfo.address)),
+      toTarget: new Lane(this, 'to-target', seed, (b) => upstream.send(b, this.#target.port, this.#target.host)),
+      toClient: new Lane(this, 'to-client', seed + 1, (b) => this.#front.send(b, rinfo.port, rinfo.address)),
     }
     upstream.on('message', (buf, from) => {
       if (this.closed) return
@@ -309,7 +335,7 @@ class Proxy implements LossyProxy {
  * at `proxy.host:proxy.port`; always `close()` it (afterEach) so the test process can exit.
  */
 export async function startLossyProxy(opts: LossyProxyOptions): Promise<LossyProxy> {
-  const proxy = new Proxy(opts)
+  const proxy = new ProxyImpl(opts)
   await proxy.start()
   return proxy
 }

@@ -30,6 +30,19 @@ export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise
   })
 }
 
+/** Polls `cond` every 5 ms until it holds; rejects after `ms`. For state with no event to wait on. */
+export function waitUntil(cond: () => boolean, ms: number, what: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const start = Date.now()
+    const poll = (): void => {
+      if (cond()) resolve()
+      else if (Date.now() - start > ms) reject(new Error(`timed out after ${ms} ms waiting for ${what}`))
+      else setTimeout(poll, 5)
+    }
+    poll()
+  })
+}
+
 /** Resolves with the arguments of the next `event`, or rejects after `ms`. */
 export function nextEvent(emitter: EventEmitter, event: string, ms: number): Promise<unknown[]> {
   return new Promise<unknown[]>((resolve, reject) => {
