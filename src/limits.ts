@@ -84,3 +84,7 @@ export const HOOK_TIMEOUT_MS = 60_000
 /** Reconnect backoff for `watch`: full jitter between 0 and min(cap, base * 2^attempt). */
 export const RECONNECT_BASE_MS = 250
 export const RECONNECT_MAX_MS = 5000
+
+// --- pull ----------------------------------------------------------------------------------------
+/** Connections a pull tries when one is lost mid-way (e.g. a reset stream); it resumes by hash. */
+export const PULL_ATTEMPTS = 3

@@ -2,6 +2,7 @@
 import { Command } from 'commander'
 import { AssetClient } from '../core/client.js'
 import { Mirror } from '../core/mirror.js'
+import { pullResuming } from '../core/pull.js'
 import { type ClientFlags, clientOptions, toClientOptions } from './common.js'
 import { Output, type OutputStreams, formatBytes } from './output.js'
 
@@ -24,11 +25,9 @@ export function pullCommand(io: OutputStreams): Command {
     const out = new Output(!!flags.json, io)
     const mirror = new Mirror({ out: flags.out, patterns })
     out.spin(`connecting to ${flags.server}`)
-    const client = await AssetClient.connect(toClientOptions(flags))
+    const options = toClientOptions(flags)
     try {
-      out.progress('reading the manifest')
-      const manifest = await client.manifest(mirror.patterns)
-      const summary = await mirror.sync(client, manifest, {
+      const summary = await pullResuming(() => AssetClient.connect(options), mirror, {
         prune: !!flags.prune,
         dryRun: !!flags.dryRun,
         onFile: (ev) => {
@@ -38,6 +37,10 @@ export function pullCommand(io: OutputStreams): Command {
           }
         },
         onProgress: (p) => out.progress(`pulling ${p.done}/${p.total} files, ${formatBytes(p.bytes)}`),
+        onRetry: (err) => {
+          out.event({ event: 'retry', reason: err.message })
+          out.note(`assetsync: ${err.message}; reconnecting to resume`)
+        },
       })
       out.event({ event: 'summary', ...summary, ...(flags.dryRun ? { dryRun: true } : {}) })
       const secs = (summary.ms / 1000).toFixed(1)
@@ -45,8 +48,6 @@ export function pullCommand(io: OutputStreams): Command {
     } catch (err) {
       out.stopSpin(false, 'pull failed')
       throw err
-    } finally {
-      client.close()
     }
   })
 }

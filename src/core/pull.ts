@@ -1,0 +1,61 @@
+/**
+ * A one-shot pull that survives a lost connection: if the connection drops mid-way (a reset
+ * udx stream, a Wi-Fi blip), it reconnects and resumes — files already verified are skipped by
+ * hash — up to PULL_ATTEMPTS connections. Each file is reported once.
+ */
+import { AssetSyncError } from '../errors.js'
+import { PULL_ATTEMPTS } from '../limits.js'
+import type { AssetClient } from './client.js'
+import type { FileEvent, Mirror, SyncOptions, SyncSummary } from './mirror.js'
+
+export interface PullOptions extends SyncOptions {
+  attempts?: number
+  /** Called before each reconnect after a lost connection. */
+  onRetry?: (err: AssetSyncError, attempt: number) => void
+}
+
+function resumable(err: unknown): err is AssetSyncError {
+  return err instanceof AssetSyncError && (err.code === 'ERR_CONNECTION_LOST' || err.code === 'ERR_TIMEOUT')
+}
+
+export async function pullResuming(connect: () => Promise<AssetClient>, mirror: Mirror, opts: PullOptions = {}): Promise<SyncSummary> {
+  const t0 = performance.now()
+  const attempts = opts.attempts ?? PULL_ATTEMPTS
+  const seen = new Map<string, FileEvent>()
+  let bytesReceived = 0
+  for (let attempt = 1; ; attempt++) {
+    // The first connect failing is final (wrong address, server down); later ones too.
+    const client = await connect()
+    try {
+      const manifest = await client.manifest(mirror.patterns)
+      await mirror.sync(client, manifest, {
+        ...opts,
+        onFile: (ev) => {
+          bytesReceived += ev.bytes
+          const before = seen.get(ev.path)
+          // A file downloaded before the drop shows up as up to date on the resume: keep the first.
+          if (before && before.action === 'downloaded' && ev.action === 'up-to-date') return
+          seen.set(ev.path, ev)
+          if (!before) opts.onFile?.(ev)
+        },
+      })
+      break
+    } catch (err) {
+      if (!resumable(err) || attempt >= attempts) throw err
+      opts.onRetry?.(err, attempt)
+    } finally {
+      client.close()
+    }
+  }
+  const summary: SyncSummary = { files: 0, downloaded: 0, upToDate: 0, deleted: 0, bytesReceived, ms: 0 }
+  for (const ev of seen.values()) {
+    if (ev.action === 'deleted') summary.deleted++
+    else {
+      summary.files++
+      if (ev.action === 'downloaded') summary.downloaded++
+      else summary.upToDate++
+    }
+  }
+  summary.ms = Math.round(performance.now() - t0)
+  return summary
+}
