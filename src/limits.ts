@@ -41,8 +41,6 @@ export const MAX_CLIENTS = 4096
 export const MAX_INFLIGHT_PER_CLIENT = 256
 /** Transfers a client runs at once (pull, watch). */
 export const CLIENT_PARALLEL_TRANSFERS = 8
-/** Bytes queued towards one peer before the sender waits for 'drain' (backpressure). */
-export const SEND_HIGH_WATER_BYTES = 1 * MiB
 
 // --- timers (milliseconds) -------------------------------------------------------------------
 /** A PING goes out when nothing else was sent for this long. */
