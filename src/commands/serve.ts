@@ -63,7 +63,7 @@ export function serveCommand(io: OutputStreams): Command {
         out.event({ event: 'refused', ...e })
         out.line(`refused ${e.remote}: ${e.reason}`)
       })
-      server.on('subscriptions', (e: { remote: string; action: string; patterns: number; instances: number }) => {
+      server.on('subscriptions', (e: { remote: string; action: string; patterns: number; instanceId?: number; released?: number }) => {
         out.event({ event: 'subscriptions', ...e })
       })
       server.on('batch', (e: { changes: { path: string; action: string }[]; clients: number }) => {

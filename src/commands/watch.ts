@@ -20,7 +20,7 @@ export function watchCommand(io: OutputStreams): Command {
     .option('-o, --out <dir>', 'local folder to mirror into', '.')
     .option('--exec <command>', 'shell command to run after each applied batch; gets ASSETSYNC_ROOT, ASSETSYNC_EVENT, ASSETSYNC_PATHS and the batch as JSON on stdin')
     .addOption(new Option('--hook-timeout <seconds>', `kill a hook that runs longer than this (default ${HOOK_TIMEOUT_MS / 1000})`))
-    .option('--json', 'NDJSON events on stdout: synced, applied, hook, disconnected, reconnected')
+    .option('--json', 'NDJSON events on stdout: synced, applied, hook, disconnected, reconnecting, resynced, error')
   for (const o of clientOptions()) cmd.addOption(o)
   return cmd.action(async (patterns: string[], flags: WatchFlags) => {
     const out = new Output(!!flags.json, io)

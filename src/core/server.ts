@@ -59,6 +59,12 @@ export class AssetServer extends EventEmitter {
   readonly subscriptions = new Subscriptions<ClientSession>()
   #watcher: FolderWatcher | null = null
   #batches: Promise<void> = Promise.resolve()
+  /**
+   * Each path's hash as last announced to subscribers (or indexed at start). A batch is diffed
+   * against this, not against the store: a REQUEST for a changed file refreshes the store before
+   * the watcher's batch arrives, and the change must still be pushed.
+   */
+  readonly #published = new Map<string, Uint8Array>()
 
   private constructor(root: string, store: Store, endpoint: ServerEndpoint, publicKey: Buffer, scan: ScanResult) {
     super()
@@ -67,6 +73,7 @@ export class AssetServer extends EventEmitter {
     this.#endpoint = endpoint
     this.publicKey = publicKey
     this.scan = scan
+    for (const p of store.paths()) this.#published.set(p, (store.get(p) as { hash: Uint8Array }).hash)
     // Without a listener, an 'error' event would throw; the watcher's errors are not fatal.
     this.on('error', () => {})
     endpoint.on('connection', (conn: Connection) => this.#onConnection(conn))
@@ -117,9 +124,14 @@ export class AssetServer extends EventEmitter {
   idle(): Promise<void> { return this.#batches }
 
   async #onBatch(paths: string[]): Promise<void> {
-    const before = new Map(paths.map((p) => [p, this.store.get(p)?.hash ?? null]))
+    const before = new Map(paths.map((p) => [p, this.#published.get(p) ?? null]))
     const after = new Map<string, Awaited<ReturnType<Store['refresh']>>>()
-    for (const p of paths) after.set(p, await this.store.refresh(p))
+    for (const p of paths) {
+      const now = await this.store.refresh(p)
+      after.set(p, now)
+      if (now) this.#published.set(p, now.hash)
+      else this.#published.delete(p)
+    }
     const plan = planUpdates(before, after, (p) => this.subscriptions.subscribers(p))
     if (plan.changes.length === 0) return
     for (const [session, entries] of plan.perClient) {

@@ -4,6 +4,9 @@
  * mtime, so a writer pausing for less than that between pieces is never caught half-way, even
  * when chokidar's 50 ms change throttle swallowed the events in between), or once its stat stayed
  * identical for `settleMs` (clock skew). Whether content really changed is the store's call.
+ * A path whose stat is exactly what was announced for it moments ago (size, mtime, inode, or gone
+ * both times) is not announced again: chokidar's duplicate events and our own trailing re-checks
+ * would otherwise produce a second batch for one save.
  */
 import type { Stats } from 'node:fs'
 import { stat } from 'node:fs/promises'
@@ -22,7 +25,19 @@ interface Pending {
   last: Stats | null
   ready: boolean
   readySince: number
+  /** Stat key when it became ready (see statKey). */
+  seen: string
+  /** Bumped by every event, so a look that raced with one is not trusted. */
+  gen: number
 }
+
+/** What the store compares to decide whether to re-hash: size, mtime and inode (or gone). */
+function statKey(st: Stats | null): string {
+  return st ? `${st.size}:${st.mtimeMs}:${st.ino}` : 'gone'
+}
+
+/** How long an announcement is remembered to drop duplicates (covers the trailing re-check). */
+const ANNOUNCED_TTL_MS = WATCH_TRAILING_CHECK_MS + 1000
 
 /** Events: 'batch' (paths: string[]), 'error' (err). */
 export class FolderWatcher extends EventEmitter {
@@ -31,6 +46,8 @@ export class FolderWatcher extends EventEmitter {
   readonly #ignored: PathMatcher
   readonly #indexed: () => Iterable<string>
   readonly #pending = new Map<string, Pending>()
+  /** Recently announced paths → stat key and time, oldest first (see ANNOUNCED_TTL_MS). */
+  readonly #announced = new Map<string, { key: string; at: number }>()
   #watcher: FSWatcher | null = null
   #timer: NodeJS.Timeout | null = null
   #timerAt = Infinity
@@ -100,10 +117,11 @@ export class FolderWatcher extends EventEmitter {
     if (this.#closed || this.#ignored(wire)) return
     const p = this.#pending.get(wire)
     if (p) {
+      p.gen++
       p.ready = false
       p.due = Math.min(p.due, now + this.settleMs)
     } else {
-      this.#pending.set(wire, { due: now + this.settleMs, last: null, ready: false, readySince: 0 })
+      this.#pending.set(wire, { due: now + this.settleMs, last: null, ready: false, readySince: 0, seen: '', gen: 0 })
     }
     // The trailing look for writes chokidar's throttle swallowed (see WATCH_TRAILING_CHECK_MS).
     setTimeout(() => this.#trailing(wire), WATCH_TRAILING_CHECK_MS).unref()
@@ -113,7 +131,7 @@ export class FolderWatcher extends EventEmitter {
   #trailing(wire: string): void {
     if (this.#closed || this.#pending.has(wire)) return
     // Look once more; #check decides whether anything moved since it was announced.
-    this.#pending.set(wire, { due: Date.now(), last: null, ready: false, readySince: 0 })
+    this.#pending.set(wire, { due: Date.now(), last: null, ready: false, readySince: 0, seen: '', gen: 0 })
     this.#schedule(Date.now())
   }
 
@@ -137,16 +155,25 @@ export class FolderWatcher extends EventEmitter {
       for (const [wire, p] of this.#pending) {
         if (p.ready || p.due > now) continue
         let st: Stats | null = null
+        const gen = p.gen
         try {
           st = await stat(join(this.root, ...wire.split('/')))
         } catch { /* gone: stable as a deletion */ }
+        if (p.gen !== gen) continue // an event arrived meanwhile: look again (it is due already)
         const t = Date.now()
         const quietByMtime = st === null || t - st.mtimeMs >= this.settleMs
         const quietByStat = p.last !== null && st !== null &&
           p.last.size === st.size && p.last.mtimeMs === st.mtimeMs && p.last.ino === st.ino
         if (quietByMtime || quietByStat) {
+          const key = statKey(st)
+          // Exactly as announced moments ago: nothing new (a duplicate event or the trailing look).
+          if (this.#announced.get(wire)?.key === key) {
+            this.#pending.delete(wire)
+            continue
+          }
           p.ready = true
           p.readySince = t
+          p.seen = key
         } else {
           p.last = st
           const byMtime = st ? st.mtimeMs + this.settleMs : Infinity
@@ -174,7 +201,16 @@ export class FolderWatcher extends EventEmitter {
     const waiting = this.#pending.size - ready.length
     const oldest = Math.min(...ready.map(([, p]) => p.readySince))
     if (waiting > 0 && now - oldest < this.settleMs) return
-    for (const [wire] of ready) this.#pending.delete(wire)
+    for (const [wire, p] of ready) {
+      this.#pending.delete(wire)
+      // Re-inserted so the map stays oldest first.
+      this.#announced.delete(wire)
+      this.#announced.set(wire, { key: p.seen, at: now })
+    }
+    for (const [wire, a] of this.#announced) {
+      if (now - a.at < ANNOUNCED_TTL_MS) break
+      this.#announced.delete(wire)
+    }
     this.emit('batch', ready.map(([wire]) => wire))
   }
 }
