@@ -46,7 +46,9 @@ export function pullCommand(io: OutputStreams): Command {
       const secs = (summary.ms / 1000).toFixed(1)
       out.stopSpin(true, `${flags.dryRun ? 'dry run: ' : ''}${summary.files} files: ${summary.downloaded} ${flags.dryRun ? 'to download' : 'downloaded'}, ${summary.upToDate} up to date, ${summary.deleted} ${flags.dryRun ? 'to delete' : 'deleted'}; ${formatBytes(summary.bytesReceived)} in ${secs} s`)
     } catch (err) {
-      out.stopSpin(false, 'pull failed')
+      // cli.ts prints the error as the one stderr line; only a live spinner needs closing (when
+      // piped, stopSpin would add a "pull failed" line on stdout).
+      if (out.interactive) out.stopSpin(false, 'pull failed')
       throw err
     }
   })

@@ -5,6 +5,7 @@
  * (backpressure), so a slow client costs bounded memory and never slows the others.
  */
 import { EventEmitter } from 'node:events'
+import { constants } from 'node:fs'
 import type { FileHandle } from 'node:fs/promises'
 import { open } from 'node:fs/promises'
 import { AssetSyncError } from '../errors.js'
@@ -28,6 +29,13 @@ interface Transfer {
 
 /** Times a request re-reads a file that keeps changing under it before giving up. */
 const OPEN_RETRIES = 3
+/**
+ * Read-only and non-blocking: a FIFO in the served folder would otherwise block open() in the
+ * libuv threadpool until a writer appears — four such requests froze all file I/O of the server
+ * (and its SIGTERM shutdown). O_NONBLOCK changes nothing for regular files; the isFile check
+ * below then answers not-found. (O_NONBLOCK is undefined on Windows, which has no FIFOs here.)
+ */
+const OPEN_FLAGS = constants.O_RDONLY | (constants.O_NONBLOCK ?? 0)
 
 export interface SessionEvents {
   refused: { path: string; reason: string }
@@ -111,7 +119,7 @@ export class ClientSession extends EventEmitter {
     for (let attempt = 0; attempt < OPEN_RETRIES; attempt++) {
       let fh: FileHandle
       try {
-        fh = await open(real, 'r')
+        fh = await open(real, OPEN_FLAGS)
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code
         if (code === 'ENOENT' || code === 'EISDIR') return notFound()
