@@ -2,7 +2,8 @@
  * The assetsync library API: the same protocol core the CLI uses.
  * @packageDocumentation
  */
-export { AssetServer, DEFAULT_PORT, type AssetServerOptions } from './core/server.js'
+export { AssetServer, type AssetServerOptions } from './core/server.js'
+export { DEFAULT_PORT } from './limits.js'
 export { AssetClient, parseServer, type AssetClientOptions, type DownloadResult } from './core/client.js'
 export { Mirror, type MirrorOptions, type SyncOptions, type SyncSummary, type FileEvent } from './core/mirror.js'
 export { LiveMirror, type LiveMirrorOptions } from './core/live-mirror.js'

@@ -3,6 +3,9 @@
  * lists them. Change a value here and nowhere else.
  */
 
+/** The port `serve` listens on and clients dial when none is given. */
+export const DEFAULT_PORT = 7420
+
 const KiB = 1024
 const MiB = 1024 * KiB
 

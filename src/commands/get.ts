@@ -5,7 +5,6 @@ import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { pipeline } from 'node:stream/promises'
 import { Command } from 'commander'
-import { AssetClient } from '../core/client.js'
 import { assertWirePath } from '../core/paths.js'
 import { writeError } from '../errors.js'
 import { type ClientFlags, clientOptions, toClientOptions } from './common.js'
@@ -23,6 +22,7 @@ export function getCommand(io: OutputStreams): Command {
   for (const o of clientOptions()) cmd.addOption(o)
   return cmd.action(async (path: string, flags: GetFlags) => {
     assertWirePath(path)
+    const { AssetClient } = await import('../core/client.js')
     const client = await AssetClient.connect(toClientOptions(flags))
     try {
       if (flags.output) {

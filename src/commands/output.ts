@@ -2,7 +2,7 @@
  * How commands talk to people and programs: NDJSON events with --json, plain lines otherwise,
  * and an ora spinner only when stderr is a TTY (CI logs stay clean).
  */
-import ora, { type Ora } from 'ora'
+import type { Ora } from 'ora'
 
 export interface OutputStreams {
   stdout: NodeJS.WritableStream & { isTTY?: boolean }
@@ -15,6 +15,8 @@ export class Output {
   readonly json: boolean
   readonly #io: OutputStreams
   #spinner: Ora | null = null
+  #spinning = false
+  #text = ''
 
   constructor(json: boolean, io: OutputStreams = processStreams) {
     this.json = json
@@ -44,24 +46,34 @@ export class Output {
   /** Starts a spinner on an interactive stderr; a no-op when piped or with --json. */
   spin(text: string): void {
     if (this.json || !this.#io.stderr.isTTY) return
-    this.#spinner = ora({ text, stream: this.#io.stderr as NodeJS.WriteStream }).start()
+    this.#spinning = true
+    this.#text = text
+    // ora is loaded only for an interactive terminal (it costs ~80 ms of startup).
+    void import('ora').then(({ default: ora }) => {
+      if (!this.#spinning) return
+      this.#spinner = ora({ text: this.#text, stream: this.#io.stderr as NodeJS.WriteStream }).start()
+    }, () => { /* no spinner then */ })
   }
 
   progress(text: string): void {
+    this.#text = text
     if (this.#spinner) this.#spinner.text = text
   }
 
   stopSpin(ok: boolean, text: string): void {
-    if (!this.#spinner) {
-      this.line(text)
+    this.#spinning = false
+    const spinner = this.#spinner
+    this.#spinner = null
+    if (!spinner) {
+      if (ok) this.line(text) // a failure is reported once, as the error line on stderr
       return
     }
-    if (ok) this.#spinner.succeed(text)
-    else this.#spinner.fail(text)
-    this.#spinner = null
+    if (ok) spinner.succeed(text)
+    else spinner.fail(text)
   }
 
-  get interactive(): boolean { return this.#spinner !== null }
+  /** True while a spinner is (being) shown: per-file lines are then left out. */
+  get interactive(): boolean { return this.#spinning }
 }
 
 export function formatBytes(n: number): string {

@@ -1,8 +1,5 @@
 /** `assetsync pull`: one-shot mirror (CI prefetch) that hash-skips what is already up to date. */
 import { Command } from 'commander'
-import { AssetClient } from '../core/client.js'
-import { Mirror } from '../core/mirror.js'
-import { pullResuming } from '../core/pull.js'
 import { type ClientFlags, clientOptions, toClientOptions } from './common.js'
 import { Output, type OutputStreams, formatBytes } from './output.js'
 
@@ -23,6 +20,10 @@ export function pullCommand(io: OutputStreams): Command {
   for (const o of clientOptions()) cmd.addOption(o)
   return cmd.action(async (patterns: string[], flags: PullFlags) => {
     const out = new Output(!!flags.json, io)
+    // Loaded on use, so `--help` and the other commands start fast.
+    const [{ AssetClient }, { Mirror }, { pullResuming }] = await Promise.all([
+      import('../core/client.js'), import('../core/mirror.js'), import('../core/pull.js'),
+    ])
     const mirror = new Mirror({ out: flags.out, patterns })
     out.spin(`connecting to ${flags.server}`)
     const options = toClientOptions(flags)
@@ -46,9 +47,7 @@ export function pullCommand(io: OutputStreams): Command {
       const secs = (summary.ms / 1000).toFixed(1)
       out.stopSpin(true, `${flags.dryRun ? 'dry run: ' : ''}${summary.files} files: ${summary.downloaded} ${flags.dryRun ? 'to download' : 'downloaded'}, ${summary.upToDate} up to date, ${summary.deleted} ${flags.dryRun ? 'to delete' : 'deleted'}; ${formatBytes(summary.bytesReceived)} in ${secs} s`)
     } catch (err) {
-      // cli.ts prints the error as the one stderr line; only a live spinner needs closing (when
-      // piped, stopSpin would add a "pull failed" line on stdout).
-      if (out.interactive) out.stopSpin(false, 'pull failed')
+      out.stopSpin(false, 'pull failed') // closes a live spinner; cli.ts prints the error line
       throw err
     }
   })

@@ -1,7 +1,7 @@
 /** `assetsync serve [dir]`: index a folder and serve it until SIGINT/SIGTERM. */
 import { Command, Option } from 'commander'
-import { AssetServer, DEFAULT_PORT } from '../core/server.js'
 import { AssetSyncError } from '../errors.js'
+import { DEFAULT_PORT } from '../limits.js'
 import type { TransportName } from '../protocol/transport.js'
 import { parseDuration, tokenOption, transportOption, untilSignal } from './common.js'
 import { Output, type OutputStreams } from './output.js'
@@ -36,6 +36,8 @@ export function serveCommand(io: OutputStreams): Command {
     .action(async (dir: string, flags: ServeFlags) => {
       const out = new Output(!!flags.json, io)
       const settleMs = parseDuration('--settle', flags.settle, 'ms', 0)
+      // Loaded on use, so `--help` and the other commands start fast.
+      const { AssetServer } = await import('../core/server.js')
       const server = await AssetServer.start({
         root: dir,
         host: flags.host,

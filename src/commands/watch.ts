@@ -1,7 +1,5 @@
 /** `assetsync watch`: mirror, subscribe, apply pushed changes atomically, run a hook per batch. */
 import { Command, Option } from 'commander'
-import { HookRunner } from '../core/hooks.js'
-import { LiveMirror } from '../core/live-mirror.js'
 import { AssetSyncError } from '../errors.js'
 import { HOOK_TIMEOUT_MS } from '../limits.js'
 import { type ClientFlags, clientOptions, parseDuration, toClientOptions, untilSignal } from './common.js'
@@ -24,6 +22,7 @@ export function watchCommand(io: OutputStreams): Command {
   for (const o of clientOptions()) cmd.addOption(o)
   return cmd.action(async (patterns: string[], flags: WatchFlags) => {
     const out = new Output(!!flags.json, io)
+    const [{ HookRunner }, { LiveMirror }] = await Promise.all([import('../core/hooks.js'), import('../core/live-mirror.js')])
     const live = new LiveMirror({ client: toClientOptions(flags), out: flags.out, patterns })
     const root = await live.mirror.root()
     const hooks = flags.exec

@@ -4,7 +4,7 @@
  */
 import { EventEmitter } from 'node:events'
 import { AssetSyncError } from '../errors.js'
-import { MAX_MANIFEST_FILES } from '../limits.js'
+import { DEFAULT_PORT, MAX_MANIFEST_FILES } from '../limits.js'
 import type { Connection } from '../protocol/connection.js'
 import { type TimingOptions, dial } from '../protocol/endpoint.js'
 import type { FileMeta, ManifestEntry, ReplyMessage, UpdateMsg } from '../protocol/messages.js'
@@ -13,7 +13,6 @@ import { IncomingFile } from './atomic-file.js'
 import { KnownServers, configDir, parseKeyHex } from './keys.js'
 import { assertWirePath, printable } from './paths.js'
 
-export const DEFAULT_SERVER_PORT = 7420
 /** Received-but-unwritten bytes above which the client stops reading (slow disk). */
 const RECV_PAUSE_BYTES = 16 * 1024 * 1024
 const RECV_RESUME_BYTES = 4 * 1024 * 1024
@@ -23,7 +22,7 @@ export const DOWNLOAD_ATTEMPTS = 3
 /** Parses "host:port", "[v6]:port" or "host" (default port). */
 export function parseServer(s: string): { host: string; port: number } {
   const m = /^\[([^\]]+)\](?::(\d+))?$/.exec(s) ?? /^([^:]+)(?::(\d+))?$/.exec(s)
-  const port = m?.[2] === undefined ? DEFAULT_SERVER_PORT : Number(m[2])
+  const port = m?.[2] === undefined ? DEFAULT_PORT : Number(m[2])
   if (!m || !m[1] || !Number.isInteger(port) || port < 1 || port > 65535) {
     throw new AssetSyncError('ERR_USAGE', `--server must be host:port (e.g. 192.168.1.20:7420), got "${s}"`)
   }

@@ -6,6 +6,7 @@ import { EventEmitter } from 'node:events'
 import { realpath, stat } from 'node:fs/promises'
 import type { KeyPair } from '@hyperswarm/secret-stream'
 import { AssetSyncError } from '../errors.js'
+import { DEFAULT_PORT } from '../limits.js'
 import type { Connection } from '../protocol/connection.js'
 import { ServerEndpoint, type TimingOptions } from '../protocol/endpoint.js'
 import type { TransportName } from '../protocol/transport.js'
@@ -41,7 +42,6 @@ export interface AssetServerOptions extends TimingOptions {
   watch?: boolean
 }
 
-export const DEFAULT_PORT = 7420
 
 /**
  * Events: 'connected' ({remote}), 'disconnected' ({remote, reason}), 'rejected' ({remote, code,
