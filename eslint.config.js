@@ -10,5 +10,5 @@ export default tseslint.config(
       'no-console': 'error',
     },
   },
-  { files: ['bin/**', 'bench/**', 'test/**'], rules: { 'no-console': 'off' } },
+  { files: ['bin/**', 'bench/**', 'test/**', 'scripts/**'], rules: { 'no-console': 'off' } },
 )
