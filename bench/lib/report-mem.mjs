@@ -1,0 +1,42 @@
+// Preload (node --import) for memory figures of a process the bench does not control:
+//  - samples process.memoryUsage() every 50 ms and keeps the maximum of each field; also reports
+//    process.cpuUsage() (user + system seconds);
+//  - writes {hwmKiB, rssKiB (from /proc/self/status), now: memoryUsage(), max: {...}} as JSON to
+//    $BENCH_MEM_FILE at exit, and also whenever it gets SIGUSR2 (for long-lived servers);
+//  - with $BENCH_HEAP_FILE, runs V8's sampling heap profiler from the start and, on SIGUSR2,
+//    writes what is live *then* as a .heapprofile (`node --heap-prof` only writes at exit, after
+//    the server has closed and freed its index).
+import { readFileSync, writeFileSync } from 'node:fs'
+import { Session } from 'node:inspector'
+
+const heapFile = process.env.BENCH_HEAP_FILE
+if (heapFile) {
+  const session = new Session()
+  session.connect()
+  session.post('HeapProfiler.startSampling', { samplingInterval: 32768 })
+  process.on('SIGUSR2', () => {
+    session.post('HeapProfiler.stopSampling', (err, r) => {
+      if (!err) writeFileSync(heapFile, JSON.stringify(r.profile))
+    })
+  })
+}
+
+const file = process.env.BENCH_MEM_FILE
+if (file) {
+  const max = {}
+  const sample = () => {
+    for (const [k, v] of Object.entries(process.memoryUsage())) if (!(max[k] >= v)) max[k] = v
+  }
+  setInterval(sample, 50).unref()
+  const dump = () => {
+    try {
+      sample()
+      const s = readFileSync('/proc/self/status', 'utf8')
+      const kib = (k) => Number((new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(s) ?? [])[1] ?? NaN)
+      const c = process.cpuUsage()
+      writeFileSync(file, JSON.stringify({ hwmKiB: kib('VmHWM'), rssKiB: kib('VmRSS'), cpuS: (c.user + c.system) / 1e6, now: process.memoryUsage(), max }))
+    } catch { /* best effort */ }
+  }
+  process.on('exit', dump)
+  process.on('SIGUSR2', dump)
+}
