@@ -42,8 +42,16 @@ export const MAX_ERROR_CODE_BYTES = 64
 export const MAX_CLIENTS = 4096
 /** Requests one client may have open at once; more get ERR_LIMIT for that request. */
 export const MAX_INFLIGHT_PER_CLIENT = 256
+/**
+ * (pattern, instance id) pairs one connection may hold subscribed; a SUBSCRIBE that would go past
+ * it gets ERR_LIMIT and changes nothing. Each pattern costs the server a compiled matcher (up to
+ * ~27 KiB for a 1 KiB pattern): without a cap one client held 1.7 GiB with 1000 SUBSCRIBE frames.
+ */
+export const MAX_SUBSCRIPTIONS_PER_CLIENT = 256
 /** Transfers a client runs at once (pull, watch). */
 export const CLIENT_PARALLEL_TRANSFERS = 8
+/** Local files a client checks (stat, cached or fresh hash) at once before deciding what to fetch. */
+export const CLIENT_PARALLEL_CHECKS = 32
 
 // --- timers (milliseconds) -------------------------------------------------------------------
 /** A PING goes out when nothing else was sent for this long. */

@@ -3,7 +3,7 @@
  */
 import { Option } from 'commander'
 import { AssetSyncError } from '../errors.js'
-import { CONNECT_TIMEOUT_MS, REQUEST_TIMEOUT_MS } from '../limits.js'
+import { CONNECT_TIMEOUT_MS, MAX_PATTERNS, MAX_PATTERN_BYTES, REQUEST_TIMEOUT_MS } from '../limits.js'
 import type { AssetClientOptions } from '../core/client.js'
 import { TRANSPORTS, type TransportName } from '../protocol/transport.js'
 
@@ -32,6 +32,16 @@ export function clientOptions(): Option[] {
     transportOption(),
     new Option('--timeout <seconds>', `give up connecting after this long, and on a request with no answer for this long (default ${CONNECT_TIMEOUT_MS / 1000} s to connect, ${REQUEST_TIMEOUT_MS / 1000} s per request)`),
   ]
+}
+
+/** Checks glob arguments before anything connects: an empty or oversize pattern is a usage error. */
+export function checkPatterns(patterns: string[]): string[] {
+  if (patterns.length > MAX_PATTERNS) throw new AssetSyncError('ERR_USAGE', `at most ${MAX_PATTERNS} patterns, got ${patterns.length}`)
+  for (const p of patterns) {
+    if (p.length === 0) throw new AssetSyncError('ERR_USAGE', 'empty pattern: pass a glob such as "**" or "scripts/**"')
+    if (Buffer.byteLength(p) > MAX_PATTERN_BYTES) throw new AssetSyncError('ERR_USAGE', `pattern longer than ${MAX_PATTERN_BYTES} bytes`)
+  }
+  return patterns
 }
 
 /** Parses a positive duration flag given in `unit`; returns milliseconds. */

@@ -1,6 +1,6 @@
 /** `assetsync pull`: one-shot mirror (CI prefetch) that hash-skips what is already up to date. */
 import { Command } from 'commander'
-import { type ClientFlags, clientOptions, toClientOptions } from './common.js'
+import { type ClientFlags, checkPatterns, clientOptions, toClientOptions } from './common.js'
 import { Output, type OutputStreams, formatBytes } from './output.js'
 
 interface PullFlags extends ClientFlags {
@@ -24,7 +24,7 @@ export function pullCommand(io: OutputStreams): Command {
     const [{ AssetClient }, { Mirror }, { pullResuming }] = await Promise.all([
       import('../core/client.js'), import('../core/mirror.js'), import('../core/pull.js'),
     ])
-    const mirror = new Mirror({ out: flags.out, patterns })
+    const mirror = new Mirror({ out: flags.out, patterns: checkPatterns(patterns) })
     out.spin(`connecting to ${flags.server}`)
     const options = toClientOptions(flags)
     try {

@@ -2,7 +2,7 @@
 import { Command, Option } from 'commander'
 import { AssetSyncError } from '../errors.js'
 import { HOOK_TIMEOUT_MS } from '../limits.js'
-import { type ClientFlags, clientOptions, parseDuration, toClientOptions, untilSignal } from './common.js'
+import { type ClientFlags, checkPatterns, clientOptions, parseDuration, toClientOptions, untilSignal } from './common.js'
 import { Output, type OutputStreams, formatBytes } from './output.js'
 
 interface WatchFlags extends ClientFlags {
@@ -23,7 +23,7 @@ export function watchCommand(io: OutputStreams): Command {
   return cmd.action(async (patterns: string[], flags: WatchFlags) => {
     const out = new Output(!!flags.json, io)
     const [{ HookRunner }, { LiveMirror }] = await Promise.all([import('../core/hooks.js'), import('../core/live-mirror.js')])
-    const live = new LiveMirror({ client: toClientOptions(flags), out: flags.out, patterns })
+    const live = new LiveMirror({ client: toClientOptions(flags), out: flags.out, patterns: checkPatterns(patterns) })
     const root = await live.mirror.root()
     const hooks = flags.exec
       ? new HookRunner({

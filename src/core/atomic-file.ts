@@ -65,8 +65,11 @@ export class IncomingFile {
     this.#written += data.byteLength
   }
 
-  /** Verifies size and hash, sets mode and mtime, renames into place. Discards on any failure. */
-  async commit(): Promise<void> {
+  /**
+   * Verifies size and hash, sets mode and mtime, and (unless `install` is false, for a caller that
+   * installs a whole batch later) renames into place. Discards on any failure.
+   */
+  async commit(install = true): Promise<void> {
     try {
       const digest = this.#hasher.digest()
       if (this.#written !== this.meta.size || !equalHash(digest, this.meta.hash)) {
@@ -78,7 +81,7 @@ export class IncomingFile {
         await chmod(this.tempPath, this.meta.mode & 0o777)
         const t = this.meta.mtime / 1000
         await utimes(this.tempPath, t, t)
-        await rename(this.tempPath, this.finalPath)
+        if (install) await rename(this.tempPath, this.finalPath)
       } catch (err) {
         throw writeError(this.finalPath, err)
       }

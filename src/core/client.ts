@@ -47,6 +47,8 @@ export interface DownloadResult {
   status: DownloadStatus
   meta: FileMeta | null
   bytes: number
+  /** With `stage`: the verified temp file beside the final path, not yet renamed. */
+  tempPath?: string
 }
 
 /** Events: 'update' (UpdateMsg['entries']), 'close' (err | null). */
@@ -108,10 +110,10 @@ export class AssetClient extends EventEmitter {
    * the server answers up-to-date instead of sending bytes. Retries a file that changed on the
    * server mid-transfer. Throws ERR_NOT_FOUND / ERR_PATH_REFUSED for what the server refuses.
    */
-  async download(path: string, finalPath: string, haveHash: Uint8Array | null = null): Promise<DownloadResult> {
+  async download(path: string, finalPath: string, haveHash: Uint8Array | null = null, stage = false): Promise<DownloadResult> {
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.#downloadOnce(path, finalPath, haveHash)
+        return await this.#downloadOnce(path, finalPath, haveHash, stage)
       } catch (err) {
         const retry = err instanceof AssetSyncError && (err.code === 'ERR_CHANGED' || err.code === 'ERR_INTEGRITY')
         if (!retry || attempt >= DOWNLOAD_ATTEMPTS || this.conn.closed) throw err
@@ -119,12 +121,17 @@ export class AssetClient extends EventEmitter {
     }
   }
 
-  #downloadOnce(path: string, finalPath: string, haveHash: Uint8Array | null): Promise<DownloadResult> {
+  #downloadOnce(path: string, finalPath: string, haveHash: Uint8Array | null, stage: boolean): Promise<DownloadResult> {
     let file: Promise<IncomingFile> | null = null
     let chain: Promise<unknown> = Promise.resolve()
     let status: DownloadStatus = 'up-to-date'
     let meta: FileMeta | null = null
     let expected = 0
+    // A local failure (open or write: disk full, permissions) ends the request at once: the server
+    // stops sending, and the error reaches the caller now, not after the last chunk. This also
+    // handles the rejection right away; left alone until the transfer ended, it crashed the
+    // process as an unhandled rejection (exit 1) whenever chunks were still arriving.
+    const fail = (err: unknown): void => { this.conn.cancel(req.id, err instanceof Error ? err : new Error(String(err))) }
     const onReply = (r: ReplyMessage): boolean => {
       if (r.type === 'response') {
         if (meta) throw new AssetSyncError('ERR_PROTOCOL', 'second RESPONSE for one request')
@@ -136,6 +143,7 @@ export class AssetClient extends EventEmitter {
         meta = { hash: Buffer.from(r.hash), size: r.size, mode: r.mode, mtime: r.mtime }
         status = 'downloaded'
         file = IncomingFile.create(finalPath, meta)
+        file.catch(fail)
         chain = file
         return false
       }
@@ -146,6 +154,7 @@ export class AssetClient extends EventEmitter {
       const f = file
       this.#account(data.byteLength)
       chain = chain.then(async () => (await f).write(data)).finally(() => this.#account(-data.byteLength))
+      chain.catch(fail)
       return r.final
     }
     const req = this.conn.request((id) => ({ type: 'request', id, path, haveHash }), onReply)
@@ -159,8 +168,8 @@ export class AssetClient extends EventEmitter {
           await f.discard()
           throw err
         }
-        await f.commit()
-        return { status, meta, bytes: f.written }
+        await f.commit(!stage)
+        return { status, meta, bytes: f.written, ...(stage ? { tempPath: f.tempPath } : {}) }
       },
       async (err: unknown) => {
         // Wait for queued writes, then remove the temp file: nothing half-written survives.

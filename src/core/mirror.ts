@@ -7,9 +7,9 @@ import type { Stats } from 'node:fs'
 import { lstat, mkdir, readdir, realpath, rename, rmdir, unlink } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { writeError } from '../errors.js'
-import { CLIENT_PARALLEL_TRANSFERS } from '../limits.js'
+import { CLIENT_PARALLEL_CHECKS, CLIENT_PARALLEL_TRANSFERS } from '../limits.js'
 import type { FileMeta, ManifestEntry } from '../protocol/messages.js'
-import { isTempName, tempPathFor } from './atomic-file.js'
+import { isTempName } from './atomic-file.js'
 import type { AssetClient } from './client.js'
 import { HashCache, cacheFileFor } from './hash-cache.js'
 import { equalHash, hashFile } from './hash.js'
@@ -129,10 +129,9 @@ export class Mirror {
     }
     // Re-check after creating folders: a planted symlink must not have redirected them.
     await resolveForWrite(root, wire)
-    const temp = tempPathFor(final)
-    const r = await client.download(wire, temp, haveHash)
-    if (r.status === 'up-to-date' || !r.meta) return null
-    return { wire, temp, final, hash: Buffer.from(r.meta.hash), bytes: r.bytes }
+    const r = await client.download(wire, final, haveHash, true)
+    if (r.status === 'up-to-date' || !r.meta || !r.tempPath) return null
+    return { wire, temp: r.tempPath, final, hash: Buffer.from(r.meta.hash), bytes: r.bytes }
   }
 
   /** Makes a staged file visible (rename over the final path). */
@@ -251,8 +250,10 @@ export class Mirror {
       await this.cleanTemp()
     }
     let done = 0
-    await mapLimit(wanted, this.#opts.parallel ?? CLIENT_PARALLEL_TRANSFERS, async (e) => {
-      const have = await this.localHash(e.path)
+    // Checking what is already here is stat-bound: many at once. Fetching is not: fewer.
+    const haves = await mapLimit(wanted, CLIENT_PARALLEL_CHECKS, (e) => this.localHash(e.path))
+    await mapLimit(wanted, this.#opts.parallel ?? CLIENT_PARALLEL_TRANSFERS, async (e, i) => {
+      const have = haves[i] ?? null
       let action: FileAction = 'up-to-date'
       let bytes = 0
       if (!equalHash(have, e.hash)) {

@@ -6,7 +6,7 @@ import { EventEmitter } from 'node:events'
 import { realpath, stat } from 'node:fs/promises'
 import type { KeyPair } from '@hyperswarm/secret-stream'
 import { AssetSyncError } from '../errors.js'
-import { DEFAULT_PORT } from '../limits.js'
+import { DEFAULT_PORT, MAX_SUBSCRIPTIONS_PER_CLIENT } from '../limits.js'
 import type { Connection } from '../protocol/connection.js'
 import { ServerEndpoint, type TimingOptions } from '../protocol/endpoint.js'
 import type { TransportName } from '../protocol/transport.js'
@@ -156,6 +156,11 @@ export class AssetServer extends EventEmitter {
     this.#sessions.add(session)
     session.on('refused', (r: { path: string; reason: string }) => this.emit('refused', { remote: conn.remote, ...r }))
     session.onSubscribe = (msg) => {
+      if (msg.subscribe && this.subscriptions.held(session) + this.subscriptions.newPairs(session, msg.patterns, msg.instanceId) > MAX_SUBSCRIPTIONS_PER_CLIENT) {
+        // Each pattern costs a compiled matcher: a connection may not hold unbounded numbers.
+        conn.send({ type: 'error', id: msg.id, code: 'ERR_LIMIT', message: `more than ${MAX_SUBSCRIPTIONS_PER_CLIENT} subscriptions on one connection` })
+        return
+      }
       if (msg.subscribe) this.subscriptions.subscribe(session, msg.patterns, msg.instanceId)
       else this.subscriptions.unsubscribe(session, msg.patterns, msg.instanceId)
       conn.send({ type: 'subscribe-ack', id: msg.id })

@@ -11,6 +11,8 @@ export class Subscriptions<C = string> {
   /** pattern → client → instance ids */
   readonly #byPattern = new Map<string, Map<C, Set<number>>>()
   readonly #matchers = new Map<string, Matcher>()
+  /** client → (pattern, instance id) pairs it holds, for the per-connection cap. */
+  readonly #held = new Map<C, number>()
 
   /** Adds `instanceId` of `client` to each pattern. Returns, per pattern, whether it was the first subscriber. */
   subscribe(client: C, patterns: readonly string[], instanceId: number): boolean[] {
@@ -24,6 +26,7 @@ export class Subscriptions<C = string> {
       }
       let ids = clients.get(client)
       if (!ids) clients.set(client, (ids = new Set()))
+      if (!ids.has(instanceId)) this.#held.set(client, (this.#held.get(client) ?? 0) + 1)
       ids.add(instanceId)
       return first
     })
@@ -35,7 +38,7 @@ export class Subscriptions<C = string> {
       const clients = this.#byPattern.get(pattern)
       const ids = clients?.get(client)
       if (!clients || !ids) return false
-      ids.delete(instanceId)
+      if (ids.delete(instanceId)) this.#held.set(client, (this.#held.get(client) ?? 1) - 1)
       if (ids.size === 0) clients.delete(client)
       if (clients.size > 0) return false
       this.#byPattern.delete(pattern)
@@ -46,6 +49,7 @@ export class Subscriptions<C = string> {
 
   /** Drops every subscription of `client`; returns the patterns that now have no subscriber. */
   dropClient(client: C): string[] {
+    this.#held.delete(client)
     const released: string[] = []
     for (const [pattern, clients] of this.#byPattern) {
       if (!clients.delete(client)) continue
@@ -56,6 +60,16 @@ export class Subscriptions<C = string> {
       }
     }
     return released
+  }
+
+  /** (pattern, instance id) pairs `client` holds. */
+  held(client: C): number { return this.#held.get(client) ?? 0 }
+
+  /** How many of `patterns` (duplicates counted once) `client` does not yet hold for `instanceId`. */
+  newPairs(client: C, patterns: readonly string[], instanceId: number): number {
+    let n = 0
+    for (const p of new Set(patterns)) if (!this.#byPattern.get(p)?.get(client)?.has(instanceId)) n++
+    return n
   }
 
   /** Clients (with their instance ids) whose patterns match `path`. */

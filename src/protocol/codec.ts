@@ -142,7 +142,12 @@ function writePatterns(o: Out, patterns: string[]): void {
 function readPatterns(r: Reader): string[] {
   const n = r.count(MAX_PATTERNS, 'pattern count')
   const out: string[] = []
-  for (let i = 0; i < n; i++) out.push(r.str16(MAX_PATTERN_BYTES, 'pattern'))
+  for (let i = 0; i < n; i++) {
+    const p = r.str16(MAX_PATTERN_BYTES, 'pattern')
+    // picomatch throws on an empty pattern: one such frame used to crash the server (fuzz).
+    if (p.length === 0) throw new ProtocolError('empty pattern')
+    out.push(p)
+  }
   return out
 }
 

@@ -8,7 +8,7 @@ import { createHash, timingSafeEqual } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import type { Duplex } from 'node:stream'
 import { AssetSyncError, ProtocolError, isErrorCode } from '../errors.js'
-import { CLOSE_GRACE_MS, IDLE_TIMEOUT_MS, KEEPALIVE_MS, REQUEST_TIMEOUT_MS, TIMER_TICK_MS } from '../limits.js'
+import { CLOSE_GRACE_MS, IDLE_TIMEOUT_MS, KEEPALIVE_MS, MAX_TEXT_BYTES, REQUEST_TIMEOUT_MS, TIMER_TICK_MS } from '../limits.js'
 import { type Clock, systemClock } from './clock.js'
 import { decode, encode } from './codec.js'
 import {
@@ -41,6 +41,25 @@ type Phase = 'auth' | 'open' | 'closed'
 
 function tokenDigest(token: string): Buffer {
   return createHash('sha256').update(token, 'utf8').digest()
+}
+
+/** `s` cut to at most `max` UTF-8 bytes, on a character boundary. */
+function clipUtf8(s: string, max: number): string {
+  if (Buffer.byteLength(s) <= max) return s
+  let out = Buffer.from(s).subarray(0, max - 3).toString('utf8')
+  if (out.endsWith('\ufffd')) out = out.slice(0, -1) // a character cut in half
+  return `${out}…`
+}
+
+/**
+ * Human text (ERROR message, RESPONSE reason) cut to MAX_TEXT_BYTES: the peer refuses a longer
+ * one as a protocol error. Messages can quote paths and system errors of any length (a
+ * not-found reason quoting a 1024-byte path killed the client's connection; found by fuzzing).
+ */
+function clipText(msg: Message): Message {
+  if (msg.type === 'error') return { ...msg, message: clipUtf8(msg.message, MAX_TEXT_BYTES) }
+  if (msg.type === 'response' && msg.status !== 'file') return { ...msg, reason: clipUtf8(msg.reason, MAX_TEXT_BYTES) }
+  return msg
 }
 
 /** Constant-time token comparison (both sides hashed to one length first). */
@@ -103,7 +122,7 @@ export class Connection extends EventEmitter {
   /** Queues one frame. Returns false when the caller should wait for `drained()`. */
   send(msg: Message): boolean {
     if (this.#phase === 'closed') return false
-    const frame = encode(msg)
+    const frame = encode(clipText(msg))
     this.bytesSent += frame.length
     this.#lastSent = this.#clock.now()
     const ok = this.#stream.write(frame)
@@ -307,10 +326,24 @@ export class Connection extends EventEmitter {
       return
     }
     if (this.role === 'server') {
-      this.emit('message', msg)
+      this.#deliver(msg)
       return
     }
     this.#onServerFrame(msg as Exclude<ServerMessage, { type: 'ping' }>)
+  }
+
+  /**
+   * Hands a frame to the 'message' listeners. A listener that throws (a bug, or input it did not
+   * expect) costs this connection, never the process: the peer gets ERROR ERR_INTERNAL.
+   */
+  #deliver(msg: Message): void {
+    try {
+      this.emit('message', msg)
+    } catch (err) {
+      const e = new AssetSyncError('ERR_INTERNAL', `internal error while handling a ${msg.type} frame`, { cause: err })
+      this.send({ type: 'error', id: 0, code: e.code, message: e.message })
+      this.close(e)
+    }
   }
 
   #onServerFrame(msg: Exclude<ServerMessage, { type: 'ping' }>): void {
@@ -319,7 +352,7 @@ export class Connection extends EventEmitter {
       return
     }
     if (msg.type === 'update' || msg.type === 'auth-ok') {
-      if (msg.type === 'update') this.emit('message', msg)
+      if (msg.type === 'update') this.#deliver(msg)
       return
     }
     const p = this.#pending.get(msg.id)

@@ -9,7 +9,7 @@ import { AssetSyncError } from '../errors.js'
 import { CONNECT_TIMEOUT_MS, MAX_CLIENTS } from '../limits.js'
 import { type Clock, systemClock } from './clock.js'
 import { Connection } from './connection.js'
-import { guardFrames } from './frame-guard.js'
+import { type FrameGuard, guardFrames } from './frame-guard.js'
 import { TcpListener, connectTcp } from './tcp.js'
 import type { Listener, RawStream, TransportName } from './transport.js'
 import { UdpListener, connectUdp } from './udp.js'
@@ -40,6 +40,15 @@ function deadline<T>(p: Promise<T>, ms: number, clock: Clock, err: () => AssetSy
   })
 }
 
+/**
+ * Why a raw stream died before Noise completed, if we know better than "handshake failed": the
+ * frame guard tripped, or the transport said why (a full TCP listener: ERR_LIMIT, see tcp.ts).
+ */
+function rawFailure(guard: FrameGuard, raw: RawStream): AssetSyncError | null {
+  if (guard.error) return guard.error
+  return raw.errored instanceof AssetSyncError ? raw.errored : null
+}
+
 /** Connects, runs Noise XX, checks the server key, presents the token; returns an open Connection. */
 export async function dial(opts: DialOptions): Promise<Connection> {
   const clock = opts.clock ?? systemClock
@@ -51,14 +60,15 @@ export async function dial(opts: DialOptions): Promise<Connection> {
   const raw = opts.transport === 'udp'
     ? await connectUdp(opts.host, opts.port, { timeoutMs, clock })
     : await connectTcp(opts.host, opts.port, { timeoutMs, clock })
-  guardFrames(raw)
+  const guard = guardFrames(raw)
   const secure = new SecretStream(true, raw)
+  guard.protect(secure)
   secure.on('error', () => { /* reported through `opened` or the Connection */ })
   const opened = await deadline(secure.opened, left(), clock,
     () => new AssetSyncError('ERR_TIMEOUT', `encrypted handshake with ${target} timed out`), () => secure.destroy())
   if (!opened || !secure.remotePublicKey) {
     secure.destroy()
-    throw new AssetSyncError('ERR_CONNECT', `encrypted handshake with ${target} failed (is it an assetsync server?)`)
+    throw rawFailure(guard, raw) ?? new AssetSyncError('ERR_CONNECT', `encrypted handshake with ${target} failed (is it an assetsync server?)`)
   }
   try {
     // Check the key BEFORE sending the token, so an impostor never learns it.
@@ -127,13 +137,14 @@ export class ServerEndpoint extends EventEmitter {
     const timeoutMs = this.#opts.connectTimeoutMs ?? CONNECT_TIMEOUT_MS
     const started = this.#clock.now()
     const left = (): number => Math.max(0, timeoutMs - (this.#clock.now() - started))
-    guardFrames(raw)
+    const guard = guardFrames(raw)
     const secure = new SecretStream(false, raw, { keyPair: this.#opts.keyPair })
+    guard.protect(secure)
     secure.on('error', () => { /* reported through `opened` or the Connection */ })
     try {
       const opened = await deadline(secure.opened, left(), this.#clock,
         () => new AssetSyncError('ERR_TIMEOUT', 'encrypted handshake timed out'), () => secure.destroy())
-      if (!opened) throw new AssetSyncError('ERR_CONNECT', 'encrypted handshake failed')
+      if (!opened) throw rawFailure(guard, raw) ?? new AssetSyncError('ERR_CONNECT', 'encrypted handshake failed')
     } catch (err) {
       secure.destroy()
       this.emit('rejected', remote, err)

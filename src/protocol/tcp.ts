@@ -5,9 +5,30 @@
 import { EventEmitter } from 'node:events'
 import { type Server, type Socket, createConnection, createServer } from 'node:net'
 import { AssetSyncError } from '../errors.js'
-import { MAX_CLIENTS } from '../limits.js'
+import { CLOSE_GRACE_MS, MAX_CLIENTS } from '../limits.js'
 import { type Clock, systemClock } from './clock.js'
+import { NONCE_BYTES, REJECT_REASON, encodeHandshake } from './handshake-packets.js'
+import { PROTOCOL_VERSION } from './messages.js'
 import type { Listener, RawStream } from './transport.js'
+
+/**
+ * What a full TCP listener writes before it closes: the UDP handshake's REJECT(full) packet with
+ * a zero nonce (docs/protocol.md §1.1). Without it the client only saw its Noise handshake fail
+ * ("is it an assetsync server?"); with it, the client fails with ERR_LIMIT "server full" as over
+ * UDP. As a secret-stream length prefix it would announce 283,457 bytes, so no Noise message is
+ * ever mistaken for it.
+ */
+const TCP_FULL = encodeHandshake({ type: 'reject', version: PROTOCOL_VERSION, nonce: Buffer.alloc(NONCE_BYTES), reason: REJECT_REASON.full })
+
+/** Tells a client we cannot take that the server is full, then closes (bounded by a timer). */
+function refuseFull(socket: Socket): void {
+  socket.on('error', () => {})
+  // Read and drop the client's Noise message: closing with unread data would send a RST, which
+  // can make the client's kernel discard our REJECT before the client reads it.
+  socket.resume()
+  socket.end(TCP_FULL)
+  socket.setTimeout(CLOSE_GRACE_MS, () => socket.destroy())
+}
 
 export class TcpListener extends EventEmitter implements Listener {
   readonly transport = 'tcp' as const
@@ -19,7 +40,7 @@ export class TcpListener extends EventEmitter implements Listener {
     this.#server = server
     server.on('connection', (socket) => {
       if (this.#sockets.size >= maxClients) {
-        socket.destroy()
+        refuseFull(socket)
         return
       }
       socket.setNoDelay(true)
@@ -66,6 +87,17 @@ export async function connectTcp(host: string, port: number, opts: { timeoutMs: 
       socket.setNoDelay(true)
       socket.removeAllListeners('error')
       socket.on('error', () => { /* surfaced through the secure layer's close */ })
+      // A full server answers with TCP_FULL instead of Noise; the error is surfaced by dial().
+      let head = Buffer.alloc(0)
+      const sniff = (chunk: Buffer): void => {
+        head = Buffer.concat([head, chunk.subarray(0, TCP_FULL.length - head.length)])
+        if (!head.equals(TCP_FULL.subarray(0, head.length))) socket.off('data', sniff)
+        else if (head.length === TCP_FULL.length) {
+          socket.off('data', sniff)
+          socket.destroy(new AssetSyncError('ERR_LIMIT', `${target} refused the connection: server full`))
+        }
+      }
+      socket.on('data', sniff)
       resolve(socket)
     })
     socket.once('error', (err: NodeJS.ErrnoException) => {

@@ -84,7 +84,11 @@ describe('get', () => {
   })
 
   test('usage errors exit 2 with one "assetsync: " line', async () => {
-    for (const args of [['get', '--server', server.addr], ['get', 'x.txt'], ['get', '--server', '127.0.0.1:99999', 'x.txt'], ['get', '--server', 'host:abc', 'x.txt']]) {
+    for (const args of [
+      ['get', '--server', server.addr], ['get', 'x.txt'], ['get', '--server', '127.0.0.1:99999', 'x.txt'], ['get', '--server', 'host:abc', 'x.txt'],
+      // an empty glob used to reach the server (and once crashed it): refused before connecting
+      ['pull', '--server', server.addr, '--out', 'unused', ''], ['watch', '--server', server.addr, '--out', 'unused', ''],
+    ]) {
       const r = await sb.run(args)
       expect(r.code, args.join(' ')).toBe(2)
       expect(lines(r.stderr), args.join(' ')).toHaveLength(1)
