@@ -14,19 +14,9 @@ import {
   COOKIE_BYTES, NONCE_BYTES, REJECT_REASON, decodeHandshake, encodeHandshake, type HandshakePacket,
 } from '../../src/protocol/handshake-packets.js'
 import { MSG, PROTOCOL_VERSION, type Sender } from '../../src/protocol/messages.js'
+import { mulberry32 } from '../helpers/lossy-proxy.js'
 import { GOLDEN } from './golden-frames.js'
 
-/** mulberry32: a tiny, fast, seedable PRNG (32-bit state). Returns floats in [0, 1). */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 const SEED = process.env.FUZZ_SEED ? Number(process.env.FUZZ_SEED) >>> 0 : randomBytes(4).readUInt32BE(0)
 const FRAMES = Math.max(100_000, Number(process.env.FUZZ_FRAMES ?? 0) || 0)
