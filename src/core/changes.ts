@@ -4,11 +4,10 @@
  * batch), then splits them per subscribed client and into frames of bounded size.
  */
 import { MAX_FRAME_BYTES, MAX_UPDATE_ENTRIES } from '../limits.js'
+import { updateEntryBytes } from '../protocol/codec.js'
 import type { FileMeta, UpdateEntry } from '../protocol/messages.js'
 import { equalHash } from './hash.js'
 
-/** UPDATE entry bytes besides its paths: kind u8, str16 length(s), meta. */
-const ENTRY_OVERHEAD = 1 + 2 + 2 + 32 + 8 + 4 + 8
 /** Keep UPDATE frames well under MAX_FRAME_BYTES. */
 const UPDATE_FRAME_BUDGET = MAX_FRAME_BYTES / 2
 
@@ -72,7 +71,7 @@ function splitFrames(entries: UpdateEntry[]): UpdateEntry[][] {
   let cur: UpdateEntry[] = []
   let bytes = 0
   for (const e of entries) {
-    const size = ENTRY_OVERHEAD + Buffer.byteLength(e.path) + (e.kind === 'rename' ? Buffer.byteLength(e.from) : 0)
+    const size = updateEntryBytes(e)
     if (cur.length > 0 && (cur.length >= MAX_UPDATE_ENTRIES || bytes + size > UPDATE_FRAME_BUDGET)) {
       frames.push(cur)
       cur = []

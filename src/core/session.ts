@@ -36,10 +36,6 @@ const OPEN_RETRIES = 3
  */
 const OPEN_FLAGS = constants.O_RDONLY | (constants.O_NONBLOCK ?? 0)
 
-export interface SessionEvents {
-  refused: { path: string; reason: string }
-}
-
 export class ClientSession extends EventEmitter {
   readonly conn: Connection
   readonly #store: Store
@@ -59,8 +55,6 @@ export class ClientSession extends EventEmitter {
     conn.on('message', (msg: ClientMessage) => this.#onMessage(msg))
     conn.once('close', () => this.#closeAll())
   }
-
-  get activeTransfers(): number { return this.#transfers.size }
 
   #onMessage(msg: ClientMessage): void {
     switch (msg.type) {

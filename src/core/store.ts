@@ -7,6 +7,7 @@ import type { Stats } from 'node:fs'
 import { stat } from 'node:fs/promises'
 import { AssetSyncError } from '../errors.js'
 import { MANIFEST_PAGE_BYTES } from '../limits.js'
+import { manifestEntryBytes } from '../protocol/codec.js'
 import type { FileMeta, ManifestEntry } from '../protocol/messages.js'
 import { HashCache } from './hash-cache.js'
 import { hashFile } from './hash.js'
@@ -17,8 +18,6 @@ import { walkFiles } from './walk.js'
 
 /** Files hashed at once during a scan. */
 const SCAN_PARALLEL = 4
-/** Manifest entry overhead on the wire besides the path (see codec: str16 + meta). */
-const ENTRY_OVERHEAD = 2 + 32 + 8 + 4 + 8
 
 export interface Entry extends ManifestEntry {
   ino: number
@@ -133,7 +132,7 @@ export class Store {
       const p = sorted[i] as string
       if (!match(p)) continue
       const e = this.#entries.get(p) as Entry
-      const size = ENTRY_OVERHEAD + Buffer.byteLength(p)
+      const size = manifestEntryBytes(p)
       if (bytes + size > maxBytes && entries.length > 0) return { entries, done: false }
       bytes += size
       entries.push({ path: e.path, hash: e.hash, size: e.size, mode: e.mode, mtime: e.mtime })

@@ -15,8 +15,22 @@ import {
   type Sender, type UpdateEntry,
 } from './messages.js'
 
-/** Manifest entries one frame may hold (each has at least 2+52 bytes). */
-export const MAX_MANIFEST_ENTRIES = Math.floor(MAX_FRAME_BYTES / 54)
+/** FileMeta on the wire: hash, size u64, mode u32, mtime u64. */
+const META_BYTES = HASH_BYTES + 8 + 4 + 8
+
+/** Bytes one entry takes in a MANIFEST_REPLY (path str16 + meta). */
+export function manifestEntryBytes(path: string): number {
+  return 2 + Buffer.byteLength(path, 'utf8') + META_BYTES
+}
+
+/** Bytes one entry takes in an UPDATE frame (kind, path, rename source, meta). */
+export function updateEntryBytes(e: UpdateEntry): number {
+  const from = e.kind === 'rename' ? 2 + Buffer.byteLength(e.from, 'utf8') : 0
+  return 1 + 2 + Buffer.byteLength(e.path, 'utf8') + from + (e.kind === 'delete' ? 0 : META_BYTES)
+}
+
+/** Manifest entries one frame may hold (each has at least 2 + META_BYTES bytes). */
+export const MAX_MANIFEST_ENTRIES = Math.floor(MAX_FRAME_BYTES / manifestEntryBytes(''))
 /** An ERROR frame's code string (`ERR_...`), in UTF-8 bytes. */
 
 const TYPE_BY_CODE = new Map<number, MessageType>(

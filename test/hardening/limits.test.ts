@@ -23,7 +23,7 @@ import { type DialOptions, type ServerEndpoint, dial } from '../../src/protocol/
 import { MAX_WIRE_MESSAGE_BYTES } from '../../src/protocol/frame-guard.js'
 import { MSG } from '../../src/protocol/messages.js'
 import type { TransportName } from '../../src/protocol/transport.js'
-import { Cleanup, LOOPBACK, fetchBlob, listen, serveBlobs, waitUntil, withTimeout } from '../transport/support.js'
+import { Cleanup, LOOPBACK, dialTracked, fetchBlob, listen, listenTracked, serveBlobs, waitUntil, withTimeout } from '../transport/support.js'
 import {
   KiB, type LocalServer, MiB, mib, rawConnect, rawSecureClient, startLocalServer, tempDir, writeFiles,
 } from './support.js'
@@ -44,17 +44,8 @@ beforeAll(async () => {
   config = join(work, 'config')
 })
 
-async function endpoint(transport: TransportName, extra: Parameters<typeof listen>[1] = {}): Promise<ServerEndpoint> {
-  const s = await listen(transport, extra)
-  cleanup.add(() => s.close())
-  return s
-}
-
-async function connect(s: ServerEndpoint, extra: Partial<DialOptions> = {}): Promise<Connection> {
-  const conn = await dial({ transport: s.transport, host: LOOPBACK, port: s.address().port, connectTimeoutMs: 5000, ...extra })
-  cleanup.add(() => conn.destroy())
-  return conn
-}
+const endpoint = (transport: TransportName, extra: Parameters<typeof listen>[1] = {}): Promise<ServerEndpoint> => listenTracked(cleanup, transport, extra)
+const connect = (s: ServerEndpoint, extra: Partial<DialOptions> = {}): Promise<Connection> => dialTracked(cleanup, s, extra)
 
 async function client(srv: LocalServer, transport: TransportName = 'udp', token?: string): Promise<AssetClient> {
   const c = await AssetClient.connect({ server: srv.addr, transport, key: srv.key, configDir: config, connectTimeoutMs: 5000, token })

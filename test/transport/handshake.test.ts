@@ -22,22 +22,13 @@ import { PROTOCOL_VERSION } from '../../src/protocol/messages.js'
 import type { TransportName } from '../../src/protocol/transport.js'
 import type { UdpListener } from '../../src/protocol/udp.js'
 import { startLossyProxy } from '../helpers/lossy-proxy.js'
-import { Cleanup, LOOPBACK, fetchBlob, listen, newKeyPair, nextEvent, serveBlobs, waitUntil } from './support.js'
+import { Cleanup, LOOPBACK, dialTracked, fetchBlob, listen, listenTracked, newKeyPair, nextEvent, serveBlobs, waitUntil } from './support.js'
 
 const cleanup = new Cleanup()
 afterEach(() => cleanup.run())
 
-async function server(transport: TransportName, extra: Parameters<typeof listen>[1] = {}): Promise<ServerEndpoint> {
-  const s = await listen(transport, extra)
-  cleanup.add(() => s.close())
-  return s
-}
-
-async function connect(s: ServerEndpoint, extra: Partial<DialOptions> = {}): Promise<Connection> {
-  const conn = await dial({ transport: s.transport, host: LOOPBACK, port: s.address().port, connectTimeoutMs: 5000, ...extra })
-  cleanup.add(() => conn.destroy())
-  return conn
-}
+const server = (transport: TransportName, extra: Parameters<typeof listen>[1] = {}): Promise<ServerEndpoint> => listenTracked(cleanup, transport, extra)
+const connect = (s: ServerEndpoint, extra: Partial<DialOptions> = {}): Promise<Connection> => dialTracked(cleanup, s, extra)
 
 /** Resolves with the AssetSyncError `p` rejects with; fails if it resolves or rejects otherwise. */
 async function rejection(p: Promise<unknown>): Promise<AssetSyncError> {

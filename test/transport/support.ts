@@ -8,7 +8,7 @@ import type { EventEmitter } from 'node:events'
 import SecretStream, { type KeyPair } from '@hyperswarm/secret-stream'
 import { CHUNK_SIZE } from '../../src/limits.js'
 import type { Connection } from '../../src/protocol/connection.js'
-import { ServerEndpoint, type ServeEndpointOptions } from '../../src/protocol/endpoint.js'
+import { type DialOptions, ServerEndpoint, type ServeEndpointOptions, dial } from '../../src/protocol/endpoint.js'
 import type { Message } from '../../src/protocol/messages.js'
 import type { TransportName } from '../../src/protocol/transport.js'
 
@@ -125,4 +125,18 @@ export async function fetchBlob(conn: Connection, path: string): Promise<Buffer>
 /** Listens on 127.0.0.1:0 with a fresh keypair; `extra` overrides anything. */
 export async function listen(transport: TransportName, extra: Partial<ServeEndpointOptions> = {}): Promise<ServerEndpoint> {
   return ServerEndpoint.listen({ transport, host: LOOPBACK, port: 0, keyPair: newKeyPair(), token: null, ...extra })
+}
+
+/** `listen`, closed by `cleanup`. */
+export async function listenTracked(cleanup: Cleanup, transport: TransportName, extra: Partial<ServeEndpointOptions> = {}): Promise<ServerEndpoint> {
+  const s = await listen(transport, extra)
+  cleanup.add(() => s.close())
+  return s
+}
+
+/** Dials `s` on loopback (5 s handshake budget unless overridden), destroyed by `cleanup`. */
+export async function dialTracked(cleanup: Cleanup, s: ServerEndpoint, extra: Partial<DialOptions> = {}): Promise<Connection> {
+  const conn = await dial({ transport: s.transport, host: LOOPBACK, port: s.address().port, connectTimeoutMs: 5000, ...extra })
+  cleanup.add(() => conn.destroy())
+  return conn
 }
