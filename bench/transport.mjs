@@ -68,7 +68,7 @@ async function assetsync(transport) {
       try {
         for (let off = 0; off < TOTAL; off += CHUNK_SIZE) {
           const final = off + CHUNK_SIZE >= TOTAL
-          if (!conn.send({ type: 'chunk', id: msg.id, offset: off, final, data: block })) await conn.drained()
+          await conn.sendChunk({ type: 'chunk', id: msg.id, offset: off, final, data: block })
         }
       } catch { /* closed */ }
     })

@@ -18,6 +18,14 @@ export const MAX_FRAME_BYTES = 1 * MiB
 export const MANIFEST_PAGE_BYTES = 256 * KiB
 /** Files a client accepts in one manifest (all pages); a server sending more is refused. */
 export const MAX_MANIFEST_FILES = 5_000_000
+/**
+ * Flow control: CHUNK data bytes a server may send beyond what the client has consumed (written
+ * to disk). The client's memory for received file data is bounded by this, on both transports:
+ * udx-native ignores pause(), so without it a 2 GiB UDP pull buffered 239 MB (docs/benchmarks.md).
+ */
+export const FLOW_WINDOW_BYTES = 8 * MiB
+/** The client returns consumed bytes as CREDIT once this many have piled up (< window - chunk). */
+export const CREDIT_UPDATE_BYTES = 1 * MiB
 /** Entries of one UPDATE frame; bigger batches are split over several frames. */
 export const MAX_UPDATE_ENTRIES = 1024
 
@@ -52,6 +60,12 @@ export const MAX_SUBSCRIPTIONS_PER_CLIENT = 256
 export const CLIENT_PARALLEL_TRANSFERS = 8
 /** Local files a client checks (stat, cached or fresh hash) at once before deciding what to fetch. */
 export const CLIENT_PARALLEL_CHECKS = 32
+/**
+ * Files up to this size are received in memory, verified, then written to their temp file in one
+ * synchronous burst (no thread-pool round trips); larger ones stream to disk as they arrive.
+ * Memory held this way is at most CLIENT_PARALLEL_TRANSFERS × this.
+ */
+export const SMALL_FILE_BYTES = 64 * KiB
 
 // --- timers (milliseconds) -------------------------------------------------------------------
 /** A PING goes out when nothing else was sent for this long. */
@@ -84,10 +98,17 @@ export const HANDSHAKE_RATE_PER_ADDR = 500
 /** Default quiet time before a changed file is announced (Watchman uses 20 ms). */
 export const SETTLE_MS = 20
 /**
- * chokidar drops 'change' events that follow another within 50 ms (its throttle, no trailing
- * event), so every event is re-checked once after this long to catch writes it swallowed.
+ * Every watched path is looked at once more this long after its last event, in case a write
+ * raised no event of its own (merged or swallowed events; chokidar's per-file 'change' had a
+ * 50 ms throttle with no trailing event). Also how often the watcher checks whether chokidar
+ * watches a new folder yet.
  */
 export const WATCH_TRAILING_CHECK_MS = 60
+/**
+ * After a folder appears, the watcher lists it once more as soon as chokidar watches it (files
+ * created while chokidar was listing it raise no event); it waits at most this long for that.
+ */
+export const WATCH_NEW_FOLDER_MAX_MS = 10_000
 /** A hook still running after this long is killed and reported as timed out. */
 export const HOOK_TIMEOUT_MS = 60_000
 /** Reconnect backoff for `watch`: full jitter between 0 and min(cap, base * 2^attempt). */

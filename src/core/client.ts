@@ -13,9 +13,6 @@ import { IncomingFile } from './atomic-file.js'
 import { KnownServers, configDir, parseKeyHex } from './keys.js'
 import { assertWirePath, printable } from './paths.js'
 
-/** Received-but-unwritten bytes above which the client stops reading (slow disk). */
-const RECV_PAUSE_BYTES = 16 * 1024 * 1024
-const RECV_RESUME_BYTES = 4 * 1024 * 1024
 /** Attempts for a file that changed on the server mid-transfer. */
 export const DOWNLOAD_ATTEMPTS = 3
 
@@ -55,7 +52,6 @@ export interface DownloadResult {
 export class AssetClient extends EventEmitter {
   readonly conn: Connection
   readonly server: string
-  #queued = 0
 
   private constructor(conn: Connection, server: string) {
     super()
@@ -152,12 +148,13 @@ export class AssetClient extends EventEmitter {
       expected += r.data.byteLength
       const data = r.data
       const f = file
-      this.#account(data.byteLength)
-      chain = chain.then(async () => (await f).write(data)).finally(() => this.#account(-data.byteLength))
+      // The bytes stay charged to the flow-control window until they are on disk: the server
+      // cannot run more than FLOW_WINDOW_BYTES ahead of a slow disk (bounded memory, UDP too).
+      chain = chain.then(async () => (await f).write(data)).finally(() => this.conn.release(data.byteLength))
       chain.catch(fail)
       return r.final
     }
-    const req = this.conn.request((id) => ({ type: 'request', id, path, haveHash }), onReply)
+    const req = this.conn.request((id) => ({ type: 'request', id, path, haveHash }), onReply, { holdChunks: true })
     return req.done.then(
       async () => {
         if (!file) return { status, meta, bytes: 0 }
@@ -178,13 +175,6 @@ export class AssetClient extends EventEmitter {
         throw err
       },
     )
-  }
-
-  /** Pauses reading while too many received bytes wait for the disk (bounded memory). */
-  #account(delta: number): void {
-    this.#queued += delta
-    if (delta > 0 && this.#queued > RECV_PAUSE_BYTES) this.conn.pause()
-    else if (delta < 0 && this.#queued < RECV_RESUME_BYTES) this.conn.resume()
   }
 
   /** Subscribes (or unsubscribes) `instanceId` to `patterns`; updates arrive as 'update' events. */

@@ -166,6 +166,10 @@ export class ClientSession extends EventEmitter {
       while (this.#queue.length > 0 && !this.conn.closed) {
         const t = this.#queue.shift() as Transfer
         if (t.cancelled) continue
+        // Flow control: never more than the client's window of unconsumed CHUNK bytes.
+        const want = Math.min(CHUNK_SIZE, t.entry.size - t.offset)
+        if (this.conn.credit < want) await this.conn.credited(want)
+        if (t.cancelled) continue
         let ok: boolean
         try {
           ok = await this.#sendChunk(t)
@@ -178,7 +182,7 @@ export class ClientSession extends EventEmitter {
         if (!ok) await this.conn.drained()
       }
     } catch {
-      // drained() rejects when the connection closes; #closeAll releases the files.
+      // drained() and credited() reject when the connection closes; #closeAll releases the files.
     } finally {
       this.#pumping = false
     }

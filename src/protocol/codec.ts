@@ -177,6 +177,7 @@ function writeBody(o: Out, m: Message): void {
       o.u32(m.id); o.u32(m.instanceId); o.u8(m.subscribe ? 1 : 0); writePatterns(o, m.patterns)
       return
     case 'manifest': o.u32(m.id); writePatterns(o, m.patterns); o.str16(m.after); return
+    case 'credit': o.u32(m.bytes); return
     case 'auth-ok': o.u16(m.version); return
     case 'response':
       o.u32(m.id); o.u8(STATUS[m.status])
@@ -260,6 +261,7 @@ function readBody(r: Reader, type: MessageType): Message {
       const patterns = readPatterns(r)
       return { type, id, patterns, after: r.str16(MAX_PATH_BYTES, 'cursor') }
     }
+    case 'credit': return { type, bytes: r.u32('credit bytes') }
     case 'auth-ok': return { type, version: r.u16('version') }
     case 'response': {
       const id = r.u32('id')

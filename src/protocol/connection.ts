@@ -8,11 +8,14 @@ import { createHash, timingSafeEqual } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import type { Duplex } from 'node:stream'
 import { AssetSyncError, ProtocolError, isErrorCode } from '../errors.js'
-import { CLOSE_GRACE_MS, IDLE_TIMEOUT_MS, KEEPALIVE_MS, MAX_TEXT_BYTES, REQUEST_TIMEOUT_MS, TIMER_TICK_MS } from '../limits.js'
+import {
+  CLOSE_GRACE_MS, CREDIT_UPDATE_BYTES, FLOW_WINDOW_BYTES, IDLE_TIMEOUT_MS, KEEPALIVE_MS, MAX_TEXT_BYTES, REQUEST_TIMEOUT_MS,
+  TIMER_TICK_MS,
+} from '../limits.js'
 import { type Clock, systemClock } from './clock.js'
 import { decode, encode } from './codec.js'
 import {
-  PROTOCOL_VERSION, type ClientMessage, type Message, type ReplyMessage, type Sender, type ServerMessage,
+  PROTOCOL_VERSION, type ChunkMsg, type ClientMessage, type Message, type ReplyMessage, type Sender, type ServerMessage,
 } from './messages.js'
 
 export interface ConnectionOptions {
@@ -30,8 +33,18 @@ export interface ConnectionOptions {
 /** Called with each reply frame of a request; return true when the request is complete. */
 export type ReplyHandler = (reply: ReplyMessage) => boolean
 
+export interface RequestOptions {
+  /**
+   * CHUNK data handed to the handler stays charged to the flow-control window until the caller
+   * gives it back with `release(bytes)` (e.g. once written to disk). Default: released as soon as
+   * the handler returns.
+   */
+  holdChunks?: boolean
+}
+
 interface Pending {
   onReply: ReplyHandler
+  holdChunks: boolean
   deadline: number
   resolve: () => void
   reject: (err: Error) => void
@@ -89,6 +102,12 @@ export class Connection extends EventEmitter {
   #localPause = false
   #closeError: AssetSyncError | null = null
   #onAuth: ((msg: Message) => void) | null = null
+  /** Server: CHUNK bytes the client has allowed us to send. */
+  #sendCredit = FLOW_WINDOW_BYTES
+  /** Client: CHUNK bytes the server may still send before it overruns the window. */
+  #recvWindow = FLOW_WINDOW_BYTES
+  /** Client: CHUNK bytes consumed but not yet granted back with CREDIT. */
+  #toGrant = 0
   bytesSent = 0
   bytesReceived = 0
 
@@ -119,9 +138,19 @@ export class Connection extends EventEmitter {
   /** Requests waiting for replies. */
   get inflight(): number { return this.#pending.size }
 
-  /** Queues one frame. Returns false when the caller should wait for `drained()`. */
+  /**
+   * Queues one frame. Returns false when the caller should wait for `drained()`. A CHUNK spends
+   * flow-control credit; sending one beyond the credit is a bug (RangeError): wait with
+   * `credited()` or use `sendChunk()`.
+   */
   send(msg: Message): boolean {
     if (this.#phase === 'closed') return false
+    if (msg.type === 'chunk') {
+      if (msg.data.byteLength > this.#sendCredit) {
+        throw new RangeError(`CHUNK of ${msg.data.byteLength} bytes exceeds the flow-control credit of ${this.#sendCredit}`)
+      }
+      this.#sendCredit -= msg.data.byteLength
+    }
     const frame = encode(clipText(msg))
     this.bytesSent += frame.length
     this.#lastSent = this.#clock.now()
@@ -142,6 +171,43 @@ export class Connection extends EventEmitter {
     })
   }
 
+  /** Server: CHUNK data bytes that may be sent now (flow control, see FLOW_WINDOW_BYTES). */
+  get credit(): number { return this.#sendCredit }
+
+  /** Server: resolves once `bytes` of CHUNK data may be sent (at once if they may); rejects once closed. */
+  credited(bytes: number): Promise<void> {
+    if (this.#phase === 'closed') return Promise.reject(this.#closedError())
+    if (this.#sendCredit >= bytes) return Promise.resolve()
+    return new Promise((resolve, reject) => {
+      const check = (): void => {
+        if (this.#sendCredit < bytes) return
+        this.off('credit', check); this.off('close', fail); resolve()
+      }
+      const fail = (): void => { this.off('credit', check); reject(this.#closedError()) }
+      this.on('credit', check)
+      this.once('close', fail)
+    })
+  }
+
+  /** Server: sends a CHUNK once the client's credit allows it, then waits for the stream to drain. */
+  async sendChunk(msg: ChunkMsg): Promise<void> {
+    await this.credited(msg.data.byteLength)
+    if (!this.send(msg)) await this.drained()
+  }
+
+  /**
+   * Client: `bytes` of CHUNK data held under `holdChunks` have been consumed; the server may send
+   * that many more. Credit goes back in CREDIT_UPDATE_BYTES steps (one small frame per MiB).
+   */
+  release(bytes: number): void {
+    this.#toGrant += bytes
+    if (this.#toGrant < CREDIT_UPDATE_BYTES || this.#phase !== 'open') return
+    const grant = this.#toGrant
+    this.#toGrant = 0
+    this.#recvWindow += grant
+    this.send({ type: 'credit', bytes: grant })
+  }
+
   /**
    * Pauses reading (local backpressure, e.g. a slow disk). The idle timeout is suspended while
    * paused by us, so a slow consumer is never mistaken for a dead peer.
@@ -154,14 +220,14 @@ export class Connection extends EventEmitter {
   }
 
   /** Client: sends `build(id)` and feeds reply frames for that id to `onReply` until it returns true. */
-  request(build: (id: number) => ClientMessage, onReply: ReplyHandler): { id: number; done: Promise<void> } {
+  request(build: (id: number) => ClientMessage, onReply: ReplyHandler, opts: RequestOptions = {}): { id: number; done: Promise<void> } {
     const id = this.#allocId()
     const done = new Promise<void>((resolve, reject) => {
       if (this.#phase !== 'open') {
         reject(this.#closedError())
         return
       }
-      this.#pending.set(id, { onReply, deadline: this.#clock.now() + this.#requestTimeoutMs, resolve, reject })
+      this.#pending.set(id, { onReply, holdChunks: opts.holdChunks ?? false, deadline: this.#clock.now() + this.#requestTimeoutMs, resolve, reject })
       try {
         this.send(build(id))
       } catch (err) {
@@ -283,6 +349,18 @@ export class Connection extends EventEmitter {
     return this.#nextId
   }
 
+  /**
+   * Ends the connection for `err`. A server tells the client why first (ERROR id 0); a client
+   * just closes, since ERROR is a server → client frame (the server would refuse it anyway).
+   */
+  #fatal(err: AssetSyncError): void {
+    if (this.role === 'server') {
+      const message = err.code === 'ERR_PROTOCOL' ? `protocol error: ${err.message}` : err.message
+      this.send({ type: 'error', id: 0, code: err.code, message })
+    }
+    this.close(err)
+  }
+
   #lost(why: string): void {
     if (this.#phase === 'closed') return
     this.close(new AssetSyncError('ERR_CONNECTION_LOST', `connection to ${this.remote} lost: ${why}`))
@@ -312,12 +390,15 @@ export class Connection extends EventEmitter {
     try {
       msg = decode(frame, this.role === 'client' ? 'server' : 'client')
     } catch (err) {
-      const pe = err instanceof ProtocolError ? err : new ProtocolError('undecodable frame', { cause: err })
-      this.send({ type: 'error', id: 0, code: pe.code, message: `protocol error: ${pe.message}` })
-      this.close(pe)
+      this.#fatal(err instanceof ProtocolError ? err : new ProtocolError('undecodable frame', { cause: err }))
       return
     }
     if (msg.type === 'ping') return
+    if (msg.type === 'credit' && this.#phase === 'open' && this.role === 'server') {
+      this.#sendCredit += msg.bytes
+      this.emit('credit')
+      return
+    }
     if (this.#phase === 'auth') {
       const onAuth = this.#onAuth
       this.#onAuth = null
@@ -340,9 +421,7 @@ export class Connection extends EventEmitter {
     try {
       this.emit('message', msg)
     } catch (err) {
-      const e = new AssetSyncError('ERR_INTERNAL', `internal error while handling a ${msg.type} frame`, { cause: err })
-      this.send({ type: 'error', id: 0, code: e.code, message: e.message })
-      this.close(e)
+      this.#fatal(new AssetSyncError('ERR_INTERNAL', `internal error while handling a ${msg.type} frame`, { cause: err }))
     }
   }
 
@@ -355,8 +434,17 @@ export class Connection extends EventEmitter {
       if (msg.type === 'update') this.#deliver(msg)
       return
     }
+    const chunkBytes = msg.type === 'chunk' ? msg.data.byteLength : 0
+    if (chunkBytes > this.#recvWindow) {
+      this.#fatal(new ProtocolError(`server sent ${chunkBytes} CHUNK bytes with ${this.#recvWindow} left in the flow-control window`))
+      return
+    }
+    this.#recvWindow -= chunkBytes
     const p = this.#pending.get(msg.id)
-    if (!p) return // a late reply to a cancelled or timed-out request
+    if (!p) { // a late reply to a cancelled or timed-out request
+      this.release(chunkBytes)
+      return
+    }
     p.deadline = this.#clock.now() + this.#requestTimeoutMs
     if (msg.type === 'error') {
       this.#pending.delete(msg.id)
@@ -367,9 +455,11 @@ export class Connection extends EventEmitter {
     try {
       complete = p.onReply(msg)
     } catch (err) {
+      this.release(chunkBytes)
       this.cancel(msg.id, err instanceof Error ? err : new Error(String(err)))
       return
     }
+    if (!p.holdChunks) this.release(chunkBytes)
     if (complete) {
       this.#pending.delete(msg.id)
       p.resolve()

@@ -4,7 +4,7 @@
  */
 
 /** Bumped on any incompatible change to a frame layout or the handshake. */
-export const PROTOCOL_VERSION = 1
+export const PROTOCOL_VERSION = 2
 
 /**
  * Frame type byte. Client→server codes live in 0x01–0x3f, server→client codes in 0x41–0x7e, and
@@ -18,6 +18,7 @@ export const MSG = {
   cancel: 0x03,
   subscribe: 0x04,
   manifest: 0x05,
+  credit: 0x06,
   // server -> client
   'auth-ok': 0x41,
   response: 0x42,
@@ -74,6 +75,11 @@ export interface SubscribeMsg {
 }
 /** Asks for one page of the manifest: entries with path > `after` (code-unit order). */
 export interface ManifestMsg { type: 'manifest'; id: number; patterns: string[]; after: string }
+/**
+ * Flow control: the client has consumed `bytes` more CHUNK data (written it to disk or dropped
+ * it), so the server may send that many more. The server starts with FLOW_WINDOW_BYTES of credit.
+ */
+export interface CreditMsg { type: 'credit'; bytes: number }
 
 // --- server -> client --------------------------------------------------------------------
 export interface AuthOkMsg { type: 'auth-ok'; version: number }
@@ -91,7 +97,7 @@ export interface SubscribeAckMsg { type: 'subscribe-ack'; id: number }
 // --- both --------------------------------------------------------------------------------
 export interface PingMsg { type: 'ping' }
 
-export type ClientMessage = AuthMsg | RequestMsg | CancelMsg | SubscribeMsg | ManifestMsg | PingMsg
+export type ClientMessage = AuthMsg | RequestMsg | CancelMsg | SubscribeMsg | ManifestMsg | CreditMsg | PingMsg
 export type ServerMessage =
   | AuthOkMsg
   | ResponseMsg
@@ -107,7 +113,7 @@ export type MessageType = Message['type']
 /** Who sent a frame; the decoder accepts only that side's types. */
 export type Sender = 'client' | 'server'
 
-const CLIENT_TYPES: ReadonlySet<MessageType> = new Set(['auth', 'request', 'cancel', 'subscribe', 'manifest', 'ping'])
+const CLIENT_TYPES: ReadonlySet<MessageType> = new Set(['auth', 'request', 'cancel', 'subscribe', 'manifest', 'credit', 'ping'])
 const SERVER_TYPES: ReadonlySet<MessageType> = new Set([
   'auth-ok', 'response', 'chunk', 'update', 'manifest-reply', 'error', 'subscribe-ack', 'ping',
 ])

@@ -60,7 +60,7 @@ async function fakeServer(files: FakeFile[]): Promise<FakeServer> {
           for (let off = 0; ; off += CHUNK_SIZE) {
             const end = Math.min(off + CHUNK_SIZE, body.length)
             const final = end === body.length
-            if (!conn.send({ type: 'chunk', id: msg.id, offset: off, final, data: body.subarray(off, end) })) await conn.drained()
+            await conn.sendChunk({ type: 'chunk', id: msg.id, offset: off, final, data: body.subarray(off, end) })
             if (final) return
           }
         })().catch(() => { /* the client hung up */ })

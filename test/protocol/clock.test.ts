@@ -390,7 +390,8 @@ describe('Connection authentication and bad frames', () => {
     toClient.serverRaw.write(encode({ type: 'request', id: 1, path: 'a', haveHash: null }))
     await flush()
     expect(toClient.client.closeError?.code).toBe('ERR_PROTOCOL')
-    expect(toClient.server.closeError?.code).toBe('ERR_PROTOCOL')
+    // ERROR is server → client only, so the client just closes: the server sees the peer go.
+    expect(toClient.server.closeError?.code).toBe('ERR_CONNECTION_LOST')
   })
 
   it('a garbage first frame fails acceptAuth with ERR_PROTOCOL', async () => {

@@ -86,6 +86,8 @@ export const GOLDEN: readonly Golden[] = [
     h8(MSG.manifest), '00000003', len('0001'), len('0002'), '2a2a', len('0000')),
   g('manifest, with cursor', 'client', { type: 'manifest', id: 0x100, patterns: [], after: 'b/c' },
     h8(MSG.manifest), '00000100', len('0000'), len('0003'), '622f63'),
+  g('credit', 'client', { type: 'credit', bytes: 0x00100000 },
+    h8(MSG.credit), '00100000'),
   g('ping from the client', 'client', { type: 'ping' },
     h8(MSG.ping)),
 

@@ -76,7 +76,7 @@ export async function sendBlob(conn: Connection, id: number, data: Buffer): Prom
   for (let off = 0; ; off += CHUNK_SIZE) {
     const end = Math.min(off + CHUNK_SIZE, data.length)
     const final = end === data.length
-    if (!conn.send({ type: 'chunk', id, offset: off, final, data: data.subarray(off, end) })) await conn.drained()
+    await conn.sendChunk({ type: 'chunk', id, offset: off, final, data: data.subarray(off, end) })
     if (final) return
   }
 }
