@@ -17,3 +17,37 @@ export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (it
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker))
   return out
 }
+
+/**
+ * A fixed set of equal buffers shared by many users: `acquire` waits while all are taken. Buffers
+ * are made on first use, so an idle pool costs nothing. Bounds memory whatever the number of
+ * users (e.g. the server's file reads across every connection).
+ */
+export class BufferPool {
+  readonly #free: Buffer[] = []
+  readonly #waiters: Array<(b: Buffer) => void> = []
+  readonly #count: number
+  readonly #size: number
+  #made = 0
+
+  constructor(count: number, size: number) {
+    this.#count = count
+    this.#size = size
+  }
+
+  acquire(): Promise<Buffer> {
+    const b = this.#free.pop() ?? (this.#made < this.#count ? (this.#made++, Buffer.allocUnsafe(this.#size)) : null)
+    if (b) return Promise.resolve(b)
+    return new Promise((resolve) => this.#waiters.push(resolve))
+  }
+
+  /** Gives `b` back: to the longest waiter, or to the free list. */
+  release(b: Buffer): void {
+    const next = this.#waiters.shift()
+    if (next) next(b)
+    else this.#free.push(b)
+  }
+
+  /** Buffers allocated so far (never more than `count`). */
+  get allocated(): number { return this.#made }
+}

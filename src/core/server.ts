@@ -6,13 +6,14 @@ import { EventEmitter } from 'node:events'
 import { realpath, stat } from 'node:fs/promises'
 import type { KeyPair } from '@hyperswarm/secret-stream'
 import { AssetSyncError } from '../errors.js'
-import { DEFAULT_PORT, MAX_SUBSCRIPTIONS_PER_CLIENT } from '../limits.js'
+import { DEFAULT_PORT, MAX_SUBSCRIPTIONS_PER_CLIENT, SERVER_READ_BUFFERS, SERVER_READ_BYTES } from '../limits.js'
 import type { Connection } from '../protocol/connection.js'
 import { ServerEndpoint, type TimingOptions } from '../protocol/endpoint.js'
 import type { TransportName } from '../protocol/transport.js'
 import { HashCache, cacheFileFor } from './hash-cache.js'
 import { ignoreMatcher } from './ignore.js'
 import { configDir, loadIdentity } from './keys.js'
+import { BufferPool } from './pool.js'
 import { planUpdates } from './changes.js'
 import { ClientSession } from './session.js'
 import { type ScanResult, Store } from './store.js'
@@ -56,6 +57,8 @@ export class AssetServer extends EventEmitter {
   readonly scan: ScanResult
   readonly #endpoint: ServerEndpoint
   readonly #sessions = new Set<ClientSession>()
+  /** File reads of every transfer share these (bounded memory whatever the number of clients). */
+  readonly #readBuffers = new BufferPool(SERVER_READ_BUFFERS, SERVER_READ_BYTES)
   readonly subscriptions = new Subscriptions<ClientSession>()
   #watcher: FolderWatcher | null = null
   #batches: Promise<void> = Promise.resolve()
@@ -152,7 +155,7 @@ export class AssetServer extends EventEmitter {
   }
 
   #onConnection(conn: Connection): void {
-    const session = new ClientSession(conn, this.store)
+    const session = new ClientSession(conn, this.store, this.#readBuffers)
     this.#sessions.add(session)
     session.on('refused', (r: { path: string; reason: string }) => this.emit('refused', { remote: conn.remote, ...r }))
     session.onSubscribe = (msg) => {

@@ -1,19 +1,21 @@
 /**
  * The server's side of one client connection: answers REQUEST, MANIFEST, CANCEL (and SUBSCRIBE
- * through the server's registry). Transfers are interleaved chunk by chunk, round robin, so a
- * small file is never stuck behind a big one; each waits for the connection to drain
- * (backpressure), so a slow client costs bounded memory and never slows the others.
+ * through the server's registry). Transfers are interleaved round robin, SERVER_READ_BYTES a turn,
+ * so a small file is never stuck behind a big one. Each turn waits for flow-control credit and
+ * the connection to drain (backpressure), so a slow client costs bounded memory and never slows
+ * the others.
  */
 import { EventEmitter } from 'node:events'
 import { constants } from 'node:fs'
 import type { FileHandle } from 'node:fs/promises'
 import { open } from 'node:fs/promises'
 import { AssetSyncError } from '../errors.js'
-import { CHUNK_SIZE, MAX_INFLIGHT_PER_CLIENT } from '../limits.js'
+import { CHUNK_SIZE, MAX_INFLIGHT_PER_CLIENT, SERVER_READ_BYTES } from '../limits.js'
 import type { Connection } from '../protocol/connection.js'
 import type { ClientMessage, ManifestMsg, RequestMsg } from '../protocol/messages.js'
 import { equalHash } from './hash.js'
 import { type PathMatcher, patternMatcher } from './ignore.js'
+import type { BufferPool } from './pool.js'
 import { checkWirePath, printable, resolveForRead } from './paths.js'
 import type { Entry, Store } from './store.js'
 
@@ -43,15 +45,16 @@ export class ClientSession extends EventEmitter {
   #queue: Transfer[] = []
   #pumping = false
   #pending = 0
-  readonly #readBuf = Buffer.allocUnsafe(CHUNK_SIZE)
+  readonly #buffers: BufferPool
   readonly #matchers = new Map<string, PathMatcher>()
   /** Handles SUBSCRIBE (the server owns the registry). */
   onSubscribe: ((msg: Extract<ClientMessage, { type: 'subscribe' }>) => void) | null = null
 
-  constructor(conn: Connection, store: Store) {
+  constructor(conn: Connection, store: Store, buffers: BufferPool) {
     super()
     this.conn = conn
     this.#store = store
+    this.#buffers = buffers
     conn.on('message', (msg: ClientMessage) => this.#onMessage(msg))
     conn.once('close', () => this.#closeAll())
   }
@@ -158,7 +161,11 @@ export class ClientSession extends EventEmitter {
     this.conn.send({ type: 'manifest-reply', id: msg.id, done: page.done, entries: page.entries })
   }
 
-  /** Sends one chunk of each active transfer in turn until all are done or the peer is gone. */
+  /**
+   * Gives each active transfer a turn of up to SERVER_READ_BYTES (one read, sent as CHUNK frames)
+   * in round-robin order until all are done or the peer is gone. Waits for flow-control credit
+   * before reading a turn, and for the stream to drain after it.
+   */
   async #pump(): Promise<void> {
     if (this.#pumping) return
     this.#pumping = true
@@ -166,13 +173,12 @@ export class ClientSession extends EventEmitter {
       while (this.#queue.length > 0 && !this.conn.closed) {
         const t = this.#queue.shift() as Transfer
         if (t.cancelled) continue
-        // Flow control: never more than the client's window of unconsumed CHUNK bytes.
-        const want = Math.min(CHUNK_SIZE, t.entry.size - t.offset)
+        const want = Math.min(SERVER_READ_BYTES, t.entry.size - t.offset)
         if (this.conn.credit < want) await this.conn.credited(want)
         if (t.cancelled) continue
         let ok: boolean
         try {
-          ok = await this.#sendChunk(t)
+          ok = await this.#sendTurn(t, want)
         } catch (err) {
           this.#fail(t.id, err)
           this.#finish(t)
@@ -188,28 +194,43 @@ export class ClientSession extends EventEmitter {
     }
   }
 
-  /** Reads and sends the next chunk of `t`; finishes it after the last. Returns send()'s verdict. */
-  async #sendChunk(t: Transfer): Promise<boolean> {
-    const want = Math.min(CHUNK_SIZE, t.entry.size - t.offset)
-    const { bytesRead } = want > 0 ? await t.fh.read(this.#readBuf, 0, want, t.offset) : { bytesRead: 0 }
-    if (t.cancelled) return true
-    if (bytesRead < want) throw new AssetSyncError('ERR_CHANGED', `${t.path} shrank during the transfer; try again`)
-    const data = this.#readBuf.subarray(0, bytesRead)
-    const offset = t.offset
-    t.offset += bytesRead
-    const final = t.offset === t.entry.size
-    if (final) {
-      // Written in place while we sent it? The client's BLAKE3 check already refuses a mix of old
-      // and new bytes; this cheap stat lets it retry at once with a clear reason (re-hashing
-      // every byte sent here cost 15-19 % of server CPU: docs/benchmarks.md).
-      const st = await t.fh.stat()
-      if (st.size !== t.entry.size || st.mtimeMs !== t.entry.mtimeMs || st.ino !== t.entry.ino) {
-        throw new AssetSyncError('ERR_CHANGED', `${t.path} changed during the transfer; try again`)
+  /**
+   * Reads the next `want` bytes of `t` into a shared buffer and sends them as CHUNK frames (the
+   * codec copies each into its frame, so the buffer goes back at once); finishes `t` after the
+   * last. Returns send()'s verdict.
+   */
+  async #sendTurn(t: Transfer, want: number): Promise<boolean> {
+    const buf = await this.#buffers.acquire()
+    try {
+      const { bytesRead } = want > 0 ? await t.fh.read(buf, 0, want, t.offset) : { bytesRead: 0 }
+      if (t.cancelled) return true
+      if (bytesRead < want) throw new AssetSyncError('ERR_CHANGED', `${t.path} shrank during the transfer; try again`)
+      const final = t.offset + want === t.entry.size
+      if (final && t.offset > 0) {
+        // Written in place while we sent it? The client's BLAKE3 check already refuses a mix of
+        // old and new bytes; this cheap stat lets it retry at once with a clear reason (re-hashing
+        // every byte sent here cost 15-19 % of server CPU: docs/benchmarks.md). A file sent in
+        // one turn was read right after the stat taken when it was opened.
+        const st = await t.fh.stat()
+        if (st.size !== t.entry.size || st.mtimeMs !== t.entry.mtimeMs || st.ino !== t.entry.ino) {
+          throw new AssetSyncError('ERR_CHANGED', `${t.path} changed during the transfer; try again`)
+        }
+        if (t.cancelled) return true
       }
+      let ok = true
+      let at = 0
+      do {
+        const n = Math.min(CHUNK_SIZE, want - at)
+        const last = at + n === want
+        ok = this.conn.send({ type: 'chunk', id: t.id, offset: t.offset + at, final: final && last, data: buf.subarray(at, at + n) })
+        at += n
+      } while (at < want)
+      t.offset += want
+      if (final) this.#finish(t)
+      return ok
+    } finally {
+      this.#buffers.release(buf)
     }
-    const ok = this.conn.send({ type: 'chunk', id: t.id, offset, final, data })
-    if (final) this.#finish(t)
-    return ok
   }
 
   #finish(t: Transfer): void {
