@@ -3,7 +3,18 @@
  * HASH_READ_BYTES pieces, never read whole.
  */
 import { open } from 'node:fs/promises'
-import { createHash } from 'blake3'
+import { createRequire } from 'node:module'
+
+type Blake3 = typeof import('blake3')
+let blake3: Blake3 | null = null
+/**
+ * The package, loaded on first use: compiling its wasm costs ~40 ms of start-up, which a no-op
+ * pull (every local hash cached) or a `get` of an up-to-date file never needs.
+ */
+function lib(): Blake3 {
+  blake3 ??= createRequire(import.meta.url)('blake3') as Blake3
+  return blake3
+}
 
 /** Read size while hashing (≤ 1 MiB keeps the wasm copy cheap and memory flat). */
 export const HASH_READ_BYTES = 1024 * 1024
@@ -16,7 +27,7 @@ export interface Hasher {
 }
 
 export function createHasher(): Hasher {
-  const h = createHash()
+  const h = lib().createHash()
   let result: Buffer | null = null
   return {
     update(data) {
