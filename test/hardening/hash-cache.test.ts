@@ -1,0 +1,61 @@
+/**
+ * The persistent hash cache (binary file in the config dir): what it saves it loads back; a
+ * changed size, mtime or inode is a miss; a damaged, truncated or old-format file is an empty
+ * cache, never an error or a wrong hash.
+ */
+import { randomBytes } from 'node:crypto'
+import { statSync } from 'node:fs'
+import { readFile, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { HashCache, cacheFileFor } from '../../src/core/hash-cache.js'
+import { tempDir } from './support.js'
+
+let work: string
+let remove: () => Promise<void>
+beforeAll(async () => { ({ dir: work, remove } = await tempDir('hash-cache')) })
+afterAll(() => remove())
+
+describe('HashCache', () => {
+  it('round-trips every record through save and load, non-ASCII and long paths included', async () => {
+    const file = cacheFileFor(join(work, 'cfg'), 'mirror', '/some/root')
+    const data = join(work, 'data.bin')
+    await writeFile(data, 'x')
+    const st = statSync(data)
+    const c = await HashCache.load(file)
+    const paths = ['a.txt', 'dir/ü ñ 漢字.png', `${'d/'.repeat(300)}f`]
+    const hashes = paths.map(() => randomBytes(32))
+    paths.forEach((p, i) => c.set(p, st, hashes[i] as Buffer))
+    await c.save()
+    const back = await HashCache.load(file)
+    paths.forEach((p, i) => expect(back.lookup(p, st)?.equals(hashes[i] as Buffer), p).toBe(true))
+    expect(back.lookup('missing', st)).toBeNull()
+    // A changed size, mtime or inode is a miss.
+    expect(back.lookup('a.txt', { ...st, size: st.size + 1 } as typeof st)).toBeNull()
+    expect(back.lookup('a.txt', { ...st, mtimeMs: st.mtimeMs + 1 } as typeof st)).toBeNull()
+    expect(back.lookup('a.txt', { ...st, ino: st.ino + 1 } as typeof st)).toBeNull()
+  })
+
+  it('a truncated, damaged or old JSON file loads as an empty cache', async () => {
+    const file = join(work, 'c2.bin')
+    const st = statSync(file.replace('c2.bin', ''))
+    const c = await HashCache.load(file)
+    c.set('a', st, randomBytes(32))
+    c.set('b', st, randomBytes(32))
+    await c.save()
+    const good = await readFile(file)
+    expect((await HashCache.load(file)).lookup('b', st)).not.toBeNull()
+
+    await writeFile(file, good.subarray(0, good.length - 1))
+    const truncated = await HashCache.load(file)
+    expect(truncated.lookup('a', st)).toBeNull()
+    expect(truncated.lookup('b', st)).toBeNull()
+
+    await writeFile(file, JSON.stringify({ v: 1, e: [['a', st.size, st.mtimeMs, st.ino, 'ab'.repeat(32)]] }))
+    expect((await HashCache.load(file)).lookup('a', st)).toBeNull()
+
+    await writeFile(file, randomBytes(500))
+    expect((await HashCache.load(file)).lookup('a', st)).toBeNull()
+    expect((await HashCache.load(join(work, 'absent.bin'))).lookup('a', st)).toBeNull()
+  })
+})
