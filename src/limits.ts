@@ -64,8 +64,13 @@ export const MAX_INFLIGHT_PER_CLIENT = 256
  * ~27 KiB for a 1 KiB pattern): without a cap one client held 1.7 GiB with 1000 SUBSCRIBE frames.
  */
 export const MAX_SUBSCRIPTIONS_PER_CLIENT = 256
-/** Transfers a client runs at once (pull, watch). */
-export const CLIENT_PARALLEL_TRANSFERS = 8
+/**
+ * Transfers a client runs at once (pull, watch). Each is a request/response round trip, so with
+ * small files this is the window: 8 gave 230–260 files/s over a 20 ms RTT link, 32 gave 390–430
+ * (docs/benchmarks.md); on loopback it makes no difference. Bytes in flight stay bounded by the
+ * flow-control window, whatever the count.
+ */
+export const CLIENT_PARALLEL_TRANSFERS = 32
 /** Local files a client checks (stat, cached or fresh hash) at once before deciding what to fetch. */
 export const CLIENT_PARALLEL_CHECKS = 32
 /**
@@ -106,17 +111,11 @@ export const HANDSHAKE_RATE_PER_ADDR = 500
 /** Default quiet time before a changed file is announced (Watchman uses 20 ms). */
 export const SETTLE_MS = 20
 /**
- * Every watched path is looked at once more this long after its last event, in case a write
- * raised no event of its own (merged or swallowed events; chokidar's per-file 'change' had a
- * 50 ms throttle with no trailing event). Also how often the watcher checks whether chokidar
- * watches a new folder yet.
+ * Every changed path is looked at once more this long after its last event, in case a write
+ * raised no event of its own (inotify merges events; chokidar's per-file watcher, used before,
+ * dropped 'change' events within 50 ms of another).
  */
 export const WATCH_TRAILING_CHECK_MS = 60
-/**
- * After a folder appears, the watcher lists it once more as soon as chokidar watches it (files
- * created while chokidar was listing it raise no event); it waits at most this long for that.
- */
-export const WATCH_NEW_FOLDER_MAX_MS = 10_000
 /** A hook still running after this long is killed and reported as timed out. */
 export const HOOK_TIMEOUT_MS = 60_000
 /** Reconnect backoff for `watch`: full jitter between 0 and min(cap, base * 2^attempt). */

@@ -50,18 +50,24 @@ export function hashBytes(data: Uint8Array): Buffer {
   return h.digest()
 }
 
-/** BLAKE3 of a file's content, with the byte count read. */
-export async function hashFile(path: string): Promise<{ hash: Buffer; size: number }> {
+/**
+ * BLAKE3 of a file's content, with the byte count read. `sizeHint` (the size a stat just gave)
+ * sizes the read buffer: a fresh 1 MiB per small file made indexing 100,000 files 2-3× slower.
+ */
+export async function hashFile(path: string, sizeHint = HASH_READ_BYTES): Promise<{ hash: Buffer; size: number }> {
   const fh = await open(path, 'r')
   const h = createHasher()
   let size = 0
   try {
-    const buf = Buffer.allocUnsafe(HASH_READ_BYTES)
+    // One byte more than the hint: the whole file in one read; the next read then sees the end.
+    // A file bigger than its hint (it grew, or the hint was wrong) goes on with full-size reads.
+    let buf = Buffer.allocUnsafe(Math.max(1, Math.min(HASH_READ_BYTES, sizeHint + 1)))
     for (;;) {
       const { bytesRead } = await fh.read(buf, 0, buf.length, size)
       if (bytesRead === 0) break
       h.update(buf.subarray(0, bytesRead))
       size += bytesRead
+      if (bytesRead === buf.length && buf.length < HASH_READ_BYTES) buf = Buffer.allocUnsafe(HASH_READ_BYTES)
     }
     return { hash: h.digest(), size }
   } catch (err) {

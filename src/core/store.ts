@@ -3,7 +3,6 @@
  * `refresh` (called by the watcher and on every request), with a persistent hash cache so a
  * restart does not re-hash unchanged files.
  */
-import type { Stats } from 'node:fs'
 import { stat } from 'node:fs/promises'
 import { AssetSyncError } from '../errors.js'
 import { MANIFEST_PAGE_BYTES } from '../limits.js'
@@ -14,7 +13,7 @@ import { hashFile } from './hash.js'
 import type { PathMatcher } from './ignore.js'
 import { resolveForRead } from './paths.js'
 import { mapLimit } from './pool.js'
-import { walkFiles } from './walk.js'
+import { type FileStat, walkFiles } from './walk.js'
 
 /** Files hashed at once during a scan. */
 const SCAN_PARALLEL = 4
@@ -24,7 +23,7 @@ export interface Entry extends ManifestEntry {
   mtimeMs: number
 }
 
-export function metaOf(st: Stats, hash: Buffer): FileMeta & { ino: number; mtimeMs: number } {
+export function metaOf(st: FileStat, hash: Buffer): FileMeta & { ino: number; mtimeMs: number } {
   return { hash, size: st.size, mode: st.mode & 0o777, mtime: Math.floor(st.mtimeMs), ino: st.ino, mtimeMs: st.mtimeMs }
 }
 
@@ -51,7 +50,7 @@ export class Store {
   /** Indexes the whole folder, hashing only what the cache cannot vouch for. */
   async scan(): Promise<ScanResult> {
     const t0 = performance.now()
-    const found: { wire: string; full: string; st: Stats }[] = []
+    const found: { wire: string; full: string; st: FileStat }[] = []
     for await (const f of walkFiles(this.root, this.#ignored)) found.push(f)
     let hashed = 0
     let bytes = 0
@@ -60,7 +59,7 @@ export class Store {
       let hash = this.#cache.lookup(wire, st)
       if (!hash) {
         try {
-          hash = (await hashFile(full)).hash
+          hash = (await hashFile(full, st.size)).hash
         } catch {
           return // vanished or unreadable since the walk
         }
@@ -92,7 +91,7 @@ export class Store {
           if (old && old.size === st.size && old.mtimeMs === st.mtimeMs && old.ino === st.ino) return old
           let hash = this.#cache.lookup(path, st)
           if (!hash) {
-            const h = await hashFile(real)
+            const h = await hashFile(real, st.size)
             const after = await stat(real)
             // Changed while we hashed: report what is there now on the next call.
             if (after.size !== h.size || after.mtimeMs !== st.mtimeMs) return this.refresh(path)

@@ -1,22 +1,22 @@
 /**
- * Watches the served folder with chokidar and emits write-stable batches of wire paths that may
- * have changed. A path is stable once it has not been modified for `settleMs` (judged by its
- * mtime, so a writer pausing for less than that between pieces is never caught half-way, even
- * when chokidar's 50 ms change throttle swallowed the events in between), or once its stat stayed
- * identical for `settleMs` (clock skew). Whether content really changed is the store's call.
- * A path whose stat is exactly what was announced for it moments ago (size, mtime, inode, or gone
- * both times) is not announced again: chokidar's duplicate events and our own trailing re-checks
- * would otherwise produce a second batch for one save.
+ * Watches the served folder and emits write-stable batches of wire paths that may have changed.
+ * Events come from one watch per folder (folder-watches.ts): each names an entry to look at, and a
+ * folder that appears or vanishes names its files.
+ *
+ * A path is stable once it has not been modified for `settleMs` (judged by its mtime, so a writer
+ * pausing for less than that between pieces is never caught half-way, even when events in between
+ * were merged), or once its stat stayed identical for `settleMs` (clock skew). Whether content
+ * really changed is the store's call. A path whose stat is exactly what was announced for it
+ * moments ago (size, mtime, inode, or gone both times) is not announced again: duplicate events and
+ * our own trailing re-checks would otherwise produce a second batch for one save.
  */
 import type { Stats } from 'node:fs'
 import { stat } from 'node:fs/promises'
-import { join, relative } from 'node:path'
+import { join } from 'node:path'
 import { EventEmitter } from 'node:events'
-import chokidar, { type FSWatcher } from 'chokidar'
 import { SETTLE_MS, WATCH_TRAILING_CHECK_MS } from '../limits.js'
+import { FolderWatches } from './folder-watches.js'
 import type { PathMatcher } from './ignore.js'
-import { checkWirePath, toWirePath } from './paths.js'
-import { walkFiles } from './walk.js'
 
 interface Pending {
   /** When this path next needs a look. */
@@ -48,7 +48,10 @@ export class FolderWatcher extends EventEmitter {
   readonly #pending = new Map<string, Pending>()
   /** Recently announced paths → stat key and time, oldest first (see ANNOUNCED_TTL_MS). */
   readonly #announced = new Map<string, { key: string; at: number }>()
-  #watcher: FSWatcher | null = null
+  /** Touched paths → when their trailing look is due, oldest first (one timer for all of them). */
+  readonly #trailing = new Map<string, number>()
+  #trailingTimer: NodeJS.Timeout | null = null
+  #folders: FolderWatches | null = null
   #timer: NodeJS.Timeout | null = null
   #timerAt = Infinity
   #checking = false
@@ -64,53 +67,28 @@ export class FolderWatcher extends EventEmitter {
   }
 
   async start(): Promise<void> {
-    const w = chokidar.watch(this.root, {
-      ignoreInitial: true,
-      followSymlinks: false,
-      // Our own settle logic replaces chokidar's: its 'atomic' mode delays unlinks by 100 ms and
-      // awaitWriteFinish polls; both would cost latency.
-      atomic: false,
-      ignored: (p: string) => {
-        const wire = this.#wire(p)
-        return wire !== null && wire !== '' && this.#ignored(wire)
+    this.#folders = new FolderWatches(this.root, this.#ignored, {
+      onPath: (wire) => this.#touch(wire, Date.now()),
+      onFolderGone: (wire) => {
+        // A folder moved away raises no event per file: look at every indexed file under it.
+        const prefix = `${wire}/`
+        const now = Date.now()
+        for (const p of this.#indexed()) if (p.startsWith(prefix)) this.#touch(p, now)
       },
+      onError: (err) => this.emit('error', err),
     })
-    this.#watcher = w
-    w.on('all', (event: string, p: string) => this.#onEvent(event, p))
-    w.on('error', (err: unknown) => this.emit('error', err))
-    await new Promise<void>((resolve) => w.once('ready', () => resolve()))
+    await this.#folders.start()
   }
+
+  /** Folders watched (one OS watch each). */
+  get folders(): number { return this.#folders?.size ?? 0 }
 
   async close(): Promise<void> {
     this.#closed = true
     if (this.#timer) clearTimeout(this.#timer)
-    await this.#watcher?.close()
-  }
-
-  #wire(full: string): string | null {
-    const rel = relative(this.root, full)
-    if (rel === '') return ''
-    const wire = toWirePath(rel)
-    return checkWirePath(wire) === null ? wire : null
-  }
-
-  #onEvent(event: string, full: string): void {
-    const wire = this.#wire(full)
-    if (wire === null || wire === '') return
-    const now = Date.now()
-    if (event === 'addDir') {
-      // A folder moved in: its files get no events of their own.
-      void (async () => {
-        for await (const f of walkFiles(full, this.#ignored)) this.#touch(`${wire}/${f.wire}`, Date.now())
-      })().catch((err: unknown) => this.emit('error', err))
-      return
-    }
-    if (event === 'unlinkDir') {
-      const prefix = `${wire}/`
-      for (const p of this.#indexed()) if (p.startsWith(prefix)) this.#touch(p, now)
-      return
-    }
-    this.#touch(wire, now)
+    if (this.#trailingTimer) clearTimeout(this.#trailingTimer)
+    this.#trailing.clear()
+    this.#folders?.close()
   }
 
   #touch(wire: string, now: number): void {
@@ -123,12 +101,31 @@ export class FolderWatcher extends EventEmitter {
     } else {
       this.#pending.set(wire, { due: now + this.settleMs, last: null, ready: false, readySince: 0, seen: '', gen: 0 })
     }
-    // The trailing look for writes chokidar's throttle swallowed (see WATCH_TRAILING_CHECK_MS).
-    setTimeout(() => this.#trailing(wire), WATCH_TRAILING_CHECK_MS).unref()
+    // One more look after the last event (see WATCH_TRAILING_CHECK_MS). Re-inserted so the map
+    // stays oldest first; a burst of writes costs one entry, not one timer per event.
+    this.#trailing.delete(wire)
+    this.#trailing.set(wire, now + WATCH_TRAILING_CHECK_MS)
+    if (!this.#trailingTimer) this.#armTrailing()
     this.#schedule(now + this.settleMs)
   }
 
-  #trailing(wire: string): void {
+  #armTrailing(): void {
+    const first = this.#trailing.values().next()
+    if (first.done === true || this.#closed) return
+    this.#trailingTimer = setTimeout(() => {
+      this.#trailingTimer = null
+      const now = Date.now()
+      for (const [wire, due] of this.#trailing) {
+        if (due > now) break
+        this.#trailing.delete(wire)
+        this.#trailingLook(wire)
+      }
+      this.#armTrailing()
+    }, Math.max(0, first.value - Date.now()))
+    this.#trailingTimer.unref()
+  }
+
+  #trailingLook(wire: string): void {
     if (this.#closed || this.#pending.has(wire)) return
     // Look once more; #check decides whether anything moved since it was announced.
     this.#pending.set(wire, { due: Date.now(), last: null, ready: false, readySince: 0, seen: '', gen: 0 })
@@ -158,6 +155,9 @@ export class FolderWatcher extends EventEmitter {
         const gen = p.gen
         try {
           st = await stat(join(this.root, ...wire.split('/')))
+          // A folder is no file: events name new folders too (their files are reported one by
+          // one), and a file replaced by a folder is gone.
+          if (st.isDirectory()) st = null
         } catch { /* gone: stable as a deletion */ }
         if (p.gen !== gen) continue // an event arrived meanwhile: look again (it is due already)
         const t = Date.now()
@@ -196,10 +196,12 @@ export class FolderWatcher extends EventEmitter {
    * still settling, so files saved together are announced together.
    */
   #flush(now: number): void {
+    if (this.#closed) return // a look still running at close() ends here: no batch after close
     const ready = [...this.#pending].filter(([, p]) => p.ready)
     if (ready.length === 0) return
     const waiting = this.#pending.size - ready.length
-    const oldest = Math.min(...ready.map(([, p]) => p.readySince))
+    let oldest = Infinity
+    for (const [, p] of ready) oldest = Math.min(oldest, p.readySince)
     if (waiting > 0 && now - oldest < this.settleMs) return
     for (const [wire, p] of ready) {
       this.#pending.delete(wire)
