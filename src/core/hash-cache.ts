@@ -4,9 +4,11 @@
  * lives in the config directory, never inside a served or mirrored folder.
  */
 import { createHash } from 'node:crypto'
-import type { Stats } from 'node:fs'
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
+
+/** What the cache compares: a file's size, mtime and inode (an fs.Stats, or just these fields). */
+export interface FileStamp { size: number; mtimeMs: number; ino: number }
 
 interface CacheRecord { size: number; mtimeMs: number; ino: number; hash: Buffer }
 
@@ -67,13 +69,13 @@ export class HashCache {
   }
 
   /** The cached hash if size, mtime and inode still match `st`. */
-  lookup(path: string, st: Stats): Buffer | null {
+  lookup(path: string, st: FileStamp): Buffer | null {
     const r = this.#map.get(path)
     if (!r || r.size !== st.size || r.mtimeMs !== st.mtimeMs || r.ino !== st.ino || r.hash.length !== 32) return null
     return r.hash
   }
 
-  set(path: string, st: Stats, hash: Buffer): void {
+  set(path: string, st: FileStamp, hash: Buffer): void {
     this.#map.set(path, { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino, hash })
     this.#dirty = true
   }
