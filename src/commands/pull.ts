@@ -19,7 +19,7 @@ export function pullCommand(io: OutputStreams): Command {
     .option('--json', 'NDJSON events on stdout: one per file, then a summary')
   for (const o of clientOptions()) cmd.addOption(o)
   return cmd.action(async (patterns: string[], flags: PullFlags) => {
-    const out = new Output(!!flags.json, io)
+    const out = new Output(!!flags.json, io, { batch: true })
     // Loaded on use, so `--help` and the other commands start fast.
     const [{ AssetClient }, { Mirror }, { pullResuming }] = await Promise.all([
       import('../core/client.js'), import('../core/mirror.js'), import('../core/pull.js'),
@@ -49,6 +49,8 @@ export function pullCommand(io: OutputStreams): Command {
     } catch (err) {
       out.stopSpin(false, 'pull failed') // closes a live spinner; cli.ts prints the error line
       throw err
+    } finally {
+      out.flush()
     }
   })
 }

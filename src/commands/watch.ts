@@ -3,6 +3,7 @@ import { Command, Option } from 'commander'
 import { AssetSyncError } from '../errors.js'
 import { HOOK_TIMEOUT_MS } from '../limits.js'
 import { type ClientFlags, checkPatterns, clientOptions, parseDuration, toClientOptions, untilSignal } from './common.js'
+import type { Change } from '../core/hooks.js'
 import { Output, type OutputStreams, formatBytes } from './output.js'
 
 interface WatchFlags extends ClientFlags {
@@ -44,10 +45,11 @@ export function watchCommand(io: OutputStreams): Command {
       out.event({ event: initial ? 'synced' : 'resynced', ...summary })
       out.line(`${initial ? 'synced' : 'resynced'} ${summary.files} files (${summary.downloaded} downloaded, ${summary.deleted} deleted, ${formatBytes(summary.bytesReceived)}) into ${root}; watching ${flags.server}`)
     })
-    live.on('applied', (changes: { path: string; action: string }[]) => {
+    live.on('applied', (changes: Change[]) => {
+      // The hook first: its process start is the long pole of save → reload; printing can wait.
+      hooks?.enqueue(changes)
       out.event({ event: 'applied', changes })
       for (const c of changes) out.line(`${c.action === 'delete' ? 'deleted' : 'updated'} ${c.path}`)
-      hooks?.enqueue(changes as never)
     })
     live.on('disconnected', (err: AssetSyncError | null) => {
       out.event({ event: 'disconnected', reason: err?.message ?? 'closed' })
@@ -63,6 +65,7 @@ export function watchCommand(io: OutputStreams): Command {
     await Promise.race([untilSignal(), live.done])
     await live.stop()
     await hooks?.idle()
+    hooks?.close()
     if (fatal) throw fatal
   })
 }

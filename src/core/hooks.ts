@@ -2,10 +2,18 @@
  * Runs the user's `--exec` command once per applied batch: never two at once; batches that
  * arrive while it runs are merged into the next run; a failing or hanging hook (killed after
  * the timeout) is reported and never stops the mirror.
+ *
+ * Starting the process is most of the time between "batch applied" and "hook started"
+ * (docs/benchmarks.md, "Hot reload"); see hook-spawn.ts for how it is kept short: plain-word
+ * commands run without a shell, and the next hook process is started ahead of time.
  */
-import { spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { EventEmitter } from 'node:events'
+import { constants } from 'node:os'
 import { HOOK_TIMEOUT_MS } from '../limits.js'
+import { HookSpawner } from './hook-spawn.js'
+
+export { directArgv } from './hook-spawn.js'
 
 export interface Change { path: string; action: 'change' | 'delete' }
 
@@ -15,8 +23,12 @@ export interface HookResult {
   timedOut: boolean
   ms: number
   changes: Change[]
-  /** The command could not be started at all. */
+  /** The command could not be started at all (exitCode is then 127 or 126, as from a shell). */
   error?: string
+  /** True if the command ran without a shell (see `directArgv`). */
+  direct?: boolean
+  /** True if it started from a launcher parked ahead of time. */
+  warm?: boolean
 }
 
 export interface HookOptions {
@@ -26,6 +38,16 @@ export interface HookOptions {
   timeoutMs?: number
   /** Where the hook's stdout goes ('inherit' or our stderr, to keep --json output clean). */
   stdout?: 'inherit' | 'stderr'
+  /**
+   * Start the next hook process ahead of time, parked until a batch arrives (default true). Call
+   * `close()` when done (Node exiting also ends it).
+   */
+  warm?: boolean
+}
+
+/** The exit status a shell gives a command it cannot start: 127 not found, 126 not runnable. */
+function cannotStartStatus(err: NodeJS.ErrnoException): number {
+  return err.code === 'ENOENT' || err.code === 'ENOTDIR' ? 127 : 126
 }
 
 /** Merges `next` into `pending`, last action per path winning, order of first appearance kept. */
@@ -38,13 +60,22 @@ export function mergeChanges(pending: Change[], next: readonly Change[]): Change
 /** Events: 'start' (changes), 'done' (HookResult). */
 export class HookRunner extends EventEmitter {
   readonly #opts: HookOptions
+  readonly #spawner: HookSpawner
   #pending: Change[] = []
   #running: Promise<void> | null = null
 
   constructor(opts: HookOptions) {
     super()
     this.#opts = opts
+    this.#spawner = new HookSpawner(opts)
+    this.#spawner.prepare()
   }
+
+  /** True if the command runs without a shell (plain words only; see `directArgv`). */
+  get direct(): boolean { return this.#spawner.argv !== null }
+
+  /** Ends the process parked for the next run; later runs start cold. Runs in progress go on. */
+  close(): void { this.#spawner.close() }
 
   /** Queues a batch; starts a run now if none is running. */
   enqueue(changes: readonly Change[]): void {
@@ -65,28 +96,28 @@ export class HookRunner extends EventEmitter {
       const batch = this.#pending
       this.#pending = []
       this.emit('start', batch)
-      this.emit('done', await this.#run(batch))
+      const result = await this.#run(batch)
+      // The next process starts now, between batches, not when the next batch is waiting.
+      if (this.#pending.length === 0) this.#spawner.prepare()
+      this.emit('done', result)
     }
   }
 
   #run(changes: Change[]): Promise<HookResult> {
     const t0 = performance.now()
-    const env = {
-      ...process.env,
-      ASSETSYNC_ROOT: this.#opts.root,
-      ASSETSYNC_EVENT: 'applied',
-      ASSETSYNC_PATHS: changes.map((c) => c.path).join('\n'),
-    }
+    const direct = this.#spawner.argv !== null
     return new Promise((resolve) => {
-      const child = spawn(this.#opts.command, {
-        shell: true,
-        env,
-        cwd: this.#opts.root,
-        // Own process group, so a timeout kills the hook and anything it started.
-        detached: process.platform !== 'win32',
-        stdio: ['pipe', this.#opts.stdout === 'stderr' ? process.stderr : 'inherit', 'inherit'],
-      })
+      let started: { child: ChildProcess; warm: boolean }
+      try {
+        started = this.#spawner.start(changes.map((c) => c.path), `${JSON.stringify({ event: 'applied', root: this.#opts.root, changes })}\n`)
+      } catch (err) {
+        // Invalid arguments (spawn throws instead of emitting 'error'): reported like any failed start.
+        resolve({ exitCode: 126, signal: null, timedOut: false, error: (err as Error).message, ms: 0, changes, direct, warm: false })
+        return
+      }
+      const { child, warm } = started
       let timedOut = false
+      let finished = false
       const timer = setTimeout(() => {
         timedOut = true
         try {
@@ -94,14 +125,23 @@ export class HookRunner extends EventEmitter {
           else child.kill('SIGKILL')
         } catch { /* already gone */ }
       }, this.#opts.timeoutMs ?? HOOK_TIMEOUT_MS)
-      child.stdin.on('error', () => { /* a hook that does not read stdin is fine (EPIPE) */ })
-      child.stdin.end(`${JSON.stringify({ event: 'applied', root: this.#opts.root, changes })}\n`)
-      const finish = (r: Omit<HookResult, 'ms' | 'changes'>): void => {
+      const finish = (r: Omit<HookResult, 'ms' | 'changes' | 'direct' | 'warm'>): void => {
+        if (finished) return
+        finished = true
         clearTimeout(timer)
-        resolve({ ...r, ms: Math.round(performance.now() - t0), changes })
+        resolve({ ...r, ms: Math.round(performance.now() - t0), changes, direct, warm })
       }
-      child.once('error', (err) => finish({ exitCode: null, signal: null, timedOut, error: err.message }))
-      child.once('close', (code, signal) => finish({ exitCode: code, signal, timedOut }))
+      child.once('error', (err: NodeJS.ErrnoException) => {
+        // Only a failed start ends the run here ('close' follows, but need not); other errors
+        // (a failed kill) leave it to 'close'. A shell would have said 127 / 126: so do we.
+        if (child.pid === undefined) finish({ exitCode: cannotStartStatus(err), signal: null, timedOut, error: err.message })
+      })
+      child.once('close', (code, signal) => {
+        // Killed by a signal of its own (not our timeout): report 128 + n as a shell would, so
+        // a direct and a shell-started hook give the same exit code for the same fate.
+        const signo = signal && direct && !timedOut ? constants.signals[signal] : undefined
+        finish({ exitCode: signo ? 128 + signo : code, signal, timedOut })
+      })
     })
   }
 }

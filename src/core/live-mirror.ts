@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import { AssetSyncError } from '../errors.js'
-import { RECONNECT_BASE_MS, RECONNECT_MAX_MS } from '../limits.js'
+import { CLIENT_PARALLEL_TRANSFERS, RECONNECT_BASE_MS, RECONNECT_MAX_MS } from '../limits.js'
 import type { UpdateEntry } from '../protocol/messages.js'
 import { AssetClient, type AssetClientOptions } from './client.js'
 import { equalHash } from './hash.js'
@@ -15,6 +15,7 @@ import type { Change } from './hooks.js'
 import { patternMatcher } from './ignore.js'
 import { Mirror, type StagedFile } from './mirror.js'
 import { assertWirePath } from './paths.js'
+import { mapLimit } from './pool.js'
 
 export interface LiveMirrorOptions {
   client: AssetClientOptions
@@ -160,12 +161,16 @@ export class LiveMirror extends EventEmitter {
     }
   }
 
-  /** Downloads and verifies everything first, then makes the batch visible together. */
+  /**
+   * Downloads and verifies everything first (several files at once, CLIENT_PARALLEL_TRANSFERS),
+   * then makes the batch visible together.
+   */
   async #applyBatch(client: AssetClient, entries: UpdateEntry[]): Promise<void> {
-    const staged: StagedFile[] = []
+    const fetches: { path: string; have: Buffer | null }[] = []
     const moves: { from: string; to: string }[] = []
     const deletes: string[] = []
     const changes: Change[] = []
+    let staged: StagedFile[] = []
     try {
       for (const e of entries) {
         assertWirePath(e.path) // a malicious server must not steer writes
@@ -184,14 +189,22 @@ export class LiveMirror extends EventEmitter {
         if (!this.#match(e.path)) continue
         const have = await this.mirror.localHash(e.path)
         if (equalHash(have, e.hash)) continue // already here (e.g. applied by a resync)
+        fetches.push({ path: e.path, have })
+      }
+      // Every download settles before anything is decided, so no staged temp file is left behind
+      // by a sibling's failure.
+      const results = await mapLimit(fetches, CLIENT_PARALLEL_TRANSFERS, async (f) => {
         try {
-          const s = await this.mirror.stage(client, e.path, have)
-          if (s) staged.push(s)
+          return { staged: await this.mirror.stage(client, f.path, f.have) }
         } catch (err) {
           // Deleted again before we asked: the delete arrives in a later batch.
-          if (!(err instanceof AssetSyncError && err.code === 'ERR_NOT_FOUND')) throw err
+          if (err instanceof AssetSyncError && err.code === 'ERR_NOT_FOUND') return { staged: null }
+          return { staged: null, err }
         }
-      }
+      })
+      staged = results.flatMap((r) => (r.staged ? [r.staged] : []))
+      const failed = results.find((r) => 'err' in r)
+      if (failed) throw failed.err
     } catch (err) {
       for (const s of staged) await this.mirror.discard(s)
       // A lost connection is not this batch's fault: the resync after reconnecting applies it.

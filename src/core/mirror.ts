@@ -4,7 +4,7 @@
  * Used by `pull` and by `watch` (initial sync and resync after a reconnect).
  */
 import type { Stats } from 'node:fs'
-import { lstatSync } from 'node:fs'
+import { lstatSync, renameSync } from 'node:fs'
 import { mkdir, readdir, realpath, rename, rmdir, unlink } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { writeError } from '../errors.js'
@@ -77,8 +77,9 @@ export class Mirror {
   #root: string | null = null
   #cache: HashCache | null = null
   /**
-   * Folders created and checked during the current `sync` (saves two syscalls per file). Only
-   * within one sync: between syncs (watch) folders may be removed, so every stage checks again.
+   * Folders created and checked during the current `sync` (see resolveForWrite: one realpath and
+   * one mkdir per folder, not per file). Only within one sync: between syncs (watch) folders may
+   * be removed or replaced, so every stage outside a sync checks again.
    */
   #dirsOk: Set<string> | null = null
 
@@ -131,27 +132,32 @@ export class Mirror {
    */
   async stage(client: AssetClient, wire: string, haveHash: Buffer | null): Promise<StagedFile | null> {
     const root = (await this.root()) as string
-    const final = await resolveForWrite(root, wire)
+    // Outside a sync (a watch batch) the set lives for this one file: an existing parent folder
+    // is then resolved once, with no mkdir and no second check.
+    const checked = this.#dirsOk ?? new Set<string>()
+    let final = await resolveForWrite(root, wire, checked)
     const dir = dirname(final)
-    if (!this.#dirsOk?.has(dir)) {
+    if (!checked.has(dir)) {
       try {
         await mkdir(dir, { recursive: true })
       } catch (err) {
         throw writeError(wire, err)
       }
       // Re-check after creating folders: a planted symlink must not have redirected them.
-      await resolveForWrite(root, wire)
-      this.#dirsOk?.add(dir)
+      final = await resolveForWrite(root, wire, checked)
     }
     const r = await client.download(wire, final, haveHash, true)
     if (r.status === 'up-to-date' || !r.meta || !r.tempPath) return null
     return { wire, temp: r.tempPath, final, hash: Buffer.from(r.meta.hash), bytes: r.bytes }
   }
 
-  /** Makes a staged file visible (rename over the final path). */
+  /**
+   * Makes a staged file visible (rename over the final path). Synchronous: one metadata syscall,
+   * where an async rename was a thread-pool round trip per file.
+   */
   async install(s: StagedFile): Promise<void> {
     try {
-      await rename(s.temp, s.final)
+      renameSync(s.temp, s.final)
     } catch (err) {
       await unlink(s.temp).catch(() => {})
       throw writeError(s.wire, err)

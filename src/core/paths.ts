@@ -4,7 +4,7 @@
  * `--out`. A wire path is relative, '/'-separated and NFC; see checkWirePath for every rule.
  */
 import { realpath } from 'node:fs/promises'
-import { isAbsolute, join, relative, sep } from 'node:path'
+import { dirname, isAbsolute, join, relative, sep } from 'node:path'
 import { AssetSyncError } from '../errors.js'
 import { MAX_PATH_BYTES, MAX_PATH_DEPTH } from '../limits.js'
 
@@ -76,10 +76,18 @@ export async function resolveForRead(root: string, wire: string): Promise<string
  * For writing (client): the path `wire` names under `root` (a realpath). The deepest part of it
  * that exists is resolved through symlinks and must stay inside the root, so neither `..` nor a
  * planted symlinked folder can steer a write outside. Call again after creating parent folders.
+ *
+ * `checked` (optional) remembers parent folders that exist and resolved inside the root: a file
+ * whose parent is in it skips the realpath (one per folder instead of one per file). Pass a set
+ * only for a span in which nothing but this client changes the folders (one sync: the client
+ * only creates folders and regular files, so a server cannot turn a checked folder into a
+ * symlink); the wire rules are checked on every call.
  */
-export async function resolveForWrite(root: string, wire: string): Promise<string> {
+export async function resolveForWrite(root: string, wire: string, checked?: Set<string>): Promise<string> {
   assertWirePath(wire)
   const target = joinWire(root, wire)
+  const parent = dirname(target)
+  if (checked?.has(parent)) return target
   const segments = wire.split('/')
   // Walk up from the parent folder to the first ancestor that exists.
   for (let n = segments.length - 1; n >= 0; n--) {
@@ -96,6 +104,7 @@ export async function resolveForWrite(root: string, wire: string): Promise<strin
     if (!isInside(root, real)) {
       throw new AssetSyncError('ERR_PATH_REFUSED', `refused path "${printable(wire)}": a parent folder resolves outside ${root}`)
     }
+    if (n === segments.length - 1) checked?.add(parent)
     return target
   }
   return target
