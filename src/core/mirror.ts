@@ -7,7 +7,7 @@ import type { Stats } from 'node:fs'
 import { lstatSync, renameSync } from 'node:fs'
 import { mkdir, readdir, realpath, rename, rmdir, unlink } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
-import { writeError } from '../errors.js'
+import { AssetSyncError, writeError } from '../errors.js'
 import { CLIENT_PARALLEL_CHECKS, CLIENT_PARALLEL_TRANSFERS } from '../limits.js'
 import type { FileMeta, ManifestEntry } from '../protocol/messages.js'
 import { isTempName } from './atomic-file.js'
@@ -20,7 +20,11 @@ import { resolveForWrite } from './paths.js'
 import { mapLimit } from './pool.js'
 import { walkFiles } from './walk.js'
 
-export type FileAction = 'downloaded' | 'up-to-date' | 'deleted'
+/**
+ * 'vanished': in the manifest, but gone from the server by the time it was requested (deleted or
+ * renamed mid-pull); nothing is written, and the pull goes on (rsync: "file has vanished").
+ */
+export type FileAction = 'downloaded' | 'up-to-date' | 'deleted' | 'vanished'
 
 export interface FileEvent {
   path: string
@@ -34,6 +38,8 @@ export interface SyncSummary {
   downloaded: number
   upToDate: number
   deleted: number
+  /** Manifest files the server no longer had when they were requested. */
+  vanished: number
   bytesReceived: number
   ms: number
 }
@@ -273,7 +279,8 @@ export class Mirror {
 
   async #sync(client: AssetClient, wanted: ManifestEntry[], opts: SyncOptions): Promise<SyncSummary> {
     const t0 = performance.now()
-    const summary: SyncSummary = { files: 0, downloaded: 0, upToDate: 0, deleted: 0, bytesReceived: 0, ms: 0 }
+    const summary: SyncSummary = { files: 0, downloaded: 0, upToDate: 0, deleted: 0, vanished: 0, bytesReceived: 0, ms: 0 }
+    const vanished = new Set<string>()
     if (!opts.dryRun) {
       await this.root()
       await this.cleanTemp()
@@ -288,20 +295,29 @@ export class Mirror {
       if (!equalHash(have, e.hash)) {
         if (opts.dryRun) action = 'downloaded'
         else {
-          const r = await this.fetch(client, e.path, have)
-          bytes = r.bytes
-          action = r.upToDate ? 'up-to-date' : 'downloaded'
+          try {
+            const r = await this.fetch(client, e.path, have)
+            bytes = r.bytes
+            action = r.upToDate ? 'up-to-date' : 'downloaded'
+          } catch (err) {
+            if (!(err instanceof AssetSyncError && err.code === 'ERR_NOT_FOUND')) throw err
+            action = 'vanished'
+            vanished.add(e.path)
+          }
         }
       }
-      summary.files++
-      if (action === 'downloaded') summary.downloaded++
-      else summary.upToDate++
+      if (action === 'vanished') summary.vanished++
+      else {
+        summary.files++
+        if (action === 'downloaded') summary.downloaded++
+        else summary.upToDate++
+      }
       summary.bytesReceived += bytes
       opts.onFile?.({ path: e.path, action, bytes })
       opts.onProgress?.({ bytes: summary.bytesReceived, done: ++done, total: wanted.length })
     })
     if (opts.prune) {
-      const keep = new Set(wanted.map((e) => e.path))
+      const keep = new Set(wanted.filter((e) => !vanished.has(e.path)).map((e) => e.path))
       for (const p of await this.localPaths()) {
         if (keep.has(p)) continue
         if (!opts.dryRun) await this.remove(p)

@@ -47,9 +47,10 @@ export async function pullResuming(connect: () => Promise<AssetClient>, mirror: 
       client.close()
     }
   }
-  const summary: SyncSummary = { files: 0, downloaded: 0, upToDate: 0, deleted: 0, bytesReceived, ms: 0 }
+  const summary: SyncSummary = { files: 0, downloaded: 0, upToDate: 0, deleted: 0, vanished: 0, bytesReceived, ms: 0 }
   for (const ev of seen.values()) {
     if (ev.action === 'deleted') summary.deleted++
+    else if (ev.action === 'vanished') summary.vanished++
     else {
       summary.files++
       if (ev.action === 'downloaded') summary.downloaded++
