@@ -80,9 +80,13 @@ export class ClientSession extends EventEmitter {
         if (this.onSubscribe) this.onSubscribe(msg)
         else this.#fail(msg.id, new AssetSyncError('ERR_PROTOCOL', 'subscriptions are not enabled on this server'))
         return
-      case 'auth':
-        this.conn.close(new AssetSyncError('ERR_PROTOCOL', 'AUTH after authentication'))
+      case 'auth': {
+        // Tell the client why before closing, as for any other protocol error.
+        const err = new AssetSyncError('ERR_PROTOCOL', 'AUTH after authentication')
+        this.conn.send({ type: 'error', id: 0, code: err.code, message: `protocol error: ${err.message}` })
+        this.conn.close(err)
         return
+      }
       case 'ping':
         return
     }

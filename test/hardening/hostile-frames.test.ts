@@ -8,7 +8,7 @@ import { AssetClient } from '../../src/core/client.js'
 import type { AssetSyncError } from '../../src/errors.js'
 import type { Connection } from '../../src/protocol/connection.js'
 import { dial } from '../../src/protocol/endpoint.js'
-import type { Message } from '../../src/protocol/messages.js'
+import { type Message, PROTOCOL_VERSION } from '../../src/protocol/messages.js'
 import { Cleanup, LOOPBACK, fetchBlob, listen, serveBlobs, withTimeout } from '../transport/support.js'
 import { type LocalServer, rawSecureClient, startLocalServer, tempDir, writeFiles } from './support.js'
 
@@ -27,16 +27,17 @@ afterAll(async () => {
   await removeDir()
 })
 
-describe('frames that crashed the server (found by the live fuzz)', () => {
+describe('frames that crashed the server (found by the live fuzz), and a second AUTH', () => {
   it.each([
-    ['SUBSCRIBE', { type: 'subscribe', id: 5, instanceId: 1, subscribe: true, patterns: ['a/**', ''] }],
-    ['MANIFEST', { type: 'manifest', id: 5, patterns: [''], after: '' }],
-  ] as const)('an empty pattern in %s ends that connection with ERR_PROTOCOL; the server serves on', async (_name, frame) => {
+    ['an empty pattern in SUBSCRIBE', { type: 'subscribe', id: 5, instanceId: 1, subscribe: true, patterns: ['a/**', ''] }, 'empty pattern'],
+    ['an empty pattern in MANIFEST', { type: 'manifest', id: 5, patterns: [''], after: '' }, 'empty pattern'],
+    ['a second AUTH', { type: 'auth', version: PROTOCOL_VERSION, token: '' }, 'AUTH after authentication'],
+  ] as const)('%s ends that connection with ERR_PROTOCOL and says why; the server serves on', async (_name, frame, why) => {
     const c = await rawSecureClient('udp', s.port)
     cleanup.add(() => c.destroy())
     c.write(frame as unknown as Message)
     const err = await c.next((m) => m.type === 'error')
-    expect(err).toMatchObject({ type: 'error', id: 0, code: 'ERR_PROTOCOL', message: 'protocol error: empty pattern' })
+    expect(err).toMatchObject({ type: 'error', id: 0, code: 'ERR_PROTOCOL', message: `protocol error: ${why}` })
     await withTimeout(c.closed, 3000, 'the server to close')
     const ok = await AssetClient.connect({ server: s.addr, key: s.key, configDir: join(dir, 'config'), connectTimeoutMs: 5000 })
     cleanup.add(() => ok.conn.destroy())
