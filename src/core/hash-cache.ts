@@ -47,24 +47,22 @@ export class HashCache {
       return c
     }
     if (buf.length < HEADER.length || !buf.subarray(0, HEADER.length).equals(HEADER)) return c
-    const entries = new Map<string, CacheRecord>()
-    let at = HEADER.length
-    while (at < buf.length) {
-      if (at + 2 > buf.length) return c
-      const n = buf.readUInt16BE(at)
-      const end = at + 2 + n + FIXED_BYTES
-      if (end > buf.length) return c // truncated: trust none of it
-      const path = buf.toString('utf8', at + 2, at + 2 + n)
-      const f = at + 2 + n
-      entries.set(path, {
+    const map = c.#map
+    for (let at = HEADER.length; at < buf.length;) {
+      const n = at + 2 <= buf.length ? buf.readUInt16BE(at) : -1
+      const f = at + 2 + n // the fixed fields, after the path
+      if (n < 0 || f + FIXED_BYTES > buf.length) { // truncated: trust none of it
+        map.clear()
+        return c
+      }
+      map.set(buf.toString('utf8', at + 2, f), {
         size: buf.readDoubleBE(f),
         mtimeMs: buf.readDoubleBE(f + 8),
         ino: buf.readDoubleBE(f + 16),
         hash: buf.subarray(f + 24, f + 24 + 32),
       })
-      at = end
+      at = f + FIXED_BYTES
     }
-    for (const [p, r] of entries) c.#map.set(p, r)
     return c
   }
 

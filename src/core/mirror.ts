@@ -109,33 +109,33 @@ export class Mirror {
   }
 
   /**
-   * The local file's hash when it can be had without reading the file: null if the file is
-   * absent, the cached hash if size + mtime + inode still match, else `undefined` (hash it).
-   * Synchronous, so a sync of 20,000 unchanged files makes no promise per file.
+   * One lstat and a cache lookup, synchronous (a sync of 20,000 unchanged files makes no promise
+   * per file): `st` null if the file is absent; `hash` null if the cache cannot vouch for it.
    */
-  #cachedHash(root: string, wire: string): Buffer | null | undefined {
-    if (!this.#cache) return null
-    const st = localFile(join(root, ...wire.split('/')))
-    if (!st) return null
-    return this.#cache.lookup(wire, st) ?? undefined
+  #look(root: string, wire: string): { full: string; st: Stats | null; hash: Buffer | null } {
+    const full = join(root, ...wire.split('/'))
+    const st = localFile(full)
+    return { full, st, hash: st && this.#cache ? this.#cache.lookup(wire, st) : null }
+  }
+
+  /** Hashes a local file the cache could not vouch for, and remembers it. Null if unreadable. */
+  async #hashLocal(wire: string, full: string, st: Stats): Promise<Buffer | null> {
+    try {
+      const { hash } = await hashFile(full, st.size)
+      this.#cache?.set(wire, st, hash)
+      return hash
+    } catch {
+      return null
+    }
   }
 
   /** The local file's hash if it exists (cache first: size + mtime + inode). */
   async localHash(wire: string): Promise<Buffer | null> {
     const root = await this.root(false)
     if (!root || !this.#cache) return null
-    const cached = this.#cachedHash(root, wire)
-    if (cached !== undefined) return cached
-    const full = join(root, ...wire.split('/'))
-    const st = localFile(full)
+    const { full, st, hash } = this.#look(root, wire)
     if (!st) return null
-    try {
-      const { hash } = await hashFile(full, st.size)
-      this.#cache.set(wire, st, hash)
-      return hash
-    } catch {
-      return null
-    }
+    return hash ?? this.#hashLocal(wire, full, st)
   }
 
   /** True if the local copy already has `meta`'s content. */
@@ -202,6 +202,9 @@ export class Mirror {
     const root = (await this.root()) as string
     const src = await resolveForWrite(root, from)
     const dst = await resolveForWrite(root, to)
+    // A rename keeps inode, size and mtime: the hash known for `from` holds for `to` (no re-hash).
+    const st = localFile(src)
+    const known = st ? this.#cache?.lookup(from, st) ?? null : null
     try {
       await mkdir(dirname(dst), { recursive: true })
       await resolveForWrite(root, to)
@@ -210,10 +213,8 @@ export class Mirror {
       throw writeError(to, err)
     }
     this.#cache?.delete(from)
+    if (st && known) this.#cache?.set(to, st, known)
     await this.#removeEmptyParents(root, src)
-    const st = localFile(dst)
-    const hash = st ? await this.localHash(to) : null
-    if (st && hash) this.#cache?.set(to, st, hash)
   }
 
   /** Deletes one local file (and folders it leaves empty). */
@@ -301,9 +302,13 @@ export class Mirror {
     // What is already here: a synchronous lstat + cache lookup per file; only files the cache
     // cannot vouch for are hashed (stat- and read-bound: many at once).
     const root = await this.root(false)
-    const haves: (Buffer | null | undefined)[] = wanted.map((e) => (root ? this.#cachedHash(root, e.path) : null))
-    const unknown = wanted.flatMap((_e, i) => (haves[i] === undefined ? [i] : []))
-    await mapLimit(unknown, CLIENT_PARALLEL_CHECKS, async (i) => { haves[i] = await this.localHash((wanted[i] as ManifestEntry).path) })
+    const looks = wanted.map((e) => (root ? this.#look(root, e.path) : null))
+    const haves = looks.map((l) => l?.hash ?? null)
+    const unknown = looks.flatMap((l, i) => (l?.st && !l.hash ? [i] : []))
+    await mapLimit(unknown, CLIENT_PARALLEL_CHECKS, async (i) => {
+      const { full, st } = looks[i] as { full: string; st: Stats }
+      haves[i] = await this.#hashLocal((wanted[i] as ManifestEntry).path, full, st)
+    })
     const report = (path: string, action: FileAction, bytes: number): void => {
       if (action === 'vanished') summary.vanished++
       else {

@@ -9,7 +9,7 @@ import { EventEmitter } from 'node:events'
 import { constants } from 'node:fs'
 import type { FileHandle } from 'node:fs/promises'
 import { open } from 'node:fs/promises'
-import { AssetSyncError } from '../errors.js'
+import { AssetSyncError, ProtocolError } from '../errors.js'
 import { CHUNK_SIZE, MAX_INFLIGHT_PER_CLIENT, SERVER_READ_BYTES } from '../limits.js'
 import type { Connection } from '../protocol/connection.js'
 import type { ClientMessage, ManifestMsg, RequestMsg } from '../protocol/messages.js'
@@ -80,13 +80,9 @@ export class ClientSession extends EventEmitter {
         if (this.onSubscribe) this.onSubscribe(msg)
         else this.#fail(msg.id, new AssetSyncError('ERR_PROTOCOL', 'subscriptions are not enabled on this server'))
         return
-      case 'auth': {
-        // Tell the client why before closing, as for any other protocol error.
-        const err = new AssetSyncError('ERR_PROTOCOL', 'AUTH after authentication')
-        this.conn.send({ type: 'error', id: 0, code: err.code, message: `protocol error: ${err.message}` })
-        this.conn.close(err)
+      case 'auth':
+        this.conn.fail(new ProtocolError('AUTH after authentication'))
         return
-      }
       case 'ping':
         return
     }

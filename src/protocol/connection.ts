@@ -350,10 +350,10 @@ export class Connection extends EventEmitter {
   }
 
   /**
-   * Ends the connection for `err`. A server tells the client why first (ERROR id 0); a client
-   * just closes, since ERROR is a server → client frame (the server would refuse it anyway).
+   * Ends the connection for `err` (a protocol violation, a bug). A server tells the client why
+   * first (ERROR id 0); a client just closes, since ERROR is a server → client frame.
    */
-  #fatal(err: AssetSyncError): void {
+  fail(err: AssetSyncError): void {
     if (this.role === 'server') {
       const message = err.code === 'ERR_PROTOCOL' ? `protocol error: ${err.message}` : err.message
       this.send({ type: 'error', id: 0, code: err.code, message })
@@ -390,7 +390,7 @@ export class Connection extends EventEmitter {
     try {
       msg = decode(frame, this.role === 'client' ? 'server' : 'client')
     } catch (err) {
-      this.#fatal(err instanceof ProtocolError ? err : new ProtocolError('undecodable frame', { cause: err }))
+      this.fail(err instanceof ProtocolError ? err : new ProtocolError('undecodable frame', { cause: err }))
       return
     }
     if (msg.type === 'ping') return
@@ -421,7 +421,7 @@ export class Connection extends EventEmitter {
     try {
       this.emit('message', msg)
     } catch (err) {
-      this.#fatal(new AssetSyncError('ERR_INTERNAL', `internal error while handling a ${msg.type} frame`, { cause: err }))
+      this.fail(new AssetSyncError('ERR_INTERNAL', `internal error while handling a ${msg.type} frame`, { cause: err }))
     }
   }
 
@@ -436,7 +436,7 @@ export class Connection extends EventEmitter {
     }
     const chunkBytes = msg.type === 'chunk' ? msg.data.byteLength : 0
     if (chunkBytes > this.#recvWindow) {
-      this.#fatal(new ProtocolError(`server sent ${chunkBytes} CHUNK bytes with ${this.#recvWindow} left in the flow-control window`))
+      this.fail(new ProtocolError(`server sent ${chunkBytes} CHUNK bytes with ${this.#recvWindow} left in the flow-control window`))
       return
     }
     this.#recvWindow -= chunkBytes
