@@ -3,11 +3,10 @@
  * file, are verified, then renamed) leaves no partial file at any final path — at most
  * `.assetsync-*.tmp` files — and the next pull completes and removes the leftovers.
  */
-import { readdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, expect, test } from 'vitest'
 import {
-  Sandbox, type ServerHandle, TEMP_NAME, diffTrees, ensureBuilt, parseEvents, sameBytes, waitFor, writeRandomFile, writeTree,
+  Sandbox, type ServerHandle, diffTrees, ensureBuilt, filesUnder, isTemp, parseEvents, sameBytes, waitFor, writeRandomFile, writeTree,
 } from '../helpers/cli.js'
 
 const BIG = 200 * 1024 * 1024
@@ -31,31 +30,6 @@ afterAll(async () => {
   await sb?.cleanup()
 })
 
-/** Every regular file under `dir`: relative path → size. */
-async function filesUnder(dir: string): Promise<Map<string, number>> {
-  const out = new Map<string, number>()
-  const walk = async (d: string, prefix: string): Promise<void> => {
-    let ents
-    try {
-      ents = await readdir(d, { withFileTypes: true })
-    } catch {
-      return // not created yet, or removed under us
-    }
-    for (const e of ents) {
-      const rel = prefix ? `${prefix}/${e.name}` : e.name
-      if (e.isDirectory()) await walk(join(d, e.name), rel)
-      else if (e.isFile()) {
-        try {
-          out.set(rel, (await stat(join(d, e.name))).size)
-        } catch { /* renamed meanwhile */ }
-      }
-    }
-  }
-  await walk(dir, '')
-  return out
-}
-
-const isTemp = (rel: string): boolean => TEMP_NAME.test(rel.split('/').at(-1) as string)
 
 test('SIGKILL mid-transfer leaves no partial file at a final path; the next pull completes and cleans up', async () => {
   const out = sb.path('out')

@@ -4,12 +4,12 @@
  * normal one (backpressure: the others are not slowed, the server's memory stays bounded).
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
-import { mkdir, readdir, stat, truncate, writeFile } from 'node:fs/promises'
+import { mkdir, truncate, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import {
-  type CliResult, PROJECT_ROOT, Sandbox, type ServerHandle, TEMP_NAME, diffTrees, ensureBuilt, lines, parseEvents,
+  type CliResult, PROJECT_ROOT, Sandbox, type ServerHandle, diffTrees, ensureBuilt, filesUnder, isTemp, lines, parseEvents,
   sameBytes, waitFor, writeAssetTree, writeRandomFile, writeTree,
 } from '../helpers/cli.js'
 import { startLossyProxy } from '../helpers/lossy-proxy.js'
@@ -26,28 +26,6 @@ beforeAll(async () => {
 }, 120_000)
 afterAll(async () => { await sb?.cleanup() })
 
-/** Every regular file under `dir` (relative path → size); [] if it does not exist. */
-async function filesUnder(dir: string): Promise<Map<string, number>> {
-  const out = new Map<string, number>()
-  const walk = async (d: string, prefix: string): Promise<void> => {
-    let ents
-    try {
-      ents = await readdir(d, { withFileTypes: true })
-    } catch {
-      return
-    }
-    for (const e of ents) {
-      const rel = prefix ? `${prefix}/${e.name}` : e.name
-      if (e.isDirectory()) await walk(join(d, e.name), rel)
-      else if (e.isFile()) {
-        try { out.set(rel, (await stat(join(d, e.name))).size) } catch { /* renamed meanwhile */ }
-      }
-    }
-  }
-  await walk(dir, '')
-  return out
-}
-const isTemp = (rel: string): boolean => TEMP_NAME.test(rel.split('/').at(-1) as string)
 
 /** Whatever is at a final path under `out` is byte-identical to the source; returns those paths. */
 async function onlyCompleteFiles(src: string, out: string): Promise<string[]> {

@@ -6,7 +6,7 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
 import { existsSync, mkdirSync, rmSync, statSync } from 'node:fs'
-import { chmod, lstat, mkdir, mkdtemp, open, readdir, readlink, rm, symlink, writeFile } from 'node:fs/promises'
+import { chmod, lstat, mkdir, mkdtemp, open, readdir, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -421,6 +421,33 @@ export async function diffTrees(a: string, b: string): Promise<string[]> {
 }
 
 /** Relative paths of the regular files under `root` (sorted). */
+/** Every regular file under `dir`, relative path → size; empty if `dir` does not exist (yet). */
+export async function filesUnder(dir: string): Promise<Map<string, number>> {
+  const out = new Map<string, number>()
+  const walk = async (d: string, prefix: string): Promise<void> => {
+    let ents
+    try {
+      ents = await readdir(d, { withFileTypes: true })
+    } catch {
+      return // not created yet, or removed under us
+    }
+    for (const e of ents) {
+      const rel = prefix ? `${prefix}/${e.name}` : e.name
+      if (e.isDirectory()) await walk(join(d, e.name), rel)
+      else if (e.isFile()) {
+        try {
+          out.set(rel, (await stat(join(d, e.name))).size)
+        } catch { /* renamed meanwhile */ }
+      }
+    }
+  }
+  await walk(dir, '')
+  return out
+}
+
+/** Whether a relative path names one of our temp files. */
+export const isTemp = (rel: string): boolean => TEMP_NAME.test(rel.split('/').at(-1) as string)
+
 export async function listFiles(root: string): Promise<string[]> {
   const snap = await snapshotTree(root)
   return Object.entries(snap).filter(([, e]) => e.type === 'file').map(([p]) => p).sort()
