@@ -52,14 +52,30 @@ export function ensureBuilt(): void {
 
 // --- polling -------------------------------------------------------------------------------
 
-/** Polls `cond` every `everyMs` until it is truthy; rejects naming `what` after `ms`. */
-export async function waitFor<T>(cond: () => T | Promise<T>, ms: number, what: string, everyMs = 10): Promise<NonNullable<T>> {
+/**
+ * Polls `cond` every `everyMs` (a number, or in `options`; default 10) until it is truthy; rejects
+ * naming `what` (and `detail()`) after `ms`.
+ */
+export async function waitFor<T>(
+  cond: () => T | Promise<T>, ms: number, what: string, options: number | { everyMs?: number; detail?: () => unknown } = {},
+): Promise<NonNullable<T>> {
+  const opts = typeof options === 'number' ? { everyMs: options } : options
   const end = Date.now() + ms
   for (;;) {
     const v = await cond()
     if (v) return v as NonNullable<T>
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, everyMs))
+    if (Date.now() > end) {
+      let detail = ''
+      if (opts.detail) {
+        try {
+          detail = `\n${String(await opts.detail())}`
+        } catch (err) {
+          detail = `\n(detail failed: ${String(err)})`
+        }
+      }
+      throw new Error(`timed out after ${ms} ms waiting for ${what}${detail}`)
+    }
+    await new Promise((r) => setTimeout(r, opts.everyMs ?? 10))
   }
 }
 

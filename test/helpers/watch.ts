@@ -7,32 +7,11 @@ import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { open, readFile } from 'node:fs/promises'
 import type { CliResult, Sandbox, SpawnedCli } from './cli.js'
-import { type TreeEntry, parseEvents, snapshotTree } from './cli.js'
+import { type TreeEntry, parseEvents, snapshotTree, waitFor } from './cli.js'
+
+export { waitFor }
 
 export type Event = { event: string } & Record<string, unknown>
-
-/** Polls `cond` every `everyMs` until it is truthy; rejects naming `what` (and `detail()`) after `ms`. */
-export async function waitFor<T>(
-  cond: () => T | Promise<T>, ms: number, what: string, opts: { everyMs?: number; detail?: () => unknown } = {},
-): Promise<NonNullable<T>> {
-  const end = Date.now() + ms
-  for (;;) {
-    const v = await cond()
-    if (v) return v as NonNullable<T>
-    if (Date.now() > end) {
-      let detail = ''
-      if (opts.detail) {
-        try {
-          detail = `\n${String(await opts.detail())}`
-        } catch (err) {
-          detail = `\n(detail failed: ${String(err)})`
-        }
-      }
-      throw new Error(`timed out after ${ms} ms waiting for ${what}${detail}`)
-    }
-    await new Promise((r) => setTimeout(r, opts.everyMs ?? 10))
-  }
-}
 
 /** Complete NDJSON lines of a process's stdout so far, parsed. */
 export function completeEvents(text: string): Event[] {
