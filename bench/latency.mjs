@@ -11,16 +11,16 @@
 // CLOCK_REALTIME in `date`), one machine. "extra batches" counts edits that reached the mirror
 // in more than one applied batch (e.g. the truncated file first, with --settle 0).
 //
-// Usage: npm run build && node bench/latency.mjs [--edits 150] [--settle default,0] [--transport udp]
+// Usage: npm run build && node bench/latency.mjs [--edits 150] [--settle default,0] [--transport udp] [--pause 60]
 // Prints a table per --settle value, then one JSON line (last line of stdout) with every figure in ms.
-import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { readFileSync, watch as fsWatch } from 'node:fs'
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
+import { cliEnv, dateNsToMs, hookStartup, startServe } from './lib/assetsync.mjs'
+import { BIN, installExitHandlers, makeTempDir, now, removeTempDir, sleep, startNode, stop, waitEvent, waitFor } from './lib/procs.mjs'
+import { summary as stats } from './lib/stats.mjs'
 
 const { values: args } = parseArgs({
   options: {
@@ -28,107 +28,38 @@ const { values: args } = parseArgs({
     settle: { type: 'string', default: 'default,0' },
     transport: { type: 'string', default: 'udp' },
     pause: { type: 'string', default: '60' },
+    help: { type: 'boolean', short: 'h', default: false },
   },
 })
+if (args.help) {
+  console.log('usage: npm run build && node bench/latency.mjs [--edits 150] [--settle default,0] [--transport udp] [--pause 60]')
+  process.exit(0)
+}
 const EDITS = Number(args.edits)
 const PAUSE_MS = Number(args.pause)
-const BIN = fileURLToPath(new URL('../bin/assetsync.js', import.meta.url))
 const FILE = 'level.json'
-
-const now = () => performance.timeOrigin + performance.now()
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
-
-function percentile(sorted, p) {
-  if (sorted.length === 0) return NaN
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]
-}
-
-function stats(values) {
-  const s = [...values].sort((a, b) => a - b)
-  return { n: s.length, p50: percentile(s, 50), p99: percentile(s, 99), min: s[0], max: s.at(-1) }
-}
-
-async function waitFor(cond, ms, what) {
-  const end = Date.now() + ms
-  for (;;) {
-    const v = await cond()
-    if (v) return v
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
-    await sleep(1)
-  }
-}
-
-/** Spawns the CLI; collects stdout lines (with arrival time) and stderr. */
-function cli(argv, env) {
-  const proc = spawn(process.execPath, [BIN, ...argv], { env, stdio: ['ignore', 'pipe', 'pipe'] })
-  const events = []
-  let buf = ''
-  let stderr = ''
-  proc.stdout.setEncoding('utf8')
-  proc.stdout.on('data', (chunk) => {
-    const at = now()
-    buf += chunk
-    for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
-      const line = buf.slice(0, i)
-      buf = buf.slice(i + 1)
-      if (line.trim()) events.push({ at, ...JSON.parse(line) })
-    }
-  })
-  proc.stderr.setEncoding('utf8')
-  proc.stderr.on('data', (s) => { stderr += s })
-  const exited = new Promise((resolve) => proc.once('close', (code, signal) => resolve({ code, signal })))
-  return { proc, events, stderr: () => stderr, exited }
-}
-
-async function stop(p) {
-  if (p.proc.exitCode === null && p.proc.signalCode === null) p.proc.kill('SIGTERM')
-  const t = setTimeout(() => p.proc.kill('SIGKILL'), 3000)
-  await p.exited
-  clearTimeout(t)
-}
 
 /** The hook: its first command takes the time; then it records what it finds. */
 const hookCommand = (log) => `t=$(date +%s%N); printf '%s %s\\n' "$t" "$(cat ${FILE})" >> '${log}'`
 
-/** What starting a hook costs: spawn(<the hook's first command>, {shell, detached}) → the time it prints. */
-async function hookStartup(n = 60) {
-  const ms = []
-  for (let i = 0; i < n; i++) {
-    const t0 = now()
-    const child = spawn(`t=$(date +%s%N); printf '%s\\n' "$t"`, { shell: true, detached: true, stdio: ['pipe', 'pipe', 'inherit'] })
-    child.stdin.end('{}\n')
-    let out = ''
-    child.stdout.on('data', (b) => { out += b })
-    await new Promise((r) => child.once('close', r))
-    ms.push(Number(BigInt(out.trim()) / 1000n) / 1000 - t0)
-  }
-  return stats(ms)
-}
-
 async function run(settle, startupP50) {
-  const dir = await mkdtemp(join(tmpdir(), 'assetsync-latency-'))
+  const dir = makeTempDir('assetsync-latency-')
   const src = join(dir, 'src')
   const out = join(dir, 'mirror')
-  const config = join(dir, 'config')
   const hookLog = join(dir, 'hook.log')
   await mkdir(src)
   await mkdir(out)
-  await mkdir(config)
   await writeFile(join(src, FILE), '{"edit":-1}\n')
   await writeFile(join(src, 'other.txt'), 'a second file, so the folder is not trivially small\n')
-  const env = { ...process.env, ASSETSYNC_CONFIG_DIR: config, NO_COLOR: '1' }
-  delete env.ASSETSYNC_TOKEN
-  const procs = []
+  const env = cliEnv(join(dir, 'config'))
+  let server = null
+  let watch = null
   let watcher = null
   try {
-    const server = cli(['serve', src, '--host', '127.0.0.1', '--port', '0', '--json', '--transport', args.transport,
-      ...(settle === 'default' ? [] : ['--settle', settle])], env)
-    procs.push(server)
-    const listening = await waitFor(() => server.events.find((e) => e.event === 'listening'), 20_000, `serve to listen: ${server.stderr()}`)
-    const watch = cli(['watch', '--server', `127.0.0.1:${listening.port}`, '--transport', args.transport, '--out', out, '--json',
-      '--exec', hookCommand(hookLog)], env)
-    procs.push(watch)
-    await waitFor(() => watch.events.find((e) => e.event === 'synced'), 20_000, `watch to sync: ${watch.stderr()}`)
+    server = await startServe(src, { transport: args.transport, env, args: settle === 'default' ? [] : ['--settle', settle], timeoutMs: 20_000 })
+    watch = startNode(BIN, ['watch', '--server', `127.0.0.1:${server.port}`, '--transport', args.transport, '--out', out, '--json',
+      '--exec', hookCommand(hookLog)], { env })
+    await waitEvent(watch, (e) => e.event === 'synced', 20_000, 'watch to sync')
     await writeFile(hookLog, '', { flag: 'a' })
 
     let expected = ''
@@ -155,7 +86,7 @@ async function run(settle, startupP50) {
       await waitFor(() => watch.events.filter((e) => e.event === 'applied').length > appliedBefore, 10_000, `edit ${i} applied`)
       const applied = watch.events.filter((e) => e.event === 'applied').slice(appliedBefore)
       if (applied.length > 1) extraBatches++
-      const hookAt = Number(BigInt(hookLine.slice(0, hookLine.indexOf(' '))) / 1000n) / 1000
+      const hookAt = dateNsToMs(hookLine.slice(0, hookLine.indexOf(' ')))
       // The first few edits warm up (JIT, first hook spawn); they are not counted.
       if (i >= 5) rows.push({ visible: visibleAt - t0, applied: applied.at(-1).at - t0, hook: hookAt - t0 })
       await sleep(PAUSE_MS + (i % 7) * 3)
@@ -172,12 +103,14 @@ async function run(settle, startupP50) {
     return result
   } finally {
     watcher?.close()
-    for (const p of procs.reverse()) await stop(p)
-    await rm(dir, { recursive: true, force: true })
+    await stop(watch, 3000)
+    await server?.stop()
+    removeTempDir(dir)
   }
 }
 
-const startup = await hookStartup()
+installExitHandlers()
+const startup = await hookStartup(60)
 const results = []
 for (const settle of args.settle.split(',')) results.push(await run(settle.trim(), startup.p50))
 

@@ -16,15 +16,20 @@ import SecretStream from '@hyperswarm/secret-stream'
 import UDX from 'udx-native'
 import { CHUNK_SIZE } from '../dist/limits.js'
 import { ServerEndpoint, dial } from '../dist/protocol/endpoint.js'
+import { MiB } from './lib/stats.mjs'
 
 const { values: args } = parseArgs({
   options: {
     mib: { type: 'string', default: '256' },
     reps: { type: 'string', default: '1' },
     investigate: { type: 'boolean', default: false },
+    help: { type: 'boolean', short: 'h', default: false },
   },
 })
-const MiB = 1024 * 1024
+if (args.help) {
+  console.log('usage: npm run build && node bench/transport.mjs [--mib 256] [--reps 1] [--investigate]')
+  process.exit(0)
+}
 const TOTAL = Number(args.mib) * MiB
 const HOST = '127.0.0.1'
 const block = randomBytes(CHUNK_SIZE)

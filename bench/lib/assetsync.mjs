@@ -1,10 +1,14 @@
-// Driving the real CLI: `assetsync serve --json` and `assetsync pull` as child processes.
-import { readFileSync, rmSync } from 'node:fs'
+// Driving the real CLI: `assetsync serve --json` and `assetsync pull` as child processes, and
+// what a `watch --exec` hook costs to start.
+import { spawn } from 'node:child_process'
+import { mkdirSync, readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
-import { BIN, LIB, runToEnd, startNode, stop, waitEvent } from './procs.mjs'
+import { BIN, LIB, now, runToEnd, startNode, stop, waitEvent } from './procs.mjs'
+import { summary } from './stats.mjs'
 
-/** Environment for spawned assetsync processes: a private config dir, no token, no colour. */
+/** Environment for spawned assetsync processes: a private config dir (created), no token, no colour. */
 export function cliEnv(configDir, extra = {}) {
+  mkdirSync(configDir, { recursive: true })
   const env = { ...process.env, ASSETSYNC_CONFIG_DIR: configDir, NO_COLOR: '1', ...extra }
   delete env.ASSETSYNC_TOKEN
   return env
@@ -69,4 +73,25 @@ export async function pull({ host = '127.0.0.1', port, key, transport = 'udp', o
   }
   const retries = r.p.events.filter((e) => e.event === 'retry').length
   return { wallMs: r.wallMs, summary, retries, pid: r.p.pid }
+}
+
+/** Wall-clock ms (comparable with procs.now()) of the output of `date +%s%N`. */
+export const dateNsToMs = (text) => Number(BigInt(text.trim()) / 1000n) / 1000
+
+/**
+ * What starting a hook costs: spawn(<a hook's first command, `date +%s%N`>, {shell, detached}),
+ * the way HookRunner spawns it, → the time it prints; `n` runs, summary() in ms.
+ */
+export async function hookStartup(n) {
+  const ms = []
+  for (let i = 0; i < n; i++) {
+    const t0 = now()
+    const child = spawn('t=$(date +%s%N); printf \'%s\\n\' "$t"', { shell: true, detached: true, stdio: ['pipe', 'pipe', 'inherit'] })
+    child.stdin.end('{}\n')
+    let out = ''
+    child.stdout.on('data', (b) => { out += b })
+    await new Promise((r) => child.once('close', r))
+    ms.push(dateNsToMs(out) - t0)
+  }
+  return summary(ms)
 }

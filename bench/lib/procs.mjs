@@ -87,6 +87,20 @@ export function waitEvent(p, pred, ms, what) {
   })
 }
 
+/**
+ * Polls `cond` (sync or async) every `intervalMs` until it returns something truthy, and resolves
+ * with that; throws after `ms`.
+ */
+export async function waitFor(cond, ms, what, intervalMs = 1) {
+  const end = Date.now() + ms
+  for (;;) {
+    const v = await cond()
+    if (v) return v
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
+    await sleep(intervalMs)
+  }
+}
+
 function signalGroup(p, sig) {
   try { process.kill(-p.pid, sig) } catch {
     try { p.proc.kill(sig) } catch { /* gone */ }
@@ -105,9 +119,10 @@ export async function stop(p, graceMs = 5000) {
   return r
 }
 
-/** Runs a process to completion with a time limit; returns {code, wallMs, p}. */
+/** Runs a process to completion with a time limit; returns {code, wallMs, p}. `opts.onSpawn(p)` sees it first. */
 export async function runToEnd(cmd, args, opts = {}) {
   const p = start(cmd, args, opts)
+  opts.onSpawn?.(p)
   const limit = opts.timeoutMs ?? 600_000
   const t = setTimeout(() => { p.timedOut = true; signalGroup(p, 'SIGKILL') }, limit)
   const r = await p.exited

@@ -5,7 +5,7 @@ import { writeFileSync } from 'node:fs'
 import { createConnection, createServer } from 'node:net'
 import { userInfo } from 'node:os'
 import { join } from 'node:path'
-import { runToEnd, sleep, start, stop } from './procs.mjs'
+import { runToEnd, start, stop, waitFor } from './procs.mjs'
 
 function version() {
   const r = spawnSync('rsync', ['--version'], { encoding: 'utf8' })
@@ -44,18 +44,13 @@ export async function freePort() {
   return port
 }
 
-async function waitConnectable(port, ms) {
-  const end = Date.now() + ms
-  for (;;) {
-    const ok = await new Promise((resolve) => {
-      const c = createConnection({ host: '127.0.0.1', port })
-      c.once('connect', () => { c.destroy(); resolve(true) })
-      c.once('error', () => resolve(false))
-    })
-    if (ok) return
-    if (Date.now() > end) throw new Error(`rsync daemon did not listen on ${port} within ${ms} ms`)
-    await sleep(50)
-  }
+/** True once something accepts TCP connections on 127.0.0.1:port. */
+function connectable(port) {
+  return new Promise((resolve) => {
+    const c = createConnection({ host: '127.0.0.1', port })
+    c.once('connect', () => { c.destroy(); resolve(true) })
+    c.once('error', () => resolve(false))
+  })
 }
 
 /** Starts `rsync --daemon --no-detach` serving `dir` as module "mod"; returns {port, url, stop}. */
@@ -76,7 +71,7 @@ export async function startRsyncDaemon(dir, workDir) {
   ].join('\n'))
   const port = await freePort()
   const p = start('rsync', ['--daemon', '--no-detach', `--config=${conf}`, `--port=${port}`, '--address=127.0.0.1'])
-  await waitConnectable(port, 10_000)
+  await waitFor(() => connectable(port), 10_000, `the rsync daemon to listen on ${port}`, 50)
   return { port, url: `rsync://127.0.0.1:${port}/mod/`, stop: () => stop(p) }
 }
 

@@ -19,10 +19,9 @@ export async function streamReceive({ transport, encrypt, bytes, port, timeoutMs
   return { wallMs: r.wallMs, innerMs: done.ms, cpuS: done.cpuS }
 }
 
-/** Starts bench/lib/lossy-proxy.mjs or tcp-delay-proxy.mjs; {port, stop() → counters}. */
+/** Starts the lossy UDP proxy (kind 'udp') or the TCP delay proxy ('tcp') as a child (proxy-main.mjs); {port, stop() → counters}. */
 export async function startProxy(kind, args) {
-  const script = join(LIB, kind === 'udp' ? 'lossy-proxy.mjs' : 'tcp-delay-proxy.mjs')
-  const p = startNode(script, args)
+  const p = startNode(join(LIB, 'proxy-main.mjs'), [kind, ...args])
   const ev = await waitEvent(p, (e) => e.event === 'listening', 20_000, `${kind} proxy`)
   return {
     port: ev.port,

@@ -4,11 +4,8 @@
 // (it pauses the reading side above that), so the end-to-end path behaves like a link with a
 // 2×delay RTT and a `capBytes` bottleneck buffer. Counts the bytes it carries.
 //
-// As a child process:  node bench/lib/tcp-delay-proxy.mjs --target-port P [--delay 20]
-//   prints {"event":"listening","port":N}; on SIGTERM prints {"event":"counters",...} and exits.
+// As a child process: bench/lib/proxy-main.mjs tcp --target-port P [--delay 20].
 import { createConnection, createServer } from 'node:net'
-import { parseArgs } from 'node:util'
-import { fileURLToPath } from 'node:url'
 
 export async function startTcpDelayProxy({ target, delayMs = 0, capBytes = 16 * 1024 * 1024, host = '127.0.0.1' }) {
   const counters = { connections: 0, bytesToTarget: 0, bytesToClient: 0 }
@@ -57,23 +54,4 @@ export async function startTcpDelayProxy({ target, delayMs = 0, capBytes = 16 * 
       await new Promise((r) => server.close(() => r()))
     },
   }
-}
-
-if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const { values: a } = parseArgs({
-    options: {
-      'target-port': { type: 'string' },
-      'target-host': { type: 'string', default: '127.0.0.1' },
-      delay: { type: 'string', default: '0' },
-    },
-  })
-  const proxy = await startTcpDelayProxy({ target: { host: a['target-host'], port: Number(a['target-port']) }, delayMs: Number(a.delay) })
-  const finish = async () => {
-    process.stdout.write(`${JSON.stringify({ event: 'counters', ...proxy.counters })}\n`)
-    await proxy.close()
-    process.exit(0)
-  }
-  process.on('SIGTERM', finish)
-  process.on('SIGINT', finish)
-  process.stdout.write(`${JSON.stringify({ event: 'listening', port: proxy.port })}\n`)
 }

@@ -4,18 +4,7 @@ import { randomFillSync } from 'node:crypto'
 import { createWriteStream, writeFileSync } from 'node:fs'
 import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-
-/** mulberry32: small seedable PRNG, floats in [0, 1). */
-export function mulberry32(seed) {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+import { mulberry32 } from './lossy-proxy.mjs'
 
 /** Runs fn over items with at most `limit` at once. */
 async function mapLimit(items, limit, fn) {

@@ -4,14 +4,12 @@
 // node:net TCP) and rsync from an rsync daemon. Every figure is client process wall time,
 // spawn → exit (node startup and handshakes included, as a user sees it); rounds alternate the
 // variants so load drift hits them alike.
-import { spawnSync } from 'node:child_process'
-import { mkdirSync } from 'node:fs'
-import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
-import { cliEnv, memPreload, pull, readMemReport, startServe } from '../lib/assetsync.mjs'
+import { memPreload, pull, readMemReport } from '../lib/assetsync.mjs'
 import { cpuSecondsOf } from '../lib/procs.mjs'
 import { startRsyncDaemon, rsyncPull } from '../lib/rsync.mjs'
 import { row } from '../lib/report.mjs'
+import { freshOut, serveUdpTcp, treeSetup } from '../lib/scenario.mjs'
 import { GiB, MiB, median } from '../lib/stats.mjs'
 import { startStreamSender, streamReceive } from '../lib/streams.mjs'
 import { mixedTree } from '../lib/tree.mjs'
@@ -23,20 +21,13 @@ export const title = 'Cold pull of a mixed tree'
 export async function run(ctx) {
   const size = ctx.quick ? 64 * MiB : 1 * GiB
   const rounds = ctx.runs ?? (ctx.quick ? 1 : 3)
-  const src = join(ctx.tmp, 'tree')
-  const config = join(ctx.tmp, 'config')
-  mkdirSync(config)
-  const env = cliEnv(config)
   ctx.log(`generating a ${size / MiB} MiB mixed tree`)
-  const tree = await mixedTree(src, size)
+  const { src, env, tree } = await treeSetup(ctx, (dir) => mixedTree(dir, size))
   ctx.log(`  ${tree.files} files, ${(tree.bytes / MiB).toFixed(0)} MiB`)
 
   const stops = []
   try {
-    const udp = await startServe(src, { transport: 'udp', env })
-    stops.push(udp.stop)
-    const tcp = await startServe(src, { transport: 'tcp', env })
-    stops.push(tcp.stop)
+    const { udp, tcp } = await serveUdpTcp(src, env, stops)
     const senders = {}
     for (const [k, transport, encrypt] of [['encUdx', 'udp', true], ['udx', 'udp', false], ['encTcp', 'tcp', true], ['tcp', 'tcp', false]]) {
       senders[k] = await startStreamSender({ transport, encrypt, bytes: tree.bytes })
@@ -47,16 +38,7 @@ export async function run(ctx) {
       rsyncd = await startRsyncDaemon(src, ctx.tmp)
       stops.push(rsyncd.stop)
     }
-    let n = 0
-    const fresh = async (fn) => {
-      const out = join(ctx.tmp, `dest-${n++}`)
-      spawnSync('sync')
-      try {
-        return await fn(out)
-      } finally {
-        await rm(out, { recursive: true, force: true })
-      }
-    }
+    const fresh = freshOut(ctx)
     const memFile = join(ctx.tmp, 'client-mem.json')
     const pre = memPreload(memFile)
     const pullRun = (server, transport, patterns = [], bytes = tree.bytes) => () => fresh(async (out) => {

@@ -26,7 +26,6 @@ async function startWatchers(ctx, server, count, procs, tag) {
     for (let i = p; i < count; i += procs) outs.push(join(ctx.tmp, `${tag}-w${i}`))
     if (outs.length === 0) continue
     const configDir = join(ctx.tmp, `${tag}-cfg${p}`)
-    mkdirSync(configDir, { recursive: true })
     const child = startNode(join(LIB, 'watch-peer.mjs'), [JSON.stringify({ server: `127.0.0.1:${server.port}`, key: server.key, transport: 'udp', outs, configDir })], { env: cliEnv(configDir) })
     children.push({ child, n: outs.length })
   }
@@ -77,13 +76,11 @@ async function measure(ctx, profile) {
   const size = ctx.quick ? 2 * MiB : 10 * MiB
   const changes = ctx.runs ?? (ctx.quick ? 2 : 3)
   const src = join(ctx.tmp, 'src')
-  const config = join(ctx.tmp, 'config')
   mkdirSync(src, { recursive: true })
-  mkdirSync(config)
   writeFileSync(join(src, FILE), 'placeholder: the first version is small, so the initial syncs are quick\n')
   writeFileSync(join(src, 'readme.txt'), 'fan-out bench\n')
   const sp = profile ? cpuProfArgs(ctx, 'fan-out serve') : null
-  const server = await startServe(src, { env: cliEnv(config), nodeArgs: sp?.nodeArgs ?? [] })
+  const server = await startServe(src, { env: cliEnv(join(ctx.tmp, 'config')), nodeArgs: sp?.nodeArgs ?? [] })
   const children = []
   let window = null
   let result

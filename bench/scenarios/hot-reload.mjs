@@ -8,14 +8,13 @@
 // Every 5th edit is written in two halves 5 ms apart (an editor flushing in pieces); latency
 // percentiles are over the single-write edits, torn deliveries over all of them: a hook run that
 // sees a hash that is not one of the complete versions written.
-import { spawn } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
 import { mkdirSync, readFileSync, watch as fsWatch, writeFileSync } from 'node:fs'
 import { open, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { cliEnv, startServe } from '../lib/assetsync.mjs'
+import { cliEnv, dateNsToMs, hookStartup, startServe } from '../lib/assetsync.mjs'
 import { cpuProfArgs, summariesIn } from '../lib/profile.mjs'
-import { BIN, now, sleep, startNode, stop, waitEvent } from '../lib/procs.mjs'
+import { BIN, now, sleep, startNode, stop, waitEvent, waitFor } from '../lib/procs.mjs'
 import { row } from '../lib/report.mjs'
 import { summary } from '../lib/stats.mjs'
 
@@ -25,31 +24,6 @@ export const title = 'Hot reload: save on the server → mirrored + hook started
 const FILE = 'level.json'
 const WARMUP = 5
 const sha = (b) => createHash('sha256').update(b).digest('hex')
-
-async function waitFor(cond, ms, what) {
-  const end = Date.now() + ms
-  for (;;) {
-    const v = await cond()
-    if (v) return v
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
-    await sleep(1)
-  }
-}
-
-/** What starting a hook costs: spawn(<hook's first command>, {shell, detached}) → its timestamp. */
-async function hookStartup(n) {
-  const ms = []
-  for (let i = 0; i < n; i++) {
-    const t0 = now()
-    const child = spawn('t=$(date +%s%N); printf \'%s\\n\' "$t"', { shell: true, detached: true, stdio: ['pipe', 'pipe', 'inherit'] })
-    child.stdin.end('{}\n')
-    let out = ''
-    child.stdout.on('data', (b) => { out += b })
-    await new Promise((r) => child.once('close', r))
-    ms.push(Number(BigInt(out.trim()) / 1000n) / 1000 - t0)
-  }
-  return summary(ms)
-}
 
 async function session(ctx, { edits, profile }) {
   const dir = join(ctx.tmp, `s${profile ? '-prof' : ''}`)
@@ -110,7 +84,7 @@ async function session(ctx, { edits, profile }) {
         hookLines = (await readFile(hookLog, 'utf8')).split('\n').filter(Boolean)
         return hookLines.find((l) => l.endsWith(` ${h}`))
       }, 10_000, `edit ${i}: a hook run that sees it`)
-      const hookAt = Number(BigInt(line.slice(0, line.indexOf(' '))) / 1000n) / 1000
+      const hookAt = dateNsToMs(line.slice(0, line.indexOf(' ')))
       if (i >= WARMUP) rows.push({ split, visible: visibleAt - t0, hook: hookAt - t0, floor: floorAt ? floorAt - t0 : NaN })
       await sleep(60 + (i % 7) * 3)
     }

@@ -4,14 +4,11 @@
 // netem, loss cannot be injected into a kernel TCP connection:
 //   UDP rows: i.i.d. 2 % datagram loss per direction + 20 ms one-way delay (seeded per run)
 //   TCP rows: 20 ms one-way delay, no loss; each proxy leg is a lossless loopback TCP connection
-import { spawnSync } from 'node:child_process'
-import { mkdirSync } from 'node:fs'
-import { rm } from 'node:fs/promises'
-import { join } from 'node:path'
-import { cliEnv, pull, startServe } from '../lib/assetsync.mjs'
+import { pull } from '../lib/assetsync.mjs'
 import { profilePair } from '../lib/profile.mjs'
 import { row } from '../lib/report.mjs'
 import { rsyncPull, startRsyncDaemon } from '../lib/rsync.mjs'
+import { freshOut, serveUdpTcp, treeSetup } from '../lib/scenario.mjs'
 import { MiB, median } from '../lib/stats.mjs'
 import { startProxy, startStreamSender, streamReceive } from '../lib/streams.mjs'
 import { mixedTree } from '../lib/tree.mjs'
@@ -25,19 +22,10 @@ const DELAY_MS = 20
 export async function run(ctx) {
   const size = ctx.quick ? 8 * MiB : 64 * MiB
   const rounds = ctx.runs ?? (ctx.quick ? 1 : 3)
-  const src = join(ctx.tmp, 'tree')
-  const config = join(ctx.tmp, 'config')
-  mkdirSync(config)
-  const env = cliEnv(config)
-  const tree = await mixedTree(src, size, 3)
+  const { src, env, tree } = await treeSetup(ctx, (dir) => mixedTree(dir, size, 3))
   ctx.log(`  ${tree.files} files, ${(tree.bytes / MiB).toFixed(0)} MiB; loss ${LOSS * 100} %, delay ${DELAY_MS} ms each way`)
   const stops = []
-  let n = 0
-  const fresh = async (fn) => {
-    const out = join(ctx.tmp, `dest-${n++}`)
-    spawnSync('sync')
-    try { return await fn(out) } finally { await rm(out, { recursive: true, force: true }) }
-  }
+  const fresh = freshOut(ctx)
   /** Runs fn(proxyPort) through a fresh proxy (its own seed per run); returns {ms, counters}. */
   const viaProxy = async (kind, targetPort, seed, fn) => {
     const args = kind === 'udp'
@@ -54,10 +42,7 @@ export async function run(ctx) {
     return { ms, counters: await proxy.stop() }
   }
   try {
-    const udp = await startServe(src, { transport: 'udp', env })
-    stops.push(udp.stop)
-    const tcp = await startServe(src, { transport: 'tcp', env })
-    stops.push(tcp.stop)
+    const { udp, tcp } = await serveUdpTcp(src, env, stops)
     const enc = await startStreamSender({ transport: 'udp', encrypt: true, bytes: tree.bytes })
     stops.push(enc.stop)
     let rsyncd = null

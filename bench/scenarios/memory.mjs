@@ -39,9 +39,7 @@ async function pullWithMem(ctx, env, opts, tag) {
 export async function run(ctx) {
   const count = ctx.quick ? 10_000 : 100_000
   const bigSize = ctx.quick ? 256 * MiB : 2 * GiB
-  const config = join(ctx.tmp, 'config')
-  mkdirSync(config)
-  const env = cliEnv(config)
+  const env = cliEnv(join(ctx.tmp, 'config'))
 
   // (a) many files
   const empty = join(ctx.tmp, 'empty')

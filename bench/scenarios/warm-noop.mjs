@@ -3,12 +3,12 @@
 // exit), file bytes sent, and bytes on the wire. The timed pulls print human output (like
 // `rsync -a`, quiet for unchanged files); separate --json runs give the sync-phase time, and one
 // run through a counting UDP proxy gives assetsync's wire bytes (rsync's come from --stats).
-import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
-import { cliEnv, pull, startServe } from '../lib/assetsync.mjs'
+import { pull } from '../lib/assetsync.mjs'
 import { profilePair } from '../lib/profile.mjs'
 import { row } from '../lib/report.mjs'
 import { rsyncPull, startRsyncDaemon } from '../lib/rsync.mjs'
+import { serveUdpTcp, treeSetup } from '../lib/scenario.mjs'
 import { median } from '../lib/stats.mjs'
 import { startProxy } from '../lib/streams.mjs'
 import { smallFilesTree } from '../lib/tree.mjs'
@@ -19,18 +19,11 @@ export const title = 'Warm no-op pull (nothing changed)'
 export async function run(ctx) {
   const count = ctx.quick ? 2000 : 20_000
   const rounds = ctx.runs ?? (ctx.quick ? 3 : 5)
-  const src = join(ctx.tmp, 'tree')
-  const config = join(ctx.tmp, 'config')
-  mkdirSync(config)
-  const env = cliEnv(config)
   ctx.log(`generating ${count} small files`)
-  const tree = await smallFilesTree(src, count)
+  const { src, env, tree } = await treeSetup(ctx, (dir) => smallFilesTree(dir, count))
   const stops = []
   try {
-    const udp = await startServe(src, { transport: 'udp', env })
-    stops.push(udp.stop)
-    const tcp = await startServe(src, { transport: 'tcp', env })
-    stops.push(tcp.stop)
+    const { udp, tcp } = await serveUdpTcp(src, env, stops)
     const destA = join(ctx.tmp, 'dest-assetsync')
     const destR = join(ctx.tmp, 'dest-rsync')
     ctx.log('initial (cold) syncs')
