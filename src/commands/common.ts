@@ -4,7 +4,7 @@
 import { Option } from 'commander'
 import { AssetSyncError } from '../errors.js'
 import { CONNECT_TIMEOUT_MS, MAX_PATTERNS, MAX_PATTERN_BYTES, REQUEST_TIMEOUT_MS } from '../limits.js'
-import type { AssetClientOptions } from '../core/client.js'
+import type { AssetClientOptions } from '../core/client/client.js'
 import { TRANSPORTS, type TransportName } from '../protocol/transport.js'
 
 export interface ClientFlags {

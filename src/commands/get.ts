@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { pipeline } from 'node:stream/promises'
 import { Command } from 'commander'
-import { assertWirePath } from '../core/paths.js'
+import { assertWirePath } from '../core/fs/paths.js'
 import { writeError } from '../errors.js'
 import { type ClientFlags, clientOptions, toClientOptions } from './common.js'
 import type { OutputStreams } from './output.js'
@@ -22,7 +22,7 @@ export function getCommand(io: OutputStreams): Command {
   for (const o of clientOptions()) cmd.addOption(o)
   return cmd.action(async (path: string, flags: GetFlags) => {
     assertWirePath(path)
-    const { AssetClient } = await import('../core/client.js')
+    const { AssetClient } = await import('../core/client/client.js')
     const client = await AssetClient.connect(toClientOptions(flags))
     try {
       if (flags.output) {

@@ -22,7 +22,7 @@ export function pullCommand(io: OutputStreams): Command {
     const out = new Output(!!flags.json, io, { batch: true })
     // Loaded on use, so `--help` and the other commands start fast.
     const [{ AssetClient }, { Mirror }, { pullResuming }] = await Promise.all([
-      import('../core/client.js'), import('../core/mirror.js'), import('../core/pull.js'),
+      import('../core/client/client.js'), import('../core/client/mirror.js'), import('../core/client/pull.js'),
     ])
     const mirror = new Mirror({ out: flags.out, patterns: checkPatterns(patterns) })
     out.spin(`connecting to ${flags.server}`)

@@ -37,7 +37,7 @@ export function serveCommand(io: OutputStreams): Command {
       const out = new Output(!!flags.json, io)
       const settleMs = parseDuration('--settle', flags.settle, 'ms', 0)
       // Loaded on use, so `--help` and the other commands start fast.
-      const { AssetServer } = await import('../core/server.js')
+      const { AssetServer } = await import('../core/server/server.js')
       const server = await AssetServer.start({
         root: dir,
         host: flags.host,

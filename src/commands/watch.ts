@@ -3,7 +3,7 @@ import { Command, Option } from 'commander'
 import { AssetSyncError } from '../errors.js'
 import { HOOK_TIMEOUT_MS } from '../limits.js'
 import { type ClientFlags, checkPatterns, clientOptions, parseDuration, toClientOptions, untilSignal } from './common.js'
-import type { Change } from '../core/hooks.js'
+import type { Change } from '../core/client/hooks.js'
 import { Output, type OutputStreams, formatBytes } from './output.js'
 
 interface WatchFlags extends ClientFlags {
@@ -23,7 +23,7 @@ export function watchCommand(io: OutputStreams): Command {
   for (const o of clientOptions()) cmd.addOption(o)
   return cmd.action(async (patterns: string[], flags: WatchFlags) => {
     const out = new Output(!!flags.json, io)
-    const [{ HookRunner }, { LiveMirror }] = await Promise.all([import('../core/hooks.js'), import('../core/live-mirror.js')])
+    const [{ HookRunner }, { LiveMirror }] = await Promise.all([import('../core/client/hooks.js'), import('../core/client/live-mirror.js')])
     const live = new LiveMirror({ client: toClientOptions(flags), out: flags.out, patterns: checkPatterns(patterns) })
     const root = await live.mirror.root()
     const hooks = flags.exec

@@ -1,7 +1,7 @@
 /**
  * Endpoints: `dial` (client) and `ServerEndpoint` (server) put transport + Noise + auth together
  * and hand out authenticated `Connection`s. The server key check is a callback, so this layer
- * never touches the filesystem (see core/keys.ts for pinning).
+ * never touches the filesystem (see core/fs/keys.ts for pinning).
  */
 import { EventEmitter } from 'node:events'
 import SecretStream, { type KeyPair } from '@hyperswarm/secret-stream'

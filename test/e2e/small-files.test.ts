@@ -1,5 +1,5 @@
 /**
- * The client's small-file path (src/core/atomic-file.ts): files up to SMALL_FILE_BYTES are written
+ * The client's small-file path (src/core/fs/atomic-file.ts): files up to SMALL_FILE_BYTES are written
  * with synchronous calls on a plain descriptor, larger ones through a FileHandle; both land in a
  * temp file beside the final path (cheap names: one random tag per process plus a counter, created
  * with O_EXCL), get mode and mtime on the open descriptor, and are renamed only after the BLAKE3
@@ -11,8 +11,8 @@ import { mkdir, mkdtemp, readFile, readdir, rm, stat, utimes, writeFile } from '
 import { tmpdir } from 'node:os'
 import { basename, dirname, join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import { IncomingFile, tempPathFor } from '../../src/core/atomic-file.js'
-import { hashBytes } from '../../src/core/hash.js'
+import { IncomingFile, tempPathFor } from '../../src/core/fs/atomic-file.js'
+import { hashBytes } from '../../src/core/fs/hash.js'
 import { SMALL_FILE_BYTES } from '../../src/limits.js'
 import type { FileMeta } from '../../src/protocol/messages.js'
 import { Sandbox, type ServerHandle, TEMP_NAME, diffTrees, ensureBuilt, parseEvents } from '../helpers/cli.js'

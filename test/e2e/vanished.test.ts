@@ -7,8 +7,8 @@ import { existsSync } from 'node:fs'
 import { mkdir, readFile, rm, unlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { AssetClient } from '../../src/core/client.js'
-import { type FileEvent, Mirror } from '../../src/core/mirror.js'
+import { AssetClient } from '../../src/core/client/client.js'
+import { type FileEvent, Mirror } from '../../src/core/client/mirror.js'
 import { type LocalServer, startLocalServer, tempDir } from '../hardening/support.js'
 
 let work: string

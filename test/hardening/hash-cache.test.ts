@@ -8,7 +8,7 @@ import { statSync } from 'node:fs'
 import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { HashCache, cacheFileFor } from '../../src/core/hash-cache.js'
+import { HashCache, cacheFileFor } from '../../src/core/fs/hash-cache.js'
 import { tempDir } from './support.js'
 
 let work: string

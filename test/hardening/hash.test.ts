@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { HASH_READ_BYTES, hashBytes, hashFile } from '../../src/core/hash.js'
+import { HASH_READ_BYTES, hashBytes, hashFile } from '../../src/core/fs/hash.js'
 import { tempDir } from './support.js'
 
 let work: string

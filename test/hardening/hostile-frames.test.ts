@@ -4,7 +4,7 @@
  */
 import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { AssetClient } from '../../src/core/client.js'
+import { AssetClient } from '../../src/core/client/client.js'
 import type { AssetSyncError } from '../../src/errors.js'
 import type { Connection } from '../../src/protocol/connection.js'
 import { dial } from '../../src/protocol/endpoint.js'

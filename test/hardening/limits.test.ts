@@ -11,8 +11,8 @@ import { createRequire } from 'node:module'
 import { type Socket, connect as tcpConnect } from 'node:net'
 import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { AssetClient } from '../../src/core/client.js'
-import { checkWirePath } from '../../src/core/paths.js'
+import { AssetClient } from '../../src/core/client/client.js'
+import { checkWirePath } from '../../src/core/fs/paths.js'
 import { AssetSyncError, exitCodeOf } from '../../src/errors.js'
 import {
   MANIFEST_PAGE_BYTES, MAX_CLIENTS, MAX_FRAME_BYTES, MAX_INFLIGHT_PER_CLIENT, MAX_PATH_BYTES, MAX_PATH_DEPTH,

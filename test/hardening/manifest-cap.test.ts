@@ -5,7 +5,7 @@
  * client code is exercised in milliseconds. The fake server is the real ServerEndpoint + codec.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
-import { AssetClient } from '../../src/core/client.js'
+import { AssetClient } from '../../src/core/client/client.js'
 import { AssetSyncError, exitCodeOf } from '../../src/errors.js'
 import { MAX_MANIFEST_FILES } from '../../src/limits.js'
 import type { Connection } from '../../src/protocol/connection.js'

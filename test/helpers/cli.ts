@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url'
 export const PROJECT_ROOT = fileURLToPath(new URL('../..', import.meta.url))
 export const BIN = join(PROJECT_ROOT, 'bin', 'assetsync.js')
 export const LOOPBACK = '127.0.0.1'
-/** Temp files the client writes before the verified rename (see src/core/atomic-file.ts). */
+/** Temp files the client writes before the verified rename (see src/core/fs/atomic-file.ts). */
 export const TEMP_NAME = /^\.assetsync-[0-9a-f]+\.tmp$/
 
 // --- build -----------------------------------------------------------------------------------

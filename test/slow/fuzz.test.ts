@@ -12,7 +12,7 @@
  */
 import { type Socket as DgramSocket, createSocket } from 'node:dgram'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { AssetClient } from '../../src/core/client.js'
+import { AssetClient } from '../../src/core/client/client.js'
 import { decodeHandshake } from '../../src/protocol/handshake-packets.js'
 import type { ServerMessage } from '../../src/protocol/messages.js'
 import type { TransportName } from '../../src/protocol/transport.js'

@@ -1,8 +1,8 @@
-// planUpdates (src/core/changes.ts): a settled batch → UPDATE entries, split per client and into frames.
+// planUpdates (src/core/server/changes.ts): a settled batch → UPDATE entries, split per client and into frames.
 import { describe, expect, it } from 'vitest'
-import { planUpdates } from '../../src/core/changes.js'
-import { hashBytes } from '../../src/core/hash.js'
-import { Subscriptions } from '../../src/core/subscriptions.js'
+import { planUpdates } from '../../src/core/server/changes.js'
+import { hashBytes } from '../../src/core/fs/hash.js'
+import { Subscriptions } from '../../src/core/server/subscriptions.js'
 import { MAX_FRAME_BYTES, MAX_UPDATE_ENTRIES } from '../../src/limits.js'
 import { decode, encode, encodedSize } from '../../src/protocol/codec.js'
 import type { FileMeta, UpdateEntry } from '../../src/protocol/messages.js'

@@ -1,5 +1,5 @@
 /**
- * A pushed batch of many files is downloaded several files at once (src/core/live-mirror.ts,
+ * A pushed batch of many files is downloaded several files at once (src/core/client/live-mirror.ts,
  * CLIENT_PARALLEL_TRANSFERS), not one round trip after another: through a UDP proxy that adds
  * 40 ms each way, 48 new files one after another would take at least 48 × 80 ms = 3.8 s after the
  * batch arrives; at once they take a few round trips. Still applied as one verified batch.

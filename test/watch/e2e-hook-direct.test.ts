@@ -1,5 +1,5 @@
 /**
- * `assetsync watch --exec` with a plain command (src/core/hook-spawn.ts), end to end with a real
+ * `assetsync watch --exec` with a plain command (src/core/client/hook-spawn.ts), end to end with a real
  * server: the hook program is started without a shell — its parent is the watch process itself —
  * from a process parked ahead of time, and still gets ASSETSYNC_ROOT, ASSETSYNC_EVENT,
  * ASSETSYNC_PATHS, its arguments and the batch on stdin, once per batch. Stopping the watcher ends

@@ -1,4 +1,4 @@
-// HookRunner's fast starts (src/core/hooks.ts, src/core/hook-spawn.ts): a command of plain words
+// HookRunner's fast starts (src/core/client/hooks.ts, src/core/client/hook-spawn.ts): a command of plain words
 // runs without a shell, and the next hook process is parked ahead of time (warm) — with the same
 // environment, stdin, cwd, process group, timeout kill and exit codes as `sh -c` started on
 // demand (cold); anything with shell syntax still runs in a shell. Every behaviour is checked
@@ -9,7 +9,7 @@ import { chmod, mkdtemp, readFile, realpath, rm, writeFile } from 'node:fs/promi
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { type Change, type HookResult, HookRunner, directArgv } from '../../src/core/hooks.js'
+import { type Change, type HookResult, HookRunner, directArgv } from '../../src/core/client/hooks.js'
 import { HOOK_WARM_MAX_PATH_BYTES } from '../../src/limits.js'
 import { processGone, waitFor } from '../helpers/watch.js'
 
@@ -235,7 +235,7 @@ describe('the parked (warm) hook process', () => {
     await script('orphan.sh', 'touch "$ASSETSYNC_ROOT/ran"')
     // A separate Node process parks a launcher, then exits without closing it.
     const child = spawnSync(process.execPath, ['--input-type=module', '-e', `
-      import { HookRunner } from ${JSON.stringify(new URL('../../dist/core/hooks.js', import.meta.url).href)}
+      import { HookRunner } from ${JSON.stringify(new URL('../../dist/core/client/hooks.js', import.meta.url).href)}
       new HookRunner({ command: ${JSON.stringify(marker)}, root: ${JSON.stringify(dir)} })
     `], { encoding: 'utf8', timeout: 20_000 })
     expect(child.status, child.stderr).toBe(0)

@@ -1,11 +1,11 @@
-// HookRunner (src/core/hooks.ts): one run per batch, never two at once, merging what arrives
+// HookRunner (src/core/client/hooks.ts): one run per batch, never two at once, merging what arrives
 // while a hook runs; failures and timeouts reported, never fatal. Real shell commands.
 import { existsSync } from 'node:fs'
 import { mkdtemp, readFile, readdir, realpath, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { type Change, type HookResult, HookRunner, mergeChanges } from '../../src/core/hooks.js'
+import { type Change, type HookResult, HookRunner, mergeChanges } from '../../src/core/client/hooks.js'
 import { processGone, waitFor } from '../helpers/watch.js'
 
 let dir: string

@@ -1,6 +1,6 @@
-// The subscription registry (src/core/subscriptions.ts): pattern → client → instance ids.
+// The subscription registry (src/core/server/subscriptions.ts): pattern → client → instance ids.
 import { describe, expect, it } from 'vitest'
-import { Subscriptions } from '../../src/core/subscriptions.js'
+import { Subscriptions } from '../../src/core/server/subscriptions.js'
 
 /** subscribers(path) as plain data: client → sorted instance ids. */
 function subs(s: Subscriptions, path: string): Record<string, number[]> {

@@ -1,4 +1,4 @@
-// FolderWatcher (src/core/watcher.ts, folder-watches.ts) watches folders, not files: one OS watch
+// FolderWatcher (src/core/server/watcher.ts, folder-watches.ts) watches folders, not files: one OS watch
 // per folder, and the files are learnt from their folder's events. These tests would fail if it
 // went back to one watch per file, or mishandled folders that come, go, move or are replaced later.
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
@@ -6,8 +6,8 @@ import { mkdir, mkdtemp, open, rename, rm, symlink, writeFile } from 'node:fs/pr
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { ignoreMatcher } from '../../src/core/ignore.js'
-import { FolderWatcher } from '../../src/core/watcher.js'
+import { ignoreMatcher } from '../../src/core/fs/ignore.js'
+import { FolderWatcher } from '../../src/core/server/watcher.js'
 import { WATCH_TRAILING_CHECK_MS } from '../../src/limits.js'
 import { waitFor } from '../helpers/watch.js'
 

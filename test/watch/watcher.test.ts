@@ -1,4 +1,4 @@
-// FolderWatcher (src/core/watcher.ts) on a real temp folder: every kind of save gives exactly one
+// FolderWatcher (src/core/server/watcher.ts) on a real temp folder: every kind of save gives exactly one
 // batch with the path, and a slow writer is announced only once it is done.
 import { randomBytes } from 'node:crypto'
 import { statSync } from 'node:fs'
@@ -6,8 +6,8 @@ import { mkdir, mkdtemp, open, rename, rm, unlink, writeFile } from 'node:fs/pro
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { ignoreMatcher } from '../../src/core/ignore.js'
-import { FolderWatcher } from '../../src/core/watcher.js'
+import { ignoreMatcher } from '../../src/core/fs/ignore.js'
+import { FolderWatcher } from '../../src/core/server/watcher.js'
 import { WATCH_TRAILING_CHECK_MS } from '../../src/limits.js'
 import { waitFor, writeInPieces } from '../helpers/watch.js'
 

@@ -14,7 +14,7 @@
  */
 import { type ChildProcess, type SpawnOptions, spawn } from 'node:child_process'
 import type { Socket } from 'node:net'
-import { HOOK_WARM_MAX_PATH_BYTES } from '../limits.js'
+import { HOOK_WARM_MAX_PATH_BYTES } from '../../limits.js'
 
 /** Plain words separated by spaces: letters, digits and - _ . / = : @ % + , only. */
 const PLAIN_WORDS = /^ *[A-Za-z0-9_./=:@%+,-]+(?: +[A-Za-z0-9_./=:@%+,-]+)* *$/

@@ -16,9 +16,9 @@ import { closeSync, fchmodSync, futimesSync, open as openCb, renameSync, writeSy
 import { type FileHandle, open, unlink } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
 import { promisify } from 'node:util'
-import { AssetSyncError, writeError } from '../errors.js'
-import { SMALL_FILE_BYTES } from '../limits.js'
-import type { FileMeta } from '../protocol/messages.js'
+import { AssetSyncError, writeError } from '../../errors.js'
+import { SMALL_FILE_BYTES } from '../../limits.js'
+import type { FileMeta } from '../../protocol/messages.js'
 import { type Hasher, createHasher, equalHash } from './hash.js'
 import { TEMP_PREFIX, TEMP_SUFFIX } from './ignore.js'
 

@@ -6,16 +6,16 @@
  */
 import { randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
-import { AssetSyncError } from '../errors.js'
-import { CLIENT_PARALLEL_TRANSFERS, RECONNECT_BASE_MS, RECONNECT_MAX_MS } from '../limits.js'
-import type { UpdateEntry } from '../protocol/messages.js'
+import { AssetSyncError } from '../../errors.js'
+import { CLIENT_PARALLEL_TRANSFERS, RECONNECT_BASE_MS, RECONNECT_MAX_MS } from '../../limits.js'
+import type { UpdateEntry } from '../../protocol/messages.js'
 import { AssetClient, type AssetClientOptions } from './client.js'
-import { equalHash } from './hash.js'
+import { equalHash } from '../fs/hash.js'
 import type { Change } from './hooks.js'
-import { patternMatcher } from './ignore.js'
+import { patternMatcher } from '../fs/ignore.js'
 import { Mirror, type StagedFile } from './mirror.js'
-import { assertWirePath } from './paths.js'
-import { mapLimit } from './pool.js'
+import { assertWirePath } from '../fs/paths.js'
+import { mapLimit } from '../fs/pool.js'
 
 export interface LiveMirrorOptions {
   client: AssetClientOptions

@@ -18,8 +18,8 @@
 import { type FSWatcher, watch } from 'node:fs'
 import { lstat, opendir } from 'node:fs/promises'
 import { basename, join, relative } from 'node:path'
-import type { PathMatcher } from './ignore.js'
-import { checkWirePath, toWirePath } from './paths.js'
+import type { PathMatcher } from '../fs/ignore.js'
+import { checkWirePath, toWirePath } from '../fs/paths.js'
 
 export interface FolderWatchHandlers {
   /** The entry `wire` may have changed: created, written, deleted, moved, or (rarely) a folder. */

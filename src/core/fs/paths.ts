@@ -5,8 +5,8 @@
  */
 import { realpath } from 'node:fs/promises'
 import { dirname, isAbsolute, join, relative, sep } from 'node:path'
-import { AssetSyncError } from '../errors.js'
-import { MAX_PATH_BYTES, MAX_PATH_DEPTH } from '../limits.js'
+import { AssetSyncError } from '../../errors.js'
+import { MAX_PATH_BYTES, MAX_PATH_DEPTH } from '../../limits.js'
 
 /** Returns why `p` is not an acceptable wire path, or null if it is. */
 export function checkWirePath(p: string): string | null {

@@ -10,7 +10,7 @@
 import type { ChildProcess } from 'node:child_process'
 import { EventEmitter } from 'node:events'
 import { constants } from 'node:os'
-import { HOOK_TIMEOUT_MS } from '../limits.js'
+import { HOOK_TIMEOUT_MS } from '../../limits.js'
 import { HookSpawner } from './hook-spawn.js'
 
 export { directArgv } from './hook-spawn.js'

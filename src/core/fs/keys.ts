@@ -7,7 +7,7 @@ import { mkdir, open, readFile, rename } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
 import SecretStream, { type KeyPair } from '@hyperswarm/secret-stream'
-import { AssetSyncError } from '../errors.js'
+import { AssetSyncError } from '../../errors.js'
 
 /** `$ASSETSYNC_CONFIG_DIR`, else `$XDG_CONFIG_HOME/assetsync`, else `~/.config/assetsync` (`%APPDATA%` on Windows). */
 export function configDir(env: NodeJS.ProcessEnv = process.env): string {

@@ -3,15 +3,15 @@
  * commands build on — manifest (paged), verified atomic downloads, subscriptions. Never prints.
  */
 import { EventEmitter } from 'node:events'
-import { AssetSyncError } from '../errors.js'
-import { DEFAULT_PORT, MAX_MANIFEST_FILES } from '../limits.js'
-import type { Connection } from '../protocol/connection.js'
-import { type TimingOptions, dial } from '../protocol/endpoint.js'
-import type { FileMeta, ManifestEntry, ReplyMessage, UpdateMsg } from '../protocol/messages.js'
-import type { TransportName } from '../protocol/transport.js'
-import { IncomingFile } from './atomic-file.js'
-import { KnownServers, configDir, parseKeyHex } from './keys.js'
-import { assertWirePath, printable } from './paths.js'
+import { AssetSyncError } from '../../errors.js'
+import { DEFAULT_PORT, MAX_MANIFEST_FILES } from '../../limits.js'
+import type { Connection } from '../../protocol/connection.js'
+import { type TimingOptions, dial } from '../../protocol/endpoint.js'
+import type { FileMeta, ManifestEntry, ReplyMessage, UpdateMsg } from '../../protocol/messages.js'
+import type { TransportName } from '../../protocol/transport.js'
+import { IncomingFile } from '../fs/atomic-file.js'
+import { KnownServers, configDir, parseKeyHex } from '../fs/keys.js'
+import { assertWirePath, printable } from '../fs/paths.js'
 
 /** Attempts for a file that changed on the server mid-transfer. */
 export const DOWNLOAD_ATTEMPTS = 3

@@ -3,10 +3,10 @@
  * creates/changes, deletes, and renames (a delete and a create of the same content in one
  * batch), then splits them per subscribed client and into frames of bounded size.
  */
-import { MAX_FRAME_BYTES, MAX_UPDATE_ENTRIES } from '../limits.js'
-import { updateEntryBytes } from '../protocol/codec.js'
-import type { FileMeta, UpdateEntry } from '../protocol/messages.js'
-import { equalHash } from './hash.js'
+import { MAX_FRAME_BYTES, MAX_UPDATE_ENTRIES } from '../../limits.js'
+import { updateEntryBytes } from '../../protocol/codec.js'
+import type { FileMeta, UpdateEntry } from '../../protocol/messages.js'
+import { equalHash } from '../fs/hash.js'
 
 /** Keep UPDATE frames well under MAX_FRAME_BYTES. */
 const UPDATE_FRAME_BUDGET = MAX_FRAME_BYTES / 2

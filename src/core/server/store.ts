@@ -4,16 +4,16 @@
  * restart does not re-hash unchanged files.
  */
 import { stat } from 'node:fs/promises'
-import { AssetSyncError } from '../errors.js'
-import { MANIFEST_PAGE_BYTES } from '../limits.js'
-import { manifestEntryBytes } from '../protocol/codec.js'
-import type { FileMeta, ManifestEntry } from '../protocol/messages.js'
-import { HashCache } from './hash-cache.js'
-import { hashFile } from './hash.js'
-import type { PathMatcher } from './ignore.js'
-import { resolveForRead } from './paths.js'
-import { mapLimit } from './pool.js'
-import { type FileStat, walkFiles } from './walk.js'
+import { AssetSyncError } from '../../errors.js'
+import { MANIFEST_PAGE_BYTES } from '../../limits.js'
+import { manifestEntryBytes } from '../../protocol/codec.js'
+import type { FileMeta, ManifestEntry } from '../../protocol/messages.js'
+import { HashCache } from '../fs/hash-cache.js'
+import { hashFile } from '../fs/hash.js'
+import type { PathMatcher } from '../fs/ignore.js'
+import { resolveForRead } from '../fs/paths.js'
+import { mapLimit } from '../fs/pool.js'
+import { type FileStat, walkFiles } from '../fs/walk.js'
 
 /** Files hashed at once during a scan. */
 const SCAN_PARALLEL = 4

@@ -14,9 +14,9 @@ import type { Stats } from 'node:fs'
 import { stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { EventEmitter } from 'node:events'
-import { SETTLE_MS, WATCH_TRAILING_CHECK_MS } from '../limits.js'
+import { SETTLE_MS, WATCH_TRAILING_CHECK_MS } from '../../limits.js'
 import { FolderWatches } from './folder-watches.js'
-import type { PathMatcher } from './ignore.js'
+import type { PathMatcher } from '../fs/ignore.js'
 
 interface Pending {
   /** When this path next needs a look. */

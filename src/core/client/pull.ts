@@ -3,8 +3,8 @@
  * udx stream, a Wi-Fi blip), it reconnects and resumes — files already verified are skipped by
  * hash — up to PULL_ATTEMPTS connections. Each file is reported once.
  */
-import { AssetSyncError } from '../errors.js'
-import { PULL_ATTEMPTS } from '../limits.js'
+import { AssetSyncError } from '../../errors.js'
+import { PULL_ATTEMPTS } from '../../limits.js'
 import type { AssetClient } from './client.js'
 import type { FileEvent, Mirror, SyncOptions, SyncSummary } from './mirror.js'
 
