@@ -3,6 +3,19 @@
  * @packageDocumentation
  */
 export { AssetServer, type AssetServerOptions } from './core/server/server.js'
+export type {
+  AssetServerEvents, AssetServerEventName, BatchEvent, ClientConnectedEvent, ClientDisconnectedEvent, ClientRejectedEvent,
+  PathRefusedEvent, SubscriptionsEvent,
+} from './core/server/server-events.js'
+export type { ChangeSummary } from './core/server/changes.js'
+export type { AssetSource, SourceReader, ManifestPage, ScanResult } from './core/server/source.js'
+export type { ChangeFeed, ChangeBatch, ChangePublisher, FeedSink } from './core/server/feed.js'
+export { FolderSource, type FolderSourceOptions } from './core/server/folder-source.js'
+export { MemorySource } from './core/server/memory-source.js'
+export { FolderFeed, type FolderFeedOptions } from './core/server/folder-feed.js'
+export { MemoryFeed } from './core/server/memory-feed.js'
+export type { KeyPair } from './protocol/keypair.js'
+export type { Clock } from './protocol/clock.js'
 export { DEFAULT_PORT } from './limits.js'
 export { AssetClient, parseServer, type AssetClientOptions, type DownloadResult } from './core/client/client.js'
 export { Mirror, type MirrorOptions, type SyncOptions, type SyncSummary, type FileEvent } from './core/client/mirror.js'

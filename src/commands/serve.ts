@@ -48,28 +48,32 @@ export function serveCommand(io: OutputStreams): Command {
         settleMs,
       })
       const { host, port } = server.address()
+      // Payload types come from AssetServerEvents; fields are named one by one (no spread) so a
+      // renamed field fails to compile here instead of silently changing the --json contract.
       const key = server.publicKey.toString('hex')
-      server.on('connected', (e: { remote: string }) => {
+      server.on('connected', (e) => {
         out.event({ event: 'client', action: 'connected', remote: e.remote })
         out.line(`client ${e.remote} connected`)
       })
-      server.on('disconnected', (e: { remote: string; reason: string }) => {
+      server.on('disconnected', (e) => {
         out.event({ event: 'client', action: 'disconnected', remote: e.remote, reason: e.reason })
         out.line(`client ${e.remote} disconnected (${e.reason})`)
       })
-      server.on('rejected', (e: { remote: string; code: string; message: string }) => {
-        out.event({ event: 'rejected', ...e })
+      server.on('rejected', (e) => {
+        out.event({ event: 'rejected', remote: e.remote, code: e.code, message: e.message })
         out.line(`client ${e.remote} rejected: ${e.message}`)
       })
-      server.on('refused', (e: { remote: string; path: string; reason: string }) => {
-        out.event({ event: 'refused', ...e })
+      server.on('refused', (e) => {
+        out.event({ event: 'refused', remote: e.remote, path: e.path, reason: e.reason })
         out.line(`refused ${e.remote}: ${e.reason}`)
       })
-      server.on('subscriptions', (e: { remote: string; action: string; patterns: number; instanceId?: number; released?: number }) => {
-        out.event({ event: 'subscriptions', ...e })
+      server.on('subscriptions', (e) => {
+        out.event({
+          event: 'subscriptions', remote: e.remote, action: e.action, instanceId: e.instanceId, patterns: e.patterns, released: e.released,
+        })
       })
-      server.on('batch', (e: { changes: { path: string; action: string }[]; clients: number }) => {
-        out.event({ event: 'changes', ...e })
+      server.on('batch', (e) => {
+        out.event({ event: 'changes', changes: e.changes, clients: e.clients })
         out.line(`${e.changes.length} change(s) pushed to ${e.clients} client(s): ${e.changes.map((c) => c.path).slice(0, 5).join(', ')}${e.changes.length > 5 ? ', …' : ''}`)
       })
       out.event({ event: 'listening', transport: server.transport, host, port, key, files: server.scan.files })

@@ -4,12 +4,13 @@
  * never touches the filesystem (see core/fs/keys.ts for pinning).
  */
 import { EventEmitter } from 'node:events'
-import SecretStream, { type KeyPair } from '@hyperswarm/secret-stream'
+import SecretStream from '@hyperswarm/secret-stream'
 import { AssetSyncError } from '../errors.js'
 import { CONNECT_TIMEOUT_MS, MAX_CLIENTS } from '../limits.js'
 import { type Clock, systemClock } from './clock.js'
 import { Connection } from './connection.js'
 import { type FrameGuard, guardFrames } from './frame-guard.js'
+import type { KeyPair } from './keypair.js'
 import { TcpListener, connectTcp } from './tcp.js'
 import type { Listener, RawStream, TransportName } from './transport.js'
 import { UdpListener, connectUdp } from './udp.js'

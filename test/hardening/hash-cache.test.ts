@@ -1,7 +1,7 @@
 /**
  * The persistent hash cache (binary file in the config dir): what it saves it loads back; a
- * changed size, mtime or inode is a miss; a damaged, truncated or old-format file is an empty
- * cache, never an error or a wrong hash.
+ * changed size, mtime, ctime or inode is a miss; a damaged, truncated or old-format file (JSON v1,
+ * binary v2 without ctime) is an empty cache, never an error or a wrong hash.
  */
 import { randomBytes } from 'node:crypto'
 import { statSync } from 'node:fs'
@@ -30,9 +30,10 @@ describe('HashCache', () => {
     const back = await HashCache.load(file)
     paths.forEach((p, i) => expect(back.lookup(p, st)?.equals(hashes[i] as Buffer), p).toBe(true))
     expect(back.lookup('missing', st)).toBeNull()
-    // A changed size, mtime or inode is a miss.
+    // A changed size, mtime, ctime or inode is a miss.
     expect(back.lookup('a.txt', { ...st, size: st.size + 1 } as typeof st)).toBeNull()
     expect(back.lookup('a.txt', { ...st, mtimeMs: st.mtimeMs + 1 } as typeof st)).toBeNull()
+    expect(back.lookup('a.txt', { ...st, ctimeMs: st.ctimeMs + 1 } as typeof st)).toBeNull()
     expect(back.lookup('a.txt', { ...st, ino: st.ino + 1 } as typeof st)).toBeNull()
   })
 
@@ -53,6 +54,19 @@ describe('HashCache', () => {
 
     await writeFile(file, JSON.stringify({ v: 1, e: [['a', st.size, st.mtimeMs, st.ino, 'ab'.repeat(32)]] }))
     expect((await HashCache.load(file)).lookup('a', st)).toBeNull()
+
+    // Version 2 (no ctime), well formed: its records cannot vouch for a file, so none is used.
+    const v2 = Buffer.alloc(8 + 2 + 1 + 24 + 32)
+    v2.write('ASYNCHC\x02', 0, 'latin1')
+    let at = v2.writeUInt16BE(1, 8)
+    at += v2.write('a', at, 'utf8')
+    at = v2.writeDoubleBE(st.size, at)
+    at = v2.writeDoubleBE(st.mtimeMs, at)
+    at = v2.writeDoubleBE(st.ino, at)
+    v2.fill(0xab, at)
+    await writeFile(file, v2)
+    expect((await HashCache.load(file)).lookup('a', st)).toBeNull()
+    expect(good.subarray(0, 8).toString('latin1')).toBe('ASYNCHC\x03')
 
     await writeFile(file, randomBytes(500))
     expect((await HashCache.load(file)).lookup('a', st)).toBeNull()

@@ -1,6 +1,9 @@
-// planUpdates (src/core/server/changes.ts): a settled batch → UPDATE entries, split per client and into frames.
+// A settled batch → UPDATE entries (diffBatch, src/core/server/batch-diff.ts: the folder feed's
+// part), split per client and into frames (fanOut + splitFrames, src/core/server/changes.ts: the
+// server's part). planUpdates below is the two in a row, as a folder-fed server runs them.
 import { describe, expect, it } from 'vitest'
-import { planUpdates } from '../../src/core/server/changes.js'
+import { diffBatch } from '../../src/core/server/batch-diff.js'
+import { type FanOut, fanOut, splitFrames } from '../../src/core/server/changes.js'
 import { hashBytes } from '../../src/core/fs/hash.js'
 import { Subscriptions } from '../../src/core/server/subscriptions.js'
 import { MAX_FRAME_BYTES, MAX_UPDATE_ENTRIES } from '../../src/limits.js'
@@ -13,6 +16,12 @@ const meta = (content: string, size = content.length): FileMeta => ({ hash: h(co
 /** Entries as comparable data (hashes as hex). */
 function plain(entries: readonly UpdateEntry[] | undefined): unknown[] {
   return (entries ?? []).map((e) => (e.kind === 'delete' ? { ...e } : { ...e, hash: Buffer.from(e.hash).toString('hex') }))
+}
+
+function planUpdates<C>(
+  before: ReadonlyMap<string, Uint8Array | null>, after: ReadonlyMap<string, FileMeta | null>, subscribers: (path: string) => Map<C, unknown>,
+): FanOut<C> & { frames: typeof splitFrames } {
+  return { ...fanOut(diffBatch(before, after), subscribers), frames: splitFrames }
 }
 
 /** Everyone subscribes to everything, as client "all". */

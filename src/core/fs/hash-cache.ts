@@ -1,24 +1,26 @@
 /**
- * Persistent hash cache: wire path → {size, mtime, inode, hash}. A file whose size, mtime and
- * inode are unchanged is not hashed again (after a restart, or on the client's next pull). It
- * lives in the config directory, never inside a served or mirrored folder.
+ * Persistent hash cache: wire path → {stamp, hash}. A file whose stamp (size, mtime, ctime, inode:
+ * see stamp.ts) is unchanged is not hashed again (after a restart, or on the client's next pull).
+ * It lives in the config directory, never inside a served or mirrored folder.
  */
 import { createHash } from 'node:crypto'
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
+import { type FileStamp, sameStamp } from './stamp.js'
 
-/** What the cache compares: a file's size, mtime and inode (an fs.Stats, or just these fields). */
-export interface FileStamp { size: number; mtimeMs: number; ino: number }
+export type { FileStamp } from './stamp.js'
 
-interface CacheRecord { size: number; mtimeMs: number; ino: number; hash: Buffer }
+/** Flat (no nested stamp object): 100,000 records are held at once. */
+interface CacheRecord extends FileStamp { hash: Buffer }
 
 /**
  * File layout: "ASYNCHC" + version byte, then per record: path length u16, path UTF-8, size,
- * mtimeMs and inode as float64 (JS numbers, as fs.Stats gives them), BLAKE3 hash 32 bytes.
- * Big-endian. Version 1 was JSON; any other header reads as an empty cache.
+ * mtimeMs, ctimeMs and inode as float64 (JS numbers, as fs.Stats gives them), BLAKE3 hash 32
+ * bytes. Big-endian. Version 1 was JSON, version 2 had no ctime; any other header reads as an
+ * empty cache (a v2 record cannot vouch for a file whose ctime it never saw).
  */
-const HEADER = Buffer.from('ASYNCHC\x02', 'latin1')
-const FIXED_BYTES = 8 + 8 + 8 + 32
+const HEADER = Buffer.from('ASYNCHC\x03', 'latin1')
+const FIXED_BYTES = 8 + 8 + 8 + 8 + 32
 
 /** The cache file for a folder (by its real path) under `dir/cache/`. */
 export function cacheFileFor(configDirectory: string, kind: 'serve' | 'mirror', realRoot: string): string {
@@ -58,23 +60,24 @@ export class HashCache {
       map.set(buf.toString('utf8', at + 2, f), {
         size: buf.readDoubleBE(f),
         mtimeMs: buf.readDoubleBE(f + 8),
-        ino: buf.readDoubleBE(f + 16),
-        hash: buf.subarray(f + 24, f + 24 + 32),
+        ctimeMs: buf.readDoubleBE(f + 16),
+        ino: buf.readDoubleBE(f + 24),
+        hash: buf.subarray(f + 32, f + 32 + 32),
       })
       at = f + FIXED_BYTES
     }
     return c
   }
 
-  /** The cached hash if size, mtime and inode still match `st`. */
+  /** The cached hash if the stamp recorded for `path` is still `st`'s (sameStamp). */
   lookup(path: string, st: FileStamp): Buffer | null {
     const r = this.#map.get(path)
-    if (!r || r.size !== st.size || r.mtimeMs !== st.mtimeMs || r.ino !== st.ino || r.hash.length !== 32) return null
+    if (!r || !sameStamp(r, st) || r.hash.length !== 32) return null
     return r.hash
   }
 
   set(path: string, st: FileStamp, hash: Buffer): void {
-    this.#map.set(path, { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino, hash })
+    this.#map.set(path, { size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, ino: st.ino, hash })
     this.#dirty = true
   }
 
@@ -102,6 +105,7 @@ export class HashCache {
       at += 2 + n
       at = buf.writeDoubleBE(r.size, at)
       at = buf.writeDoubleBE(r.mtimeMs, at)
+      at = buf.writeDoubleBE(r.ctimeMs, at)
       at = buf.writeDoubleBE(r.ino, at)
       at += r.hash.copy(buf, at)
     }

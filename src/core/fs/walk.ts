@@ -8,9 +8,10 @@ import { opendir, realpath, stat } from 'node:fs/promises'
 import { join, relative } from 'node:path'
 import type { PathMatcher } from './ignore.js'
 import { checkWirePath, isInside, toWirePath } from './paths.js'
+import type { FileStamp } from './stamp.js'
 
 /** The fields of fs.Stats the index keeps: 100,000 whole Stats objects held during a scan cost ~70 MB. */
-export interface FileStat { size: number; mtimeMs: number; ino: number; mode: number }
+export interface FileStat extends FileStamp { mode: number }
 
 export interface WalkedFile {
   wire: string
@@ -46,7 +47,7 @@ export async function* walkFiles(root: string, ignored: PathMatcher): AsyncGener
       } catch {
         continue // vanished, dangling link or unreadable: not a file we can serve
       }
-      if (st.isFile()) yield { wire, full, st: { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino, mode: st.mode } }
+      if (st.isFile()) yield { wire, full, st: { size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, ino: st.ino, mode: st.mode } }
     }
   }
 }

@@ -1,50 +1,39 @@
 /**
- * Turns a settled batch (each path's hash before and its entry after) into UPDATE entries:
- * creates/changes, deletes, and renames (a delete and a create of the same content in one
- * batch), then splits them per subscribed client and into frames of bounded size.
+ * The server's fan-out of a ready batch (a ChangeFeed's UPDATE entries): which entries each
+ * subscribed client gets, and their split into frames of bounded size.
  */
 import { MAX_FRAME_BYTES, MAX_UPDATE_ENTRIES } from '../../limits.js'
 import { updateEntryBytes } from '../../protocol/codec.js'
 import type { FileMeta, UpdateEntry } from '../../protocol/messages.js'
-import { equalHash } from '../fs/hash.js'
 
 /** Keep UPDATE frames well under MAX_FRAME_BYTES. */
 const UPDATE_FRAME_BUDGET = MAX_FRAME_BYTES / 2
 
-export interface ChangeSummary { path: string; action: 'change' | 'delete' | 'rename'; from?: string }
+/** One change of a batch, for logs and events. */
+export interface ChangeSummary {
+  path: string
+  action: 'change' | 'delete' | 'rename'
+  /** The old path of a rename. */
+  from?: string
+}
 
-export interface UpdatePlan<C> {
+export interface FanOut<C> {
   /** Every change in the batch (for logs). */
   changes: ChangeSummary[]
   /** The entries each subscribed client gets (only clients with at least one). */
   perClient: Map<C, UpdateEntry[]>
-  /** Splits entries into frames within MAX_UPDATE_ENTRIES and the byte budget. */
-  frames(entries: UpdateEntry[]): UpdateEntry[][]
 }
 
 function meta(e: FileMeta): FileMeta {
   return { hash: e.hash, size: e.size, mode: e.mode, mtime: e.mtime }
 }
 
-export function planUpdates<C>(
-  before: ReadonlyMap<string, Uint8Array | null>,
-  after: ReadonlyMap<string, FileMeta | null>,
-  subscribers: (path: string) => Map<C, unknown>,
-): UpdatePlan<C> {
-  const entries: UpdateEntry[] = []
-  const deleted: { path: string; hash: Uint8Array }[] = []
-  for (const [path, now] of after) {
-    const old = before.get(path) ?? null
-    if (now && !equalHash(old, now.hash)) entries.push({ kind: 'change', path, ...meta(now) })
-    else if (!now && old) deleted.push({ path, hash: old })
-  }
-  for (const d of deleted) {
-    // A new path with exactly the deleted content, in the same batch: a rename (or a move).
-    const i = entries.findIndex((e) => e.kind === 'change' && !before.get(e.path) && equalHash(e.hash, d.hash))
-    const e = entries[i]
-    if (e && e.kind === 'change') entries[i] = { ...e, kind: 'rename', from: d.path }
-    else entries.push({ kind: 'delete', path: d.path })
-  }
+/**
+ * Splits `entries` per subscribed client. A rename goes as a rename to clients subscribed to both
+ * paths, as a change of the new path to those subscribed only to it, and as a delete of the old
+ * path to those subscribed only to that.
+ */
+export function fanOut<C>(entries: readonly UpdateEntry[], subscribers: (path: string) => Map<C, unknown>): FanOut<C> {
   const perClient = new Map<C, UpdateEntry[]>()
   const add = (c: C, e: UpdateEntry): void => {
     let list = perClient.get(c)
@@ -63,10 +52,11 @@ export function planUpdates<C>(
   }
   const changes: ChangeSummary[] = entries.map((e) =>
     e.kind === 'rename' ? { path: e.path, action: 'rename', from: e.from } : { path: e.path, action: e.kind })
-  return { changes, perClient, frames: splitFrames }
+  return { changes, perClient }
 }
 
-function splitFrames(entries: UpdateEntry[]): UpdateEntry[][] {
+/** Splits entries into UPDATE frames within MAX_UPDATE_ENTRIES and the byte budget. */
+export function splitFrames(entries: readonly UpdateEntry[]): UpdateEntry[][] {
   const frames: UpdateEntry[][] = []
   let cur: UpdateEntry[] = []
   let bytes = 0

@@ -1,28 +1,43 @@
 /**
- * AssetServer: indexes a folder and serves it to authenticated clients (requests, manifests,
- * subscriptions with pushed updates). Never prints: it emits events the commands render.
+ * AssetServer: serves an AssetSource (by default a folder) to authenticated clients — requests,
+ * manifests, subscriptions — and pushes the batches of a ChangeFeed (by default the folder's
+ * watcher) to the clients subscribed to them. Never prints: it emits typed events
+ * (server-events.ts) that the commands render.
+ *
+ * It owns the endpoint, the sessions, the subscription registry and the fan-out of each batch;
+ * where entries, bytes and changes come from is behind the two seams (source.ts, feed.ts).
  */
 import { EventEmitter } from 'node:events'
-import { realpath, stat } from 'node:fs/promises'
-import type { KeyPair } from '@hyperswarm/secret-stream'
 import { AssetSyncError } from '../../errors.js'
 import { DEFAULT_PORT, MAX_SUBSCRIPTIONS_PER_CLIENT, SERVER_READ_BUFFERS, SERVER_READ_BYTES } from '../../limits.js'
-import type { Connection } from '../../protocol/connection.js'
 import { ServerEndpoint, type TimingOptions } from '../../protocol/endpoint.js'
+import type { KeyPair } from '../../protocol/keypair.js'
 import type { TransportName } from '../../protocol/transport.js'
-import { HashCache, cacheFileFor } from '../fs/hash-cache.js'
-import { ignoreMatcher } from '../fs/ignore.js'
+import { cacheFileFor } from '../fs/hash-cache.js'
 import { configDir, loadIdentity } from '../fs/keys.js'
 import { BufferPool } from '../fs/pool.js'
-import { planUpdates } from './changes.js'
-import { ClientSession } from './session.js'
-import { type ScanResult, Store } from './store.js'
+import { checkBatch } from './batch-check.js'
+import { fanOut, splitFrames } from './changes.js'
+import type { ChangeBatch, ChangeFeed, ChangePublisher } from './feed.js'
+import { FolderFeed } from './folder-feed.js'
+import { FolderSource } from './folder-source.js'
+import type { AssetServerEvents } from './server-events.js'
+import { ClientSession, type SessionConnection } from './session.js'
+import type { AssetSource, ScanResult } from './source.js'
 import { Subscriptions } from './subscriptions.js'
-import { FolderWatcher } from './watcher.js'
 
 export interface AssetServerOptions extends TimingOptions {
-  /** Folder to serve. */
-  root: string
+  /** Folder to serve: a FolderSource over it (and a FolderFeed, unless `watch` is false). Give this or `source`. */
+  root?: string
+  /** Serve this source instead of a folder. The server scans it in start() and closes it in close(). */
+  source?: AssetSource
+  /**
+   * Where change batches come from. Default: a FolderFeed when the source is a folder and `watch`
+   * is not false; otherwise none. null: none. The server starts it after the scan and closes it.
+   */
+  feed?: ChangeFeed | null
+  /** Each batch, once pushed to this server's subscribers, is published to each of these (e.g. NATS). */
+  forward?: readonly ChangePublisher[]
   /** Address to bind; default 0.0.0.0. */
   host?: string
   /** Port; default 7420, 0 picks a free one. */
@@ -30,132 +45,156 @@ export interface AssetServerOptions extends TimingOptions {
   transport?: TransportName
   /** Access token clients must present; null/undefined for none. */
   token?: string | null
-  /** Globs to ignore on top of the defaults. */
+  /** Globs to ignore on top of the defaults (with `root`). */
   ignore?: string[]
   /** Where the identity and hash cache live; default configDir(). */
   configDir?: string
   /** Use this identity instead of the one in the config dir. */
   keyPair?: KeyPair
   maxClients?: number
-  /** Quiet time before a changed file is announced; default SETTLE_MS. */
+  /** Quiet time before a changed file is announced; default SETTLE_MS (the default folder feed). */
   settleMs?: number
-  /** Watch the folder and push changes to subscribers (default true). */
+  /** Watch the folder and push changes to subscribers (default true; with `root`). */
   watch?: boolean
 }
 
+type Listener<K extends keyof AssetServerEvents> = (event: AssetServerEvents[K]) => void
 
-/**
- * Events: 'connected' ({remote}), 'disconnected' ({remote, reason}), 'rejected' ({remote, code,
- * message}) for clients that failed the handshake or auth, 'refused' ({remote, path, reason}),
- * 'subscriptions' ({remote, action: subscribe|unsubscribe|dropped, patterns, released}),
- * 'batch' ({changes: [{path, action}], clients}) for each settled change set, 'error' (err).
- */
+/** Serves assets until close(). Events: see AssetServerEvents (typed on/once/off/emit). */
 export class AssetServer extends EventEmitter {
-  readonly root: string
-  readonly store: Store
+  /** The served folder's real path, or null when serving another source. */
+  readonly root: string | null
+  readonly source: AssetSource
   readonly publicKey: Buffer
+  /** What indexing the source at start did. */
   readonly scan: ScanResult
   readonly #endpoint: ServerEndpoint
   readonly #sessions = new Set<ClientSession>()
   /** File reads of every transfer share these (bounded memory whatever the number of clients). */
   readonly #readBuffers = new BufferPool(SERVER_READ_BUFFERS, SERVER_READ_BYTES)
   readonly subscriptions = new Subscriptions<ClientSession>()
-  #watcher: FolderWatcher | null = null
-  #batches: Promise<void> = Promise.resolve()
-  /**
-   * Each path's hash as last announced to subscribers (or indexed at start). A batch is diffed
-   * against this, not against the store: a REQUEST for a changed file refreshes the store before
-   * the watcher's batch arrives, and the change must still be pushed.
-   */
-  readonly #published = new Map<string, Uint8Array>()
+  readonly #forward: readonly ChangePublisher[]
+  #feed: ChangeFeed | null = null
 
-  private constructor(root: string, store: Store, endpoint: ServerEndpoint, publicKey: Buffer, scan: ScanResult) {
+  private constructor(source: AssetSource, endpoint: ServerEndpoint, publicKey: Buffer, scan: ScanResult, forward: readonly ChangePublisher[]) {
     super()
-    this.root = root
-    this.store = store
+    this.source = source
+    this.root = source instanceof FolderSource ? source.root : null
     this.#endpoint = endpoint
     this.publicKey = publicKey
     this.scan = scan
-    for (const p of store.paths()) this.#published.set(p, (store.get(p) as { hash: Uint8Array }).hash)
-    // Without a listener, an 'error' event would throw; the watcher's errors are not fatal.
+    this.#forward = forward
+    // Without a listener, an 'error' event would throw; the feed's errors are not fatal.
     this.on('error', () => {})
-    endpoint.on('connection', (conn: Connection) => this.#onConnection(conn))
+    endpoint.on('connection', (conn: SessionConnection) => this.#onConnection(conn))
     endpoint.on('rejected', (remote: string, err: AssetSyncError) => {
       this.emit('rejected', { remote, code: err.code ?? 'ERR_INTERNAL', message: err.message })
     })
   }
 
-  /** Indexes `opts.root`, then listens. Resolves once clients can connect. */
+  /** Scans the source (by default indexes `opts.root`), listens, starts the feed. Resolves once clients can connect. */
   static async start(opts: AssetServerOptions): Promise<AssetServer> {
-    let root: string
-    try {
-      root = await realpath(opts.root)
-      if (!(await stat(root)).isDirectory()) throw new Error('not a directory')
-    } catch (err) {
-      throw new AssetSyncError('ERR_NOT_FOUND', `cannot serve ${opts.root}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err })
+    if ((opts.root === undefined) === (opts.source === undefined)) {
+      throw new AssetSyncError('ERR_USAGE', 'AssetServer.start needs either `root` or `source` (one of them)')
     }
     const dir = opts.configDir ?? configDir()
-    const keyPair = opts.keyPair ?? (await loadIdentity(dir))
-    const cache = await HashCache.load(cacheFileFor(dir, 'serve', root))
-    const store = new Store(root, ignoreMatcher(opts.ignore ?? []), cache)
-    const scan = await store.scan()
-    const endpoint = await ServerEndpoint.listen({
-      ...opts,
-      transport: opts.transport ?? 'udp',
-      host: opts.host ?? '0.0.0.0',
-      port: opts.port ?? DEFAULT_PORT,
-      keyPair,
-      token: opts.token ?? null,
+    const source = opts.source ?? await FolderSource.open({
+      root: opts.root as string, ignore: opts.ignore ?? [], cacheFile: (real) => cacheFileFor(dir, 'serve', real),
     })
-    const server = new AssetServer(root, store, endpoint, keyPair.publicKey, scan)
-    if (opts.watch !== false) {
-      const watcher = new FolderWatcher(root, ignoreMatcher(opts.ignore ?? []), () => store.paths(), opts.settleMs)
-      watcher.on('batch', (paths: string[]) => server.#enqueueBatch(paths))
-      watcher.on('error', (err: unknown) => server.emit('error', err))
-      await watcher.start()
-      server.#watcher = watcher
+    const keyPair = opts.keyPair ?? (await loadIdentity(dir))
+    let feed = opts.feed
+    if (feed === undefined) {
+      feed = source instanceof FolderSource && opts.watch !== false ? new FolderFeed(source, { settleMs: opts.settleMs }) : null
     }
-    return server
+    let server: AssetServer | null = null
+    let endpoint: ServerEndpoint | null = null
+    try {
+      const scan = await source.scan()
+      endpoint = await ServerEndpoint.listen({
+        ...opts,
+        transport: opts.transport ?? 'udp',
+        host: opts.host ?? '0.0.0.0',
+        port: opts.port ?? DEFAULT_PORT,
+        keyPair,
+        token: opts.token ?? null,
+      })
+      server = new AssetServer(source, endpoint, keyPair.publicKey, scan, opts.forward ?? [])
+      if (feed) {
+        const s = server
+        await feed.start({ deliver: (batch) => s.#deliver(batch), error: (err) => { s.emit('error', err) } })
+        server.#feed = feed
+      }
+      return server
+    } catch (err) {
+      await feed?.close().catch(() => {})
+      await endpoint?.close().catch(() => {})
+      await source.close().catch(() => {})
+      throw err
+    }
   }
 
-  /** Settled paths are processed one batch at a time, in order. */
-  #enqueueBatch(paths: string[]): void {
-    this.#batches = this.#batches.then(() => this.#onBatch(paths)).catch((err: unknown) => { this.emit('error', err) })
+  /**
+   * Pushes one batch to the clients subscribed to its paths, then forwards it. Never rejects:
+   * a failure is an 'error' event, and the feed goes on with its next batch.
+   */
+  async #deliver(batch: ChangeBatch): Promise<void> {
+    try {
+      // A feed may carry batches from another process: entries that break the wire rules are
+      // dropped here, before they reach a session.
+      const { entries, problems } = checkBatch(batch.entries)
+      for (const p of problems) this.emit('error', p)
+      if (entries.length === 0) return
+      const plan = fanOut(entries, (p) => this.subscriptions.subscribers(p))
+      for (const [session, list] of plan.perClient) {
+        for (const frame of splitFrames(list)) session.conn.send({ type: 'update', entries: frame })
+      }
+      this.emit('batch', { changes: plan.changes, clients: plan.perClient.size })
+      for (const to of this.#forward) {
+        try {
+          await to.publish({ entries })
+        } catch (err) {
+          this.emit('error', err)
+        }
+      }
+    } catch (err) {
+      this.emit('error', err)
+    }
   }
 
-  /** Resolves when every batch handed over so far has been pushed (tests, shutdown). */
-  idle(): Promise<void> { return this.#batches }
-
-  async #onBatch(paths: string[]): Promise<void> {
-    const before = new Map(paths.map((p) => [p, this.#published.get(p) ?? null]))
-    const after = new Map<string, Awaited<ReturnType<Store['refresh']>>>()
-    for (const p of paths) {
-      const now = await this.store.refresh(p)
-      after.set(p, now)
-      if (now) this.#published.set(p, now.hash)
-      else this.#published.delete(p)
-    }
-    const plan = planUpdates(before, after, (p) => this.subscriptions.subscribers(p))
-    if (plan.changes.length === 0) return
-    for (const [session, entries] of plan.perClient) {
-      for (const frame of plan.frames(entries)) session.conn.send({ type: 'update', entries: frame })
-    }
-    this.emit('batch', { changes: plan.changes, clients: plan.perClient.size })
-  }
+  /** Resolves when every batch the feed has handed over so far has been pushed (tests, shutdown). */
+  async idle(): Promise<void> { await this.#feed?.idle() }
 
   get transport(): TransportName { return this.#endpoint.transport }
   address(): { host: string; port: number } { return this.#endpoint.address() }
   get clients(): number { return this.#sessions.size }
+  /** The feed batches come from (null: none). */
+  get feed(): ChangeFeed | null { return this.#feed }
 
+  /** Stops the feed (pushing what it already had), closes every connection, then the source. */
   async close(): Promise<void> {
-    await this.#watcher?.close()
-    await this.#batches
+    await this.#feed?.close()
     await this.#endpoint.close()
-    await this.store.saveCache()
+    await this.source.close()
   }
 
-  #onConnection(conn: Connection): void {
-    const session = new ClientSession(conn, this.store, this.#readBuffers)
+  override on<K extends keyof AssetServerEvents>(event: K, listener: Listener<K>): this {
+    return super.on(event, listener)
+  }
+
+  override once<K extends keyof AssetServerEvents>(event: K, listener: Listener<K>): this {
+    return super.once(event, listener)
+  }
+
+  override off<K extends keyof AssetServerEvents>(event: K, listener: Listener<K>): this {
+    return super.off(event, listener)
+  }
+
+  override emit<K extends keyof AssetServerEvents>(event: K, payload: AssetServerEvents[K]): boolean {
+    return super.emit(event, payload)
+  }
+
+  #onConnection(conn: SessionConnection): void {
+    const session = new ClientSession(conn, this.source, this.#readBuffers)
     this.#sessions.add(session)
     session.on('refused', (r: { path: string; reason: string }) => this.emit('refused', { remote: conn.remote, ...r }))
     session.onSubscribe = (msg) => {

@@ -3,44 +3,48 @@
  * through the server's registry). Transfers are interleaved round robin, SERVER_READ_BYTES a turn,
  * so a small file is never stuck behind a big one. Each turn waits for flow-control credit and
  * the connection to drain (backpressure), so a slow client costs bounded memory and never slows
- * the others.
+ * the others. Entries and bytes come from the server's AssetSource: a session never touches the
+ * file system, so it serves a folder, memory or a remote store alike.
  */
 import { EventEmitter } from 'node:events'
-import { constants } from 'node:fs'
-import type { FileHandle } from 'node:fs/promises'
-import { open } from 'node:fs/promises'
 import { AssetSyncError, ProtocolError } from '../../errors.js'
 import { CHUNK_SIZE, MAX_INFLIGHT_PER_CLIENT, SERVER_READ_BYTES } from '../../limits.js'
-import type { Connection } from '../../protocol/connection.js'
-import type { ClientMessage, ManifestMsg, RequestMsg } from '../../protocol/messages.js'
+import type { ClientMessage, ManifestMsg, RequestMsg, ServerMessage } from '../../protocol/messages.js'
 import { equalHash } from '../fs/hash.js'
 import { type PathMatcher, patternMatcher } from '../fs/ignore.js'
 import type { BufferPool } from '../fs/pool.js'
-import { checkWirePath, printable, resolveForRead } from '../fs/paths.js'
-import type { Entry, Store } from './store.js'
+import { checkWirePath, printable } from '../fs/paths.js'
+import type { AssetSource, SourceReader } from './source.js'
+
+/**
+ * What a session needs of its connection (the server half of protocol/connection.ts): named here
+ * so the session depends on these methods, not on how the protocol layer splits its classes.
+ */
+export interface SessionConnection {
+  readonly remote: string
+  readonly closed: boolean
+  /** Flow-control credit: CHUNK bytes the client allows us to send now. */
+  readonly credit: number
+  send(msg: ServerMessage): boolean
+  drained(): Promise<void>
+  credited(bytes: number): Promise<void>
+  /** Ends the connection with a protocol error. */
+  fail(err: AssetSyncError): void
+  on(event: 'message', listener: (msg: ClientMessage) => void): unknown
+  once(event: 'close', listener: (err: AssetSyncError | null) => void): unknown
+}
 
 interface Transfer {
   id: number
-  path: string
-  entry: Entry
-  fh: FileHandle
+  reader: SourceReader
+  size: number
   offset: number
   cancelled: boolean
 }
 
-/** Times a request re-reads a file that keeps changing under it before giving up. */
-const OPEN_RETRIES = 3
-/**
- * Read-only and non-blocking: a FIFO in the served folder would otherwise block open() in the
- * libuv threadpool until a writer appears — four such requests froze all file I/O of the server
- * (and its SIGTERM shutdown). O_NONBLOCK changes nothing for regular files; the isFile check
- * below then answers not-found. (O_NONBLOCK is undefined on Windows, which has no FIFOs here.)
- */
-const OPEN_FLAGS = constants.O_RDONLY | (constants.O_NONBLOCK ?? 0)
-
 export class ClientSession extends EventEmitter {
-  readonly conn: Connection
-  readonly #store: Store
+  readonly conn: SessionConnection
+  readonly #source: AssetSource
   readonly #transfers = new Map<number, Transfer>()
   #queue: Transfer[] = []
   #pumping = false
@@ -50,10 +54,10 @@ export class ClientSession extends EventEmitter {
   /** Handles SUBSCRIBE (the server owns the registry). */
   onSubscribe: ((msg: Extract<ClientMessage, { type: 'subscribe' }>) => void) | null = null
 
-  constructor(conn: Connection, store: Store, buffers: BufferPool) {
+  constructor(conn: SessionConnection, source: AssetSource, buffers: BufferPool) {
     super()
     this.conn = conn
-    this.#store = store
+    this.#source = source
     this.#buffers = buffers
     conn.on('message', (msg: ClientMessage) => this.#onMessage(msg))
     conn.once('close', () => this.#closeAll())
@@ -70,7 +74,9 @@ export class ClientSession extends EventEmitter {
         void this.#onRequest(msg).catch((err: unknown) => this.#fail(msg.id, err)).finally(() => { this.#pending-- })
         return
       }
-      case 'manifest': this.#onManifest(msg); return
+      case 'manifest':
+        void this.#onManifest(msg).catch((err: unknown) => this.#fail(msg.id, err))
+        return
       case 'cancel': {
         const t = this.#transfers.get(msg.id)
         if (t) this.#finish(t)
@@ -102,54 +108,32 @@ export class ClientSession extends EventEmitter {
     const { id, path } = msg
     const why = checkWirePath(path)
     if (why !== null) return this.#refuse(id, path, why)
-    const notFound = (): void => { this.conn.send({ type: 'response', id, status: 'not-found', reason: `not found: ${path}` }) }
-    if (this.#store.isIgnored(path)) return notFound()
-    let real: string
+    let reader: SourceReader | null
     try {
-      real = await resolveForRead(this.#store.root, path)
+      reader = await this.#source.open(path)
     } catch (err) {
       if (err instanceof AssetSyncError && err.code === 'ERR_PATH_REFUSED') return this.#refuse(id, path, err.message)
-      if (err instanceof AssetSyncError && err.code === 'ERR_NOT_FOUND') return notFound()
       throw err
     }
-    for (let attempt = 0; attempt < OPEN_RETRIES; attempt++) {
-      let fh: FileHandle
-      try {
-        fh = await open(real, OPEN_FLAGS)
-      } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code
-        if (code === 'ENOENT' || code === 'EISDIR') return notFound()
-        throw err
-      }
-      const st = await fh.stat()
-      let entry = this.#store.get(path)
-      if (!st.isFile()) { await fh.close(); return notFound() }
-      if (!entry || entry.ino !== st.ino || entry.size !== st.size || entry.mtimeMs !== st.mtimeMs) {
-        entry = (await this.#store.refresh(path)) ?? undefined
-      }
-      // The index must describe exactly the inode we opened, or the hash we announce could lie.
-      if (!entry || entry.ino !== st.ino || entry.size !== st.size || entry.mtimeMs !== st.mtimeMs) {
-        await fh.close()
-        if (!entry) return notFound()
-        continue
-      }
-      if (this.conn.closed) { await fh.close(); return }
-      if (equalHash(msg.haveHash, entry.hash)) {
-        await fh.close()
-        this.conn.send({ type: 'response', id, status: 'up-to-date', reason: '' })
-        return
-      }
-      this.conn.send({ type: 'response', id, status: 'file', hash: entry.hash, size: entry.size, mode: entry.mode, mtime: entry.mtime })
-      const t: Transfer = { id, path, entry, fh, offset: 0, cancelled: false }
-      this.#transfers.set(id, t)
-      this.#queue.push(t)
-      void this.#pump()
+    if (!reader) {
+      this.conn.send({ type: 'response', id, status: 'not-found', reason: `not found: ${path}` })
       return
     }
-    throw new AssetSyncError('ERR_CHANGED', `${path} keeps changing; try again`)
+    const { entry } = reader
+    if (this.conn.closed) return void reader.close()
+    if (equalHash(msg.haveHash, entry.hash)) {
+      void reader.close()
+      this.conn.send({ type: 'response', id, status: 'up-to-date', reason: '' })
+      return
+    }
+    this.conn.send({ type: 'response', id, status: 'file', hash: entry.hash, size: entry.size, mode: entry.mode, mtime: entry.mtime })
+    const t: Transfer = { id, reader, size: entry.size, offset: 0, cancelled: false }
+    this.#transfers.set(id, t)
+    this.#queue.push(t)
+    void this.#pump()
   }
 
-  #onManifest(msg: ManifestMsg): void {
+  async #onManifest(msg: ManifestMsg): Promise<void> {
     const key = msg.patterns.join('\0')
     let match = this.#matchers.get(key)
     if (!match) {
@@ -157,7 +141,8 @@ export class ClientSession extends EventEmitter {
       if (this.#matchers.size > 16) this.#matchers.clear()
       this.#matchers.set(key, match)
     }
-    const page = this.#store.page(match, msg.after)
+    const page = await this.#source.page(match, msg.after)
+    if (this.conn.closed) return
     this.conn.send({ type: 'manifest-reply', id: msg.id, done: page.done, entries: page.entries })
   }
 
@@ -173,7 +158,7 @@ export class ClientSession extends EventEmitter {
       while (this.#queue.length > 0 && !this.conn.closed) {
         const t = this.#queue.shift() as Transfer
         if (t.cancelled) continue
-        const want = Math.min(SERVER_READ_BYTES, t.entry.size - t.offset)
+        const want = Math.min(SERVER_READ_BYTES, t.size - t.offset)
         if (this.conn.credit < want) await this.conn.credited(want)
         if (t.cancelled) continue
         let ok: boolean
@@ -197,26 +182,14 @@ export class ClientSession extends EventEmitter {
   /**
    * Reads the next `want` bytes of `t` into a shared buffer and sends them as CHUNK frames (the
    * codec copies each into its frame, so the buffer goes back at once); finishes `t` after the
-   * last. Returns send()'s verdict.
+   * last. Returns send()'s verdict. The source vouches for the bytes (see SourceReader.read).
    */
   async #sendTurn(t: Transfer, want: number): Promise<boolean> {
     const buf = await this.#buffers.acquire()
     try {
-      const { bytesRead } = want > 0 ? await t.fh.read(buf, 0, want, t.offset) : { bytesRead: 0 }
+      await t.reader.read(buf, t.offset, want)
       if (t.cancelled) return true
-      if (bytesRead < want) throw new AssetSyncError('ERR_CHANGED', `${t.path} shrank during the transfer; try again`)
-      const final = t.offset + want === t.entry.size
-      if (final && t.offset > 0) {
-        // Written in place while we sent it? The client's BLAKE3 check already refuses a mix of
-        // old and new bytes; this cheap stat lets it retry at once with a clear reason (re-hashing
-        // every byte sent here cost 15-19 % of server CPU: docs/benchmarks.md). A file sent in
-        // one turn was read right after the stat taken when it was opened.
-        const st = await t.fh.stat()
-        if (st.size !== t.entry.size || st.mtimeMs !== t.entry.mtimeMs || st.ino !== t.entry.ino) {
-          throw new AssetSyncError('ERR_CHANGED', `${t.path} changed during the transfer; try again`)
-        }
-        if (t.cancelled) return true
-      }
+      const final = t.offset + want === t.size
       let ok = true
       let at = 0
       do {
@@ -237,7 +210,7 @@ export class ClientSession extends EventEmitter {
     if (t.cancelled) return
     t.cancelled = true
     this.#transfers.delete(t.id)
-    void t.fh.close().catch(() => {})
+    void t.reader.close()
   }
 
   #closeAll(): void {

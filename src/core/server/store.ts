@@ -1,33 +1,33 @@
 /**
- * The server's index of the served folder: wire path → {hash, size, mode, mtime}, kept current by
- * `refresh` (called by the watcher and on every request), with a persistent hash cache so a
- * restart does not re-hash unchanged files.
+ * FolderSource's index of the served folder: wire path → {hash, size, mode, mtime} and the file's
+ * stamp, kept current by `refresh` (called by the folder feed and on every request), with a
+ * persistent hash cache so a restart does not re-hash unchanged files.
  */
 import { stat } from 'node:fs/promises'
 import { AssetSyncError } from '../../errors.js'
-import { MANIFEST_PAGE_BYTES } from '../../limits.js'
-import { manifestEntryBytes } from '../../protocol/codec.js'
-import type { FileMeta, ManifestEntry } from '../../protocol/messages.js'
+import type { ManifestEntry } from '../../protocol/messages.js'
 import { HashCache } from '../fs/hash-cache.js'
 import { hashFile } from '../fs/hash.js'
 import type { PathMatcher } from '../fs/ignore.js'
 import { resolveForRead } from '../fs/paths.js'
 import { mapLimit } from '../fs/pool.js'
+import { type FileStamp, sameStamp } from '../fs/stamp.js'
 import { type FileStat, walkFiles } from '../fs/walk.js'
+import { pageOf } from './manifest-page.js'
+import type { ManifestPage, ScanResult } from './source.js'
 
 /** Files hashed at once during a scan. */
 const SCAN_PARALLEL = 4
 
-export interface Entry extends ManifestEntry {
-  ino: number
-  mtimeMs: number
-}
+/** An indexed file: what clients are told, and the stamp it was hashed at. */
+export interface Entry extends ManifestEntry, FileStamp {}
 
-export function metaOf(st: FileStat, hash: Buffer): FileMeta & { ino: number; mtimeMs: number } {
-  return { hash, size: st.size, mode: st.mode & 0o777, mtime: Math.floor(st.mtimeMs), ino: st.ino, mtimeMs: st.mtimeMs }
+function entryOf(path: string, st: FileStat, hash: Buffer): Entry {
+  return {
+    path, hash, size: st.size, mode: st.mode & 0o777, mtime: Math.floor(st.mtimeMs),
+    mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, ino: st.ino,
+  }
 }
-
-export interface ScanResult { files: number; hashed: number; bytes: number; ms: number }
 
 export class Store {
   readonly root: string
@@ -67,7 +67,7 @@ export class Store {
         bytes += st.size
         this.#cache.set(wire, st, hash)
       }
-      this.#entries.set(wire, { path: wire, ...metaOf(st, hash) })
+      this.#entries.set(wire, entryOf(wire, st, hash))
     })
     this.#sorted = null
     this.#cache.retain(new Set(this.#entries.keys()))
@@ -78,7 +78,7 @@ export class Store {
   /**
    * Re-reads one path from disk and updates the index. Returns the current entry, or null if the
    * path is gone, ignored, not a regular file or outside the root. Hashes only when the file's
-   * size, mtime or inode moved.
+   * stamp moved (sameStamp).
    */
   async refresh(path: string): Promise<Entry | null> {
     let entry: Entry | null = null
@@ -88,17 +88,17 @@ export class Store {
         const st = await stat(real)
         if (st.isFile()) {
           const old = this.#entries.get(path)
-          if (old && old.size === st.size && old.mtimeMs === st.mtimeMs && old.ino === st.ino) return old
+          if (old && sameStamp(old, st)) return old
           let hash = this.#cache.lookup(path, st)
           if (!hash) {
             const h = await hashFile(real, st.size)
             const after = await stat(real)
             // Changed while we hashed: report what is there now on the next call.
-            if (after.size !== h.size || after.mtimeMs !== st.mtimeMs) return this.refresh(path)
+            if (h.size !== st.size || !sameStamp(after, st)) return this.refresh(path)
             hash = h.hash
             this.#cache.set(path, st, hash)
           }
-          entry = { path, ...metaOf(st, hash) }
+          entry = entryOf(path, st, hash)
         }
       } catch (err) {
         if (!(err instanceof AssetSyncError) && (err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
@@ -114,29 +114,10 @@ export class Store {
     return entry
   }
 
-  /** One manifest page: entries matching `match` with path > `after`, up to MANIFEST_PAGE_BYTES. */
-  page(match: PathMatcher, after: string, maxBytes = MANIFEST_PAGE_BYTES): { entries: ManifestEntry[]; done: boolean } {
+  /** One manifest page (see AssetSource.page). */
+  page(match: PathMatcher, after: string, maxBytes?: number): ManifestPage {
     this.#sorted ??= [...this.#entries.keys()].sort()
-    const sorted = this.#sorted
-    let lo = 0
-    let hi = sorted.length
-    while (lo < hi) { // first index with path > after
-      const mid = (lo + hi) >>> 1
-      if ((sorted[mid] as string) <= after) lo = mid + 1
-      else hi = mid
-    }
-    const entries: ManifestEntry[] = []
-    let bytes = 0
-    for (let i = lo; i < sorted.length; i++) {
-      const p = sorted[i] as string
-      if (!match(p)) continue
-      const e = this.#entries.get(p) as Entry
-      const size = manifestEntryBytes(p)
-      if (bytes + size > maxBytes && entries.length > 0) return { entries, done: false }
-      bytes += size
-      entries.push({ path: e.path, hash: e.hash, size: e.size, mode: e.mode, mtime: e.mtime })
-    }
-    return { entries, done: true }
+    return pageOf(this.#sorted, (p) => this.#entries.get(p) as Entry, match, after, maxBytes)
   }
 
   async saveCache(): Promise<void> { await this.#cache.save() }

@@ -1,0 +1,153 @@
+/**
+ * FolderSource: an AssetSource over a folder on this machine. Its listing is the Store index
+ * (store.ts); its reads open the file itself and prove, before a byte is announced, that the
+ * opened inode is exactly what the index hashed (the stamp compare), so the hash a client is told
+ * can never describe other bytes than the ones it is sent.
+ */
+import { constants } from 'node:fs'
+import { type FileHandle, open, realpath, stat } from 'node:fs/promises'
+import { AssetSyncError } from '../../errors.js'
+import type { ManifestEntry } from '../../protocol/messages.js'
+import { HashCache } from '../fs/hash-cache.js'
+import { type PathMatcher, ignoreMatcher } from '../fs/ignore.js'
+import { resolveForRead } from '../fs/paths.js'
+import { type FileStamp, sameStamp, stampOf } from '../fs/stamp.js'
+import type { AssetSource, ManifestPage, ScanResult, SourceReader } from './source.js'
+import { Store } from './store.js'
+
+/** Times an open re-reads a file that keeps changing under it before giving up (ERR_CHANGED). */
+const OPEN_RETRIES = 3
+/**
+ * Read-only and non-blocking: a FIFO in the served folder would otherwise block open() in the
+ * libuv threadpool until a writer appears — four such requests froze all file I/O of the server
+ * (and its SIGTERM shutdown). O_NONBLOCK changes nothing for regular files; the isFile check
+ * then answers not-found. (O_NONBLOCK is undefined on Windows, which has no FIFOs here.)
+ */
+const OPEN_FLAGS = constants.O_RDONLY | (constants.O_NONBLOCK ?? 0)
+
+export interface FolderSourceOptions {
+  /** Folder to serve. */
+  root: string
+  /** Globs to ignore on top of the defaults. */
+  ignore?: readonly string[]
+  /** The hash cache file, or how to name it from the folder's real path (cacheFileFor); null: none. */
+  cacheFile?: string | ((realRoot: string) => string) | null
+}
+
+/** Serves a folder: open with `FolderSource.open`, then `scan` (AssetServer.start does both by default). */
+export class FolderSource implements AssetSource {
+  /** The served folder's real path. */
+  readonly root: string
+  /** What is never served or watched (the defaults plus `ignore`). */
+  readonly ignored: PathMatcher
+  readonly #store: Store
+
+  private constructor(root: string, ignored: PathMatcher, store: Store) {
+    this.root = root
+    this.ignored = ignored
+    this.#store = store
+  }
+
+  /** Resolves `root` (ERR_NOT_FOUND unless it is a folder) and loads the hash cache. Call `scan` next. */
+  static async open(opts: FolderSourceOptions): Promise<FolderSource> {
+    let root: string
+    try {
+      root = await realpath(opts.root)
+      if (!(await stat(root)).isDirectory()) throw new Error('not a directory')
+    } catch (err) {
+      throw new AssetSyncError('ERR_NOT_FOUND', `cannot serve ${opts.root}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err })
+    }
+    const ignored = ignoreMatcher(opts.ignore ?? [])
+    const file = typeof opts.cacheFile === 'function' ? opts.cacheFile(root) : opts.cacheFile ?? null
+    const cache = await HashCache.load(file)
+    return new FolderSource(root, ignored, new Store(root, ignored, cache))
+  }
+
+  get description(): string { return `folder ${this.root}` }
+  get size(): number { return this.#store.size }
+  /** Every indexed path (the folder feed expands a removed folder into these). */
+  paths(): IterableIterator<string> { return this.#store.paths() }
+
+  scan(): Promise<ScanResult> { return this.#store.scan() }
+
+  page(match: PathMatcher, after: string, maxBytes?: number): Promise<ManifestPage> {
+    return Promise.resolve(this.#store.page(match, after, maxBytes))
+  }
+
+  get(path: string): Promise<ManifestEntry | null> { return this.#store.refresh(path) }
+
+  async open(path: string): Promise<SourceReader | null> {
+    if (this.#store.isIgnored(path)) return null
+    let real: string
+    try {
+      real = await resolveForRead(this.root, path)
+    } catch (err) {
+      if (err instanceof AssetSyncError && err.code === 'ERR_NOT_FOUND') return null
+      throw err // ERR_PATH_REFUSED: a symlink out of the root, or an unresolvable path
+    }
+    for (let attempt = 0; attempt < OPEN_RETRIES; attempt++) {
+      let fh: FileHandle
+      try {
+        fh = await open(real, OPEN_FLAGS)
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code
+        if (code === 'ENOENT' || code === 'EISDIR') return null
+        throw err
+      }
+      let reader: FolderReader | null = null
+      try {
+        const st = await fh.stat()
+        if (!st.isFile()) return null
+        let entry = this.#store.get(path) ?? null
+        if (!sameStamp(entry, st)) entry = await this.#store.refresh(path)
+        if (!entry) return null
+        // The index must describe exactly the inode we opened, or the hash we announce could lie.
+        if (!sameStamp(entry, st)) continue
+        reader = new FolderReader(fh, path, entry)
+        return reader
+      } finally {
+        if (!reader) await fh.close().catch(() => {})
+      }
+    }
+    throw new AssetSyncError('ERR_CHANGED', `${path} keeps changing; try again`)
+  }
+
+  async close(): Promise<void> { await this.#store.saveCache() }
+}
+
+/** An open file whose stamp matched the index entry when it was opened. */
+class FolderReader implements SourceReader {
+  readonly entry: ManifestEntry
+  readonly #fh: FileHandle
+  readonly #path: string
+  readonly #stamp: FileStamp
+  #closed = false
+
+  constructor(fh: FileHandle, path: string, entry: ManifestEntry & FileStamp) {
+    this.#fh = fh
+    this.#path = path
+    this.entry = { path: entry.path, hash: entry.hash, size: entry.size, mode: entry.mode, mtime: entry.mtime }
+    this.#stamp = stampOf(entry)
+  }
+
+  async read(into: Uint8Array, position: number, length: number): Promise<void> {
+    if (length === 0) return
+    const { bytesRead } = await this.#fh.read(into, 0, length, position)
+    if (bytesRead < length) throw new AssetSyncError('ERR_CHANGED', `${this.#path} shrank during the transfer; try again`)
+    if (position > 0 && position + length === this.entry.size) {
+      // Written in place while we sent it? The client's BLAKE3 check already refuses a mix of
+      // old and new bytes; this cheap stat lets it retry at once with a clear reason (re-hashing
+      // every byte sent here cost 15-19 % of server CPU: docs/benchmarks.md). A file read in one
+      // piece was read right after the stat taken when it was opened.
+      if (!sameStamp(await this.#fh.stat(), this.#stamp)) {
+        throw new AssetSyncError('ERR_CHANGED', `${this.#path} changed during the transfer; try again`)
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    await this.#fh.close().catch(() => {})
+  }
+}

@@ -1,0 +1,93 @@
+/**
+ * MemorySource: an AssetSource whose entries and bytes live in a Map. For tests of the server and
+ * of clients against it (a real server over UDP with no folder behind it), and the model of a
+ * source whose content is immutable per hash (a chunk store): a reader keeps the bytes it opened,
+ * so replacing an entry never changes a transfer in flight.
+ */
+import { AssetSyncError } from '../../errors.js'
+import type { ManifestEntry } from '../../protocol/messages.js'
+import { hashBytes } from '../fs/hash.js'
+import type { PathMatcher } from '../fs/ignore.js'
+import { checkWirePath } from '../fs/paths.js'
+import { pageOf } from './manifest-page.js'
+import type { AssetSource, ManifestPage, ScanResult, SourceReader } from './source.js'
+
+interface Item { entry: ManifestEntry; bytes: Buffer }
+
+/** Entries and bytes in memory: `set` and `delete` change them (push a MemoryFeed batch to announce it). */
+export class MemorySource implements AssetSource {
+  readonly description = 'memory'
+  readonly #items = new Map<string, Item>()
+  #sorted: string[] | null = null
+  /** Paths `open` refuses (ERR_PATH_REFUSED), to test the refused answer. */
+  readonly refused = new Set<string>()
+
+  /** Optionally filled from `files` (wire path → content). */
+  constructor(files: Record<string, string | Uint8Array> = {}) {
+    for (const [path, data] of Object.entries(files)) this.set(path, data)
+  }
+
+  get size(): number { return this.#items.size }
+
+  /**
+   * Adds or replaces `path` (a valid wire path) with `data`; returns its entry, e.g. for a
+   * MemoryFeed batch: `{ kind: 'change', ...source.set(path, data) }`.
+   */
+  set(path: string, data: string | Uint8Array, opts: { mode?: number; mtime?: number } = {}): ManifestEntry {
+    const why = checkWirePath(path)
+    if (why !== null) throw new AssetSyncError('ERR_PATH_REFUSED', `refused path "${path}": ${why}`)
+    const bytes = Buffer.from(typeof data === 'string' ? Buffer.from(data) : data) // our own copy
+    const entry: ManifestEntry = { path, hash: hashBytes(bytes), size: bytes.length, mode: opts.mode ?? 0o644, mtime: opts.mtime ?? Date.now() }
+    if (!this.#items.has(path)) this.#sorted = null
+    this.#items.set(path, { entry, bytes })
+    return entry
+  }
+
+  /** Removes `path`; true if it was there. */
+  delete(path: string): boolean {
+    const had = this.#items.delete(path)
+    if (had) this.#sorted = null
+    return had
+  }
+
+  scan(): Promise<ScanResult> {
+    return Promise.resolve({ files: this.#items.size, hashed: 0, bytes: 0, ms: 0 })
+  }
+
+  page(match: PathMatcher, after: string, maxBytes?: number): Promise<ManifestPage> {
+    this.#sorted ??= [...this.#items.keys()].sort()
+    return Promise.resolve(pageOf(this.#sorted, (p) => (this.#items.get(p) as Item).entry, match, after, maxBytes))
+  }
+
+  get(path: string): Promise<ManifestEntry | null> {
+    return Promise.resolve(this.#items.get(path)?.entry ?? null)
+  }
+
+  open(path: string): Promise<SourceReader | null> {
+    if (this.refused.has(path)) return Promise.reject(new AssetSyncError('ERR_PATH_REFUSED', `refused path "${path}": refused by the test`))
+    const item = this.#items.get(path)
+    return Promise.resolve(item ? new MemoryReader(item) : null)
+  }
+
+  close(): Promise<void> { return Promise.resolve() }
+}
+
+class MemoryReader implements SourceReader {
+  readonly entry: ManifestEntry
+  readonly #bytes: Buffer
+
+  constructor(item: Item) {
+    this.entry = item.entry
+    this.#bytes = item.bytes
+  }
+
+  read(into: Uint8Array, position: number, length: number): Promise<void> {
+    if (position < 0 || length < 0 || position + length > this.#bytes.length) {
+      return Promise.reject(new AssetSyncError('ERR_INTERNAL', `read of ${this.entry.path} outside its ${this.#bytes.length} bytes`))
+    }
+    this.#bytes.copy(into, 0, position, position + length)
+    return Promise.resolve()
+  }
+
+  close(): Promise<void> { return Promise.resolve() }
+}

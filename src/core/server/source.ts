@@ -1,0 +1,79 @@
+/**
+ * The AssetSource seam: where the server's files come from. A session lists, looks up and reads
+ * entries only through it, never through the file system, so the same sessions can serve a
+ * folder (FolderSource), bytes in memory (MemorySource, tests) or, later, a chunk store or S3.
+ *
+ * The one promise every source keeps: the bytes a reader gives are exactly the content its
+ * `entry.hash` describes (or the read rejects with ERR_CHANGED). The server announces that hash
+ * before it sends a byte; the client checks it before a file becomes visible.
+ */
+import type { ManifestEntry } from '../../protocol/messages.js'
+import type { PathMatcher } from '../fs/ignore.js'
+
+/** One page of a source's listing (a MANIFEST_REPLY's entries). */
+export interface ManifestPage {
+  entries: ManifestEntry[]
+  /** No entry after the last one here matches. */
+  done: boolean
+}
+
+/** What building a source's listing did (the folder: walk, hashing what the cache could not vouch for). */
+export interface ScanResult {
+  /** Entries listed. */
+  files: number
+  /** Entries whose content had to be hashed. */
+  hashed: number
+  /** Bytes hashed. */
+  bytes: number
+  ms: number
+}
+
+/**
+ * An open handle on one entry's content. Cheap to hold while idle (the folder: one file
+ * descriptor); the server holds one per transfer and closes it when the transfer ends.
+ */
+export interface SourceReader {
+  /** The entry these bytes are: announce exactly this (hash, size, mode, mtime). */
+  readonly entry: ManifestEntry
+  /**
+   * Fills `into[0, length)` with the content bytes at [position, position + length), a range
+   * within `entry.size`; length 0 resolves at once. Rejects with ERR_CHANGED when the source can
+   * tell the content is no longer the entry's (the folder: the file shrank, or its stamp moved by
+   * the time the read that ends the content is done). Ranges may be read in any order.
+   */
+  read(into: Uint8Array, position: number, length: number): Promise<void>
+  /** Releases the handle. Safe to call twice; never rejects. */
+  close(): Promise<void>
+}
+
+/**
+ * Where a server's entries and bytes come from. The server calls `scan` once before it listens
+ * and `close` once when it stops; it owns the source from `AssetServer.start` on.
+ */
+export interface AssetSource {
+  /** What is served, for messages and status ("folder /srv/assets", "memory"). */
+  readonly description: string
+  /** Entries listed now. */
+  readonly size: number
+  /** Builds the listing. Called once, before any other call. */
+  scan(): Promise<ScanResult>
+  /**
+   * One manifest page: the entries whose path matches `match` and sorts after `after` (UTF-16
+   * code-unit order, as `<` on strings), in that order, their encoded size within `maxBytes`
+   * (default MANIFEST_PAGE_BYTES; at least one entry per page).
+   */
+  page(match: PathMatcher, after: string, maxBytes?: number): Promise<ManifestPage>
+  /**
+   * The entry at `path` as it is now, or null. A source that can change under the server
+   * re-checks it (the folder: a stat, hashing only if the stamp moved) and updates its listing.
+   */
+  get(path: string): Promise<ManifestEntry | null>
+  /**
+   * Opens `path` (an accepted wire path: checkWirePath passed) for reading. Null if there is no
+   * such entry (absent, ignored, not a regular file). Rejects with ERR_PATH_REFUSED (the message
+   * says why) for a path the source will not serve, ERR_CHANGED if it kept changing while opened.
+   */
+  open(path: string): Promise<SourceReader | null>
+  /** Releases what the source holds (the folder: saves its hash cache). */
+  close(): Promise<void>
+}

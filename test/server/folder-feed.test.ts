@@ -1,0 +1,77 @@
+// FolderFeed (src/core/server/folder-feed.ts): the watcher's settled paths, refreshed in the
+// FolderSource and diffed against what subscribers last heard, delivered as ready-to-push UPDATE
+// entries (changes, deletes, renames) — with no server: the sink is the test.
+import { mkdir, mkdtemp, rename, rm, unlink, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import type { ChangeBatch } from '../../src/core/server/feed.js'
+import { FolderFeed } from '../../src/core/server/folder-feed.js'
+import { FolderSource } from '../../src/core/server/folder-source.js'
+import { waitFor } from '../helpers/watch.js'
+
+let work: string
+let root: string
+let source: FolderSource
+let feed: FolderFeed
+let batches: ChangeBatch[]
+let errors: unknown[]
+
+beforeEach(async () => {
+  work = await mkdtemp(join(tmpdir(), 'assetsync-folder-feed-'))
+  root = join(work, 'root')
+  await mkdir(join(root, 'levels'), { recursive: true })
+  await writeFile(join(root, 'levels', 'one.lvl'), 'level one')
+  await writeFile(join(root, 'readme.txt'), 'hello')
+  source = await FolderSource.open({ root })
+  await source.scan()
+  batches = []
+  errors = []
+  feed = new FolderFeed(source, { settleMs: 20 })
+  await feed.start({ deliver: async (b) => { batches.push(b) }, error: (err) => { errors.push(err) } })
+})
+
+afterEach(async () => {
+  await feed.close()
+  await rm(work, { recursive: true, force: true })
+})
+
+/** Every entry delivered so far, as [kind, path, from?]. */
+const delivered = (): string[][] =>
+  batches.flatMap((b) => b.entries.map((e) => (e.kind === 'rename' ? [e.kind, e.path, e.from] : [e.kind, e.path])))
+
+describe('FolderFeed', () => {
+  it('delivers a change, a new file and a delete as entries carrying the new meta', async () => {
+    await writeFile(join(root, 'readme.txt'), 'hello again')
+    await writeFile(join(root, 'levels', 'two.lvl'), 'level two')
+    await unlink(join(root, 'levels', 'one.lvl'))
+    await waitFor(() => delivered().length >= 3, 5000, 'three entries', { detail: () => JSON.stringify(delivered()) })
+    await feed.idle()
+    expect(delivered().sort()).toEqual([['change', 'levels/two.lvl'], ['change', 'readme.txt'], ['delete', 'levels/one.lvl']])
+    const readme = batches.flatMap((b) => b.entries).find((e) => e.path === 'readme.txt')
+    expect(readme?.kind === 'change' && readme.size).toBe('hello again'.length)
+    expect(errors).toEqual([])
+  })
+
+  it('a move within the folder is one rename entry', async () => {
+    await rename(join(root, 'levels', 'one.lvl'), join(root, 'first.lvl'))
+    await waitFor(() => delivered().length >= 1, 5000, 'the rename')
+    expect(delivered()).toEqual([['rename', 'first.lvl', 'levels/one.lvl']])
+  })
+
+  it('a change a request already refreshed into the index is still delivered', async () => {
+    await writeFile(join(root, 'readme.txt'), 'requested before the watcher settled')
+    // What a client's REQUEST does on the read path: the index is current before the batch.
+    expect((await source.get('readme.txt'))?.size).toBe('requested before the watcher settled'.length)
+    await waitFor(() => delivered().length >= 1, 5000, 'the change')
+    expect(delivered()).toEqual([['change', 'readme.txt']])
+  })
+
+  it('a file saved with the content subscribers already have is no news', async () => {
+    await writeFile(join(root, 'readme.txt'), 'hello') // same bytes: new mtime and ctime, same hash
+    await writeFile(join(root, 'sentinel.txt'), 'x')
+    await waitFor(() => delivered().some(([, p]) => p === 'sentinel.txt'), 5000, 'the sentinel')
+    await feed.idle()
+    expect(delivered()).toEqual([['change', 'sentinel.txt']])
+  })
+})
