@@ -6,81 +6,9 @@
  */
 import { STATUS_BATCHES, STATUS_BATCH_PATHS, STATUS_BATCH_RECIPIENTS } from '../../limits.js'
 
-/** The whole status of one server. Times are ISO 8601 strings (UTC), durations milliseconds. */
-export interface StatusJson {
-  /** The assetsync version serving. */
-  version: string
-  /** The wire protocol version it speaks. */
-  protocol: number
-  /** The server's public key, 64 hex digits (what clients pin). */
-  key: string
-  transport: 'udp' | 'tcp'
-  /** Where clients connect, e.g. "udp://0.0.0.0:7420". */
-  address: string
-  /** When the server started, and how long ago that was when this snapshot was taken. */
-  startedAt: string
-  uptimeMs: number
-  /** Files indexed now. */
-  files: number
-  /** One entry per connected, authenticated client, oldest connection first. */
-  clients: ClientStatus[]
-  /** The last STATUS_BATCHES (50) change batches, newest first. */
-  batches: BatchStatus[]
-}
+import type { BatchStatus, ReloadError, ReloadReport, StatusJson, SubscriptionStatus } from '../../protocol/status-json.js'
 
-export interface ClientStatus {
-  /** "address:port" as the server sees the client; unique among the connected clients. */
-  remote: string
-  transport: 'udp' | 'tcp'
-  /** When it connected. */
-  since: string
-  /** Bytes over this connection so far (frames, before encryption). */
-  bytes: { sent: number; received: number }
-  /** What it is subscribed to: each pattern and the instance ids holding it. */
-  subscriptions: SubscriptionStatus[]
-  /** Its last reload report (`assetsync run`), or null if it never sent one. */
-  lastReport: ReloadReport | null
-}
-
-export interface SubscriptionStatus {
-  pattern: string
-  instances: number[]
-}
-
-export interface ReloadReport {
-  /** When the server received it. */
-  at: string
-  ok: boolean
-  /** The wire paths the device reloaded (or tried to). */
-  paths: string[]
-  /** How long the reload took on the device. */
-  ms: number
-  /** Null when ok. */
-  error: ReloadError | null
-}
-
-export interface ReloadError {
-  /** The error as the device reported it (e.g. a Lua message with its traceback). */
-  message: string
-  /** The script and line it points at, when the message names one ("scripts/main.lua:12: …"). */
-  file: string | null
-  line: number | null
-}
-
-export interface BatchStatus {
-  /** Numbers batches in the order they were pushed, from 1. */
-  seq: number
-  /** When it was announced. */
-  at: string
-  /** Newest save in the batch (file mtime) → announced; null when unknown. */
-  lagMs: number | null
-  /** Paths in the batch; `changes` keeps the first STATUS_BATCH_PATHS of them. */
-  changeCount: number
-  changes: { path: string; action: 'change' | 'delete' | 'rename'; from?: string }[]
-  /** Clients it was pushed to; `recipients` keeps the first STATUS_BATCH_RECIPIENTS remotes. */
-  recipientCount: number
-  recipients: string[]
-}
+export type { BatchStatus, ClientStatus, ReloadError, ReloadReport, StatusJson, SubscriptionStatus } from '../../protocol/status-json.js'
 
 /** What the HTTP surface (and the STATUS frame) needs from a server: a snapshot, and change news. */
 export interface StatusProvider {
