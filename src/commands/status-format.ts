@@ -11,7 +11,6 @@ const CELL_MAX = 48
 
 /** The text with C0/C1 control characters (ESC, CR, …) shown as \u001b etc.; newlines too. */
 export function visible(s: string): string {
-  // eslint-disable-next-line no-control-regex
   return s.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
 }
 

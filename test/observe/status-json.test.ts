@@ -80,7 +80,6 @@ describe('formatStatus', () => {
     s.clients[0]!.remote = 'evil\u001b[2J\u001b]0;pwned\u0007'
     s.batches[0]!.changes[0]!.path = 'a\rb\u009bc'
     const text = formatStatus(s)
-    // eslint-disable-next-line no-control-regex
     expect(text).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/)
     expect(text).toContain('evil\\u001b[2J\\u001b]0;pwned\\u0007')
     expect(visible('a\nb')).toBe('a\\u000ab')
