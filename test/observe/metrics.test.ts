@@ -104,6 +104,24 @@ describe('Metrics', () => {
     expect(m.contentType).toMatch(/^text\/plain; version=0\.0\.4/)
   })
 
+  it('reads live connections\' byte counters at scrape time and keeps them after close', async () => {
+    const m = new Metrics({ version: '1', processMetrics: false })
+    const conn = { bytesSent: 100, bytesReceived: 10 }
+    const other = { bytesSent: 1, bytesReceived: 1 }
+    const stop = m.watchBytes(conn)
+    m.watchBytes(other)
+    m.bytes(5, 0)
+    const sent = async (): Promise<number | undefined> => value(parse(await m.text()), 'assetsync_sent_bytes_total')
+    expect(await sent()).toBe(106)
+    conn.bytesSent = 1000
+    expect(await sent()).toBe(1006)
+    stop()
+    stop() // twice is once
+    conn.bytesSent = 5000 // after close: no longer read
+    expect(await sent()).toBe(1006)
+    expect(value(parse(await m.text()), 'assetsync_received_bytes_total')).toBe(11)
+  })
+
   it('keeps labels to fixed sets: unknown values from the wire become "other"', async () => {
     const m = new Metrics({ version: '1', processMetrics: false })
     for (let i = 0; i < 100; i++) {

@@ -45,6 +45,12 @@ function codeLabel(code: string): string {
   return isErrorCode(code) ? code : 'other'
 }
 
+/** A connection's own byte counters (protocol Connection has these), read at scrape time. */
+export interface ByteCounters {
+  readonly bytesSent: number
+  readonly bytesReceived: number
+}
+
 export interface MetricsOptions {
   /** The assetsync version, for assetsync_build_info. */
   version: string
@@ -70,6 +76,9 @@ export class Metrics {
   readonly #subscriptions: Gauge
   readonly #errors: Counter<'code'>
   readonly #reports: Counter<'result'>
+  /** Bytes of closed connections and of bytes() calls; live connections are added at scrape time. */
+  readonly #bytesDone = { sent: 0, received: 0 }
+  readonly #live = new Set<ByteCounters>()
 
   constructor(opts: MetricsOptions) {
     const registers = [this.registry]
@@ -79,8 +88,16 @@ export class Metrics {
     this.#open = new Gauge({ name: 'assetsync_connections_open', help: 'Client connections open now, by transport.', labelNames: ['transport'], registers })
     this.#refused = new Counter({ name: 'assetsync_handshakes_refused_total', help: 'Connection attempts refused during the handshake or authentication, by reason (an error code).', labelNames: ['reason'], registers })
     this.#requests = new Counter({ name: 'assetsync_requests_total', help: 'File requests answered, by status: file, up-to-date, not-found, refused, error.', labelNames: ['status'], registers })
-    this.#sent = new Counter({ name: 'assetsync_sent_bytes_total', help: 'Bytes sent to clients (frames, before encryption).', registers })
-    this.#received = new Counter({ name: 'assetsync_received_bytes_total', help: 'Bytes received from clients (frames, after decryption).', registers })
+    // Read from the connections' own counters when scraped: exact, and no call per frame.
+    const live = (k: keyof ByteCounters): number => [...this.#live].reduce((n, c) => n + c[k], 0)
+    this.#sent = new Counter({
+      name: 'assetsync_sent_bytes_total', help: 'Bytes sent to clients (frames, before encryption).', registers,
+      collect: () => { this.#sent.reset(); this.#sent.inc(this.#bytesDone.sent + live('bytesSent')) },
+    })
+    this.#received = new Counter({
+      name: 'assetsync_received_bytes_total', help: 'Bytes received from clients (frames, after decryption).', registers,
+      collect: () => { this.#received.reset(); this.#received.inc(this.#bytesDone.received + live('bytesReceived')) },
+    })
     this.#transfers = new Histogram({ name: 'assetsync_transfer_duration_seconds', help: 'Time from a file request to its last chunk sent.', buckets: TRANSFER_BUCKETS, registers })
     this.#batches = new Counter({ name: 'assetsync_change_batches_total', help: 'Settled change batches pushed to subscribers.', registers })
     this.#changes = new Counter({ name: 'assetsync_changes_total', help: 'Changed, deleted or renamed paths in the pushed batches.', registers })
@@ -116,10 +133,23 @@ export class Metrics {
     this.#requests.inc({ status: oneOf(status, REQUEST_STATUSES) })
   }
 
-  /** Bytes moved since the last call (either may be 0). */
+  /** Bytes moved since the last call (either may be 0), for traffic no watched connection counts. */
   bytes(sent: number, received: number): void {
-    if (sent > 0) this.#sent.inc(sent)
-    if (received > 0) this.#received.inc(received)
+    if (sent > 0) this.#bytesDone.sent += sent
+    if (received > 0) this.#bytesDone.received += received
+  }
+
+  /**
+   * Counts a connection's bytes from its own counters, read at each scrape, until the returned
+   * function is called (at close): its final counts then stay in the totals.
+   */
+  watchBytes(counters: ByteCounters): () => void {
+    this.#live.add(counters)
+    return () => {
+      if (!this.#live.delete(counters)) return
+      this.#bytesDone.sent += counters.bytesSent
+      this.#bytesDone.received += counters.bytesReceived
+    }
   }
 
   /** A file transfer finished (its last chunk sent) after `ms` milliseconds. */
