@@ -3,6 +3,7 @@
  * failure is one line on stderr prefixed "assetsync: " and an exit code from errors.ts.
  */
 import { Command, CommanderError } from 'commander'
+import { withProjectConfig } from './commands/config.js'
 import { getCommand } from './commands/get.js'
 import { type OutputStreams, processStreams } from './commands/output.js'
 import { pullCommand } from './commands/pull.js'
@@ -32,6 +33,7 @@ Exit codes: 0 ok, 1 unexpected, 2 usage, 3 cannot connect / timed out / connecti
 4 authentication or server-key mismatch, 5 remote path not found or refused,
 6 integrity or local write failure.`)
   for (const cmd of [serveCommand(io), pullCommand(io), getCommand(io), watchCommand(io)]) program.addCommand(cmd)
+  withProjectConfig(program) // --config and assetsync.json, for every command added above
   const configure = (c: Command): void => {
     c.exitOverride()
     c.configureOutput({

@@ -131,3 +131,26 @@ export const RECONNECT_MAX_MS = 5000
 // --- pull ----------------------------------------------------------------------------------------
 /** Connections a pull tries when one is lost mid-way (e.g. a reset stream); it resumes by hash. */
 export const PULL_ATTEMPTS = 3
+
+// --- observability (serve --http, /status, project file) -------------------------------------
+/** Change batches /status (and the page) keeps, newest first. */
+export const STATUS_BATCHES = 50
+/** Paths one batch keeps in /status; the rest are only counted (`changeCount`). */
+export const STATUS_BATCH_PATHS = 100
+/** Device names (remotes) one batch keeps as recipients in /status; the rest are only counted. */
+export const STATUS_BATCH_RECIPIENTS = 64
+/** Live-page (`/events`) connections one HTTP listener serves at once; more get 503. */
+export const HTTP_SSE_MAX_CLIENTS = 32
+/**
+ * Shortest gap between two snapshots pushed to the live page: a burst of changes (a git checkout)
+ * becomes one push, not hundreds of full snapshots per client.
+ */
+export const HTTP_SSE_THROTTLE_MS = 200
+/** A comment line goes to each live page this often, so proxies and browsers keep the stream. */
+export const HTTP_SSE_KEEPALIVE_MS = 15_000
+/** An HTTP request must send its headers within this, or the socket is closed (slowloris). */
+export const HTTP_HEADERS_TIMEOUT_MS = 10_000
+/** Request header bytes the HTTP listener accepts (Node's own default, stated). */
+export const HTTP_MAX_HEADER_BYTES = 16 * KiB
+/** Largest project file (assetsync.json) read; a bigger one is a usage error. */
+export const CONFIG_MAX_BYTES = 1 * MiB
