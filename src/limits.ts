@@ -131,3 +131,12 @@ export const RECONNECT_MAX_MS = 5000
 // --- pull ----------------------------------------------------------------------------------------
 /** Connections a pull tries when one is lost mid-way (e.g. a reset stream); it resumes by hash. */
 export const PULL_ATTEMPTS = 3
+
+// --- client sinks and retries (rooms and seams) ------------------------------------------------
+/** Attempts of one download on one connection when the file changed mid-transfer or failed its hash. */
+export const DOWNLOAD_ATTEMPTS = 3
+/**
+ * Largest file `AssetClient.read` takes into memory (a bigger announced size is refused with
+ * ERR_LIMIT before any byte arrives); callers may pass a lower or higher cap.
+ */
+export const MAX_READ_BYTES = 64 * MiB

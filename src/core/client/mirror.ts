@@ -10,8 +10,9 @@ import { dirname, join } from 'node:path'
 import { AssetSyncError, writeError } from '../../errors.js'
 import { CLIENT_PARALLEL_CHECKS, CLIENT_PARALLEL_TRANSFERS } from '../../limits.js'
 import type { FileMeta, ManifestEntry } from '../../protocol/messages.js'
-import { isTempName } from '../fs/atomic-file.js'
+import { isTempName } from '../fs/atomic-write.js'
 import type { AssetClient } from './client.js'
+import { fileSink } from './temp-file-sink.js'
 import { HashCache, cacheFileFor } from '../fs/hash-cache.js'
 import { equalHash, hashFile } from '../fs/hash.js'
 import { ignoreMatcher, patternMatcher } from '../fs/ignore.js'
@@ -164,9 +165,9 @@ export class Mirror {
       // Re-check after creating folders: a planted symlink must not have redirected them.
       final = await resolveForWrite(root, wire, checked)
     }
-    const r = await client.download(wire, final, haveHash, true)
-    if (r.status === 'up-to-date' || !r.meta || !r.tempPath) return null
-    return { wire, temp: r.tempPath, final, hash: Buffer.from(r.meta.hash), bytes: r.bytes }
+    const r = await client.download(wire, fileSink(final, { stage: true }), haveHash)
+    if (r.status === 'up-to-date') return null
+    return { wire, temp: r.result.tempPath, final, hash: Buffer.from(r.meta.hash), bytes: r.bytes }
   }
 
   /**
