@@ -53,6 +53,65 @@ export class ProtocolError extends AssetSyncError {
   }
 }
 
+/**
+ * What to do about a failure, by code: the one place that decides whether an operation is worth
+ * repeating. Callers pick the scope (a download retries on the same connection, `pull` resumes on
+ * a new one, `watch` reconnects forever unless fatal); this table only says what may help.
+ *
+ * | recovery    | codes                                                       | meaning |
+ * |-------------|-------------------------------------------------------------|---------|
+ * | `retry`     | ERR_CHANGED, ERR_INTEGRITY                                  | the same request again, on the same connection: the file changed on the server mid-transfer, or the bytes did not match their hash (a download retries these up to DOWNLOAD_ATTEMPTS) |
+ * | `reconnect` | ERR_CONNECTION_LOST, ERR_TIMEOUT, ERR_CONNECT               | the connection is gone, or never came up: a new one may work (pull resumes; watch reconnects with backoff; a first connect still fails at once) |
+ * | `fatal`     | ERR_AUTH, ERR_KEY_MISMATCH, ERR_VERSION, ERR_USAGE          | no repetition can help: wrong token, another server key, another protocol, bad input. Stop |
+ * | `final`     | ERR_NOT_FOUND, ERR_PATH_REFUSED, ERR_WRITE, ERR_LIMIT, ERR_PROTOCOL, ERR_INTERNAL, anything not an AssetSyncError | this operation failed for good; other work goes on, and a long-lived mirror may try again later (watch reconnects after them, since they are not fatal) |
+ */
+export type Recovery = 'retry' | 'reconnect' | 'fatal' | 'final'
+
+/** The recovery of each error code (the table above). */
+export const ERROR_RECOVERY = {
+  ERR_USAGE: 'fatal',
+  ERR_CONNECT: 'reconnect',
+  ERR_TIMEOUT: 'reconnect',
+  ERR_CONNECTION_LOST: 'reconnect',
+  ERR_PROTOCOL: 'final',
+  ERR_VERSION: 'fatal',
+  ERR_LIMIT: 'final',
+  ERR_AUTH: 'fatal',
+  ERR_KEY_MISMATCH: 'fatal',
+  ERR_NOT_FOUND: 'final',
+  ERR_PATH_REFUSED: 'final',
+  ERR_INTEGRITY: 'retry',
+  ERR_WRITE: 'final',
+  ERR_CHANGED: 'retry',
+  ERR_INTERNAL: 'final',
+} as const satisfies Record<ErrorCode, Recovery>
+
+/** How `err` may be recovered from; anything but an AssetSyncError is `final` (a bug, not a plan). */
+export function recoveryOf(err: unknown): Recovery {
+  return err instanceof AssetSyncError ? ERROR_RECOVERY[err.code] : 'final'
+}
+
+/** Worth repeating: the same request (`retry`) or on a new connection (`reconnect`). */
+export function isTransient(err: unknown): boolean {
+  const r = recoveryOf(err)
+  return r === 'retry' || r === 'reconnect'
+}
+
+/** The request may be repeated on the same connection (ERR_CHANGED, ERR_INTEGRITY). */
+export function isRetryable(err: unknown): boolean {
+  return recoveryOf(err) === 'retry'
+}
+
+/** The connection is lost or never came up; a new connection may succeed. */
+export function needsReconnect(err: unknown): boolean {
+  return recoveryOf(err) === 'reconnect'
+}
+
+/** Nothing can help (authentication, key mismatch, version, usage): stop, do not retry. */
+export function isFatal(err: unknown): boolean {
+  return recoveryOf(err) === 'fatal'
+}
+
 export function isErrorCode(code: string): code is ErrorCode {
   return Object.hasOwn(ERROR_EXIT, code)
 }

@@ -15,13 +15,23 @@ export { MemorySource } from './core/server/memory-source.js'
 export { FolderFeed, type FolderFeedOptions } from './core/server/folder-feed.js'
 export { MemoryFeed } from './core/server/memory-feed.js'
 export type { KeyPair } from './protocol/keypair.js'
-export type { Clock } from './protocol/clock.js'
 export { DEFAULT_PORT } from './limits.js'
-export { AssetClient, parseServer, type AssetClientOptions, type DownloadResult } from './core/client/client.js'
+export {
+  AssetClient, parseServer, type AssetClientOptions, type AssetClientEvents, type DownloadResult, type DownloadStatus, type ReadOptions,
+} from './core/client/client.js'
+export type { FileSink, SinkFactory } from './core/client/file-sink.js'
+export { fileSink, type SavedFile, type FileSinkOptions } from './core/client/temp-file-sink.js'
+export { MemorySink, memorySink } from './core/client/memory-sink.js'
 export { Mirror, type MirrorOptions, type SyncOptions, type SyncSummary, type FileEvent } from './core/client/mirror.js'
-export { LiveMirror, type LiveMirrorOptions } from './core/client/live-mirror.js'
-export { HookRunner, type Change, type HookResult } from './core/client/hooks.js'
-export { AssetSyncError, ProtocolError, EXIT, ERROR_EXIT, exitCodeOf, type ErrorCode } from './errors.js'
+export {
+  LiveMirror, reconnectDelay, type LiveMirrorOptions, type LiveMirrorEvents, type SyncedEvent, type ReconnectingEvent,
+} from './core/client/live-mirror.js'
+export { HookRunner, type Change, type HookResult, type HookOptions, type HookRunnerEvents } from './core/client/hooks.js'
+export {
+  AssetSyncError, ProtocolError, EXIT, ERROR_EXIT, ERROR_RECOVERY, exitCodeOf, recoveryOf, isTransient, isRetryable, needsReconnect, isFatal,
+  type ErrorCode, type Recovery,
+} from './errors.js'
+export { ManualClock, type Clock } from './protocol/clock.js'
 export { PROTOCOL_VERSION, type ManifestEntry, type UpdateEntry, type FileMeta } from './protocol/messages.js'
 export type { TransportName } from './protocol/transport.js'
 export * as limits from './limits.js'

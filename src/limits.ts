@@ -154,3 +154,12 @@ export const HTTP_HEADERS_TIMEOUT_MS = 10_000
 export const HTTP_MAX_HEADER_BYTES = 16 * KiB
 /** Largest project file (assetsync.json) read; a bigger one is a usage error. */
 export const CONFIG_MAX_BYTES = 1 * MiB
+
+// --- client sinks and retries (rooms and seams) ------------------------------------------------
+/** Attempts of one download on one connection when the file changed mid-transfer or failed its hash. */
+export const DOWNLOAD_ATTEMPTS = 3
+/**
+ * Largest file `AssetClient.read` takes into memory (a bigger announced size is refused with
+ * ERR_LIMIT before any byte arrives); callers may pass a lower or higher cap.
+ */
+export const MAX_READ_BYTES = 64 * MiB

@@ -3,7 +3,6 @@ import { Command, Option } from 'commander'
 import { AssetSyncError } from '../errors.js'
 import { HOOK_TIMEOUT_MS } from '../limits.js'
 import { type ClientFlags, checkPatterns, clientOptions, parseDuration, toClientOptions, untilSignal } from './common.js'
-import type { Change } from '../core/client/hooks.js'
 import { Output, type OutputStreams, formatBytes } from './output.js'
 
 interface WatchFlags extends ClientFlags {
@@ -34,7 +33,7 @@ export function watchCommand(io: OutputStreams): Command {
         stdout: flags.json ? 'stderr' : 'inherit',
       })
       : null
-    hooks?.on('done', (r: { exitCode: number | null; signal: string | null; timedOut: boolean; ms: number; error?: string }) => {
+    hooks?.on('done', (r) => {
       out.event({ event: 'hook', exitCode: r.exitCode, ...(r.signal ? { signal: r.signal } : {}), timedOut: r.timedOut, ms: r.ms, ...(r.error ? { error: r.error } : {}) })
       if (r.error) out.note(`assetsync: hook could not start: ${r.error}`)
       else if (r.timedOut) out.note(`assetsync: hook killed after ${flags.hookTimeout ?? HOOK_TIMEOUT_MS / 1000} s`)
@@ -45,22 +44,22 @@ export function watchCommand(io: OutputStreams): Command {
       out.event({ event: initial ? 'synced' : 'resynced', ...summary })
       out.line(`${initial ? 'synced' : 'resynced'} ${summary.files} files (${summary.downloaded} downloaded, ${summary.deleted} deleted, ${formatBytes(summary.bytesReceived)}) into ${root}; watching ${flags.server}`)
     })
-    live.on('applied', (changes: Change[]) => {
+    live.on('applied', (changes) => {
       // The hook first: its process start is the long pole of save → reload; printing can wait.
       hooks?.enqueue(changes)
       out.event({ event: 'applied', changes })
       for (const c of changes) out.line(`${c.action === 'delete' ? 'deleted' : 'updated'} ${c.path}`)
     })
-    live.on('disconnected', (err: AssetSyncError | null) => {
+    live.on('disconnected', (err) => {
       out.event({ event: 'disconnected', reason: err?.message ?? 'closed' })
       out.note(`assetsync: ${err?.message ?? 'connection closed'}; reconnecting`)
     })
-    live.on('reconnecting', (r: { attempt: number; delayMs: number }) => out.event({ event: 'reconnecting', ...r }))
-    live.on('batch-error', (err: Error) => {
-      out.event({ event: 'error', message: err.message, code: (err as AssetSyncError).code ?? 'ERR_INTERNAL' })
+    live.on('reconnecting', (r) => out.event({ event: 'reconnecting', ...r }))
+    live.on('batch-error', (err) => {
+      out.event({ event: 'error', message: err.message, code: err instanceof AssetSyncError ? err.code : 'ERR_INTERNAL' })
       out.note(`assetsync: could not apply a change: ${err.message}`)
     })
-    live.on('fatal', (err: AssetSyncError) => { fatal = err })
+    live.on('fatal', (err) => { fatal = err })
     await live.start()
     await Promise.race([untilSignal(), live.done])
     await live.stop()

@@ -87,7 +87,8 @@ test('a failing hook (exit 3) is reported as {"event":"hook","exitCode":3}, and 
   await writeFile(join(src, 'a.txt'), 'first change\n')
   const first = await watch.waitEvent((e) => e.event === 'hook', 10_000, 'the first hook event')
   expect(first).toMatchObject({ event: 'hook', exitCode: 3, timedOut: false })
-  expect(watch.stderr()).toContain('hook exited 3')
+  // stderr is another pipe than the --json events: the note may arrive a moment after the event.
+  await waitFor(() => watch.stderr().includes('hook exited 3'), 5000, '"hook exited 3" on stderr', { detail: () => watch.stderr() })
   await writeFile(join(src, 'sub', 'b.txt'), 'second change\n')
   await waitForSameFiles(src, watch.out, 10_000)
   await waitFor(() => watch.events().filter((e) => e.event === 'hook').length >= 2, 10_000, 'the second hook event')

@@ -1,20 +1,24 @@
 /**
  * AssetClient: one authenticated connection to an assetsync server, with the operations the
- * commands build on — manifest (paged), verified atomic downloads, subscriptions. Never prints.
+ * commands build on — manifest (paged), verified downloads into a FileSink (a file, atomically;
+ * memory; a staged temp file), subscriptions. Never prints.
  */
 import { EventEmitter } from 'node:events'
-import { AssetSyncError } from '../../errors.js'
-import { DEFAULT_PORT, MAX_MANIFEST_FILES } from '../../limits.js'
+import { AssetSyncError, isRetryable } from '../../errors.js'
+import { DEFAULT_PORT, DOWNLOAD_ATTEMPTS, MAX_MANIFEST_FILES } from '../../limits.js'
 import type { Connection } from '../../protocol/connection.js'
 import { type TimingOptions, dial } from '../../protocol/endpoint.js'
-import type { FileMeta, ManifestEntry, ReplyMessage, UpdateMsg } from '../../protocol/messages.js'
+import type { ManifestEntry, ReplyMessage, UpdateEntry, UpdateMsg } from '../../protocol/messages.js'
 import type { TransportName } from '../../protocol/transport.js'
-import { IncomingFile } from '../fs/atomic-file.js'
 import { KnownServers, configDir, parseKeyHex } from '../fs/keys.js'
-import { assertWirePath, printable } from '../fs/paths.js'
+import { assertWirePath } from '../fs/paths.js'
+import type { SinkFactory } from './file-sink.js'
+import { memorySink } from './memory-sink.js'
+import { type Received, receiveFile } from './receive.js'
+import { type SavedFile, fileSink } from './temp-file-sink.js'
 
-/** Attempts for a file that changed on the server mid-transfer. */
-export const DOWNLOAD_ATTEMPTS = 3
+/** Attempts of one download on one connection (now in limits.ts; kept here for callers). */
+export { DOWNLOAD_ATTEMPTS }
 
 /** Parses "host:port", "[v6]:port" or "host" (default port). */
 export function parseServer(s: string): { host: string; port: number } {
@@ -38,18 +42,32 @@ export interface AssetClientOptions extends TimingOptions {
   connectTimeoutMs?: number
 }
 
+/** Whether a download sent bytes, or the local copy (`haveHash`) was current. */
 export type DownloadStatus = 'downloaded' | 'up-to-date'
 
-export interface DownloadResult {
-  status: DownloadStatus
-  meta: FileMeta | null
-  bytes: number
-  /** With `stage`: the verified temp file beside the final path, not yet renamed. */
-  tempPath?: string
+/**
+ * How a download ended: `up-to-date` (the server vouched for `haveHash`; nothing was sent) or
+ * `downloaded`, with the sink's result (for a path: the SavedFile), the announced meta and the
+ * payload bytes received.
+ */
+export type DownloadResult<T = SavedFile> = Received<T>
+
+/** Options of `AssetClient.read`. */
+export interface ReadOptions {
+  /** Largest file taken into memory; default MAX_READ_BYTES. */
+  maxBytes?: number
 }
 
-/** Events: 'update' (UpdateMsg['entries']), 'close' (err | null). */
-export class AssetClient extends EventEmitter {
+/** The events of an AssetClient, by name: the listener's arguments. */
+export type AssetClientEvents = {
+  /** The server pushed a batch of changes to subscribed paths (UPDATE). */
+  update: [entries: UpdateEntry[]]
+  /** The connection closed (once): null when closed by us, else why. */
+  close: [err: AssetSyncError | null]
+}
+
+/** One connection to a server. Events: AssetClientEvents. */
+export class AssetClient extends EventEmitter<AssetClientEvents> {
   readonly conn: Connection
   readonly server: string
 
@@ -102,79 +120,35 @@ export class AssetClient extends EventEmitter {
   }
 
   /**
-   * Downloads `path` to `finalPath` atomically (temp file, BLAKE3 check, rename). With `haveHash`
-   * the server answers up-to-date instead of sending bytes. Retries a file that changed on the
-   * server mid-transfer. Throws ERR_NOT_FOUND / ERR_PATH_REFUSED for what the server refuses.
+   * Downloads `path` into a sink: a local path (temp file beside it, BLAKE3 check, rename; see
+   * `fileSink`) or a `SinkFactory` (memory, staged temp file, ...). With `haveHash` the server
+   * answers up-to-date instead of sending bytes. A file that changed on the server mid-transfer,
+   * or failed its hash, is fetched again on this connection (DOWNLOAD_ATTEMPTS in all; see
+   * ERROR_RECOVERY). Throws ERR_NOT_FOUND / ERR_PATH_REFUSED for what the server refuses.
    */
-  async download(path: string, finalPath: string, haveHash: Uint8Array | null = null, stage = false): Promise<DownloadResult> {
+  download(path: string, target: string, haveHash?: Uint8Array | null): Promise<DownloadResult<SavedFile>>
+  download<T>(path: string, target: SinkFactory<T>, haveHash?: Uint8Array | null): Promise<DownloadResult<T>>
+  async download<T>(path: string, target: string | SinkFactory<T>, haveHash: Uint8Array | null = null): Promise<DownloadResult<T | SavedFile>> {
+    const open: SinkFactory<T | SavedFile> = typeof target === 'string' ? fileSink(target) : target
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.#downloadOnce(path, finalPath, haveHash, stage)
+        return await receiveFile(this.conn, this.server, path, haveHash, open)
       } catch (err) {
-        const retry = err instanceof AssetSyncError && (err.code === 'ERR_CHANGED' || err.code === 'ERR_INTEGRITY')
-        if (!retry || attempt >= DOWNLOAD_ATTEMPTS || this.conn.closed) throw err
+        if (!isRetryable(err) || attempt >= DOWNLOAD_ATTEMPTS || this.conn.closed) throw err
       }
     }
   }
 
-  #downloadOnce(path: string, finalPath: string, haveHash: Uint8Array | null, stage: boolean): Promise<DownloadResult> {
-    let file: Promise<IncomingFile> | null = null
-    let chain: Promise<unknown> = Promise.resolve()
-    let status: DownloadStatus = 'up-to-date'
-    let meta: FileMeta | null = null
-    let expected = 0
-    // A local failure (open or write: disk full, permissions) ends the request at once: the server
-    // stops sending, and the error reaches the caller now, not after the last chunk. This also
-    // handles the rejection right away; left alone until the transfer ended, it crashed the
-    // process as an unhandled rejection (exit 1) whenever chunks were still arriving.
-    const fail = (err: unknown): void => { this.conn.cancel(req.id, err instanceof Error ? err : new Error(String(err))) }
-    const onReply = (r: ReplyMessage): boolean => {
-      if (r.type === 'response') {
-        if (meta) throw new AssetSyncError('ERR_PROTOCOL', 'second RESPONSE for one request')
-        if (r.status !== 'file') {
-          if (r.status === 'up-to-date') return true
-          if (r.status === 'not-found') throw new AssetSyncError('ERR_NOT_FOUND', `not found on ${this.server}: ${printable(path)}`)
-          throw new AssetSyncError('ERR_PATH_REFUSED', `${this.server} refused ${printable(path)}: ${r.reason}`)
-        }
-        meta = { hash: Buffer.from(r.hash), size: r.size, mode: r.mode, mtime: r.mtime }
-        status = 'downloaded'
-        file = IncomingFile.create(finalPath, meta)
-        file.catch(fail)
-        chain = file
-        return false
-      }
-      if (r.type !== 'chunk' || !file) throw new AssetSyncError('ERR_PROTOCOL', `unexpected ${r.type} during a transfer`)
-      if (r.offset !== expected) throw new AssetSyncError('ERR_PROTOCOL', `chunk at ${r.offset}, expected ${expected}`)
-      expected += r.data.byteLength
-      const data = r.data
-      const f = file
-      // The bytes stay charged to the flow-control window until they are on disk: the server
-      // cannot run more than FLOW_WINDOW_BYTES ahead of a slow disk (bounded memory, UDP too).
-      chain = chain.then(async () => (await f).write(data)).finally(() => this.conn.release(data.byteLength))
-      chain.catch(fail)
-      return r.final
-    }
-    const req = this.conn.request((id) => ({ type: 'request', id, path, haveHash }), onReply, { holdChunks: true })
-    return req.done.then(
-      async () => {
-        if (!file) return { status, meta, bytes: 0 }
-        const f = await file
-        try {
-          await chain
-        } catch (err) {
-          await f.discard()
-          throw err
-        }
-        await f.commit(!stage)
-        return { status, meta, bytes: f.written, ...(stage ? { tempPath: f.tempPath } : {}) }
-      },
-      async (err: unknown) => {
-        // Wait for queued writes, then remove the temp file: nothing half-written survives.
-        await chain.catch(() => {})
-        if (file) await (await file.catch(() => null))?.discard()
-        throw err
-      },
-    )
+  /**
+   * The verified content of `path`, in memory (at most `maxBytes`, default MAX_READ_BYTES: a
+   * larger file is refused with ERR_LIMIT before any byte arrives). With `haveHash`, null when
+   * the server says that content is current.
+   */
+  read(path: string, haveHash?: null, opts?: ReadOptions): Promise<Buffer>
+  read(path: string, haveHash: Uint8Array | null, opts?: ReadOptions): Promise<Buffer | null>
+  async read(path: string, haveHash: Uint8Array | null = null, opts: ReadOptions = {}): Promise<Buffer | null> {
+    const r = await this.download(path, memorySink(opts.maxBytes), haveHash)
+    return r.status === 'downloaded' ? r.result : null
   }
 
   /** Subscribes (or unsubscribes) `instanceId` to `patterns`; updates arrive as 'update' events. */

@@ -11,6 +11,8 @@ import type { ChildProcess } from 'node:child_process'
 import { EventEmitter } from 'node:events'
 import { constants } from 'node:os'
 import { HOOK_TIMEOUT_MS } from '../../limits.js'
+import type { Clock } from '../../protocol/clock.js'
+import { foregroundClock } from './foreground-clock.js'
 import { HookSpawner } from './hook-spawn.js'
 
 export { directArgv } from './hook-spawn.js'
@@ -31,6 +33,7 @@ export interface HookResult {
   warm?: boolean
 }
 
+/** How a HookRunner runs the `--exec` command. */
 export interface HookOptions {
   command: string
   /** ASSETSYNC_ROOT: the mirror folder. */
@@ -43,6 +46,16 @@ export interface HookOptions {
    * `close()` when done (Node exiting also ends it).
    */
   warm?: boolean
+  /** Times the hook timeout; default real time. Tests inject a ManualClock. */
+  clock?: Clock
+}
+
+/** The events of a HookRunner, by name: the listener's arguments. */
+export type HookRunnerEvents = {
+  /** A run starts with this (merged) batch. */
+  start: [changes: Change[]]
+  /** A run ended (exited, killed after the timeout, or could not start). */
+  done: [result: HookResult]
 }
 
 /** The exit status a shell gives a command it cannot start: 127 not found, 126 not runnable. */
@@ -57,9 +70,10 @@ export function mergeChanges(pending: Change[], next: readonly Change[]): Change
   return [...byPath.values()]
 }
 
-/** Events: 'start' (changes), 'done' (HookResult). */
-export class HookRunner extends EventEmitter {
+/** Runs the hook per batch. Events: HookRunnerEvents. */
+export class HookRunner extends EventEmitter<HookRunnerEvents> {
   readonly #opts: HookOptions
+  readonly #clock: Clock
   readonly #spawner: HookSpawner
   #pending: Change[] = []
   #running: Promise<void> | null = null
@@ -67,6 +81,7 @@ export class HookRunner extends EventEmitter {
   constructor(opts: HookOptions) {
     super()
     this.#opts = opts
+    this.#clock = opts.clock ?? foregroundClock
     this.#spawner = new HookSpawner(opts)
     this.#spawner.prepare()
   }
@@ -118,17 +133,17 @@ export class HookRunner extends EventEmitter {
       const { child, warm } = started
       let timedOut = false
       let finished = false
-      const timer = setTimeout(() => {
+      const cancelTimer = this.#clock.after(this.#opts.timeoutMs ?? HOOK_TIMEOUT_MS, () => {
         timedOut = true
         try {
           if (child.pid && process.platform !== 'win32') process.kill(-child.pid, 'SIGKILL')
           else child.kill('SIGKILL')
         } catch { /* already gone */ }
-      }, this.#opts.timeoutMs ?? HOOK_TIMEOUT_MS)
+      })
       const finish = (r: Omit<HookResult, 'ms' | 'changes' | 'direct' | 'warm'>): void => {
         if (finished) return
         finished = true
-        clearTimeout(timer)
+        cancelTimer()
         resolve({ ...r, ms: Math.round(performance.now() - t0), changes, direct, warm })
       }
       child.once('error', (err: NodeJS.ErrnoException) => {

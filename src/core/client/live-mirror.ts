@@ -6,14 +6,16 @@
  */
 import { randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
-import { AssetSyncError } from '../../errors.js'
+import { AssetSyncError, isFatal } from '../../errors.js'
 import { CLIENT_PARALLEL_TRANSFERS, RECONNECT_BASE_MS, RECONNECT_MAX_MS } from '../../limits.js'
+import type { Clock } from '../../protocol/clock.js'
 import type { UpdateEntry } from '../../protocol/messages.js'
 import { AssetClient, type AssetClientOptions } from './client.js'
 import { equalHash } from '../fs/hash.js'
+import { foregroundClock } from './foreground-clock.js'
 import type { Change } from './hooks.js'
 import { patternMatcher } from '../fs/ignore.js'
-import { Mirror, type StagedFile } from './mirror.js'
+import { Mirror, type StagedFile, type SyncSummary } from './mirror.js'
 import { assertWirePath } from '../fs/paths.js'
 import { mapLimit } from '../fs/pool.js'
 
@@ -24,22 +26,50 @@ export interface LiveMirrorOptions {
   /** Identifies this subscriber within its connection; random by default. */
   instanceId?: number
   configDir?: string
+  /** Times the reconnect backoff; default real time (timers that keep the process alive). */
+  clock?: Clock
+  /** The jitter's random source, in [0, 1); default Math.random. */
+  random?: () => number
 }
 
-/** Errors after which retrying cannot help: wrong token, or a server presenting another key. */
-function isFatal(err: unknown): boolean {
-  return err instanceof AssetSyncError && (err.code === 'ERR_AUTH' || err.code === 'ERR_KEY_MISMATCH' || err.code === 'ERR_VERSION')
+/** A sync finished: the initial one, or a resync after a reconnect. */
+export interface SyncedEvent { summary: SyncSummary; initial: boolean }
+
+/** A reconnect attempt is due in `delayMs`. */
+export interface ReconnectingEvent { attempt: number; delayMs: number }
+
+/** The events of a LiveMirror, by name: the listener's arguments. */
+export type LiveMirrorEvents = {
+  synced: [e: SyncedEvent]
+  /** A batch became visible (pushed, or the changes a resync made). */
+  applied: [changes: Change[]]
+  /** The connection was lost (null: closed without an error); reconnecting follows. */
+  disconnected: [err: AssetSyncError | null]
+  reconnecting: [e: ReconnectingEvent]
+  /** A batch could not be applied; the next resync applies it. */
+  'batch-error': [err: Error]
+  /** A failure no retry can help (see isFatal in errors.ts): the mirror stops. */
+  fatal: [err: AssetSyncError]
 }
 
 /**
- * Events: 'synced' ({summary, initial}), 'applied' (changes: Change[]), 'disconnected' (err),
- * 'reconnecting' ({attempt, delayMs}), 'batch-error' (err) for a batch that could not be
- * applied (it is retried by the next resync), 'fatal' (err) when it gives up.
+ * The delay before reconnect attempt `attempt` (1, 2, ...): full jitter (AWS architecture blog)
+ * between 0 and min(RECONNECT_MAX_MS, RECONNECT_BASE_MS * 2^(attempt-1)); `random` in [0, 1).
  */
-export class LiveMirror extends EventEmitter {
+export function reconnectDelay(attempt: number, random: () => number = Math.random): number {
+  const cap = Math.min(RECONNECT_MAX_MS, RECONNECT_BASE_MS * 2 ** Math.min(Math.max(attempt, 1) - 1, 10))
+  return Math.round(random() * cap)
+}
+
+const asError = (err: unknown): Error => (err instanceof Error ? err : new Error(String(err)))
+
+/** A mirror kept live. Events: LiveMirrorEvents. */
+export class LiveMirror extends EventEmitter<LiveMirrorEvents> {
   readonly mirror: Mirror
   readonly instanceId: number
   readonly #opts: LiveMirrorOptions
+  readonly #clock: Clock
+  readonly #random: () => number
   readonly #match: (p: string) => boolean
   /** Paths this mirror got from the server (only these are ever deleted by a resync). */
   readonly #known = new Set<string>()
@@ -52,6 +82,8 @@ export class LiveMirror extends EventEmitter {
   constructor(opts: LiveMirrorOptions) {
     super()
     this.#opts = opts
+    this.#clock = opts.clock ?? foregroundClock
+    this.#random = opts.random ?? Math.random
     this.mirror = new Mirror({ out: opts.out, patterns: opts.patterns, configDir: opts.configDir })
     this.#match = patternMatcher(this.mirror.patterns)
     this.instanceId = opts.instanceId ?? randomBytes(4).readUInt32BE(0)
@@ -138,12 +170,11 @@ export class LiveMirror extends EventEmitter {
       this.#wake = null
       if (this.#stopped) return
       for (let attempt = 1; !this.#stopped; attempt++) {
-        const cap = Math.min(RECONNECT_MAX_MS, RECONNECT_BASE_MS * 2 ** Math.min(attempt - 1, 10))
-        const delayMs = Math.round(Math.random() * cap) // full jitter (AWS architecture blog)
+        const delayMs = reconnectDelay(attempt, this.#random)
         this.emit('reconnecting', { attempt, delayMs })
         await new Promise<void>((resolve) => {
-          const t = setTimeout(resolve, delayMs)
-          this.#wake = () => { clearTimeout(t); resolve() }
+          const cancel = this.#clock.after(delayMs, resolve)
+          this.#wake = () => { cancel(); resolve() }
         })
         this.#wake = null
         if (this.#stopped) return
@@ -153,7 +184,7 @@ export class LiveMirror extends EventEmitter {
         } catch (err) {
           if (isFatal(err)) {
             this.#stopped = true
-            this.emit('fatal', err)
+            this.emit('fatal', err as AssetSyncError)
             return
           }
         }
@@ -208,7 +239,7 @@ export class LiveMirror extends EventEmitter {
     } catch (err) {
       for (const s of staged) await this.mirror.discard(s)
       // A lost connection is not this batch's fault: the resync after reconnecting applies it.
-      if (!client.conn.closed) this.emit('batch-error', err)
+      if (!client.conn.closed) this.emit('batch-error', asError(err))
       return
     }
     try {
@@ -228,7 +259,7 @@ export class LiveMirror extends EventEmitter {
         if (await this.mirror.remove(p)) changes.push({ path: p, action: 'delete' })
       }
     } catch (err) {
-      this.emit('batch-error', err)
+      this.emit('batch-error', asError(err))
     }
     if (changes.length > 0) this.emit('applied', changes)
   }

@@ -10,8 +10,9 @@ import { dirname, join } from 'node:path'
 import { AssetSyncError, writeError } from '../../errors.js'
 import { CLIENT_PARALLEL_CHECKS, CLIENT_PARALLEL_TRANSFERS } from '../../limits.js'
 import type { FileMeta, ManifestEntry } from '../../protocol/messages.js'
-import { isTempName } from '../fs/atomic-file.js'
+import { isTempName } from '../fs/atomic-write.js'
 import type { AssetClient } from './client.js'
+import { fileSink } from './temp-file-sink.js'
 import { HashCache, cacheFileFor } from '../fs/hash-cache.js'
 import { equalHash, hashFile } from '../fs/hash.js'
 import { ignoreMatcher, patternMatcher } from '../fs/ignore.js'
@@ -164,9 +165,9 @@ export class Mirror {
       // Re-check after creating folders: a planted symlink must not have redirected them.
       final = await resolveForWrite(root, wire, checked)
     }
-    const r = await client.download(wire, final, haveHash, true)
-    if (r.status === 'up-to-date' || !r.meta || !r.tempPath) return null
-    return { wire, temp: r.tempPath, final, hash: Buffer.from(r.meta.hash), bytes: r.bytes }
+    const r = await client.download(wire, fileSink(final, { stage: true }), haveHash)
+    if (r.status === 'up-to-date') return null
+    return { wire, temp: r.result.tempPath, final, hash: Buffer.from(r.meta.hash), bytes: r.bytes }
   }
 
   /**
@@ -202,7 +203,8 @@ export class Mirror {
     const root = (await this.root()) as string
     const src = await resolveForWrite(root, from)
     const dst = await resolveForWrite(root, to)
-    // A rename keeps inode, size and mtime: the hash known for `from` holds for `to` (no re-hash).
+    // A rename keeps inode, size and mtime (not ctime): the hash known for `from` holds for `to`,
+    // recorded with the stamp taken after the rename (no re-hash on the next sync).
     const st = localFile(src)
     const known = st ? this.#cache?.lookup(from, st) ?? null : null
     try {
@@ -213,7 +215,10 @@ export class Mirror {
       throw writeError(to, err)
     }
     this.#cache?.delete(from)
-    if (st && known) this.#cache?.set(to, st, known)
+    const moved = known ? localFile(dst) : null
+    if (st && known && moved && moved.ino === st.ino && moved.size === st.size && moved.mtimeMs === st.mtimeMs) {
+      this.#cache?.set(to, moved, known)
+    }
     await this.#removeEmptyParents(root, src)
   }
 

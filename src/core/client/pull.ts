@@ -3,7 +3,7 @@
  * udx stream, a Wi-Fi blip), it reconnects and resumes — files already verified are skipped by
  * hash — up to PULL_ATTEMPTS connections. Each file is reported once.
  */
-import { AssetSyncError } from '../../errors.js'
+import { type AssetSyncError, needsReconnect } from '../../errors.js'
 import { PULL_ATTEMPTS } from '../../limits.js'
 import type { AssetClient } from './client.js'
 import type { FileEvent, Mirror, SyncOptions, SyncSummary } from './mirror.js'
@@ -12,10 +12,6 @@ export interface PullOptions extends SyncOptions {
   attempts?: number
   /** Called before each reconnect after a lost connection. */
   onRetry?: (err: AssetSyncError, attempt: number) => void
-}
-
-function resumable(err: unknown): err is AssetSyncError {
-  return err instanceof AssetSyncError && (err.code === 'ERR_CONNECTION_LOST' || err.code === 'ERR_TIMEOUT')
 }
 
 export async function pullResuming(connect: () => Promise<AssetClient>, mirror: Mirror, opts: PullOptions = {}): Promise<SyncSummary> {
@@ -41,8 +37,9 @@ export async function pullResuming(connect: () => Promise<AssetClient>, mirror: 
       })
       break
     } catch (err) {
-      if (!resumable(err) || attempt >= attempts) throw err
-      opts.onRetry?.(err, attempt)
+      // Only a lost connection (or a request timing out) is worth a new one: see ERROR_RECOVERY.
+      if (!needsReconnect(err) || attempt >= attempts) throw err
+      opts.onRetry?.(err as AssetSyncError, attempt)
     } finally {
       client.close()
     }

@@ -1,5 +1,6 @@
 /**
- * Atomic file writes: bytes go to a temp file in the target's folder, are verified against the
+ * Atomic file writes, streaming (the whole-buffer variant and the temp naming are in
+ * atomic-write.ts): bytes go to a temp file in the target's folder, are verified against the
  * announced BLAKE3 hash, then renamed over the final path. A killed client leaves at most a temp
  * file (ignored by default, cleaned on the next run), never a partial file at a final path.
  *
@@ -11,41 +12,20 @@
  * (docs/benchmarks.md, "Cold pull"). A small file (≤ SMALL_FILE_BYTES, one CHUNK) is also written
  * synchronously; a larger one streams through async writes, so a slow disk never blocks the loop.
  */
-import { randomBytes } from 'node:crypto'
 import { closeSync, fchmodSync, futimesSync, open as openCb, renameSync, writeSync } from 'node:fs'
-import { type FileHandle, open, unlink } from 'node:fs/promises'
-import { basename, dirname, join } from 'node:path'
+import { type FileHandle, open } from 'node:fs/promises'
+import { basename } from 'node:path'
 import { promisify } from 'node:util'
 import { AssetSyncError, writeError } from '../../errors.js'
 import { SMALL_FILE_BYTES } from '../../limits.js'
 import type { FileMeta } from '../../protocol/messages.js'
+import { createTemp, removeTemp } from './atomic-write.js'
 import { type Hasher, createHasher, equalHash } from './hash.js'
-import { TEMP_PREFIX, TEMP_SUFFIX } from './ignore.js'
+
+export { isTempName, tempPathFor } from './atomic-write.js'
 
 /** A plain descriptor for small files: every later call on it is synchronous (closeSync too). */
 const openFd = promisify(openCb)
-
-/** Random per process (48 bits), so two clients writing into one folder never pick the same name. */
-let processTag: string | null = null
-let tempCounter = 0
-/** Attempts at a fresh temp name when one exists already (a leftover, or another process's). */
-const TEMP_NAME_ATTEMPTS = 5
-
-/**
- * A temp name beside `finalPath`: `.assetsync-<process tag><counter>.tmp` (hex). One random draw
- * per process instead of one per file; the file is created with O_EXCL, so a clash is an error
- * (and a retry with the next name), never a shared file.
- */
-export function tempPathFor(finalPath: string): string {
-  processTag ??= randomBytes(6).toString('hex')
-  return join(dirname(finalPath), `${TEMP_PREFIX}${processTag}${(tempCounter++).toString(16).padStart(4, '0')}${TEMP_SUFFIX}`)
-}
-
-export function isTempName(name: string): boolean {
-  return name.startsWith(TEMP_PREFIX) && name.endsWith(TEMP_SUFFIX)
-}
-
-const isExists = (err: unknown): boolean => (err as NodeJS.ErrnoException)?.code === 'EEXIST'
 
 /** One file being received: `write` chunks in order, then `commit` (verify + rename) or `discard`. */
 export class IncomingFile {
@@ -71,17 +51,12 @@ export class IncomingFile {
 
   /** Creates the temp file beside `finalPath` (so a full disk or a read-only folder fails early). */
   static async create(finalPath: string, meta: FileMeta): Promise<IncomingFile> {
-    const small = meta.size <= SMALL_FILE_BYTES
-    for (let attempt = 1; ; attempt++) {
-      const tempPath = tempPathFor(finalPath)
-      try {
-        if (small) return new IncomingFile(finalPath, tempPath, await openFd(tempPath, 'wx', 0o600), null, meta)
-        return new IncomingFile(finalPath, tempPath, -1, await open(tempPath, 'wx', 0o600), meta)
-      } catch (err) {
-        if (isExists(err) && attempt < TEMP_NAME_ATTEMPTS) continue
-        throw writeError(finalPath, err)
-      }
+    if (meta.size <= SMALL_FILE_BYTES) {
+      const { tempPath, handle } = await createTemp(finalPath, (p) => openFd(p, 'wx', 0o600))
+      return new IncomingFile(finalPath, tempPath, handle, null, meta)
     }
+    const { tempPath, handle } = await createTemp(finalPath, (p) => open(p, 'wx', 0o600))
+    return new IncomingFile(finalPath, tempPath, -1, handle, meta)
   }
 
   get written(): number { return this.#written }
@@ -156,6 +131,6 @@ export class IncomingFile {
     if (fh) await fh.close().catch(() => {})
     if (!this.#owned) return
     this.#owned = false
-    await unlink(this.tempPath).catch(() => {})
+    await removeTemp(this.tempPath)
   }
 }

@@ -4,8 +4,9 @@
  * It lives in the config directory, never inside a served or mirrored folder.
  */
 import { createHash } from 'node:crypto'
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
-import { dirname, join } from 'node:path'
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { writeFileAtomic } from './atomic-write.js'
 import { type FileStamp, sameStamp } from './stamp.js'
 
 export type { FileStamp } from './stamp.js'
@@ -109,11 +110,9 @@ export class HashCache {
       at = buf.writeDoubleBE(r.ino, at)
       at += r.hash.copy(buf, at)
     }
-    const tmp = `${this.file}.${process.pid}.tmp`
     try {
-      await mkdir(dirname(this.file), { recursive: true, mode: 0o700 })
-      await writeFile(tmp, buf)
-      await rename(tmp, this.file)
+      // No fsync: a cache lost to a power cut is rebuilt by hashing; a torn one is never read.
+      await writeFileAtomic(this.file, buf, { mkdir: true, fsync: false })
     } catch {
       this.#dirty = true
     }

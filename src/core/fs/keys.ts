@@ -3,11 +3,12 @@
  * directory (never inside the served folder); clients pin each server's key per host:port in a
  * known-servers file there, or take an explicit `--key`. A mismatch is refused (exit 4).
  */
-import { mkdir, open, readFile, rename } from 'node:fs/promises'
+import { mkdir, readFile } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
 import SecretStream, { type KeyPair } from '@hyperswarm/secret-stream'
 import { AssetSyncError } from '../../errors.js'
+import { writeFileAtomic } from './atomic-write.js'
 
 /** `$ASSETSYNC_CONFIG_DIR`, else `$XDG_CONFIG_HOME/assetsync`, else `~/.config/assetsync` (`%APPDATA%` on Windows). */
 export function configDir(env: NodeJS.ProcessEnv = process.env): string {
@@ -23,19 +24,6 @@ export function parseKeyHex(hex: string): Buffer {
   const h = hex.trim().toLowerCase()
   if (!KEY_HEX.test(h)) throw new AssetSyncError('ERR_USAGE', `--key must be 64 hex characters (the server's public key), got "${hex}"`)
   return Buffer.from(h, 'hex')
-}
-
-/** Writes `data` to `file` atomically with mode 0600 (temp file + rename). */
-async function writePrivate(file: string, data: string): Promise<void> {
-  const tmp = `${file}.${process.pid}.${Date.now()}.tmp`
-  const fh = await open(tmp, 'wx', 0o600)
-  try {
-    await fh.writeFile(data)
-    await fh.sync()
-  } finally {
-    await fh.close()
-  }
-  await rename(tmp, file)
 }
 
 /** Loads the server identity from `dir/identity.json`, creating it (0600) on first use. */
@@ -55,7 +43,7 @@ export async function loadIdentity(dir: string = configDir()): Promise<KeyPair> 
   }
   const kp = SecretStream.keyPair()
   await mkdir(dir, { recursive: true, mode: 0o700 })
-  await writePrivate(file, JSON.stringify({ publicKey: kp.publicKey.toString('hex'), secretKey: kp.secretKey.toString('hex') }) + '\n')
+  await writeFileAtomic(file, JSON.stringify({ publicKey: kp.publicKey.toString('hex'), secretKey: kp.secretKey.toString('hex') }) + '\n')
   return kp
 }
 
@@ -89,7 +77,7 @@ export class KnownServers {
     const map = await this.#read()
     map.set(addr, keyHex)
     await mkdir(join(this.file, '..'), { recursive: true, mode: 0o700 })
-    await writePrivate(this.file, [...map].map(([a, k]) => `${a} ${k}`).join('\n') + '\n')
+    await writeFileAtomic(this.file, [...map].map(([a, k]) => `${a} ${k}`).join('\n') + '\n')
   }
 
   /**
