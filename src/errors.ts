@@ -12,6 +12,8 @@ export const EXIT = {
   AUTH: 4,
   NOT_FOUND: 5,
   INTEGRITY: 6,
+  /** `run`: an uncaught Lua error in the main chunk, an `update` or a callback. */
+  SCRIPT: 7,
 } as const
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT]
 
@@ -31,6 +33,7 @@ export const ERROR_EXIT = {
   ERR_INTEGRITY: EXIT.INTEGRITY,
   ERR_WRITE: EXIT.INTEGRITY,
   ERR_CHANGED: EXIT.INTEGRITY,
+  ERR_SCRIPT: EXIT.SCRIPT,
   ERR_INTERNAL: EXIT.UNEXPECTED,
 } as const
 export type ErrorCode = keyof typeof ERROR_EXIT
