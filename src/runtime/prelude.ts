@@ -91,7 +91,8 @@ export function installPrelude(bridge: LuaBridge, files: LuaFiles, port: HostPor
     task_error: fn((id, msg, tb) => { port.taskError(num(id), str(msg, 'error'), str(tb, 'error')) }),
     exit: fn((code) => { port.exit(num(code)) }),
     module: fn((name, path, chunk, reload) => { port.module(str(name, 'module'), str(path, 'module'), str(chunk, 'module'), reload === true) }),
-    edge: fn((from, mod, name) => { port.edge(str(from, 'edge'), str(mod, 'edge'), str(name, 'edge')) }),
+    // Lossy on purpose: an edge to a name that is not UTF-8 names a module that never loads.
+    edge: fn((from, mod, name) => { port.edge(String(from), String(mod), String(name)) }),
     reload_done: fn((name, ok, msg) => { port.reloadDone(str(name, 'reload'), ok === true, str(msg, 'reload')) }),
   }
   const source = [

@@ -171,6 +171,7 @@ local function require_impl(name, opts, src, at)
   if v then note_edge(src, name); return v end
   local o = check_opts(opts, 'require', 2, at)
   if package.preload[name] ~= nil then note_edge(src, name); return __stock_require(name) end
+  if not H.can_wait() then cannot_wait('require', name, at) end
   local lock <close> = acquire(name, at)
   if not lock then note_edge(src, name); return LOADED[name] end
   note_edge(src, name)
@@ -226,6 +227,7 @@ local function load_asset_impl(path, opts, at)
   if why then error(at .. sformat("asset '%s' refused: %s", printable(path), why), 0) end
   local h = handles[path]
   if h and watched[path] then return h end
+  if not H.can_wait() then cannot_wait('load_asset', path, at) end
   local r = fetch(path, o, 'asset', at)
   if not r then error(at .. sformat("asset '%s' not found", path), 0) end
   h = h or {}
