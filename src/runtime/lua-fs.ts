@@ -10,7 +10,7 @@
 import { spawnSync } from 'node:child_process'
 import { closeSync, fstatSync, mkdtempSync, openSync, readFileSync, readSync, renameSync, rmdirSync, unlinkSync, writeFileSync, writeSync } from 'node:fs'
 import { constants, tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
+import { isAbsolute, join, sep } from 'node:path'
 import { LUA_MAX_NUMERAL_CHARS, LUA_READ_BUFFER_BYTES } from '../limits.js'
 
 /** A failed call, as Lua's luaL_fileresult reports it. */
@@ -73,9 +73,12 @@ export class LuaFiles {
     return { fd, pos: 0, append, buf: Buffer.alloc(0), start: 0, end: 0, stdin }
   }
 
-  /** A Lua path, resolved against the host's current folder. */
+  /**
+   * A Lua path against the host's current folder. Joined, not normalised: the kernel resolves
+   * "a/../b" as C's fopen would (ENOENT when "a" does not exist).
+   */
   resolve(path: string): string {
-    return resolve(this.#cwd, path)
+    return isAbsolute(path) ? path : `${this.#cwd}${sep}${path}`
   }
 
   /** io.open: returns a handle number. `mode` was checked by the Lua side (r, w, a, with + and b). */

@@ -61,14 +61,22 @@ export interface RunResult {
 }
 
 /** Starts a host; `result` settles when run() does. */
-export function start(sb: Sandbox, provider: FolderAssets, script: string, opts: Partial<RunOptions> = {}): { host: LuaHost; result: Promise<RunResult> } {
+export interface Running {
+  host: LuaHost
+  /** Events so far. */
+  events: RuntimeEvent[]
+  stdout: Capture
+  result: Promise<RunResult>
+}
+
+export function start(sb: Sandbox, provider: FolderAssets, script: string, opts: Partial<RunOptions> = {}): Running {
   const stdout = new Capture()
   const stderr = new Capture()
   const events: RuntimeEvent[] = []
   const host = new LuaHost({ script, provider, cwd: sb.out, stdout, stderr, onEvent: (e) => events.push(e), ...opts })
   const settle = (code: number | null, error: unknown): RunResult => ({ code, error, stdout: stdout.text, stderr: stderr.text, events, host })
   const result = host.run().then((code) => settle(code, null), (err: unknown) => settle(null, err))
-  return { host, result }
+  return { host, events, stdout, result }
 }
 
 /** Runs a script to its end. */
