@@ -323,6 +323,9 @@ export class LuaHost {
 
   /** `update` calls so far (tests). */
   get updates(): number { return this.#updates }
+
+  /** The main chunk is done and the game loop's timer runs. */
+  get looping(): boolean { return this.#stopLoop !== null }
 }
 
 /** Runs `opts.script` to its end: the exit code, or a rejection (ScriptError: exit 7). */

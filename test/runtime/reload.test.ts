@@ -53,7 +53,7 @@ async function tick(run: Running, clock: ManualClock): Promise<string> {
 async function startGame(provider = sb.provider()): Promise<{ run: Running; clock: ManualClock; provider: ReturnType<Sandbox['provider']> }> {
   const clock = new ManualClock()
   const run = start(sb, provider, 'main.lua', { clock, tick: 10 })
-  await waitFor(() => run.host.graph.size === 3, 5000, 'modules loaded')
+  await waitFor(() => run.host.graph.size === 3 && run.host.looping, 5000, 'modules loaded, loop running')
   return { run, clock, provider }
 }
 
@@ -138,7 +138,7 @@ function update() end`,
     })
     const provider = sb.provider()
     const run = start(sb, provider, 'main.lua', { clock: new ManualClock() })
-    await waitFor(() => run.stdout.text.length > 0, 5000, 'first print')
+    await waitFor(() => run.host.looping, 5000, 'the loop to start')
     expect(run.stdout.text).toMatch(/^data\/level\.txt\tdata\/level\.txt\t3\t64\n$/)
     await sb.serve({ 'data/level.txt': 'three' })
     await provider.publish('data/level.txt')
