@@ -12,6 +12,8 @@ export const EXIT = {
   AUTH: 4,
   NOT_FOUND: 5,
   INTEGRITY: 6,
+  /** `run`: an uncaught Lua error in the main chunk, an `update` or a callback. */
+  SCRIPT: 7,
 } as const
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT]
 
@@ -31,6 +33,7 @@ export const ERROR_EXIT = {
   ERR_INTEGRITY: EXIT.INTEGRITY,
   ERR_WRITE: EXIT.INTEGRITY,
   ERR_CHANGED: EXIT.INTEGRITY,
+  ERR_SCRIPT: EXIT.SCRIPT,
   ERR_INTERNAL: EXIT.UNEXPECTED,
 } as const
 export type ErrorCode = keyof typeof ERROR_EXIT
@@ -63,7 +66,7 @@ export class ProtocolError extends AssetSyncError {
  * | `retry`     | ERR_CHANGED, ERR_INTEGRITY                                  | the same request again, on the same connection: the file changed on the server mid-transfer, or the bytes did not match their hash (a download retries these up to DOWNLOAD_ATTEMPTS) |
  * | `reconnect` | ERR_CONNECTION_LOST, ERR_TIMEOUT, ERR_CONNECT               | the connection is gone, or never came up: a new one may work (pull resumes; watch reconnects with backoff; a first connect still fails at once) |
  * | `fatal`     | ERR_AUTH, ERR_KEY_MISMATCH, ERR_VERSION, ERR_USAGE          | no repetition can help: wrong token, another server key, another protocol, bad input. Stop |
- * | `final`     | ERR_NOT_FOUND, ERR_PATH_REFUSED, ERR_WRITE, ERR_LIMIT, ERR_PROTOCOL, ERR_INTERNAL, anything not an AssetSyncError | this operation failed for good; other work goes on, and a long-lived mirror may try again later (watch reconnects after them, since they are not fatal) |
+ * | `final`     | ERR_NOT_FOUND, ERR_PATH_REFUSED, ERR_WRITE, ERR_LIMIT, ERR_PROTOCOL, ERR_SCRIPT, ERR_INTERNAL, anything not an AssetSyncError | this operation failed for good; other work goes on, and a long-lived mirror may try again later (watch reconnects after them, since they are not fatal) |
  */
 export type Recovery = 'retry' | 'reconnect' | 'fatal' | 'final'
 
@@ -83,6 +86,7 @@ export const ERROR_RECOVERY = {
   ERR_INTEGRITY: 'retry',
   ERR_WRITE: 'final',
   ERR_CHANGED: 'retry',
+  ERR_SCRIPT: 'final',
   ERR_INTERNAL: 'final',
 } as const satisfies Record<ErrorCode, Recovery>
 

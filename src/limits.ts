@@ -163,3 +163,18 @@ export const DOWNLOAD_ATTEMPTS = 3
  * ERR_LIMIT before any byte arrives); callers may pass a lower or higher cap.
  */
 export const MAX_READ_BYTES = 64 * MiB
+// --- runtime (the Lua host, `assetsync run`) ----------------------------------------------------
+/** `update(dt)` calls per second when `--tick` is not given. */
+export const DEFAULT_TICK_HZ = 60
+/** Highest `--tick` accepted: above it the timer, not the script, sets the pace. */
+export const MAX_TICK_HZ = 1000
+/**
+ * Fetches a local asset provider runs at once; the rest wait in two lanes, `blocking` (a script
+ * stopped on `require`/`load_asset`) served before `background` (the `_async` calls), so a
+ * blocking require never queues behind a bulk of `load_asset_async` downloads.
+ */
+export const RUNTIME_PARALLEL_FETCHES = 8
+/** Read buffer of one file a Lua script opened with `io.open` (one bridge call per this much). */
+export const LUA_READ_BUFFER_BYTES = 64 * KiB
+/** A numeral `file:read("n")` reads at most (Lua's own L_MAXLENNUM). */
+export const LUA_MAX_NUMERAL_CHARS = 200
