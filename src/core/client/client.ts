@@ -5,7 +5,7 @@
 import { EventEmitter } from 'node:events'
 import { AssetSyncError } from '../../errors.js'
 import { DEFAULT_PORT, MAX_MANIFEST_FILES } from '../../limits.js'
-import type { Connection } from '../../protocol/connection.js'
+import type { ClientConnection } from '../../protocol/connection.js'
 import { type TimingOptions, dial } from '../../protocol/endpoint.js'
 import type { FileMeta, ManifestEntry, ReplyMessage, UpdateMsg } from '../../protocol/messages.js'
 import type { TransportName } from '../../protocol/transport.js'
@@ -50,10 +50,10 @@ export interface DownloadResult {
 
 /** Events: 'update' (UpdateMsg['entries']), 'close' (err | null). */
 export class AssetClient extends EventEmitter {
-  readonly conn: Connection
+  readonly conn: ClientConnection
   readonly server: string
 
-  private constructor(conn: Connection, server: string) {
+  private constructor(conn: ClientConnection, server: string) {
     super()
     this.conn = conn
     this.server = server

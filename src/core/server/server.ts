@@ -7,7 +7,7 @@ import { realpath, stat } from 'node:fs/promises'
 import type { KeyPair } from '@hyperswarm/secret-stream'
 import { AssetSyncError } from '../../errors.js'
 import { DEFAULT_PORT, MAX_SUBSCRIPTIONS_PER_CLIENT, SERVER_READ_BUFFERS, SERVER_READ_BYTES } from '../../limits.js'
-import type { Connection } from '../../protocol/connection.js'
+import type { ServerConnection } from '../../protocol/connection.js'
 import { ServerEndpoint, type TimingOptions } from '../../protocol/endpoint.js'
 import type { TransportName } from '../../protocol/transport.js'
 import { HashCache, cacheFileFor } from '../fs/hash-cache.js'
@@ -79,7 +79,7 @@ export class AssetServer extends EventEmitter {
     for (const p of store.paths()) this.#published.set(p, (store.get(p) as { hash: Uint8Array }).hash)
     // Without a listener, an 'error' event would throw; the watcher's errors are not fatal.
     this.on('error', () => {})
-    endpoint.on('connection', (conn: Connection) => this.#onConnection(conn))
+    endpoint.on('connection', (conn: ServerConnection) => this.#onConnection(conn))
     endpoint.on('rejected', (remote: string, err: AssetSyncError) => {
       this.emit('rejected', { remote, code: err.code ?? 'ERR_INTERNAL', message: err.message })
     })
@@ -154,7 +154,7 @@ export class AssetServer extends EventEmitter {
     await this.store.saveCache()
   }
 
-  #onConnection(conn: Connection): void {
+  #onConnection(conn: ServerConnection): void {
     const session = new ClientSession(conn, this.store, this.#readBuffers)
     this.#sessions.add(session)
     session.on('refused', (r: { path: string; reason: string }) => this.emit('refused', { remote: conn.remote, ...r }))

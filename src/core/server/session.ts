@@ -11,7 +11,7 @@ import type { FileHandle } from 'node:fs/promises'
 import { open } from 'node:fs/promises'
 import { AssetSyncError, ProtocolError } from '../../errors.js'
 import { CHUNK_SIZE, MAX_INFLIGHT_PER_CLIENT, SERVER_READ_BYTES } from '../../limits.js'
-import type { Connection } from '../../protocol/connection.js'
+import type { ServerConnection } from '../../protocol/connection.js'
 import type { ClientMessage, ManifestMsg, RequestMsg } from '../../protocol/messages.js'
 import { equalHash } from '../fs/hash.js'
 import { type PathMatcher, patternMatcher } from '../fs/ignore.js'
@@ -39,7 +39,7 @@ const OPEN_RETRIES = 3
 const OPEN_FLAGS = constants.O_RDONLY | (constants.O_NONBLOCK ?? 0)
 
 export class ClientSession extends EventEmitter {
-  readonly conn: Connection
+  readonly conn: ServerConnection
   readonly #store: Store
   readonly #transfers = new Map<number, Transfer>()
   #queue: Transfer[] = []
@@ -50,7 +50,7 @@ export class ClientSession extends EventEmitter {
   /** Handles SUBSCRIBE (the server owns the registry). */
   onSubscribe: ((msg: Extract<ClientMessage, { type: 'subscribe' }>) => void) | null = null
 
-  constructor(conn: Connection, store: Store, buffers: BufferPool) {
+  constructor(conn: ServerConnection, store: Store, buffers: BufferPool) {
     super()
     this.conn = conn
     this.#store = store
