@@ -9,6 +9,8 @@ export { Mirror, type MirrorOptions, type SyncOptions, type SyncSummary, type Fi
 export { LiveMirror, type LiveMirrorOptions } from './core/client/live-mirror.js'
 export { HookRunner, type Change, type HookResult } from './core/client/hooks.js'
 export { AssetSyncError, ProtocolError, EXIT, ERROR_EXIT, exitCodeOf, type ErrorCode } from './errors.js'
-export { PROTOCOL_VERSION, type ManifestEntry, type UpdateEntry, type FileMeta } from './protocol/messages.js'
+export {
+  PROTOCOL_VERSION, MIN_PROTOCOL_VERSION, FEATURES, type FeatureName, type ManifestEntry, type UpdateEntry, type FileMeta,
+} from './protocol/messages.js'
 export type { TransportName } from './protocol/transport.js'
 export * as limits from './limits.js'

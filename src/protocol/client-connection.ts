@@ -2,6 +2,7 @@
  * The client half of a connection: the AUTH exchange with version/feature negotiation, request
  * ids and their replies, request timeouts, cancel, and giving flow-control credit back.
  */
+import type { Duplex } from 'node:stream'
 import { AssetSyncError, ProtocolError } from '../errors.js'
 import { CREDIT_UPDATE_BYTES, FLOW_WINDOW_BYTES, REQUEST_TIMEOUT_MS } from '../limits.js'
 import { FrameChannel, type ConnectionOptions } from './frame-channel.js'
@@ -49,7 +50,7 @@ export class ClientConnection extends FrameChannel {
   #toGrant = 0
   #refusedNegotiation = false
 
-  constructor(stream: ConstructorParameters<typeof FrameChannel>[0], opts: ConnectionOptions) {
+  constructor(stream: Duplex, opts: ConnectionOptions) {
     super(stream, opts)
     this.#requestTimeoutMs = opts.requestTimeoutMs ?? REQUEST_TIMEOUT_MS
   }

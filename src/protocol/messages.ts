@@ -107,6 +107,7 @@ export const FEATURES = {
   status: { bit: 6, implemented: false, frames: block(6), about: 'status query over the protocol' },
 } as const satisfies Record<string, FeatureSpec>
 
+/** The name of a feature in the registry (`FEATURES`). */
 export type FeatureName = keyof typeof FEATURES
 
 /** The feature set (bitset) with the given features. */
