@@ -32,6 +32,8 @@ export {
   type ErrorCode, type Recovery,
 } from './errors.js'
 export { ManualClock, type Clock } from './protocol/clock.js'
-export { PROTOCOL_VERSION, type ManifestEntry, type UpdateEntry, type FileMeta } from './protocol/messages.js'
+export {
+  PROTOCOL_VERSION, MIN_PROTOCOL_VERSION, FEATURES, type FeatureName, type ManifestEntry, type UpdateEntry, type FileMeta,
+} from './protocol/messages.js'
 export type { TransportName } from './protocol/transport.js'
 export * as limits from './limits.js'

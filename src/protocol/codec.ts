@@ -31,7 +31,6 @@ export function updateEntryBytes(e: UpdateEntry): number {
 
 /** Manifest entries one frame may hold (each has at least 2 + META_BYTES bytes). */
 export const MAX_MANIFEST_ENTRIES = Math.floor(MAX_FRAME_BYTES / manifestEntryBytes(''))
-/** An ERROR frame's code string (`ERR_...`), in UTF-8 bytes. */
 
 const TYPE_BY_CODE = new Map<number, MessageType>(
   Object.entries(MSG).map(([type, code]) => [code, type as MessageType]),
@@ -167,7 +166,11 @@ function readPatterns(r: Reader): string[] {
 
 function writeBody(o: Out, m: Message): void {
   switch (m.type) {
-    case 'auth': o.u16(m.version); o.str16(m.token); return
+    case 'auth':
+      o.u16(m.version); o.str16(m.token)
+      // Protocol 3's tail; a protocol-2 AUTH ends after the token (v2 servers refuse more).
+      if (m.minVersion !== undefined) { o.u16(m.minVersion); o.u32(m.features ?? 0) }
+      return
     case 'request':
       o.u32(m.id); o.str16(m.path)
       if (m.haveHash) { o.u8(1); o.raw(m.haveHash) } else o.u8(0)
@@ -178,7 +181,10 @@ function writeBody(o: Out, m: Message): void {
       return
     case 'manifest': o.u32(m.id); writePatterns(o, m.patterns); o.str16(m.after); return
     case 'credit': o.u32(m.bytes); return
-    case 'auth-ok': o.u16(m.version); return
+    case 'auth-ok':
+      o.u16(m.version)
+      if (m.features !== undefined) o.u32(m.features)
+      return
     case 'response':
       o.u32(m.id); o.u8(STATUS[m.status])
       if (m.status === 'file') writeMeta(o, m)
@@ -242,7 +248,14 @@ function readUpdateEntry(r: Reader): UpdateEntry {
 
 function readBody(r: Reader, type: MessageType): Message {
   switch (type) {
-    case 'auth': return { type, version: r.u16('version'), token: r.str16(MAX_TOKEN_BYTES, 'token') }
+    case 'auth': {
+      const version = r.u16('version')
+      const token = r.str16(MAX_TOKEN_BYTES, 'token')
+      if (r.left === 0) return { type, version, token }
+      const minVersion = r.u16('lowest version')
+      if (minVersion > version) throw new ProtocolError(`lowest version ${minVersion} is above the highest, ${version}`)
+      return { type, version, token, minVersion, features: r.u32('features') }
+    }
     case 'request': {
       const id = r.u32('id')
       const path = r.str16(MAX_PATH_BYTES, 'path')
@@ -262,7 +275,10 @@ function readBody(r: Reader, type: MessageType): Message {
       return { type, id, patterns, after: r.str16(MAX_PATH_BYTES, 'cursor') }
     }
     case 'credit': return { type, bytes: r.u32('credit bytes') }
-    case 'auth-ok': return { type, version: r.u16('version') }
+    case 'auth-ok': {
+      const version = r.u16('version')
+      return r.left === 0 ? { type, version } : { type, version, features: r.u32('features') }
+    }
     case 'response': {
       const id = r.u32('id')
       const code = r.u8('status')

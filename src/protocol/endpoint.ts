@@ -1,25 +1,31 @@
 /**
  * Endpoints: `dial` (client) and `ServerEndpoint` (server) put transport + Noise + auth together
- * and hand out authenticated `Connection`s. The server key check is a callback, so this layer
- * never touches the filesystem (see core/fs/keys.ts for pinning).
+ * and hand out authenticated connections (ClientConnection, ServerConnection). The server key
+ * check is a callback, so this layer never touches the filesystem (see core/fs/keys.ts for
+ * pinning). `dial` also picks how to authenticate with the server's protocol version (§5.2).
  */
 import { EventEmitter } from 'node:events'
 import SecretStream from '@hyperswarm/secret-stream'
 import { AssetSyncError } from '../errors.js'
 import { CONNECT_TIMEOUT_MS, MAX_CLIENTS } from '../limits.js'
 import { type Clock, systemClock } from './clock.js'
-import { Connection } from './connection.js'
+import { type AuthStyle, ClientConnection } from './client-connection.js'
 import { type FrameGuard, guardFrames } from './frame-guard.js'
 import type { KeyPair } from './keypair.js'
+import { COMPAT_VERSION } from './messages.js'
+import { type ProtocolOffer, offerOf } from './negotiation.js'
+import { ServerConnection } from './server-connection.js'
 import { TcpListener, connectTcp } from './tcp.js'
 import type { Listener, RawStream, TransportName } from './transport.js'
-import { UdpListener, connectUdp } from './udp.js'
+import { UdpListener, udpHandshake } from './udp.js'
 
 export interface TimingOptions {
   clock?: Clock
   keepaliveMs?: number
   idleTimeoutMs?: number
   requestTimeoutMs?: number
+  /** What this end speaks, over LOCAL_OFFER (versions, features); for tests and feature switches. */
+  protocol?: Partial<ProtocolOffer>
 }
 
 export interface DialOptions extends TimingOptions {
@@ -50,38 +56,75 @@ function rawFailure(guard: FrameGuard, raw: RawStream): AssetSyncError | null {
   return raw.errored instanceof AssetSyncError ? raw.errored : null
 }
 
-/** Connects, runs Noise XX, checks the server key, presents the token; returns an open Connection. */
-export async function dial(opts: DialOptions): Promise<Connection> {
+/** A raw stream with Noise done and the server key checked, and how to authenticate on it. */
+interface SecureLink {
+  secure: SecretStream
+  style: AuthStyle
+}
+
+/**
+ * Connects, runs Noise XX, checks the server key, presents the token; returns an open
+ * ClientConnection with the agreed protocol version and features. Over UDP the WELCOME says
+ * whether the server speaks protocol 3; over TCP nothing does before AUTH, so a refused
+ * protocol-3 AUTH (a protocol-2 server) is retried once on a new connection with the
+ * protocol-2 AUTH (docs/protocol.md §5.2).
+ */
+export async function dial(opts: DialOptions): Promise<ClientConnection> {
   const clock = opts.clock ?? systemClock
   const timeoutMs = opts.connectTimeoutMs ?? CONNECT_TIMEOUT_MS
+  const offer = offerOf(opts.protocol)
   // One budget for the whole handshake: each later phase gets what the earlier ones left.
   const started = clock.now()
   const left = (): number => Math.max(0, timeoutMs - (clock.now() - started))
   const target = `${opts.transport}://${opts.host}:${opts.port}`
-  const raw = opts.transport === 'udp'
-    ? await connectUdp(opts.host, opts.port, { timeoutMs, clock })
-    : await connectTcp(opts.host, opts.port, { timeoutMs, clock })
-  const guard = guardFrames(raw)
-  const secure = new SecretStream(true, raw)
-  guard.protect(secure)
-  secure.on('error', () => { /* reported through `opened` or the Connection */ })
-  const opened = await deadline(secure.opened, left(), clock,
-    () => new AssetSyncError('ERR_TIMEOUT', `encrypted handshake with ${target} timed out`), () => secure.destroy())
-  if (!opened || !secure.remotePublicKey) {
-    secure.destroy()
-    throw rawFailure(guard, raw) ?? new AssetSyncError('ERR_CONNECT', `encrypted handshake with ${target} failed (is it an assetsync server?)`)
+
+  const link = async (): Promise<SecureLink> => {
+    let raw: RawStream
+    let style: AuthStyle = 'negotiate'
+    if (opts.transport === 'udp') {
+      const hs = await udpHandshake(opts.host, opts.port, { timeoutMs: left(), clock, offer })
+      raw = hs.stream
+      // A plain WELCOME comes from a protocol-2 listener, which refuses the protocol-3 AUTH.
+      if (hs.server === null) style = 'legacy'
+    } else raw = await connectTcp(opts.host, opts.port, { timeoutMs: left(), clock })
+    const guard = guardFrames(raw)
+    const secure = new SecretStream(true, raw)
+    guard.protect(secure)
+    secure.on('error', () => { /* reported through `opened` or the Connection */ })
+    const opened = await deadline(secure.opened, left(), clock,
+      () => new AssetSyncError('ERR_TIMEOUT', `encrypted handshake with ${target} timed out`), () => secure.destroy())
+    if (!opened || !secure.remotePublicKey) {
+      secure.destroy()
+      throw rawFailure(guard, raw) ?? new AssetSyncError('ERR_CONNECT', `encrypted handshake with ${target} failed (is it an assetsync server?)`)
+    }
+    try {
+      // Check the key BEFORE sending the token, so an impostor never learns it.
+      opts.verifyServerKey?.(secure.remotePublicKey)
+    } catch (err) {
+      secure.destroy()
+      throw err
+    }
+    return { secure, style }
   }
+
+  const start = ({ secure, style }: SecureLink): { conn: ClientConnection; done: Promise<void> } => {
+    const conn = new ClientConnection(secure, { ...opts, remote: target, clock })
+    const done = deadline(conn.authenticate(opts.token ?? '', style), left(), clock,
+      () => new AssetSyncError('ERR_TIMEOUT', `${target} did not answer authentication`), () => conn.destroy())
+    return { conn, done }
+  }
+
+  const first = start(await link())
   try {
-    // Check the key BEFORE sending the token, so an impostor never learns it.
-    opts.verifyServerKey?.(secure.remotePublicKey)
+    await first.done
+    return first.conn
   } catch (err) {
-    secure.destroy()
-    throw err
+    // Only a refused protocol-3 AUTH over TCP, and only if we still speak protocol 2.
+    if (!first.conn.refusedNegotiation || opts.transport !== 'tcp' || offer.minVersion > COMPAT_VERSION) throw err
   }
-  const conn = new Connection(secure, { ...opts, role: 'client', remote: target, clock })
-  await deadline(conn.authenticate(opts.token ?? ''), left(), clock,
-    () => new AssetSyncError('ERR_TIMEOUT', `${target} did not answer authentication`), () => conn.destroy())
-  return conn
+  const second = start({ ...(await link()), style: 'legacy' })
+  await second.done
+  return second.conn
 }
 
 export interface ServeEndpointOptions extends TimingOptions {
@@ -97,14 +140,14 @@ export interface ServeEndpointOptions extends TimingOptions {
 }
 
 /**
- * A listening server endpoint. Events: 'connection' (conn: Connection) once a client is
+ * A listening server endpoint. Events: 'connection' (conn: ServerConnection) once a client is
  * authenticated; 'rejected' (remote: string, err: AssetSyncError) when one fails to get there.
  */
 export class ServerEndpoint extends EventEmitter {
   readonly #listener: Listener
   readonly #opts: ServeEndpointOptions
   readonly #clock: Clock
-  readonly #conns = new Set<Connection>()
+  readonly #conns = new Set<ServerConnection>()
 
   private constructor(listener: Listener, opts: ServeEndpointOptions) {
     super()
@@ -118,7 +161,7 @@ export class ServerEndpoint extends EventEmitter {
     const maxClients = opts.maxClients ?? MAX_CLIENTS
     const clock = opts.clock ?? systemClock
     const listener = opts.transport === 'udp'
-      ? UdpListener.listen(opts.host, opts.port, { maxClients, clock })
+      ? UdpListener.listen(opts.host, opts.port, { maxClients, clock, offer: offerOf(opts.protocol) })
       : await TcpListener.listen(opts.host, opts.port, { maxClients })
     return new ServerEndpoint(listener, opts)
   }
@@ -127,7 +170,7 @@ export class ServerEndpoint extends EventEmitter {
   get transport(): TransportName { return this.#listener.transport }
   address(): { host: string; port: number } { return this.#listener.address() }
   /** Authenticated connections currently open. */
-  get connections(): ReadonlySet<Connection> { return this.#conns }
+  get connections(): ReadonlySet<ServerConnection> { return this.#conns }
 
   async close(): Promise<void> {
     for (const c of this.#conns) c.destroy()
@@ -151,7 +194,7 @@ export class ServerEndpoint extends EventEmitter {
       this.emit('rejected', remote, err)
       return
     }
-    const conn = new Connection(secure, { ...this.#opts, role: 'server', remote, clock: this.#clock })
+    const conn = new ServerConnection(secure, { ...this.#opts, remote, clock: this.#clock })
     try {
       await deadline(conn.acceptAuth(this.#opts.token), left(), this.#clock,
         () => new AssetSyncError('ERR_TIMEOUT', 'no authentication within the handshake timeout'), () => conn.destroy())

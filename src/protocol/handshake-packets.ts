@@ -1,15 +1,21 @@
 /**
  * The raw datagrams of the UDP handshake (before a udx stream exists). Pure encode/decode.
  *
- *   HELLO   'A' 'S' 0x01 version u8 | client stream id u32 | nonce 16 | cookie len u8 | cookie | zero padding
+ *   HELLO   'A' 'S' 0x01 version u8 | client stream id u32 | nonce 16 | cookie len u8 | cookie | [@45 offer] | zero padding
  *   COOKIE  'A' 'S' 0x02 version u8 | nonce 16 | cookie 20
- *   WELCOME 'A' 'S' 0x03 version u8 | nonce 16 | server stream id u32
- *   REJECT  'A' 'S' 0x04 version u8 | nonce 16 | reason u8
+ *   WELCOME 'A' 'S' 0x03 version u8 | nonce 16 | server stream id u32 | [offer]
+ *   REJECT  'A' 'S' 0x04 version u8 | nonce 16 | reason u8 | [offer]
+ *
+ * The offer block (protocol 3, OFFER_BYTES) is 'V' | lowest version u16 | highest version u16 |
+ * features u32. A protocol-3 client puts it in the HELLO's padding at OFFER_AT, where a
+ * protocol-2 listener never looks; only a HELLO that carried it gets a WELCOME or REJECT with
+ * one, because a protocol-2 client refuses those packets at any length but 24 and 21.
  *
  * udx's own packets start with 0xff, so the two never collide on one socket. HELLO is padded to
  * HELLO_MIN_BYTES so that every answer sent before a cookie is echoed is smaller than the HELLO.
  */
 import { HELLO_MIN_BYTES } from '../limits.js'
+import type { ProtocolOffer } from './negotiation.js'
 
 export const HS_MAGIC_0 = 0x41 // 'A'
 export const HS_MAGIC_1 = 0x53 // 'S'
@@ -17,12 +23,26 @@ export const HS = { hello: 1, cookie: 2, welcome: 3, reject: 4 } as const
 export const REJECT_REASON = { version: 1, full: 2 } as const
 export const NONCE_BYTES = 16
 export const COOKIE_BYTES = 20 // time bucket u32 + 16-byte MAC
+/** First byte of an offer block ('V'); a protocol-2 HELLO has zero padding there. */
+export const OFFER_TAG = 0x56
+/** Offer block: tag, lowest version u16, highest version u16, features u32. */
+export const OFFER_BYTES = 9
+/** Where a HELLO's offer block starts: after the 20-byte cookie slot, used or not. */
+export const OFFER_AT = 25 + COOKIE_BYTES
 
+const WELCOME_BYTES = 4 + NONCE_BYTES + 4
+const REJECT_BYTES = 4 + NONCE_BYTES + 1
+
+/**
+ * `version` is the header byte: in a HELLO the client's lowest version (a protocol-2 listener
+ * accepts exactly 2), in a server packet the version the server would speak with that client.
+ * `offer` is the sender's full offer, present only in the protocol-3 forms.
+ */
 export type HandshakePacket =
-  | { type: 'hello'; version: number; clientId: number; nonce: Buffer; cookie: Buffer | null }
+  | { type: 'hello'; version: number; clientId: number; nonce: Buffer; cookie: Buffer | null; offer?: ProtocolOffer }
   | { type: 'cookie'; version: number; nonce: Buffer; cookie: Buffer }
-  | { type: 'welcome'; version: number; nonce: Buffer; serverId: number }
-  | { type: 'reject'; version: number; nonce: Buffer; reason: number }
+  | { type: 'welcome'; version: number; nonce: Buffer; serverId: number; offer?: ProtocolOffer }
+  | { type: 'reject'; version: number; nonce: Buffer; reason: number; offer?: ProtocolOffer }
 
 function header(size: number, type: number, version: number): Buffer {
   const b = Buffer.alloc(size)
@@ -33,6 +53,24 @@ function header(size: number, type: number, version: number): Buffer {
   return b
 }
 
+function writeOffer(b: Buffer, at: number, o: ProtocolOffer): void {
+  b[at] = OFFER_TAG
+  b.writeUInt16BE(o.minVersion, at + 1)
+  b.writeUInt16BE(o.maxVersion, at + 3)
+  b.writeUInt32BE(o.features >>> 0, at + 5)
+}
+
+/** The offer block at `at`, or null when it is not a well-formed one (no tag, or lowest > highest). */
+function readOffer(b: Buffer, at: number): ProtocolOffer | null {
+  if (b[at] !== OFFER_TAG) return null
+  const minVersion = b.readUInt16BE(at + 1)
+  const maxVersion = b.readUInt16BE(at + 3)
+  if (minVersion === 0 || minVersion > maxVersion) return null
+  return { minVersion, maxVersion, features: b.readUInt32BE(at + 5) }
+}
+
+const withOffer = (o: ProtocolOffer | undefined): number => (o ? OFFER_BYTES : 0)
+
 export function encodeHandshake(p: HandshakePacket): Buffer {
   switch (p.type) {
     case 'hello': {
@@ -42,6 +80,7 @@ export function encodeHandshake(p: HandshakePacket): Buffer {
       const cookie = p.cookie ?? Buffer.alloc(0)
       b[24] = cookie.length
       cookie.copy(b, 25)
+      if (p.offer) writeOffer(b, OFFER_AT, p.offer)
       return b
     }
     case 'cookie': {
@@ -51,18 +90,31 @@ export function encodeHandshake(p: HandshakePacket): Buffer {
       return b
     }
     case 'welcome': {
-      const b = header(4 + NONCE_BYTES + 4, HS.welcome, p.version)
+      const b = header(WELCOME_BYTES + withOffer(p.offer), HS.welcome, p.version)
       p.nonce.copy(b, 4)
       b.writeUInt32BE(p.serverId, 4 + NONCE_BYTES)
+      if (p.offer) writeOffer(b, WELCOME_BYTES, p.offer)
       return b
     }
     case 'reject': {
-      const b = header(4 + NONCE_BYTES + 1, HS.reject, p.version)
+      const b = header(REJECT_BYTES + withOffer(p.offer), HS.reject, p.version)
       p.nonce.copy(b, 4)
       b[4 + NONCE_BYTES] = p.reason
+      if (p.offer) writeOffer(b, REJECT_BYTES, p.offer)
       return b
     }
   }
+}
+
+/**
+ * A server packet's optional trailing offer: `base` bytes means none; `base + OFFER_BYTES` with
+ * a well-formed block means that offer; anything else is not a packet (undefined).
+ */
+function trailingOffer(b: Buffer, base: number): { offer?: ProtocolOffer } | undefined {
+  if (b.length === base) return {}
+  if (b.length !== base + OFFER_BYTES) return undefined
+  const offer = readOffer(b, base)
+  return offer ? { offer } : undefined
 }
 
 /** Returns null for anything that is not a well-formed handshake datagram (it is then ignored). */
@@ -74,20 +126,27 @@ export function decodeHandshake(b: Buffer): HandshakePacket | null {
       if (b.length < HELLO_MIN_BYTES) return null
       const len = b[24] as number
       if (len !== 0 && len !== COOKIE_BYTES) return null
+      // A protocol-2 HELLO has zero padding here (no offer). A tag with a bad range is garbage.
+      const offer = readOffer(b, OFFER_AT)
+      if (offer === null && b[OFFER_AT] === OFFER_TAG) return null
       return {
         type: 'hello', version, clientId: b.readUInt32BE(4), nonce: Buffer.from(b.subarray(8, 24)),
-        cookie: len === 0 ? null : Buffer.from(b.subarray(25, 25 + len)),
+        cookie: len === 0 ? null : Buffer.from(b.subarray(25, 25 + len)), ...(offer ? { offer } : {}),
       }
     }
     case HS.cookie:
       if (b.length !== 4 + NONCE_BYTES + COOKIE_BYTES) return null
       return { type: 'cookie', version, nonce: Buffer.from(b.subarray(4, 20)), cookie: Buffer.from(b.subarray(20)) }
-    case HS.welcome:
-      if (b.length !== 4 + NONCE_BYTES + 4) return null
-      return { type: 'welcome', version, nonce: Buffer.from(b.subarray(4, 20)), serverId: b.readUInt32BE(20) }
-    case HS.reject:
-      if (b.length !== 4 + NONCE_BYTES + 1) return null
-      return { type: 'reject', version, nonce: Buffer.from(b.subarray(4, 20)), reason: b[20] as number }
+    case HS.welcome: {
+      const ext = trailingOffer(b, WELCOME_BYTES)
+      if (!ext) return null
+      return { type: 'welcome', version, nonce: Buffer.from(b.subarray(4, 20)), serverId: b.readUInt32BE(20), ...ext }
+    }
+    case HS.reject: {
+      const ext = trailingOffer(b, REJECT_BYTES)
+      if (!ext) return null
+      return { type: 'reject', version, nonce: Buffer.from(b.subarray(4, 20)), reason: b[20] as number, ...ext }
+    }
     default:
       return null
   }

@@ -1,15 +1,41 @@
 /**
- * The assetsync message set: one tagged, versioned discriminated union per direction.
- * Byte layouts are in docs/protocol.md and implemented only in ./codec.ts.
+ * The assetsync message set: one tagged, versioned discriminated union per direction, the
+ * protocol versions this build speaks, and the feature registry (which optional frames each
+ * negotiated feature owns). Byte layouts are in docs/protocol.md and implemented only in
+ * ./codec.ts; the negotiation rules are in ./negotiation.ts.
  */
 
-/** Bumped on any incompatible change to a frame layout or the handshake. */
-export const PROTOCOL_VERSION = 2
+/**
+ * The highest protocol version this build speaks. Version 3 added version ranges and feature
+ * negotiation (HELLO, WELCOME, REJECT, AUTH, AUTH_OK) and optional frames. Bump it for any
+ * change a peer of the previous version could not decode.
+ */
+export const PROTOCOL_VERSION = 3
+
+/** The lowest protocol version this build still speaks (to peers of the previous release). */
+export const MIN_PROTOCOL_VERSION = 2
+
+/**
+ * The first version with features and optional frames. A connection that settles on an older
+ * version has no features, so neither side ever sends an optional frame on it.
+ */
+export const FEATURES_SINCE_VERSION = 3
+
+/**
+ * The version byte of the handshake datagrams a protocol-2 peer compares exactly: the TCP
+ * "server full" bytes (tcp.ts). Kept at 2 while protocol-2 clients are served.
+ */
+export const COMPAT_VERSION = 2
 
 /**
  * Frame type byte. Client→server codes live in 0x01–0x3f, server→client codes in 0x41–0x7e, and
  * 0x7f is PING in both directions, so a frame sent the wrong way is a protocol error, never a
  * mis-decode (the seed's bug: untagged structs decoded as the wrong shape).
+ *
+ * Within each direction the upper part is OPTIONAL (OPTIONAL_CODES): such a frame belongs to a
+ * feature (FEATURES) and is sent only when that feature was negotiated; a receiver that did not
+ * negotiate it, or does not know the code, skips the frame instead of failing the connection.
+ * Every other code is mandatory: unknown means ERR_PROTOCOL.
  */
 export const MSG = {
   // client -> server
@@ -30,6 +56,110 @@ export const MSG = {
   // both
   ping: 0x7f,
 } as const
+
+/** Who sent a frame; the decoder accepts only that side's types. */
+export type Sender = 'client' | 'server'
+
+/** An inclusive range of frame type codes. */
+export interface CodeRange { readonly first: number; readonly last: number }
+
+/** The optional frame codes of each direction (the rest of the direction's range is mandatory). */
+export const OPTIONAL_CODES: Readonly<Record<Sender, CodeRange>> = {
+  client: { first: 0x20, last: 0x3f },
+  server: { first: 0x60, last: 0x7e },
+}
+
+/** What the feature registry records about one feature. */
+export interface FeatureSpec {
+  /** Its bit in the 32-bit feature set of HELLO, WELCOME, REJECT, AUTH and AUTH_OK. */
+  readonly bit: number
+  /**
+   * Whether this build implements it, and so offers it by default. A reserved feature is never
+   * offered, so it is never negotiated and its frames are skipped if a peer sends them anyway.
+   */
+  readonly implemented: boolean
+  /** The optional frame codes it owns, per sender: only these may carry its frames. */
+  readonly frames: Readonly<Record<Sender, CodeRange>>
+  /** One line: what it is for. */
+  readonly about: string
+}
+
+/** A feature's block: four client and four server codes, the `n`th block of each optional range. */
+function block(n: number): Readonly<Record<Sender, CodeRange>> {
+  const at = (r: CodeRange): CodeRange => ({ first: r.first + 4 * n, last: r.first + 4 * n + 3 })
+  return { client: at(OPTIONAL_CODES.client), server: at(OPTIONAL_CODES.server) }
+}
+
+/**
+ * The feature registry: name → bit, whether implemented, and the optional frame codes it owns.
+ * Bits and code blocks are reserved here for wave 2 so that pieces built in parallel never
+ * collide; the piece that implements a feature sets `implemented`, adds its frames to MSG within
+ * its block, and documents them (docs/protocol.md §5). Bits 7–31 and the codes after the last
+ * block (client 0x3c–0x3f, server 0x7c–0x7e) are free.
+ */
+export const FEATURES = {
+  priority: { bit: 0, implemented: false, frames: block(0), about: 'request priority: a blocking require before bulk transfers' },
+  report: { bit: 1, implemented: false, frames: block(1), about: 'client → server reload/hook report' },
+  chunks: { bit: 2, implemented: false, frames: block(2), about: 'content-defined chunk lists and chunk fetch' },
+  zstd: { bit: 3, implemented: false, frames: block(3), about: 'zstd-compressed chunks' },
+  'manifest-digest': { bit: 4, implemented: false, frames: block(4), about: 'a digest of the manifest, to skip an unchanged listing' },
+  'batch-request': { bit: 5, implemented: false, frames: block(5), about: 'many files per request' },
+  status: { bit: 6, implemented: false, frames: block(6), about: 'status query over the protocol' },
+} as const satisfies Record<string, FeatureSpec>
+
+/** The name of a feature in the registry (`FEATURES`). */
+export type FeatureName = keyof typeof FEATURES
+
+/** The feature set (bitset) with the given features. */
+export function featureBits(names: Iterable<FeatureName>): number {
+  let bits = 0
+  for (const n of names) bits |= 1 << FEATURES[n].bit
+  return bits >>> 0
+}
+
+/** The names of the features in `bits` (unknown bits are left out). */
+export function featureNames(bits: number): FeatureName[] {
+  return (Object.keys(FEATURES) as FeatureName[]).filter((n) => (bits >>> FEATURES[n].bit) & 1)
+}
+
+/** What this build offers by default: every implemented feature. */
+export const IMPLEMENTED_FEATURES = featureBits(
+  (Object.keys(FEATURES) as FeatureName[]).filter((n) => (FEATURES[n] as FeatureSpec).implemented),
+)
+
+/** Whether `code` is in the optional range of frames sent by `sender`. */
+export function isOptionalCode(code: number, sender: Sender): boolean {
+  const r = OPTIONAL_CODES[sender]
+  return code >= r.first && code <= r.last
+}
+
+const OWNER = new Map<string, FeatureName>()
+for (const name of Object.keys(FEATURES) as FeatureName[]) {
+  for (const sender of ['client', 'server'] as const) {
+    const r = FEATURES[name].frames[sender]
+    for (let c = r.first; c <= r.last; c++) OWNER.set(`${sender}:${c}`, name)
+  }
+}
+
+/** The feature that owns optional code `code` sent by `sender`, or null (a free code). */
+export function featureOfCode(code: number, sender: Sender): FeatureName | null {
+  return OWNER.get(`${sender}:${code}`) ?? null
+}
+
+const KNOWN_CODES: ReadonlySet<number> = new Set(Object.values(MSG))
+
+/**
+ * The ignore rule for optional frames (docs/protocol.md §5.3): true when a frame of type `code`
+ * from `sender` is to be skipped on a connection that negotiated `features`. That is an optional
+ * code whose feature was not negotiated, that no feature owns, or that this build does not know.
+ * Mandatory codes are never skipped (an unknown one is ERR_PROTOCOL, from the decoder).
+ */
+export function skipsFrame(code: number, sender: Sender, features: number): boolean {
+  if (!isOptionalCode(code, sender)) return false
+  const owner = featureOfCode(code, sender)
+  if (owner === null || ((features >>> FEATURES[owner].bit) & 1) === 0) return true
+  return !KNOWN_CODES.has(code)
+}
 
 /** RESPONSE status byte. */
 export const STATUS = { file: 0, 'up-to-date': 1, 'not-found': 2, refused: 3 } as const
@@ -63,7 +193,12 @@ export type UpdateEntry =
   | ({ kind: 'rename'; path: string; from: string } & FileMeta)
 
 // --- client -> server --------------------------------------------------------------------
-export interface AuthMsg { type: 'auth'; version: number; token: string }
+/**
+ * `version` is the highest version the client speaks. Protocol 3 clients add `minVersion` (the
+ * lowest) and `features` (the set they offer); without them (protocol 2) the client speaks
+ * `version` only, with no features. The codec writes both or neither.
+ */
+export interface AuthMsg { type: 'auth'; version: number; token: string; minVersion?: number; features?: number }
 export interface RequestMsg { type: 'request'; id: number; path: string; haveHash: Uint8Array | null }
 export interface CancelMsg { type: 'cancel'; id: number }
 export interface SubscribeMsg {
@@ -82,7 +217,11 @@ export interface ManifestMsg { type: 'manifest'; id: number; patterns: string[];
 export interface CreditMsg { type: 'credit'; bytes: number }
 
 // --- server -> client --------------------------------------------------------------------
-export interface AuthOkMsg { type: 'auth-ok'; version: number }
+/**
+ * The version the server chose. `features` (the agreed set) is present exactly when the AUTH
+ * carried `minVersion`/`features`: a protocol-2 client gets the 3-byte AUTH_OK it expects.
+ */
+export interface AuthOkMsg { type: 'auth-ok'; version: number; features?: number }
 export type ResponseMsg =
   | ({ type: 'response'; id: number; status: 'file' } & FileMeta)
   | { type: 'response'; id: number; status: 'up-to-date' | 'not-found' | 'refused'; reason: string }
@@ -110,9 +249,6 @@ export type ServerMessage =
 export type Message = ClientMessage | ServerMessage
 export type MessageType = Message['type']
 
-/** Who sent a frame; the decoder accepts only that side's types. */
-export type Sender = 'client' | 'server'
-
 const CLIENT_TYPES: ReadonlySet<MessageType> = new Set(['auth', 'request', 'cancel', 'subscribe', 'manifest', 'credit', 'ping'])
 const SERVER_TYPES: ReadonlySet<MessageType> = new Set([
   'auth-ok', 'response', 'chunk', 'update', 'manifest-reply', 'error', 'subscribe-ack', 'ping',
@@ -124,3 +260,13 @@ export function allowedFrom(sender: Sender, type: MessageType): boolean {
 
 /** Server replies that answer a request id. */
 export type ReplyMessage = ResponseMsg | ChunkMsg | ManifestReplyMsg | ErrorMsg | SubscribeAckMsg
+
+/**
+ * The server frame types the client routes to a pending request by `id` (an optional reply
+ * frame joins this set and ReplyMessage). Every other server frame but AUTH_OK is a 'message'.
+ */
+export const REPLY_TYPES: ReadonlySet<ServerMessage['type']> = new Set(['response', 'chunk', 'manifest-reply', 'error', 'subscribe-ack'])
+
+export function isReply(msg: ServerMessage): msg is ReplyMessage {
+  return REPLY_TYPES.has(msg.type)
+}

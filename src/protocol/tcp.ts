@@ -8,7 +8,7 @@ import { AssetSyncError } from '../errors.js'
 import { CLOSE_GRACE_MS, MAX_CLIENTS } from '../limits.js'
 import { type Clock, systemClock } from './clock.js'
 import { NONCE_BYTES, REJECT_REASON, encodeHandshake } from './handshake-packets.js'
-import { PROTOCOL_VERSION } from './messages.js'
+import { COMPAT_VERSION } from './messages.js'
 import type { Listener, RawStream } from './transport.js'
 
 /**
@@ -16,9 +16,10 @@ import type { Listener, RawStream } from './transport.js'
  * a zero nonce (docs/protocol.md §1.1). Without it the client only saw its Noise handshake fail
  * ("is it an assetsync server?"); with it, the client fails with ERR_LIMIT "server full" as over
  * UDP. As a secret-stream length prefix it would announce 283,457 bytes, so no Noise message is
- * ever mistaken for it.
+ * ever mistaken for it. Its version byte stays COMPAT_VERSION (2): protocol-2 clients compare
+ * these exact bytes.
  */
-const TCP_FULL = encodeHandshake({ type: 'reject', version: PROTOCOL_VERSION, nonce: Buffer.alloc(NONCE_BYTES), reason: REJECT_REASON.full })
+const TCP_FULL = encodeHandshake({ type: 'reject', version: COMPAT_VERSION, nonce: Buffer.alloc(NONCE_BYTES), reason: REJECT_REASON.full })
 
 /** Tells a client we cannot take that the server is full, then closes (bounded by a timer). */
 function refuseFull(socket: Socket): void {

@@ -20,7 +20,7 @@ import { type Clock, systemClock } from './clock.js'
 import {
   COOKIE_BYTES, NONCE_BYTES, REJECT_REASON, decodeHandshake, encodeHandshake, type HandshakePacket,
 } from './handshake-packets.js'
-import { PROTOCOL_VERSION } from './messages.js'
+import { type ProtocolOffer, LOCAL_OFFER, describeVersions, negotiate, singleVersion } from './negotiation.js'
 import type { Listener, RawStream } from './transport.js'
 
 let sharedUdx: UDX | null = null
@@ -48,6 +48,8 @@ function randomId(taken: ReadonlySet<number>): number {
 export interface UdpListenOptions {
   maxClients?: number
   clock?: Clock
+  /** What the server speaks (default LOCAL_OFFER): a HELLO with no common version gets REJECT. */
+  offer?: ProtocolOffer
 }
 
 /** Stats a test or the status output can read. */
@@ -68,6 +70,7 @@ export class UdpListener extends EventEmitter implements Listener {
   readonly #ids = new Set<number>()
   readonly #clock: Clock
   readonly #maxClients: number
+  readonly #offer: ProtocolOffer
   #rateWindow = 0
   #rate = new Map<string, number>()
   readonly stats: UdpListenerStats = {
@@ -79,6 +82,7 @@ export class UdpListener extends EventEmitter implements Listener {
     this.#socket = socket
     this.#clock = opts.clock ?? systemClock
     this.#maxClients = opts.maxClients ?? MAX_CLIENTS
+    this.#offer = opts.offer ?? LOCAL_OFFER
     socket.on('message', (buf, rinfo) => this.#onMessage(buf, rinfo.host, rinfo.port))
   }
 
@@ -150,14 +154,20 @@ export class UdpListener extends EventEmitter implements Listener {
       this.stats.rateLimited++
       return
     }
-    if (p.version !== PROTOCOL_VERSION) {
-      this.#send({ type: 'reject', version: PROTOCOL_VERSION, nonce: p.nonce, reason: REJECT_REASON.version }, port, host)
+    // A protocol-2 HELLO has no offer: its version byte is the one version it speaks.
+    const agreed = negotiate(this.#offer, p.offer ?? singleVersion(p.version))
+    // Our offer goes only to a client that sent one: a protocol-2 client drops a WELCOME or
+    // REJECT of any other length than its own (24 and 21 bytes).
+    const offer = p.offer ? { offer: this.#offer } : {}
+    if (!agreed) {
+      this.#send({ type: 'reject', version: this.#offer.maxVersion, nonce: p.nonce, reason: REJECT_REASON.version, ...offer }, port, host)
       return
     }
+    const version = agreed.version
     if (p.cookie === null || !this.#cookieValid(p.cookie, host, port, p.clientId, p.nonce)) {
       const bucket = Math.floor(this.#clock.now() / COOKIE_BUCKET_MS)
       this.stats.cookiesSent++
-      this.#send({ type: 'cookie', version: PROTOCOL_VERSION, nonce: p.nonce, cookie: this.#cookie(host, port, p.clientId, p.nonce, bucket) }, port, host)
+      this.#send({ type: 'cookie', version, nonce: p.nonce, cookie: this.#cookie(host, port, p.clientId, p.nonce, bucket) }, port, host)
       return
     }
     // The address has proven it receives our datagrams: from here on we may allocate.
@@ -165,11 +175,11 @@ export class UdpListener extends EventEmitter implements Listener {
     const existing = this.#sessions.get(key)
     if (existing) {
       // Our WELCOME was lost and the client retransmitted: answer again, allocate nothing new.
-      this.#send({ type: 'welcome', version: PROTOCOL_VERSION, nonce: p.nonce, serverId: existing.serverId }, port, host)
+      this.#send({ type: 'welcome', version, nonce: p.nonce, serverId: existing.serverId, ...offer }, port, host)
       return
     }
     if (this.#sessions.size >= this.#maxClients) {
-      this.#send({ type: 'reject', version: PROTOCOL_VERSION, nonce: p.nonce, reason: REJECT_REASON.full }, port, host)
+      this.#send({ type: 'reject', version, nonce: p.nonce, reason: REJECT_REASON.full, ...offer }, port, host)
       return
     }
     const serverId = randomId(this.#ids)
@@ -183,7 +193,7 @@ export class UdpListener extends EventEmitter implements Listener {
       this.#sessions.delete(key)
       this.#ids.delete(serverId)
     })
-    this.#send({ type: 'welcome', version: PROTOCOL_VERSION, nonce: p.nonce, serverId }, port, host)
+    this.#send({ type: 'welcome', version, nonce: p.nonce, serverId, ...offer }, port, host)
     this.emit('connection', stream, `${host}:${port}`)
   }
 }
@@ -191,6 +201,19 @@ export class UdpListener extends EventEmitter implements Listener {
 export interface UdpConnectOptions {
   timeoutMs: number
   clock?: Clock
+  /** What the client speaks (default LOCAL_OFFER), sent in the HELLO's padding. */
+  offer?: ProtocolOffer
+}
+
+/** A finished client handshake. */
+export interface UdpHandshake {
+  /** The connected udx stream; it owns its socket (when the stream closes, the socket closes). */
+  stream: RawStream
+  /**
+   * The server's offer from its WELCOME, or null from a protocol-2 listener (plain WELCOME): the
+   * client must then authenticate with a protocol-2 AUTH. Unauthenticated: a hint, not a grant.
+   */
+  server: ProtocolOffer | null
 }
 
 /** Resolves a host name to one IP address (udx takes addresses only). */
@@ -208,7 +231,13 @@ export async function resolveHost(host: string): Promise<string> {
  * socket: when the stream closes, the socket closes.
  */
 export async function connectUdp(host: string, port: number, opts: UdpConnectOptions): Promise<RawStream> {
+  return (await udpHandshake(host, port, opts)).stream
+}
+
+/** `connectUdp`, also returning what the WELCOME said about the server's protocol versions. */
+export async function udpHandshake(host: string, port: number, opts: UdpConnectOptions): Promise<UdpHandshake> {
   const clock = opts.clock ?? systemClock
+  const offer = opts.offer ?? LOCAL_OFFER
   const ip = await resolveHost(host)
   const socket = udx().createSocket()
   socket.bind(0, isIP(ip) === 6 ? '::' : '0.0.0.0')
@@ -218,19 +247,21 @@ export async function connectUdp(host: string, port: number, opts: UdpConnectOpt
   const nonce = randomBytes(NONCE_BYTES)
   const target = `udp://${host}:${port}`
 
-  return new Promise<RawStream>((resolve, reject) => {
+  return new Promise<UdpHandshake>((resolve, reject) => {
     let cookie: Buffer | null = null
     let delay = HANDSHAKE_RETRY_MS
     let cancelRetry = (): void => {}
     const hello = (): void => {
-      socket.trySend(encodeHandshake({ type: 'hello', version: PROTOCOL_VERSION, clientId, nonce, cookie }), port, ip)
+      // The version byte is our lowest version: a protocol-2 listener accepts exactly 2 and
+      // never reads the offer in the padding.
+      socket.trySend(encodeHandshake({ type: 'hello', version: offer.minVersion, clientId, nonce, cookie, offer }), port, ip)
     }
     const retry = (): void => {
       hello()
       cancelRetry = clock.after(delay, retry)
       delay = Math.min(delay * 2, HANDSHAKE_RETRY_MAX_MS)
     }
-    const finish = (err: Error | null): void => {
+    const finish = (err: Error | null, server: ProtocolOffer | null = null): void => {
       cancelRetry()
       cancelTimeout()
       socket.removeListener('message', onMessage)
@@ -241,7 +272,7 @@ export async function connectUdp(host: string, port: number, opts: UdpConnectOpt
         return
       }
       stream.once('close', () => { void socket.close() })
-      resolve(stream)
+      resolve({ stream, server })
     }
     const onMessage = (buf: Buffer, rinfo: { host: string; port: number }): void => {
       if (rinfo.port !== port || rinfo.host !== ip) return
@@ -254,9 +285,10 @@ export async function connectUdp(host: string, port: number, opts: UdpConnectOpt
         retry()
       } else if (p.type === 'welcome') {
         stream.connect(socket, p.serverId, port, ip)
-        finish(null)
+        finish(null, p.offer ?? null)
       } else if (p.reason === REJECT_REASON.version) {
-        finish(new AssetSyncError('ERR_VERSION', `${target} speaks protocol version ${p.version}, this assetsync speaks ${PROTOCOL_VERSION}: use matching versions`))
+        const theirs = describeVersions(p.offer ?? singleVersion(p.version))
+        finish(new AssetSyncError('ERR_VERSION', `${target} speaks protocol ${theirs}, this assetsync speaks ${describeVersions(offer)}: use matching versions`))
       } else {
         finish(new AssetSyncError('ERR_LIMIT', `${target} refused the connection: server full`))
       }

@@ -18,7 +18,7 @@ import { isTempName } from '../../src/core/fs/atomic-write.js'
 import { hashBytes } from '../../src/core/fs/hash.js'
 import { AssetSyncError } from '../../src/errors.js'
 import { CHUNK_SIZE, DOWNLOAD_ATTEMPTS, FLOW_WINDOW_BYTES, MAX_READ_BYTES } from '../../src/limits.js'
-import type { Connection } from '../../src/protocol/connection.js'
+import type { ServerConnection } from '../../src/protocol/connection.js'
 import type { ClientMessage, FileMeta } from '../../src/protocol/messages.js'
 import { type LocalServer, MiB, startLocalServer, tempDir, writeFiles } from '../hardening/support.js'
 import { Cleanup, listen } from '../transport/support.js'
@@ -223,7 +223,7 @@ describe('a server that lies about the hash', () => {
     cleanup.add(() => ep.close())
     const body = Buffer.from('not what was announced\n')
     let requests = 0
-    ep.on('connection', (conn: Connection) => {
+    ep.on('connection', (conn: ServerConnection) => {
       conn.on('message', (msg: ClientMessage) => {
         if (msg.type !== 'request') return
         requests++

@@ -13,7 +13,7 @@ import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { MAX_PATH_BYTES, MAX_PATH_DEPTH } from '../../src/limits.js'
-import type { Connection } from '../../src/protocol/connection.js'
+import type { ClientConnection } from '../../src/protocol/connection.js'
 import { dial } from '../../src/protocol/endpoint.js'
 import type { ReplyMessage } from '../../src/protocol/messages.js'
 import {
@@ -210,16 +210,16 @@ describe('hostile paths given to get', () => {
 })
 
 describe('the server refuses hostile paths from a raw client (no client-side check)', () => {
-  let conn: Connection | null = null
+  let conn: ClientConnection | null = null
 
   afterAll(() => conn?.destroy())
 
-  async function connect(): Promise<Connection> {
+  async function connect(): Promise<ClientConnection> {
     return dial({ transport: 'udp', host: server.host, port: server.port, connectTimeoutMs: 5000, requestTimeoutMs: 10_000 })
   }
 
   /** Sends REQUEST(path) and returns the RESPONSE status, or the error that ended the request. */
-  async function ask(c: Connection, path: string): Promise<{ status?: string; error?: string; bytes: Buffer }> {
+  async function ask(c: ClientConnection, path: string): Promise<{ status?: string; error?: string; bytes: Buffer }> {
     let status: string | undefined
     const data: Buffer[] = []
     try {

@@ -10,7 +10,7 @@ import SecretStream from '@hyperswarm/secret-stream'
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest'
 import { hashBytes } from '../../src/core/fs/hash.js'
 import { CHUNK_SIZE } from '../../src/limits.js'
-import type { Connection } from '../../src/protocol/connection.js'
+import type { ServerConnection } from '../../src/protocol/connection.js'
 import { ServerEndpoint } from '../../src/protocol/endpoint.js'
 import type { ClientMessage, ManifestEntry } from '../../src/protocol/messages.js'
 import { LOOPBACK, Sandbox, TEMP_NAME, ensureBuilt, lines, listFiles, snapshotTree } from '../helpers/cli.js'
@@ -42,7 +42,7 @@ async function fakeServer(files: FakeFile[]): Promise<FakeServer> {
   const entries: ManifestEntry[] = files.map((f) => ({
     path: f.path, hash: f.hash ?? hashBytes(f.data), size: f.data.length, mode: f.mode ?? 0o644, mtime: 1_700_000_000_000,
   })).sort((a, b) => (a.path < b.path ? -1 : 1))
-  ep.on('connection', (conn: Connection) => {
+  ep.on('connection', (conn: ServerConnection) => {
     conn.on('message', (msg: ClientMessage) => {
       if (msg.type === 'manifest') {
         conn.send({ type: 'manifest-reply', id: msg.id, done: true, entries: entries.filter((e) => e.path > msg.after) })

@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { AssetClient } from '../../src/core/client/client.js'
 import type { AssetSyncError } from '../../src/errors.js'
-import type { Connection } from '../../src/protocol/connection.js'
+import type { ClientConnection, ServerConnection } from '../../src/protocol/connection.js'
 import { dial } from '../../src/protocol/endpoint.js'
 import { type Message, PROTOCOL_VERSION } from '../../src/protocol/messages.js'
 import { Cleanup, LOOPBACK, fetchBlob, listen, serveBlobs, withTimeout } from '../transport/support.js'
@@ -50,11 +50,11 @@ describe('a handler that throws costs one connection, not the process', () => {
     const srv = await listen(transport)
     cleanup.add(() => srv.close())
     // First listener: throws (before the blob server below answers).
-    srv.on('connection', (conn: Connection) => conn.on('message', (m: Message) => {
+    srv.on('connection', (conn: ServerConnection) => conn.on('message', (m: Message) => {
       if (m.type === 'request' && m.path === 'boom') throw new TypeError('handler bug')
     }))
     serveBlobs(srv, () => Buffer.from('ok'))
-    const connect = async (): Promise<Connection> => {
+    const connect = async (): Promise<ClientConnection> => {
       const c = await dial({ transport, host: LOOPBACK, port: srv.address().port, connectTimeoutMs: 5000 })
       cleanup.add(() => c.destroy())
       return c

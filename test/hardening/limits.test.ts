@@ -18,7 +18,7 @@ import {
   MANIFEST_PAGE_BYTES, MAX_CLIENTS, MAX_FRAME_BYTES, MAX_INFLIGHT_PER_CLIENT, MAX_PATH_BYTES, MAX_PATH_DEPTH,
   MAX_PATTERN_BYTES, MAX_PATTERNS, MAX_SUBSCRIPTIONS_PER_CLIENT, MAX_TOKEN_BYTES,
 } from '../../src/limits.js'
-import type { Connection } from '../../src/protocol/connection.js'
+import type { ClientConnection } from '../../src/protocol/connection.js'
 import { type DialOptions, type ServerEndpoint, dial } from '../../src/protocol/endpoint.js'
 import { MAX_WIRE_MESSAGE_BYTES } from '../../src/protocol/frame-guard.js'
 import { MSG } from '../../src/protocol/messages.js'
@@ -45,7 +45,7 @@ beforeAll(async () => {
 })
 
 const endpoint = (transport: TransportName, extra: Parameters<typeof listen>[1] = {}): Promise<ServerEndpoint> => listenTracked(cleanup, transport, extra)
-const connect = (s: ServerEndpoint, extra: Partial<DialOptions> = {}): Promise<Connection> => dialTracked(cleanup, s, extra)
+const connect = (s: ServerEndpoint, extra: Partial<DialOptions> = {}): Promise<ClientConnection> => dialTracked(cleanup, s, extra)
 
 async function client(srv: LocalServer, transport: TransportName = 'udp', token?: string): Promise<AssetClient> {
   const c = await AssetClient.connect({ server: srv.addr, transport, key: srv.key, configDir: config, connectTimeoutMs: 5000, token })

@@ -14,7 +14,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { LiveMirror } from '../../src/core/client/live-mirror.js'
 import type { AssetSyncError } from '../../src/errors.js'
 import { encode } from '../../src/protocol/codec.js'
-import type { Connection } from '../../src/protocol/connection.js'
+import type { ClientConnection, ServerConnection } from '../../src/protocol/connection.js'
 import { dial } from '../../src/protocol/endpoint.js'
 import type { Message } from '../../src/protocol/messages.js'
 import type { UdpListener } from '../../src/protocol/udp.js'
@@ -45,11 +45,11 @@ async function attacker(): Promise<{ sock: DgramSocket; received: () => number; 
 }
 
 describe('spoofed packets carrying a live stream\'s ids, from another address/port', () => {
-  async function setup(): Promise<{ port: number; conn: Connection; stream: UDXStream; seen: string[] }> {
+  async function setup(): Promise<{ port: number; conn: ClientConnection; stream: UDXStream; seen: string[] }> {
     const s = await listen('udp')
     cleanup.add(() => s.close())
     const seen: string[] = []
-    s.on('connection', (c: Connection) => c.on('message', (m: Message) => { if (m.type === 'request') seen.push(m.path) }))
+    s.on('connection', (c: ServerConnection) => c.on('message', (m: Message) => { if (m.type === 'request') seen.push(m.path) }))
     serveBlobs(s, (path) => Buffer.from(`blob ${path}`))
     const streams: UDXStream[] = []
     ;(s.listener as UdpListener).on('connection', (st: UDXStream) => streams.push(st))

@@ -105,6 +105,8 @@ export interface RunOptions {
   cwd?: string
   /** SIGKILL after this long (the result then has signal SIGKILL). Default 60 s. */
   timeoutMs?: number
+  /** The CLI entry to run instead of bin/assetsync.js (e.g. a vendored earlier release). */
+  bin?: string
 }
 
 /** Every parsed NDJSON line of `text`; throws (naming the line) if one is not JSON. */
@@ -197,7 +199,7 @@ export class Sandbox {
   /** Starts `node bin/assetsync.js <args>` and collects its output. */
   spawn(args: string[], opts: RunOptions = {}): SpawnedCli {
     const t0 = performance.now()
-    const proc = spawn(process.execPath, [BIN, ...args], {
+    const proc = spawn(process.execPath, [opts.bin ?? BIN, ...args], {
       cwd: opts.cwd ?? this.dir,
       env: this.env(opts.env),
       stdio: ['ignore', 'pipe', 'pipe'],

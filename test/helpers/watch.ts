@@ -74,12 +74,14 @@ export interface WatchOptions {
   args?: string[]
   /** Wait this long for the `synced` event. */
   readyMs?: number
+  /** The CLI entry to run instead of bin/assetsync.js (e.g. a vendored earlier release). */
+  bin?: string
 }
 
 /** `assetsync watch --server <addr> --out <out> --json [--exec ...] [patterns...]`; resolves after `synced`. */
 export async function startWatch(sb: Sandbox, addr: string, o: WatchOptions): Promise<WatchHandle> {
   const args = ['watch', '--server', addr, '--out', o.out, '--json', ...(o.exec ? ['--exec', o.exec] : []), ...(o.args ?? []), ...(o.patterns ?? [])]
-  const cli = sb.spawn(args, { timeoutMs: 600_000 })
+  const cli = sb.spawn(args, { timeoutMs: 600_000, ...(o.bin ? { bin: o.bin } : {}) })
   let exited: CliResult | null = null
   const exitedP = cli.result.then((r) => { exited = r; return r })
   const events = (): Event[] => completeEvents(cli.stdoutSoFar())

@@ -8,8 +8,8 @@ import { AssetSyncError } from '../../src/errors.js'
 import { IDLE_TIMEOUT_MS, KEEPALIVE_MS, REQUEST_TIMEOUT_MS, TIMER_TICK_MS } from '../../src/limits.js'
 import { type Clock, ManualClock } from '../../src/protocol/clock.js'
 import { decode, encode } from '../../src/protocol/codec.js'
-import { Connection, type ConnectionOptions } from '../../src/protocol/connection.js'
-import { PROTOCOL_VERSION, type Message, type ReplyMessage } from '../../src/protocol/messages.js'
+import { ClientConnection, type Connection, type ConnectionOptions, ServerConnection } from '../../src/protocol/connection.js'
+import { PROTOCOL_VERSION, type Message, type ReplyMessage, type Sender } from '../../src/protocol/messages.js'
 import { memoryPair } from '../helpers/memory-pair.js'
 
 describe('ManualClock', () => {
@@ -87,13 +87,16 @@ function closes(conn: Connection, clock: ManualClock): { at: number; err: AssetS
   return seen
 }
 
-/** A Connection whose peer is a raw stream the test drives by hand. */
-function withRawPeer(role: 'client' | 'server', opts: Partial<ConnectionOptions> = {}): {
-  clock: ManualClock; conn: Connection; raw: Duplex; received: Message[]; send: (msg: Message) => void
+type Side<R extends Sender> = R extends 'client' ? ClientConnection : ServerConnection
+
+/** A connection (client or server side) whose peer is a raw stream the test drives by hand. */
+function withRawPeer<R extends Sender>(role: R, opts: Partial<ConnectionOptions> = {}): {
+  clock: ManualClock; conn: Side<R>; raw: Duplex; received: Message[]; send: (msg: Message) => void
 } {
   const clock = new ManualClock()
   const { a, b } = memoryPair()
-  const conn = new Connection(a, { role, remote: 'peer', clock, ...opts })
+  const o = { remote: 'peer', clock, ...opts }
+  const conn = (role === 'client' ? new ClientConnection(a, o) : new ServerConnection(a, o)) as Side<R>
   const received: Message[] = []
   b.on('data', (frame: Buffer) => received.push(decode(frame, role)))
   return { clock, conn, raw: b, received, send: (msg) => { b.write(encode(msg)) } }
@@ -101,12 +104,12 @@ function withRawPeer(role: 'client' | 'server', opts: Partial<ConnectionOptions>
 
 /** A client and a server Connection over one in-memory pair, authenticated and open. */
 async function openPair(opts: Partial<ConnectionOptions> = {}): Promise<{
-  clock: ManualClock; client: Connection; server: Connection; fromClient: Message[]; cut: () => void; clientRaw: Duplex; serverRaw: Duplex
+  clock: ManualClock; client: ClientConnection; server: ServerConnection; fromClient: Message[]; cut: () => void; clientRaw: Duplex; serverRaw: Duplex
 }> {
   const clock = new ManualClock()
   const { a, b, cut } = memoryPair()
-  const client = new Connection(a, { role: 'client', remote: 'server', clock, ...opts })
-  const server = new Connection(b, { role: 'server', remote: 'client', clock, ...opts })
+  const client = new ClientConnection(a, { remote: 'server', clock, ...opts })
+  const server = new ServerConnection(b, { remote: 'client', clock, ...opts })
   const fromClient: Message[] = []
   server.on('message', (msg: Message) => fromClient.push(msg))
   await Promise.all([server.acceptAuth(TOKEN), client.authenticate(TOKEN)])
@@ -114,7 +117,7 @@ async function openPair(opts: Partial<ConnectionOptions> = {}): Promise<{
   return { clock, client, server, fromClient, cut, clientRaw: a, serverRaw: b }
 }
 
-const request = (conn: Connection, onReply: (r: ReplyMessage) => boolean = () => true): { id: number; done: Promise<void> } =>
+const request = (conn: ClientConnection, onReply: (r: ReplyMessage) => boolean = () => true): { id: number; done: Promise<void> } =>
   conn.request((id) => ({ type: 'request', id, path: 'a.txt', haveHash: null }), onReply)
 
 describe('Connection keepalive and idle timeout (ManualClock)', () => {
@@ -209,7 +212,7 @@ describe('Connection keepalive and idle timeout (ManualClock)', () => {
     const { a, b } = memoryPair()
     const received: unknown[] = []
     b.on('data', (frame: Buffer) => received.push(frame))
-    const conn = new Connection(a, { role: 'client', remote: 'peer', clock: counting })
+    const conn = new ClientConnection(a, { remote: 'peer', clock: counting })
     expect(live).toBe(1)
     conn.close()
     expect(live).toBe(0)
@@ -323,8 +326,8 @@ describe('Connection authentication and bad frames', () => {
     for (const required of [TOKEN, null]) {
       const { a, b } = memoryPair()
       const clock = new ManualClock()
-      const server = new Connection(b, { role: 'server', remote: 'c', clock })
-      const client = new Connection(a, { role: 'client', remote: 's', clock })
+      const server = new ServerConnection(b, { remote: 'c', clock })
+      const client = new ClientConnection(a, { remote: 's', clock })
       await Promise.all([server.acceptAuth(required), client.authenticate(TOKEN)])
       expect(client.isOpen && server.isOpen).toBe(true)
     }
@@ -333,8 +336,8 @@ describe('Connection authentication and bad frames', () => {
   it('a wrong token: the client gets ERR_AUTH and both ends close', async () => {
     const { a, b } = memoryPair()
     const clock = new ManualClock()
-    const server = new Connection(b, { role: 'server', remote: 'c', clock })
-    const client = new Connection(a, { role: 'client', remote: 's', clock })
+    const server = new ServerConnection(b, { remote: 'c', clock })
+    const client = new ClientConnection(a, { remote: 's', clock })
     const accepted = server.acceptAuth(TOKEN)
     const authed = client.authenticate('not-the-token')
     await expect(authed).rejects.toMatchObject({ code: 'ERR_AUTH' })

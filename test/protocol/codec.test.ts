@@ -16,6 +16,8 @@ import {
 const other = (s: Sender): Sender => (s === 'client' ? 'server' : 'client')
 const SENDERS: readonly Sender[] = ['client', 'server']
 const isChunk = (bytes: Buffer): boolean => bytes[0] === MSG.chunk
+/** An AUTH or AUTH_OK in the protocol-2 layout (no version range, no features). */
+const isV2Auth = (m: Message): boolean => (m.type === 'auth' && m.minVersion === undefined) || (m.type === 'auth-ok' && m.features === undefined)
 
 /** Runs `fn`, which must throw a ProtocolError (ERR_PROTOCOL); returns it. */
 function protocolError(fn: () => unknown): ProtocolError {
@@ -150,7 +152,14 @@ describe('codec: frames that must be refused', () => {
     let cuts = 0
     for (const gf of GOLDEN) {
       const min = isChunk(gf.bytes) ? CHUNK_HEADER_BYTES : gf.bytes.length
+      // A protocol-3 AUTH or AUTH_OK cut exactly before its tail is the protocol-2 frame.
+      const tail = gf.msg.type === 'auth' && gf.msg.minVersion !== undefined ? 6 : gf.msg.type === 'auth-ok' && gf.msg.features !== undefined ? 4 : 0
       for (let n = 0; n < min; n++) {
+        if (tail > 0 && n === gf.bytes.length - tail) {
+          const { minVersion: _m, features: _f, ...v2 } = gf.msg as Message & { minVersion?: number; features?: number }
+          expect(decode(gf.bytes.subarray(0, n), gf.sender)).toEqual(v2)
+          continue
+        }
         protocolError(() => decode(gf.bytes.subarray(0, n), gf.sender))
         cuts++
       }
@@ -173,10 +182,33 @@ describe('codec: frames that must be refused', () => {
       if (isChunk(gf.bytes)) {
         const msg = decode(longer, 'server')
         expect(msg.type === 'chunk' && msg.data.length).toBe(longer.length - CHUNK_HEADER_BYTES)
+      } else if (isV2Auth(gf.msg)) {
+        // After a protocol-2 AUTH or AUTH_OK, more bytes start the protocol-3 tail: cut short.
+        expect(protocolError(() => decode(longer, gf.sender)).message).toMatch(/truncated frame: (lowest version|features)/)
       } else {
         expect(protocolError(() => decode(longer, gf.sender)).message).toMatch(/1 trailing bytes/)
       }
     }
+  })
+
+  it('reads AUTH and AUTH_OK in both layouts: protocol 2 (no tail) and protocol 3 (range, features)', () => {
+    expect(decode(bytesOf(h8(MSG.auth), '0002', '0000'), 'client')).toEqual({ type: 'auth', version: 2, token: '' })
+    expect(decode(bytesOf(h8(MSG.auth), '0003', '0000', '0002', '00000001'), 'client'))
+      .toEqual({ type: 'auth', version: 3, token: '', minVersion: 2, features: 1 })
+    expect(decode(bytesOf(h8(MSG['auth-ok']), '0002'), 'server')).toEqual({ type: 'auth-ok', version: 2 })
+    expect(decode(bytesOf(h8(MSG['auth-ok']), '0003', '00000001'), 'server')).toEqual({ type: 'auth-ok', version: 3, features: 1 })
+    // The encoder writes the tail exactly when minVersion (AUTH) or features (AUTH_OK) is set.
+    expect(encode({ type: 'auth', version: 3, token: '', minVersion: 3 }).toString('hex')).toBe('0100030000000300000000')
+    expect(encode({ type: 'auth-ok', version: 2 }).toString('hex')).toBe('410002')
+  })
+
+  it('refuses an AUTH whose lowest version is above its highest, and every partial tail', () => {
+    expect(protocolError(() => decode(bytesOf(h8(MSG.auth), '0002', '0000', '0003', '00000000'), 'client')).message)
+      .toBe('lowest version 3 is above the highest, 2')
+    const full = bytesOf(h8(MSG.auth), '0003', '0000', '0002', '00000000')
+    for (let n = 6; n < full.length; n++) expect(protocolError(() => decode(full.subarray(0, n), 'client')).message).toMatch(/truncated/)
+    const ok = bytesOf(h8(MSG['auth-ok']), '0003', '00000000')
+    for (let n = 4; n < ok.length; n++) expect(protocolError(() => decode(ok.subarray(0, n), 'server')).message).toMatch(/truncated/)
   })
 
   describe('string caps', () => {

@@ -15,7 +15,7 @@ import type { AssetSyncError } from '../../src/errors.js'
 import { CHUNK_SIZE, CREDIT_UPDATE_BYTES, FLOW_WINDOW_BYTES } from '../../src/limits.js'
 import { ManualClock } from '../../src/protocol/clock.js'
 import { decode, encode } from '../../src/protocol/codec.js'
-import { Connection } from '../../src/protocol/connection.js'
+import { ClientConnection, ServerConnection } from '../../src/protocol/connection.js'
 import { dial } from '../../src/protocol/endpoint.js'
 import { type ChunkMsg, type Message, PROTOCOL_VERSION } from '../../src/protocol/messages.js'
 import { memoryPair } from '../helpers/memory-pair.js'
@@ -26,11 +26,11 @@ const flush = async (): Promise<void> => {
   for (let i = 0; i < 4; i++) await new Promise<void>((resolve) => setImmediate(resolve))
 }
 
-async function openPair(): Promise<{ client: Connection; server: Connection; fromClient: Message[] }> {
+async function openPair(): Promise<{ client: ClientConnection; server: ServerConnection; fromClient: Message[] }> {
   const clock = new ManualClock()
   const { a, b } = memoryPair()
-  const client = new Connection(a, { role: 'client', remote: 'server', clock })
-  const server = new Connection(b, { role: 'server', remote: 'client', clock })
+  const client = new ClientConnection(a, { remote: 'server', clock })
+  const server = new ServerConnection(b, { remote: 'client', clock })
   const fromClient: Message[] = []
   // CREDIT frames are consumed by the Connection; seeing them needs the raw side.
   b.on('data', (frame: Buffer) => { if (server.isOpen) fromClient.push(decode(frame, 'client')) })
@@ -45,7 +45,7 @@ describe('Connection flow control', () => {
   it('a server starts with FLOW_WINDOW_BYTES of credit, and a CHUNK past the credit is a local bug', async () => {
     // The client is a raw peer that never grants credit back.
     const { a, b } = memoryPair()
-    const server = new Connection(b, { role: 'server', remote: 'client', clock: new ManualClock() })
+    const server = new ServerConnection(b, { remote: 'client', clock: new ManualClock() })
     const opened = server.acceptAuth(TOKEN)
     a.write(encode({ type: 'auth', version: PROTOCOL_VERSION, token: TOKEN }))
     await opened
@@ -116,7 +116,7 @@ describe('Connection flow control', () => {
   it('a server that sends past the window is refused with ERR_PROTOCOL (a malicious server cannot fill our memory)', async () => {
     const clock = new ManualClock()
     const { a, b } = memoryPair()
-    const client = new Connection(a, { role: 'client', remote: 'evil', clock })
+    const client = new ClientConnection(a, { remote: 'evil', clock })
     const fromClient: Message[] = []
     b.on('data', (frame: Buffer) => fromClient.push(decode(frame, 'client')))
     const auth = client.authenticate('')

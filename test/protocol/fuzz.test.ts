@@ -11,7 +11,7 @@ import { ProtocolError } from '../../src/errors.js'
 import { MAX_PATH_BYTES, MAX_PATTERNS, MAX_TOKEN_BYTES, MAX_UPDATE_ENTRIES } from '../../src/limits.js'
 import { MAX_MANIFEST_ENTRIES, decode, encode } from '../../src/protocol/codec.js'
 import {
-  COOKIE_BYTES, NONCE_BYTES, REJECT_REASON, decodeHandshake, encodeHandshake, type HandshakePacket,
+  COOKIE_BYTES, NONCE_BYTES, OFFER_AT, OFFER_TAG, REJECT_REASON, decodeHandshake, encodeHandshake, type HandshakePacket,
 } from '../../src/protocol/handshake-packets.js'
 import { MSG, PROTOCOL_VERSION, type Sender } from '../../src/protocol/messages.js'
 import { mulberry32 } from '../helpers/lossy-proxy.js'
@@ -148,12 +148,18 @@ describe('codec fuzz', () => {
 
 describe('handshake fuzz', () => {
   const nonce = Buffer.from('00112233445566778899aabbccddeeff', 'hex')
+  const offer = { minVersion: 2, maxVersion: PROTOCOL_VERSION, features: 0x0000_0041 }
   const seeds: HandshakePacket[] = [
     { type: 'hello', version: PROTOCOL_VERSION, clientId: 0x01020304, nonce, cookie: null },
     { type: 'hello', version: PROTOCOL_VERSION, clientId: 0xfffffffe, nonce, cookie: Buffer.alloc(COOKIE_BYTES, 0xc0) },
     { type: 'cookie', version: PROTOCOL_VERSION, nonce, cookie: Buffer.alloc(COOKIE_BYTES, 0xc0) },
     { type: 'welcome', version: PROTOCOL_VERSION, nonce, serverId: 0xcafebabe },
     { type: 'reject', version: PROTOCOL_VERSION, nonce, reason: REJECT_REASON.full },
+    // Protocol 3: the offer block in a HELLO's padding and after a WELCOME or REJECT.
+    { type: 'hello', version: 2, clientId: 0x01020304, nonce, cookie: null, offer },
+    { type: 'hello', version: 2, clientId: 0x01020304, nonce, cookie: Buffer.alloc(COOKIE_BYTES, 0xc0), offer },
+    { type: 'welcome', version: PROTOCOL_VERSION, nonce, serverId: 0xcafebabe, offer },
+    { type: 'reject', version: PROTOCOL_VERSION, nonce, reason: REJECT_REASON.version, offer },
   ]
   const seedBytes = seeds.map((p) => encodeHandshake(p))
   // The cookie-length byte of a HELLO sits after magic, type, version, client id and nonce.
@@ -170,6 +176,7 @@ describe('handshake fuzz', () => {
         b = Buffer.from(rng.pick(seedBytes))
         for (let m = 1 + rng.int(3); m > 0; m--) {
           if (rng.chance(0.1) && b.length > COOKIE_LEN_AT) b[COOKIE_LEN_AT] = rng.pick([0, COOKIE_BYTES, COOKIE_BYTES + 1, 0xff])
+          else if (rng.chance(0.1) && b.length > OFFER_AT) b[OFFER_AT] = rng.pick([0, OFFER_TAG, OFFER_TAG + 1])
           else b = mutate(rng, b, [])
         }
       }

@@ -3,7 +3,7 @@
  * from the layout in docs/protocol.md. Nothing here calls the codec. Type, status and kind bytes
  * come from the real tables (MSG, STATUS, CHANGE_KIND); every other byte is a hex literal.
  */
-import { CHANGE_KIND, HASH_BYTES, MSG, PROTOCOL_VERSION, STATUS, type FileMeta, type Message, type Sender } from '../../src/protocol/messages.js'
+import { CHANGE_KIND, HASH_BYTES, MSG, STATUS, featureBits, type FileMeta, type Message, type Sender } from '../../src/protocol/messages.js'
 
 /** Hex of a constant, big-endian, `bytes` wide (test-side formatting, independent of the codec). */
 export function hexOf(n: number, bytes: number): string {
@@ -68,10 +68,17 @@ function g(name: string, sender: Sender, msg: Message, ...parts: (string | LenPa
 
 export const GOLDEN: readonly Golden[] = [
   // --- client -> server -------------------------------------------------------------------------
-  g('auth', 'client', { type: 'auth', version: PROTOCOL_VERSION, token: 'hunter2' },
-    h8(MSG.auth), h16(PROTOCOL_VERSION), len('0007'), '68756e74657232'),
-  g('auth, empty token', 'client', { type: 'auth', version: PROTOCOL_VERSION, token: '' },
-    h8(MSG.auth), h16(PROTOCOL_VERSION), len('0000')),
+  // AUTH as protocol 3 sends it: highest version, token, lowest version, offered features.
+  g('auth, protocol 3 (range and features)', 'client',
+    { type: 'auth', version: 3, token: 'hunter2', minVersion: 2, features: featureBits(['priority', 'zstd']) },
+    h8(MSG.auth), '0003', len('0007'), '68756e74657232', '0002', '00000009'),
+  g('auth, protocol 3, highest bit', 'client', { type: 'auth', version: 0xffff, token: '', minVersion: 0xffff, features: 0x80000000 },
+    h8(MSG.auth), 'ffff', len('0000'), 'ffff', '80000000'),
+  // AUTH as protocol 2 sends it (and protocol 3 to a protocol-2 server): no tail.
+  g('auth, protocol 2', 'client', { type: 'auth', version: 2, token: 'hunter2' },
+    h8(MSG.auth), '0002', len('0007'), '68756e74657232'),
+  g('auth, protocol 2, empty token', 'client', { type: 'auth', version: 2, token: '' },
+    h8(MSG.auth), '0002', len('0000')),
   g('request, no hash, non-ASCII path', 'client', { type: 'request', id: 0x01020304, path: 'a/ü.png', haveHash: null },
     h8(MSG.request), '01020304', len('0008'), '612f c3bc 2e706e67', '00'),
   g('request with have-hash', 'client', { type: 'request', id: 7, path: 'x', haveHash: HASH },
@@ -92,8 +99,12 @@ export const GOLDEN: readonly Golden[] = [
     h8(MSG.ping)),
 
   // --- server -> client -------------------------------------------------------------------------
-  g('auth-ok', 'server', { type: 'auth-ok', version: PROTOCOL_VERSION },
-    h8(MSG['auth-ok']), h16(PROTOCOL_VERSION)),
+  g('auth-ok, protocol 3 (agreed features)', 'server', { type: 'auth-ok', version: 3, features: featureBits(['zstd']) },
+    h8(MSG['auth-ok']), '0003', '00000008'),
+  g('auth-ok, protocol 3, no features', 'server', { type: 'auth-ok', version: 3, features: 0 },
+    h8(MSG['auth-ok']), '0003', '00000000'),
+  g('auth-ok, protocol 2 (to an AUTH without a tail)', 'server', { type: 'auth-ok', version: 2 },
+    h8(MSG['auth-ok']), '0002'),
   g('response file', 'server', { type: 'response', id: 2, status: 'file', ...META },
     h8(MSG.response), '00000002', h8(STATUS.file), META_HEX),
   g('response up-to-date', 'server', { type: 'response', id: 2, status: 'up-to-date', reason: '' },

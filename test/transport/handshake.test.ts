@@ -13,7 +13,7 @@ import { KnownServers } from '../../src/core/fs/keys.js'
 import { AssetSyncError } from '../../src/errors.js'
 import { COOKIE_BUCKET_MS, HANDSHAKE_RATE_PER_ADDR, HELLO_MIN_BYTES } from '../../src/limits.js'
 import { ManualClock } from '../../src/protocol/clock.js'
-import type { Connection } from '../../src/protocol/connection.js'
+import type { ClientConnection } from '../../src/protocol/connection.js'
 import { type DialOptions, ServerEndpoint, dial } from '../../src/protocol/endpoint.js'
 import {
   COOKIE_BYTES, NONCE_BYTES, decodeHandshake, encodeHandshake, type HandshakePacket,
@@ -28,12 +28,12 @@ const cleanup = new Cleanup()
 afterEach(() => cleanup.run())
 
 const server = (transport: TransportName, extra: Parameters<typeof listen>[1] = {}): Promise<ServerEndpoint> => listenTracked(cleanup, transport, extra)
-const connect = (s: ServerEndpoint, extra: Partial<DialOptions> = {}): Promise<Connection> => dialTracked(cleanup, s, extra)
+const connect = (s: ServerEndpoint, extra: Partial<DialOptions> = {}): Promise<ClientConnection> => dialTracked(cleanup, s, extra)
 
 /** Resolves with the AssetSyncError `p` rejects with; fails if it resolves or rejects otherwise. */
 async function rejection(p: Promise<unknown>): Promise<AssetSyncError> {
   const err = await p.then(
-    (v) => { if (v && typeof (v as Connection).destroy === 'function') (v as Connection).destroy(); return null },
+    (v) => { if (v && typeof (v as ClientConnection).destroy === 'function') (v as ClientConnection).destroy(); return null },
     (e: unknown) => e,
   )
   expect(err).toBeInstanceOf(AssetSyncError)
@@ -210,7 +210,7 @@ describe('server key pinning', () => {
   }
 
   /** Dials with the known-servers verifier for host:port, committing the pin on success. */
-  async function dialPinned(known: KnownServers, s: { transport: TransportName; port: number }, token: string, key: Buffer | null = null): Promise<Connection> {
+  async function dialPinned(known: KnownServers, s: { transport: TransportName; port: number }, token: string, key: Buffer | null = null): Promise<ClientConnection> {
     const addr = `${LOOPBACK}:${s.port}`
     const v = await known.verifier(addr, key)
     const conn = await dial({ transport: s.transport, host: LOOPBACK, port: s.port, token, connectTimeoutMs: 5000, verifyServerKey: v.verify })

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto'
 import type { EventEmitter } from 'node:events'
 import SecretStream, { type KeyPair } from '@hyperswarm/secret-stream'
 import { CHUNK_SIZE } from '../../src/limits.js'
-import type { Connection } from '../../src/protocol/connection.js'
+import type { ClientConnection, ServerConnection } from '../../src/protocol/connection.js'
 import { type DialOptions, ServerEndpoint, type ServeEndpointOptions, dial } from '../../src/protocol/endpoint.js'
 import type { Message } from '../../src/protocol/messages.js'
 import type { TransportName } from '../../src/protocol/transport.js'
@@ -71,7 +71,7 @@ export class Cleanup {
 }
 
 /** Sends `data` as the reply to request `id`: RESPONSE(file) then CHUNK_SIZE chunks, waiting on backpressure. */
-export async function sendBlob(conn: Connection, id: number, data: Buffer): Promise<void> {
+export async function sendBlob(conn: ServerConnection, id: number, data: Buffer): Promise<void> {
   conn.send({ type: 'response', id, status: 'file', hash: sha256(data), size: data.length, mode: 0o644, mtime: 0 })
   for (let off = 0; ; off += CHUNK_SIZE) {
     const end = Math.min(off + CHUNK_SIZE, data.length)
@@ -83,7 +83,7 @@ export async function sendBlob(conn: Connection, id: number, data: Buffer): Prom
 
 /** Makes every authenticated connection of `server` answer REQUEST(path) with `blob(path)` or not-found. */
 export function serveBlobs(server: ServerEndpoint, blob: (path: string) => Buffer | undefined): void {
-  server.on('connection', (conn: Connection) => {
+  server.on('connection', (conn: ServerConnection) => {
     conn.on('message', (msg: Message) => {
       if (msg.type !== 'request') return
       const data = blob(msg.path)
@@ -97,7 +97,7 @@ export function serveBlobs(server: ServerEndpoint, blob: (path: string) => Buffe
 }
 
 /** Requests `path` and returns its bytes; checks offsets, size and hash against the RESPONSE. */
-export async function fetchBlob(conn: Connection, path: string): Promise<Buffer> {
+export async function fetchBlob(conn: ClientConnection, path: string): Promise<Buffer> {
   const parts: Buffer[] = []
   let expected: { hash: Uint8Array; size: number } | null = null
   let offset = 0
@@ -135,7 +135,7 @@ export async function listenTracked(cleanup: Cleanup, transport: TransportName, 
 }
 
 /** Dials `s` on loopback (5 s handshake budget unless overridden), destroyed by `cleanup`. */
-export async function dialTracked(cleanup: Cleanup, s: ServerEndpoint, extra: Partial<DialOptions> = {}): Promise<Connection> {
+export async function dialTracked(cleanup: Cleanup, s: ServerEndpoint, extra: Partial<DialOptions> = {}): Promise<ClientConnection> {
   const conn = await dial({ transport: s.transport, host: LOOPBACK, port: s.address().port, connectTimeoutMs: 5000, ...extra })
   cleanup.add(() => conn.destroy())
   return conn

@@ -6,7 +6,7 @@
 import { EventEmitter } from 'node:events'
 import { AssetSyncError, isRetryable } from '../../errors.js'
 import { DEFAULT_PORT, DOWNLOAD_ATTEMPTS, MAX_MANIFEST_FILES } from '../../limits.js'
-import type { Connection } from '../../protocol/connection.js'
+import type { ClientConnection } from '../../protocol/connection.js'
 import { type TimingOptions, dial } from '../../protocol/endpoint.js'
 import type { ManifestEntry, ReplyMessage, UpdateEntry, UpdateMsg } from '../../protocol/messages.js'
 import type { TransportName } from '../../protocol/transport.js'
@@ -68,10 +68,10 @@ export type AssetClientEvents = {
 
 /** One connection to a server. Events: AssetClientEvents. */
 export class AssetClient extends EventEmitter<AssetClientEvents> {
-  readonly conn: Connection
+  readonly conn: ClientConnection
   readonly server: string
 
-  private constructor(conn: Connection, server: string) {
+  private constructor(conn: ClientConnection, server: string) {
     super()
     this.conn = conn
     this.server = server

@@ -7,13 +7,13 @@
  * business (file-sink.ts); this loop only moves them.
  */
 import { AssetSyncError } from '../../errors.js'
-import type { Connection } from '../../protocol/connection.js'
+import type { ClientConnection } from '../../protocol/connection.js'
 import type { FileMeta, ReplyMessage } from '../../protocol/messages.js'
 import { printable } from '../fs/paths.js'
 import type { FileSink, SinkFactory } from './file-sink.js'
 
 /** The connection operations the loop needs. */
-export type ReceiveConnection = Pick<Connection, 'request' | 'cancel' | 'release'>
+export type ReceiveConnection = Pick<ClientConnection, 'request' | 'cancel' | 'release'>
 
 /** How one request ended: the server said the local copy is current, or the file was received. */
 export type Received<T> =
