@@ -104,8 +104,55 @@ export const CLOSE_GRACE_MS = 2000
 export const HELLO_MIN_BYTES = 128
 /** Kernel receive/send buffer asked for on every UDP socket. */
 export const SOCKET_BUFFER_BYTES = 4 * MiB
-/** HELLOs answered per source address per second; more are dropped silently. Each connect takes two, so one host (or NAT) opens up to ~250 connections a second. */
+/**
+ * HELLOs answered per source address per second; more are dropped silently. Each connect takes two,
+ * so one host (or NAT) opens up to ~250 connections a second; a TCP connect counts as two as well.
+ */
 export const HANDSHAKE_RATE_PER_ADDR = 500
+
+// --- connection guard: handshake slots, failed authentication (issue 12) ----------------------
+/**
+ * Connections in their handshake (Noise, then AUTH) one server holds at once, counted apart from
+ * the MAX_CLIENTS authenticated ones. When the pool is full a new connection takes the slot of the
+ * stalest one (silent the longest, from the source holding the most slots): idle sockets cannot
+ * keep a client out, they only make room for it. A handshake costs ~10 KiB here, so 10 MiB at most.
+ */
+export const MAX_PREAUTH_CONNECTIONS = 1024
+/**
+ * Handshakes from one source address (an IPv6 /64) at once; past it that source's stalest one
+ * gives way. A quarter of the pool: a host (or a NAT) of legitimate clients connecting at once
+ * still fits, and one attacking host never holds more than a quarter.
+ */
+export const MAX_PREAUTH_PER_ADDR = 256
+/**
+ * A new connection must finish Noise and AUTH within this (ServeEndpointOptions.connectTimeoutMs),
+ * or it is closed. Three round trips and an AUTH take well under a second even over lossy Wi-Fi;
+ * the client's own budget (CONNECT_TIMEOUT_MS) stays longer.
+ */
+export const PREAUTH_TIMEOUT_MS = 5000
+/**
+ * After a wrong token, the next AUTH from the same source address is checked no sooner than this;
+ * each further failure doubles the wait, up to AUTH_FAILURE_DELAY_MAX_MS. An AUTH that would wait
+ * past its handshake deadline is answered at once, unchecked: "access token rejected" (exit 4).
+ */
+export const AUTH_FAILURE_DELAY_MS = 500
+/** Longest wait between two token checks from one address: one guess a minute, in the long run. */
+export const AUTH_FAILURE_DELAY_MAX_MS = 60_000
+/** An address's failures are forgotten after this long without a new one (or at its next success). */
+export const AUTH_FAILURE_FORGET_MS = 15 * 60_000
+/** Addresses whose failures (or recent successes) are remembered; past it the oldest are dropped. */
+export const AUTH_FAILURE_ADDRESSES = 4096
+/**
+ * Wrong tokens the whole server checks per second (a token bucket of this size, refilled at this
+ * rate): many source addresses together guess no faster. While the bucket is empty, AUTHs from
+ * addresses without a recent success wait (ERR_LIMIT "server busy" past their deadline); a correct
+ * token costs nothing from it, so a fleet of clients reconnecting at once is never slowed.
+ */
+export const AUTH_FAILURES_PER_SEC = 10
+/** `serve` warns ('auth-failures' event) when one address reaches this many failures in a row, and at each doubling. */
+export const AUTH_FAILURE_WARN_COUNT = 5
+/** The server-wide warning (the failure bucket ran dry) is repeated at most this often. */
+export const AUTH_FAILURE_WARN_MS = 10_000
 
 // --- watching and hooks ------------------------------------------------------------------------
 /** Default quiet time before a changed file is announced (Watchman uses 20 ms). */

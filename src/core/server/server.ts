@@ -10,7 +10,8 @@
 import { EventEmitter } from 'node:events'
 import { AssetSyncError } from '../../errors.js'
 import { DEFAULT_PORT, MAX_SUBSCRIPTIONS_PER_CLIENT, SERVER_READ_BUFFERS, SERVER_READ_BYTES } from '../../limits.js'
-import { ServerEndpoint, type TimingOptions } from '../../protocol/endpoint.js'
+import type { AuthFailureBurst } from '../../protocol/auth-throttle.js'
+import { type RejectReason, ServerEndpoint, type ServeEndpointOptions, type TimingOptions } from '../../protocol/endpoint.js'
 import type { KeyPair } from '../../protocol/keypair.js'
 import type { TransportName } from '../../protocol/transport.js'
 import { cacheFileFor } from '../fs/hash-cache.js'
@@ -51,7 +52,14 @@ export interface AssetServerOptions extends TimingOptions {
   configDir?: string
   /** Use this identity instead of the one in the config dir. */
   keyPair?: KeyPair
+  /** Authenticated connections at once (default MAX_CLIENTS). */
   maxClients?: number
+  /** Handshake slots in total and per source address, and the handshake deadline (issue 12; defaults in src/limits.ts). */
+  maxPreAuth?: number
+  maxPreAuthPerAddr?: number
+  connectTimeoutMs?: number
+  /** What wrong tokens cost (defaults: AUTH_FAILURE_* in src/limits.ts). */
+  authThrottle?: ServeEndpointOptions['authThrottle']
   /** Quiet time before a changed file is announced; default SETTLE_MS (the default folder feed). */
   settleMs?: number
   /** Watch the folder and push changes to subscribers (default true; with `root`). */
@@ -87,9 +95,10 @@ export class AssetServer extends EventEmitter {
     // Without a listener, an 'error' event would throw; the feed's errors are not fatal.
     this.on('error', () => {})
     endpoint.on('connection', (conn: SessionConnection) => this.#onConnection(conn))
-    endpoint.on('rejected', (remote: string, err: AssetSyncError) => {
-      this.emit('rejected', { remote, code: err.code ?? 'ERR_INTERNAL', message: err.message })
+    endpoint.on('rejected', (remote: string, err: AssetSyncError, reason: RejectReason) => {
+      this.emit('rejected', { remote, code: err.code ?? 'ERR_INTERNAL', message: err.message, reason })
     })
+    endpoint.on('auth-failures', (b: AuthFailureBurst) => this.emit('auth-failures', { remote: b.remote, count: b.count, delayMs: b.delayMs }))
   }
 
   /** Scans the source (by default indexes `opts.root`), listens, starts the feed. Resolves once clients can connect. */
@@ -167,6 +176,8 @@ export class AssetServer extends EventEmitter {
   get transport(): TransportName { return this.#endpoint.transport }
   address(): { host: string; port: number } { return this.#endpoint.address() }
   get clients(): number { return this.#sessions.size }
+  /** Handshake slots and token checks so far (issue 12): for tests, `status` and the bench. */
+  get guard(): ServerEndpoint['guard'] { return this.#endpoint.guard }
   /** The feed batches come from (null: none). */
   get feed(): ChangeFeed | null { return this.#feed }
 

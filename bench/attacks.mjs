@@ -1,0 +1,207 @@
+#!/usr/bin/env node
+// Issue 12's connection-level attacks, measured against a built assetsync on loopback (see
+// docs/security.md, "Measured"). Point --dist at another build (e.g. main's) for "before" figures:
+// the attackers are the same code either way.
+//
+//   node bench/attacks.mjs                                  every scenario against ./dist
+//   node bench/attacks.mjs --only guesses --seconds 10
+//   node bench/attacks.mjs --dist /tmp/main/dist --only flood
+//
+// Scenarios:
+//   guesses  wrong-token guesses/s over UDP and TCP, from 1 source address (16 parallel loops) and
+//            from 16 addresses (4 loops each); "evaluated" = answered "access token rejected"
+//   flood    4,200 idle TCP sockets (16 source addresses) / 4,000 idle UDP sessions (40 addresses),
+//            then a client with the token connects: how long it took, or why it failed
+//   memory   N authenticated connections each at the per-connection worst case (subscriptions and
+//            cached manifest matchers at their caps, a stalled reader): the server's RSS per connection
+import { fork } from 'node:child_process'
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { join, resolve } from 'node:path'
+import { parseArgs } from 'node:util'
+import { pathToFileURL } from 'node:url'
+import { attackerKit, loopbackSources } from './lib/attacker.mjs'
+import { LIB, REPO, makeTempDir, removeTempDir, sleep } from './lib/procs.mjs'
+
+const { values: args } = parseArgs({
+  options: {
+    dist: { type: 'string', default: join(REPO, 'dist') },
+    only: { type: 'string', default: 'guesses,flood,memory' },
+    seconds: { type: 'string', default: '6' },
+    conns: { type: 'string', default: '64' },
+  },
+})
+const dist = resolve(args.dist)
+const only = new Set(args.only.split(','))
+const SECONDS = Number(args.seconds)
+const TOKEN = 'correct horse battery staple'
+const kit = await attackerKit(dist)
+const { dial } = await import(pathToFileURL(`${dist}/protocol/endpoint.js`).href)
+const work = makeTempDir('assetsync-attacks-')
+const config = join(work, 'config')
+const root = join(work, 'root')
+mkdirSync(root, { recursive: true })
+for (let i = 0; i < 5; i++) writeFileSync(join(root, `file-${i}.txt`), `file ${i}\n`)
+
+/** Forks a server of the build under test; resolves once it listens. */
+async function server(transport, opts = {}) {
+  const child = fork(join(LIB, 'guard-server.mjs'), [dist, root, transport, JSON.stringify(opts)], {
+    env: { ...process.env, ASSETSYNC_CONFIG_DIR: config }, execArgv: ['--expose-gc'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  })
+  const first = await new Promise((res, rej) => {
+    child.once('message', res)
+    child.once('exit', (code) => rej(new Error(`server exited ${code}`)))
+  })
+  if (first.event !== 'listening') throw new Error(JSON.stringify(first))
+  const stats = (gc = false) => new Promise((res) => {
+    const on = (m) => { if (m.event === 'stats') { child.off('message', on); res(m) } }
+    child.on('message', on)
+    child.send({ cmd: 'stats', gc })
+  })
+  const close = () => new Promise((res) => { child.once('exit', res); child.send({ cmd: 'close' }); setTimeout(() => child.kill(), 3000) })
+  return { port: first.port, key: first.key, pid: first.pid, stats, close }
+}
+
+const results = { dist, at: new Date().toISOString() }
+const mib = (b) => `${(b / 1048576).toFixed(1)} MiB`
+
+// --- guesses -------------------------------------------------------------------------------------
+async function guesses(transport, addresses, loops) {
+  const s = await server(transport, { token: TOKEN })
+  const tally = {}
+  const stopAt = Date.now() + SECONDS * 1000
+  const t0 = performance.now()
+  await Promise.all(addresses.flatMap((local) => Array.from({ length: loops }, async (_, j) => {
+    for (let k = 0; Date.now() < stopAt; k++) {
+      const r = await kit.guess(transport, local, '127.0.0.1', s.port, `guess-${local}-${j}-${k}`)
+      tally[r] = (tally[r] ?? 0) + 1
+      if (r === 'full' || r === 'timeout') await sleep(10)
+    }
+  })))
+  const secs = (performance.now() - t0) / 1000
+  const st = await s.stats()
+  await s.close()
+  const evaluated = tally.rejected ?? 0
+  const row = { transport, addresses: addresses.length, loops, seconds: +secs.toFixed(1), evaluatedPerSec: +(evaluated / secs).toFixed(1), tally, server: st.guard ?? st.codes }
+  console.log(`guesses ${transport} from ${addresses.length} address(es) × ${loops} loops: ${row.evaluatedPerSec} evaluated guesses/s over ${row.seconds} s ${JSON.stringify(tally)}`)
+  return row
+}
+
+if (only.has('guesses')) {
+  results.guesses = []
+  for (const t of ['udp', 'tcp']) {
+    results.guesses.push(await guesses(t, ['127.0.0.1'], 16))
+    results.guesses.push(await guesses(t, loopbackSources(16), 4))
+  }
+}
+
+// --- flood ---------------------------------------------------------------------------------------
+async function legitConnects(transport, port, tries = 5) {
+  const out = []
+  for (let i = 0; i < tries; i++) {
+    const t0 = performance.now()
+    try {
+      const c = await dial({ transport, host: '127.0.0.1', port, token: TOKEN, connectTimeoutMs: 10_000 })
+      out.push(Math.round(performance.now() - t0))
+      c.destroy()
+    } catch (err) {
+      out.push(`${err.code} after ${Math.round(performance.now() - t0)} ms`)
+    }
+    await sleep(500)
+  }
+  return out
+}
+
+async function floodTcp(n = 4200, sources = loopbackSources(16)) {
+  const s = await server('tcp', { token: TOKEN })
+  const sockets = []
+  let refused = 0
+  const t0 = performance.now()
+  await Promise.all(Array.from({ length: n }, async (_, i) => {
+    try {
+      const sock = await kit.tcpRaw(sources[i % sources.length], '127.0.0.1', s.port)
+      sock.on('error', () => {})
+      sock.on('data', () => {})
+      sockets.push(sock)
+    } catch { refused++ }
+  }))
+  const openMs = performance.now() - t0
+  await sleep(300)
+  const alive = () => sockets.filter((x) => !x.destroyed && !x.readableEnded).length
+  const legit = await legitConnects('tcp', s.port)
+  const st = await s.stats()
+  const row = { transport: 'tcp', idle: n, openMs: Math.round(openMs), refusedAtOpen: refused, stillOpen: alive(), legitMs: legit, server: st.codes, rss: st.rss }
+  console.log(`flood tcp: ${n} idle sockets opened in ${row.openMs} ms (${refused} failed); a client with the token: ${JSON.stringify(legit)}; idle sockets still open ${row.stillOpen}; server rejected ${JSON.stringify(st.codes)}, RSS ${mib(st.rss)}`)
+  for (const x of sockets) x.destroy()
+  await s.close()
+  return row
+}
+
+async function floodUdp(perAddr = 100, sources = loopbackSources(40)) {
+  const s = await server('udp', { token: TOKEN })
+  const srcs = await Promise.all(sources.map((a) => kit.idleUdpSource(a, '127.0.0.1', s.port)))
+  const tally = {}
+  const t0 = performance.now()
+  await Promise.all(srcs.map(async (src) => {
+    for (let i = 0; i < perAddr; i++) {
+      try { await src.open(3000); tally.open = (tally.open ?? 0) + 1 } catch (err) { tally[err.message] = (tally[err.message] ?? 0) + 1 }
+    }
+  }))
+  const openMs = performance.now() - t0
+  const legit = await legitConnects('udp', s.port)
+  const st = await s.stats()
+  const row = { transport: 'udp', sessions: tally, openMs: Math.round(openMs), legitMs: legit, server: st.codes, rss: st.rss }
+  console.log(`flood udp: idle sessions from ${sources.length} addresses in ${row.openMs} ms ${JSON.stringify(tally)}; a client with the token: ${JSON.stringify(legit)}; server rejected ${JSON.stringify(st.codes)}, RSS ${mib(st.rss)}`)
+  for (const x of srcs) await x.close()
+  await s.close()
+  return row
+}
+
+if (only.has('flood')) results.flood = [await floodTcp(), await floodUdp()]
+
+// --- memory --------------------------------------------------------------------------------------
+/** 1 KiB patterns, distinct per (connection, set, index), that cost the matcher most. */
+const heavy = (tag, i) => `${tag}-${i}/${'ab?c[de]{f,g}/'.repeat(80)}`.slice(0, 1024)
+
+async function memory(transport, conns) {
+  const s = await server(transport, {})
+  const base = await s.stats(true)
+  const sessions = []
+  const tally = {}
+  const note = (k) => { tally[k] = (tally[k] ?? 0) + 1 }
+  let id = 1
+  const t0 = performance.now()
+  for (let c = 0; c < conns; c++) {
+    const src = loopbackSources(1, 2 + (c % 200))[0]
+    let x
+    try { x = await kit.session(transport, src, '127.0.0.1', s.port) } catch (err) { note(`connect: ${err.message}`); continue }
+    sessions.push(x)
+    // subscriptions: 4 frames × 64 patterns = MAX_SUBSCRIPTIONS_PER_CLIENT (256)
+    for (let f = 0; f < 4; f++) {
+      const patterns = Array.from({ length: 64 }, (_, i) => heavy(`c${c}s${f}`, i))
+      const r = await x.ask({ type: 'subscribe', id: id++, instanceId: 1, subscribe: true, patterns }).catch((e) => ({ type: e.message }))
+      note(`subscribe ${r.type}${r.code ? ` ${r.code}` : ''}`)
+    }
+    // manifest matchers: 17 distinct sets of 64 heavy patterns (the cache held 17 on main)
+    for (let m = 0; m < 17; m++) {
+      const patterns = Array.from({ length: 64 }, (_, i) => heavy(`c${c}m${m}`, i))
+      const r = await x.ask({ type: 'manifest', id: id++, after: '', patterns }).catch((e) => ({ type: e.message }))
+      note(`manifest ${r.type}${r.code ? ` ${r.code}` : ''}`)
+    }
+  }
+  const setupMs = performance.now() - t0
+  const loaded = await s.stats(true)
+  const per = (loaded.rss - base.rss) / Math.max(1, sessions.length)
+  const row = { transport, conns: sessions.length, setupMs: Math.round(setupMs), rssIdle: base.rss, rssLoaded: loaded.rss, perConnection: Math.round(per), heapPerConnection: Math.round((loaded.heapUsed - base.heapUsed) / Math.max(1, sessions.length)), tally, guard: loaded.guard }
+  console.log(`memory ${transport}: ${sessions.length} connections at the worst case in ${(setupMs / 1000).toFixed(1)} s: RSS ${mib(base.rss)} -> ${mib(loaded.rss)}, ${mib(per)} per connection (heap ${mib(row.heapPerConnection)}); ${JSON.stringify(tally)}`)
+  for (const x of sessions) x.destroy()
+  await s.close()
+  return row
+}
+
+if (only.has('memory')) results.memory = [await memory('tcp', Number(args.conns))]
+
+const out = join(REPO, 'bench', 'results', 'tmp')
+mkdirSync(out, { recursive: true })
+writeFileSync(join(out, `attacks-${Date.now()}.json`), JSON.stringify(results, null, 2))
+removeTempDir(work)
+process.exit(0)
