@@ -136,7 +136,7 @@ async function floodTcp(n = 4200, sources = loopbackSources(16)) {
   return row
 }
 
-async function floodUdp(perAddr = 100, sources = loopbackSources(40)) {
+async function floodUdp(perAddr = 105, sources = loopbackSources(40)) {
   const s = await server('udp', { token: TOKEN })
   const srcs = await Promise.all(sources.map((a) => kit.idleUdpSource(a, '127.0.0.1', s.port)))
   const tally = {}

@@ -7,8 +7,10 @@ import { existsSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
+import { AUTH_FAILURES_PER_SEC } from '../../src/limits.js'
+import { guess, sources } from '../hardening/attackers.js'
 import {
-  type CliResult, Sandbox, type ServerHandle, closedPort, diffTrees, ensureBuilt, lines, parseEvents, writeTree,
+  type CliResult, Sandbox, type ServerHandle, closedPort, diffTrees, ensureBuilt, lines, parseEvents, waitFor, writeTree,
 } from '../helpers/cli.js'
 
 let sb: Sandbox
@@ -76,6 +78,26 @@ describe('access token', () => {
       const ok = await sb.run(['get', '--server', s.addr, '--token', 'from-env', 'main.lua'])
       expect(ok.code).toBe(0)
       expect(ok.stdout.toString()).toBe('print(1)\n')
+    } finally {
+      await s.stop()
+    }
+  })
+})
+
+describe('a burst of wrong tokens (issue 12)', () => {
+  test('serve --json: each refusal is a "rejected" event with its reason; many at once raise an "auth-failures" warning', async () => {
+    const s = await sb.serve(src, ['--token', 'letmein'])
+    try {
+      // 12 source addresses guess at once: more than the server-wide bucket (AUTH_FAILURES_PER_SEC).
+      const results = await Promise.all(sources(AUTH_FAILURES_PER_SEC + 2, 120).map((from, i) => guess('udp', from, s.port, `guess ${i}`)))
+      expect(results.every((r) => r.answer === 'error' && r.code === 'ERR_AUTH')).toBe(true)
+      const warning = await waitFor(() => s.events().find((e) => e.event === 'auth-failures'), 10_000, 'an auth-failures event')
+      expect(warning).toEqual({ event: 'auth-failures', remote: '*', count: AUTH_FAILURES_PER_SEC, delayMs: expect.any(Number) as number })
+      await waitFor(() => s.events().filter((e) => e.event === 'rejected').length === results.length, 10_000, 'a rejected event per guess')
+      const rejected = s.events().filter((e) => e.event === 'rejected')
+      for (const r of rejected) {
+        expect(r).toEqual({ event: 'rejected', remote: expect.stringMatching(/^127\.0\.0\.\d+:\d+$/) as string, code: 'ERR_AUTH', reason: 'token', message: 'access token rejected by the server' })
+      }
     } finally {
       await s.stop()
     }
