@@ -131,3 +131,31 @@ export const RECONNECT_MAX_MS = 5000
 // --- pull ----------------------------------------------------------------------------------------
 /** Connections a pull tries when one is lost mid-way (e.g. a reset stream); it resumes by hash. */
 export const PULL_ATTEMPTS = 3
+
+// --- patterns ------------------------------------------------------------------------------------
+// Globs (pull/watch selections, MANIFEST/SUBSCRIBE, serve --ignore) compile to one automaton per
+// pattern set (src/core/fs/glob, docs/patterns.md). Matching never backtracks: a path costs at
+// most (states × path length) steps. These caps bound compile time, memory and match work; a set
+// over a cap is refused with ERR_LIMIT. MAX_PATTERNS and MAX_PATTERN_BYTES (above) cap the input.
+/**
+ * Alternatives one pattern's braces may expand to (`{a,b}{c,d}` is 4, `{1..300}` is 300). Counted
+ * before anything is built: `{f,g}` 73 times (2^73) is refused at once.
+ */
+export const PATTERN_MAX_EXPANSIONS = 256
+/**
+ * Automaton states of one pattern set (about one per pattern character, after brace expansion;
+ * e.g. 'a'.repeat(1023) is 1024). Bounds compile time and memory, and a path's worst-case match
+ * work (states × MAX_PATH_BYTES); a typical set needs under 300.
+ */
+export const PATTERN_SET_MAX_STATES = 8192
+/**
+ * Cells (4 bytes each) of one pattern set's DFA cache: cached states × alphabet width + the NFA
+ * states each holds. When full the cache is dropped and rebuilt as paths need it: memory stays
+ * bounded, matching stays linear.
+ */
+export const PATTERN_DFA_CACHE_CELLS = 65_536
+/**
+ * Match work (steps, as PatternSet.steps counts them) one MANIFEST page may spend filtering the
+ * index; the page is cut there, done = false. About 10 ms here.
+ */
+export const MANIFEST_PAGE_MATCH_STEPS = 2_000_000
