@@ -143,11 +143,18 @@ export const PULL_ATTEMPTS = 3
  */
 export const PATTERN_MAX_EXPANSIONS = 256
 /**
- * Automaton states of one pattern set (about one per pattern character, after brace expansion;
- * e.g. 'a'.repeat(1023) is 1024). Bounds compile time and memory, and a path's worst-case match
- * work (states × MAX_PATH_BYTES); a typical set needs under 300.
+ * Automaton states of one pattern set: about one per pattern character after brace expansion
+ * ('a'.repeat(1023) is 1024; a `*` is 2, a `**\/` 4, a trailing `/**` 5). Bounds compile time
+ * and memory (~22 bytes a state): room for a connection's 256 subscriptions of 60-character paths.
  */
-export const PATTERN_SET_MAX_STATES = 8192
+export const PATTERN_SET_MAX_STATES = 16_384
+/**
+ * Width of one pattern set: how many automaton states can be active at once, which bounds the
+ * work per path character. Each brace alternative counts 2, plus all its states from its first
+ * `*` or `**\/` on (text before that is matched one state at a time). `**\/*.psd` is 13,
+ * `textures/**` 2. Worst case per path: width × path length steps.
+ */
+export const PATTERN_SET_MAX_WIDTH = 2048
 /**
  * Cells (4 bytes each) of one pattern set's DFA cache: cached states × alphabet width + the NFA
  * states each holds. When full the cache is dropped and rebuilt as paths need it: memory stays

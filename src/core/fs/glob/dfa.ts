@@ -23,6 +23,13 @@ function alphabet(nfa: Nfa): Int32Array {
   return Int32Array.from(cuts).sort()
 }
 
+/** FNV-1a over the state ids. */
+function hash(set: Int32Array): number {
+  let h = 0x811c9dc5
+  for (let i = 0; i < set.length; i++) h = Math.imul(h ^ (set[i] as number), 0x01000193)
+  return h >>> 0
+}
+
 function inRanges(ranges: Int32Array, cp: number): boolean {
   let lo = 0
   let hi = (ranges.length >> 1) - 1
@@ -35,6 +42,11 @@ function inRanges(ranges: Int32Array, cp: number): boolean {
   return false
 }
 
+/** run(): the automaton died (no pattern can match). */
+export const DEAD = -1
+/** run(): `atSlash` stopped the run. */
+export const STOPPED = -2
+
 export class LazyDfa {
   readonly nfa: Nfa
   /** Work done so far: one per character stepped, plus one per NFA state visited building a DFA state. */
@@ -46,13 +58,16 @@ export class LazyDfa {
   readonly #maxCells: number
   readonly #startSet: Int32Array
   #start = 0
+  /** Id of the empty set (nothing can match any more), or -1 while not made. */
+  #dead = -1
   #cells = 0
   #members: Int32Array[] = []
   #trans: Int32Array[] = []
   #matched: Int32Array[] = []
   #best: number[] = []
   #bestFolder: number[] = []
-  #ids = new Map<string, number>()
+  /** hash of a state's NFA set → ids of the cached states with that hash */
+  #ids = new Map<number, number[]>()
   readonly #mark: Uint32Array
   #gen = 0
   #list: number[] = []
@@ -106,10 +121,56 @@ export class LazyDfa {
   matched(d: number): Int32Array { return this.#matched[d] as Int32Array }
   /** Highest pattern index matching, or -1. */
   best(d: number): number { return this.#best[d] as number }
-  /** Highest pattern index matching other than by a trailing `/**` matching its own folder, or -1. */
+  /** Highest pattern index matching other than by an include's trailing `/**` matching its own folder, or -1. */
   bestFolder(d: number): number { return this.#bestFolder[d] as number }
   /** No NFA state left: nothing can match any more. */
-  dead(d: number): boolean { return (this.#members[d] as Int32Array).length === 0 }
+  dead(d: number): boolean { return d === this.#dead }
+
+  /**
+   * Runs `path` from the start state: the final state, DEAD if the automaton died on the way,
+   * or STOPPED when `atSlash` (asked with the state before each '/') returned true. The hot
+   * loop: one table lookup per character once the states it needs are cached.
+   */
+  run(path: string, atSlash: ((d: number) => boolean) | null): number {
+    const ascii = this.#ascii
+    let trans = this.#trans
+    let dead = this.#dead
+    let d = this.#start
+    const n = path.length
+    for (let i = 0; i < n; i++) {
+      let cp = path.charCodeAt(i)
+      let k: number
+      if (cp < 128) {
+        if (cp === SLASH && atSlash !== null && atSlash(d)) {
+          this.steps += i
+          return STOPPED
+        }
+        k = ascii[cp] as number
+      } else {
+        if (cp >= 0xd800 && cp <= 0xdbff && i + 1 < n) {
+          const lo = path.charCodeAt(i + 1)
+          if (lo >= 0xdc00 && lo <= 0xdfff) {
+            cp = ((cp - 0xd800) << 10) + (lo - 0xdc00) + 0x10000
+            i++
+          }
+        }
+        k = this.#classOfSlow(cp)
+      }
+      let t = (trans[d] as Int32Array)[k] as number
+      if (t < 0) {
+        t = this.#compute(d, k)
+        trans = this.#trans // a full cache was dropped: new tables, new ids
+        dead = this.#dead
+      }
+      d = t
+      if (d === dead) {
+        this.steps += i + 1
+        return DEAD
+      }
+    }
+    this.steps += n
+    return d
+  }
 
   #closure(from: number): void {
     const { kind, out, out2 } = this.nfa
@@ -143,20 +204,35 @@ export class LazyDfa {
       if (ok) this.#closure(out[s] as number)
     }
     const set = Int32Array.from(this.#list).sort()
-    const key = set.join(',')
-    const known = this.#ids.get(key)
-    if (known !== undefined) {
+    this.steps += set.length // sorting and hashing it
+    const h = hash(set)
+    const known = this.#find(set, h)
+    if (known >= 0) {
       ;(this.#trans[d] as Int32Array)[k] = known
       return known
     }
     const cost = set.length + this.#bounds.length + 8
     if (this.#cells + cost > this.#maxCells) {
       this.#flush()
-      return this.#intern(set, key)
+      const again = this.#find(set, h)
+      return again >= 0 ? again : this.#intern(set, h)
     }
-    const id = this.#intern(set, key)
+    const id = this.#intern(set, h)
     ;(this.#trans[d] as Int32Array)[k] = id
     return id
+  }
+
+  #find(set: Int32Array, h: number): number {
+    const ids = this.#ids.get(h)
+    if (!ids) return -1
+    for (const id of ids) {
+      const m = this.#members[id] as Int32Array
+      if (m.length !== set.length) continue
+      let i = 0
+      while (i < m.length && m[i] === set[i]) i++
+      if (i === m.length) return id
+    }
+    return -1
   }
 
   #flush(): void {
@@ -168,10 +244,11 @@ export class LazyDfa {
     this.#bestFolder = []
     this.#ids.clear()
     this.#cells = 0
+    this.#dead = -1
     this.#start = this.#intern(this.#startSet)
   }
 
-  #intern(set: Int32Array, key = set.join(',')): number {
+  #intern(set: Int32Array, h = hash(set)): number {
     const { kind, arg, self } = this.nfa
     const pats: number[] = []
     let best = -1
@@ -191,7 +268,10 @@ export class LazyDfa {
     this.#matched.push(matched)
     this.#best.push(best)
     this.#bestFolder.push(bestFolder)
-    this.#ids.set(key, id)
+    const same = this.#ids.get(h)
+    if (same) same.push(id)
+    else this.#ids.set(h, [id])
+    if (set.length === 0) this.#dead = id
     this.#cells += set.length + this.#bounds.length + matched.length + 8
     return id
   }

@@ -31,7 +31,11 @@ export interface Nfa {
   readonly out2: Int32Array
   /** The pattern each state belongs to. */
   readonly owner: Int32Array
-  /** MATCH reached without consuming anything for a trailing `/**` (`x/**` matching `x` itself). */
+  /**
+   * MATCH reached without consuming anything for a trailing `/**` of an include (`x/**` matching
+   * `x` itself): it does not make the folder x ignored, so `!x/keep` can still re-include. (For
+   * an exclusion it is an ordinary match: `!x/**` re-includes the folder x too.)
+   */
   readonly self: Uint8Array
   /** One entry state per brace alternative. */
   readonly entries: Int32Array
@@ -162,19 +166,16 @@ const isGlobstar = (seg: Token[] | 'gs'): seg is 'gs' => seg === 'gs'
 export function items(s: string, classes: Int32Array[]): Item[] {
   const raw = tokenize(s, classes)
   // a whole segment of two or more '*' is a globstar; elsewhere runs of '*' are one '*'
-  let segs: (Token[] | 'gs')[] = raw.map((seg) => {
+  const segs: (Token[] | 'gs')[] = raw.map((seg) => {
     if (seg.length >= 2 && seg.every((t) => t.t === 'star')) return 'gs'
     return seg.filter((t, i) => t.t !== 'star' || seg[i - 1]?.t !== 'star')
   })
-  // a trailing '/' means the folder and everything in it: `tex/` is `tex/**`
-  if (segs.length > 1 && segs[segs.length - 1]?.length === 0) segs[segs.length - 1] = 'gs'
-  // patterns are relative to the root already: one leading '/' or './' is dropped
-  const first = segs[0]
-  if (segs.length > 1 && first !== undefined && !isGlobstar(first)) {
-    if (first.length === 0) segs = segs.slice(1)
-    else if (first.length === 1 && first[0]?.t === 'lit' && first[0].cp === 0x2e) segs = segs.slice(1)
-  }
-  segs = segs.filter((seg, i) => !(isGlobstar(seg) && isGlobstar(segs[i - 1] ?? [])))
+  const kept = segs.filter((seg, i) => !(isGlobstar(seg) && isGlobstar(segs[i - 1] ?? [])))
+  return emit(kept)
+}
+
+/** Items of the segments: `**` first, in the middle, last or alone each has its own form. */
+function emit(segs: (Token[] | 'gs')[]): Item[] {
   if (segs.length === 1 && isGlobstar(segs[0] as Token[] | 'gs')) return [{ t: 'all' }]
   const out: Item[] = []
   const n = segs.length
@@ -188,7 +189,26 @@ export function items(s: string, classes: Int32Array[]): Item[] {
   return out
 }
 
-/** Appends states, refusing more than `maxStates` in all. */
+/**
+ * Patterns are relative to the root already: one leading '/' or './' is dropped. A trailing '/'
+ * means the folder and everything in it (`tex/` is `tex/**`). Applied to the pattern as written,
+ * before brace expansion: `{/a,b}` does not start with '/'.
+ */
+export function normalizeEnds(body: string): string {
+  let s = body
+  if (s.startsWith('/')) s = s.slice(1)
+  else if (s.startsWith('./')) s = s.slice(2)
+  if (body.endsWith('/')) s += '**' // '/' and './' alone: the root and everything in it
+  return s
+}
+
+/**
+ * Appends states, refusing more than `maxStates` in all, or a `width` over `maxWidth`. The width
+ * bounds how many states can be active at once, hence the work per path character: an
+ * alternative's states up to its first `*` or `**\/` can be active only one at a time (each
+ * consumes exactly one character), so it counts 2 (that one, and a trailing `/**` loop) plus
+ * every state from that first loop on.
+ */
 export class NfaBuilder {
   kind: number[] = []
   arg: number[] = []
@@ -198,9 +218,15 @@ export class NfaBuilder {
   self: number[] = []
   entries: number[] = []
   classes: Int32Array[] = []
+  /** Sum over alternatives of the states that can be active at once (see above). */
+  width = 0
   readonly #maxStates: number
+  readonly #maxWidth: number
 
-  constructor(maxStates: number) { this.#maxStates = maxStates }
+  constructor(maxStates: number, maxWidth: number) {
+    this.#maxStates = maxStates
+    this.#maxWidth = maxWidth
+  }
 
   get size(): number { return this.kind.length }
 
@@ -213,11 +239,15 @@ export class NfaBuilder {
   }
 
   /** Adds one brace-free alternative of pattern `p`. Built back to front: each item knows its successor. */
-  add(alternative: string, p: number): void {
+  add(alternative: string, p: number, exclusion: boolean): void {
     const list = items(alternative, this.classes)
+    const firstLoop = list.findIndex((it) => it.t === 'star' || it.t === 'gs')
+    const before = this.kind.length
+    let loopStates = 0
     const match = this.#push(MATCH, p, -1, -1, p)
     let next = match
     for (let k = list.length - 1; k >= 0; k--) {
+      if (k === firstLoop - 1) loopStates = this.kind.length - before
       const it = list[k] as Item
       switch (it.t) {
         case 'lit': next = this.#push(CHAR, it.cp, next, -1, p); break
@@ -243,12 +273,17 @@ export class NfaBuilder {
         case 'all': next = this.#loop(next, p); break
         case 'tail': { // x/** also matches x itself: T: SPLIT(MATCH(self), '/' → loop)
           const self = this.#push(MATCH, p, -1, -1, p)
-          this.self[self] = 1
+          this.self[self] = exclusion ? 0 : 1
           const slash = this.#push(CHAR, SLASH, this.#loop(next, p), -1, p)
           next = this.#push(SPLIT, -1, self, slash, p)
           break
         }
       }
+    }
+    if (firstLoop === 0) loopStates = this.kind.length - before
+    this.width += 2 + loopStates
+    if (this.width > this.#maxWidth) {
+      throw new AssetSyncError('ERR_LIMIT', `patterns too costly to match: width over ${this.#maxWidth} (too many * and ** with text after them)`)
     }
     this.entries.push(next)
   }

@@ -6,10 +6,12 @@
  * user-facing description.
  */
 import { AssetSyncError } from '../../../errors.js'
-import { MAX_PATTERN_BYTES, PATTERN_DFA_CACHE_CELLS, PATTERN_MAX_EXPANSIONS, PATTERN_SET_MAX_STATES } from '../../../limits.js'
+import {
+  MAX_PATTERN_BYTES, PATTERN_DFA_CACHE_CELLS, PATTERN_MAX_EXPANSIONS, PATTERN_SET_MAX_STATES, PATTERN_SET_MAX_WIDTH,
+} from '../../../limits.js'
 import { expandBraces } from './braces.js'
-import { LazyDfa } from './dfa.js'
-import { ALL, MATCH, NfaBuilder } from './nfa.js'
+import { DEAD, LazyDfa, STOPPED } from './dfa.js'
+import { ALL, MATCH, NfaBuilder, normalizeEnds } from './nfa.js'
 
 const SLASH = 0x2f
 
@@ -21,6 +23,8 @@ export interface PatternBudget {
   maxExpansions: number
   /** NFA states of the whole set. */
   maxStates: number
+  /** States of the set that can be active at once (NfaBuilder.width): bounds work per path character. */
+  maxWidth: number
   /** Cells of the DFA cache before it is dropped and rebuilt. */
   maxCells: number
 }
@@ -29,6 +33,7 @@ export const DEFAULT_BUDGET: Readonly<PatternBudget> = {
   maxPatternBytes: MAX_PATTERN_BYTES,
   maxExpansions: PATTERN_MAX_EXPANSIONS,
   maxStates: PATTERN_SET_MAX_STATES,
+  maxWidth: PATTERN_SET_MAX_WIDTH,
   maxCells: PATTERN_DFA_CACHE_CELLS,
 }
 
@@ -61,7 +66,7 @@ export class PatternSet {
     this.mode = mode
     this.#negated = new Uint8Array(patterns.length)
     this.#hit = new Uint8Array(patterns.length)
-    const builder = new NfaBuilder(b.maxStates)
+    const builder = new NfaBuilder(b.maxStates, b.maxWidth)
     patterns.forEach((raw, i) => {
       if (typeof raw !== 'string' || raw.length === 0) throw new AssetSyncError('ERR_USAGE', 'empty pattern')
       if (Buffer.byteLength(raw) > b.maxPatternBytes) {
@@ -72,9 +77,10 @@ export class PatternSet {
       const body = negated ? p.slice(1) : p
       if (body.length === 0) throw new AssetSyncError('ERR_USAGE', `pattern "${raw}" has nothing after "!"`)
       this.#negated[i] = negated ? 1 : 0
-      for (const alt of expandBraces(body, b.maxExpansions)) builder.add(alt, i)
+      for (const alt of expandBraces(normalizeEnds(body), b.maxExpansions)) builder.add(alt, i, negated)
     })
     this.#initial = mode === 'select' && (patterns.length === 0 || this.#negated[0] === 1)
+    this.width = builder.width
     this.#dfa = new LazyDfa(builder.build(), b.maxCells)
   }
 
@@ -82,6 +88,8 @@ export class PatternSet {
   get steps(): number { return this.#dfa.steps }
   /** NFA states of the set (what PATTERN_SET_MAX_STATES caps). */
   get states(): number { return this.#dfa.nfa.size }
+  /** States that can be active at once (what PATTERN_SET_MAX_WIDTH caps). */
+  readonly width: number
   /** The DFA cache: states held, cells used, times it was dropped for being full. */
   get cache(): { states: number; cells: number; flushes: number } {
     return { states: this.#dfa.states, cells: this.#dfa.cells, flushes: this.#dfa.flushes }
@@ -98,27 +106,17 @@ export class PatternSet {
     return this.patterns.filter((_, i) => this.#hit[i] === 0 && (which === 'all' || (which === 'exclude') === (this.#negated[i] === 1)))
   }
 
-  /** Runs the DFA over `path`; -1 if it died (nothing can match), else the final state. */
+  /** Runs the DFA over `path`: DEAD, STOPPED (ignore mode: a folder on the way is ignored) or the final state. */
   #run(path: string): number {
-    const dfa = this.#dfa
-    let d = dfa.start
-    for (let i = 0; i < path.length; i++) {
-      let cp = path.charCodeAt(i)
-      if (cp >= 0xd800 && cp <= 0xdbff && i + 1 < path.length) {
-        const lo = path.charCodeAt(i + 1)
-        if (lo >= 0xdc00 && lo <= 0xdfff) {
-          cp = ((cp - 0xd800) << 10) + (lo - 0xdc00) + 0x10000
-          i++
-        }
-      }
-      if (cp === SLASH && this.mode === 'ignore' && this.#folderIgnored(d)) return -2
-      d = dfa.next(d, dfa.classOf(cp))
-      if (dfa.dead(d)) return -1
+    const d = this.#dfa.run(path, this.mode === 'ignore' ? this.#atSlash : null)
+    if (d >= 0) {
+      const m = this.#dfa.matched(d)
+      for (let k = 0; k < m.length; k++) this.#hit[m[k] as number] = 1
     }
-    const m = dfa.matched(d)
-    for (let k = 0; k < m.length; k++) this.#hit[m[k] as number] = 1
     return d
   }
+
+  readonly #atSlash = (d: number): boolean => this.#folderIgnored(d)
 
   #folderIgnored(d: number): boolean {
     const p = this.#dfa.bestFolder(d)
@@ -132,8 +130,8 @@ export class PatternSet {
    */
   matches(path: string, folder = false): boolean {
     const d = this.#run(path)
-    if (d === -2) return true
-    if (d === -1) return this.#initial
+    if (d === STOPPED) return true
+    if (d === DEAD) return this.#initial
     const dfa = this.#dfa
     if (folder && this.mode === 'ignore') {
       return this.#folderIgnored(d) || this.#coversAll(dfa.next(d, dfa.classOf(SLASH)))
