@@ -8,6 +8,7 @@ export { AssetClient, parseServer, type AssetClientOptions, type DownloadResult 
 export { Mirror, type MirrorOptions, type SyncOptions, type SyncSummary, type FileEvent } from './core/client/mirror.js'
 export { LiveMirror, type LiveMirrorOptions } from './core/client/live-mirror.js'
 export { HookRunner, type Change, type HookResult } from './core/client/hooks.js'
+export { PatternSet, scanSelected, type PatternMode, type PatternBudget } from './core/fs/patterns.js'
 export { AssetSyncError, ProtocolError, EXIT, ERROR_EXIT, exitCodeOf, type ErrorCode } from './errors.js'
 export { PROTOCOL_VERSION, type ManifestEntry, type UpdateEntry, type FileMeta } from './protocol/messages.js'
 export type { TransportName } from './protocol/transport.js'
