@@ -134,8 +134,11 @@ function classChar(s: string, i: number): [number, number] {
   return [cp, i + (cp > 0xffff ? 2 : 1)]
 }
 
-/** Splits one brace-free alternative into segments of tokens; classes go to `classes`. */
-function tokenize(s: string, classes: Int32Array[]): Token[][] {
+/** Splits one brace-free alternative into segments of tokens. */
+/** Index of the class `s.slice(start, end)`, parsed once per distinct source. */
+type ClassIndex = (s: string, start: number, end: number) => number
+
+function tokenize(s: string, classIndex: ClassIndex): Token[][] {
   const segments: Token[][] = [[]]
   let seg = segments[0] as Token[]
   for (let i = 0; i < s.length; ) {
@@ -151,8 +154,7 @@ function tokenize(s: string, classes: Int32Array[]): Token[][] {
     else if (cp === 0x3f /* ? */) seg.push({ t: 'any' })
     else if (cp === 0x5b /* [ */ && classEnd(s, i) > 0) {
       const end = classEnd(s, i)
-      classes.push(parseClass(s, i, end))
-      seg.push({ t: 'class', idx: classes.length - 1 })
+      seg.push({ t: 'class', idx: classIndex(s, i, end) })
       width = end - i
     } else seg.push({ t: 'lit', cp })
     i += width
@@ -163,8 +165,8 @@ function tokenize(s: string, classes: Int32Array[]): Token[][] {
 const isGlobstar = (seg: Token[] | 'gs'): seg is 'gs' => seg === 'gs'
 
 /** The items of one alternative, in order (see docs/patterns.md for each rule). */
-export function items(s: string, classes: Int32Array[]): Item[] {
-  const raw = tokenize(s, classes)
+export function items(s: string, classIndex: ClassIndex): Item[] {
+  const raw = tokenize(s, classIndex)
   // a whole segment of two or more '*' is a globstar; elsewhere runs of '*' are one '*'
   const segs: (Token[] | 'gs')[] = raw.map((seg) => {
     if (seg.length >= 2 && seg.every((t) => t.t === 'star')) return 'gs'
@@ -218,6 +220,17 @@ export class NfaBuilder {
   self: number[] = []
   entries: number[] = []
   classes: Int32Array[] = []
+  readonly #classIds = new Map<string, number>()
+  readonly #classIndex: ClassIndex = (s, start, end) => {
+    const src = s.slice(start, end)
+    let idx = this.#classIds.get(src)
+    if (idx === undefined) {
+      idx = this.classes.push(parseClass(s, start, end)) - 1
+      this.#classIds.set(src, idx)
+    }
+    return idx
+  }
+
   /** Sum over alternatives of the states that can be active at once (see above). */
   width = 0
   readonly #maxStates: number
@@ -240,7 +253,7 @@ export class NfaBuilder {
 
   /** Adds one brace-free alternative of pattern `p`. Built back to front: each item knows its successor. */
   add(alternative: string, p: number, exclusion: boolean): void {
-    const list = items(alternative, this.classes)
+    const list = items(alternative, this.#classIndex)
     const firstLoop = list.findIndex((it) => it.t === 'star' || it.t === 'gs')
     const before = this.kind.length
     let loopStates = 0
