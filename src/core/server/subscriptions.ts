@@ -80,9 +80,9 @@ export class Subscriptions<C = string> {
     if (st && list) {
       const gone = new Set(patterns)
       const kept = list.filter((p) => !gone.has(p))
-      if (kept.length === list.length) { /* nothing held */ } else if (kept.length > 0) st.instances.set(instanceId, kept)
-      else st.instances.delete(instanceId)
-      if (kept.length !== list.length) {
+      if (kept.length < list.length) {
+        if (kept.length > 0) st.instances.set(instanceId, kept)
+        else st.instances.delete(instanceId)
         if (st.instances.size === 0) this.#clients.delete(client)
         else {
           st.set = null // rebuilt, smaller, when next needed

@@ -43,7 +43,8 @@ export const DEFAULT_BUDGET: Readonly<PatternBudget> = {
  *   (`'!**\/*.psd'` alone means "everything except .psd files").
  * - `ignore` (serve --ignore): a path is ignored when the last pattern matching it is an include,
  *   or when one of its folders is ignored (as in git: nothing inside an ignored folder can be
- *   re-included; `x/**` ignores what is inside x, not the folder x itself).
+ *   re-included). An include's trailing `x/**` ignores what is inside x, not the folder x, so
+ *   `!x/keep` still works; an exclusion's `!x/**` re-includes the folder x too.
  */
 export type PatternMode = 'select' | 'ignore'
 
@@ -54,6 +55,8 @@ export class PatternSet {
   /** The patterns as given. */
   readonly patterns: readonly string[]
   readonly mode: PatternMode
+  /** States that can be active at once (what PATTERN_SET_MAX_WIDTH caps). */
+  readonly width: number
   readonly #negated: Uint8Array
   readonly #initial: boolean
   readonly #dfa: LazyDfa
@@ -88,8 +91,6 @@ export class PatternSet {
   get steps(): number { return this.#dfa.steps }
   /** NFA states of the set (what PATTERN_SET_MAX_STATES caps). */
   get states(): number { return this.#dfa.nfa.size }
-  /** States that can be active at once (what PATTERN_SET_MAX_WIDTH caps). */
-  readonly width: number
   /** The DFA cache: states held, cells used, times it was dropped for being full. */
   get cache(): { states: number; cells: number; flushes: number } {
     return { states: this.#dfa.states, cells: this.#dfa.cells, flushes: this.#dfa.flushes }
