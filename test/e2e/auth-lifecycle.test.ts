@@ -8,10 +8,10 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { AUTH_FAILURES_PER_SEC } from '../../src/limits.js'
-import { guess, sources } from '../hardening/attackers.js'
-import {
-  type CliResult, Sandbox, type ServerHandle, closedPort, diffTrees, ensureBuilt, lines, parseEvents, waitFor, writeTree,
-} from '../helpers/cli.js'
+import { guess, sources } from '../helpers/attackers.js'
+import { type CliResult, closedPort, ensureBuilt, lines, parseEvents, Sandbox, type ServerHandle } from '../helpers/cli.js'
+import { waitFor } from '../helpers/common.js'
+import { diffTrees, writeTree } from '../helpers/trees.js'
 
 let sb: Sandbox
 let src: string

@@ -12,9 +12,10 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { AssetClient } from '../../src/core/client/client.js'
 import { MAX_PREAUTH_CONNECTIONS, MAX_PREAUTH_PER_ADDR } from '../../src/limits.js'
 import type { TransportName } from '../../src/protocol/transport.js'
-import { Cleanup, waitUntil } from '../transport/support.js'
-import { idleTcp, idleUdpSource, sources } from './attackers.js'
-import { type LocalServer, startLocalServer, tempDir, writeFiles } from './support.js'
+import { idleTcp, idleUdpSource, sources } from '../helpers/attackers.js'
+import { Cleanup, tempDir, waitFor } from '../helpers/common.js'
+import { type LocalServer, startLocalServer } from '../helpers/raw-peers.js'
+import { writeTree } from '../helpers/trees.js'
 
 const TOKEN = 'the right token'
 const cleanup = new Cleanup()
@@ -29,7 +30,7 @@ beforeAll(async () => {
   suite.add(t.remove)
   root = join(t.dir, 'root')
   config = join(t.dir, 'config')
-  await writeFiles(root, { 'hello.txt': 'hello\n' })
+  await writeTree(root, { 'hello.txt': 'hello\n' })
 })
 
 async function server(transport: TransportName, extra: Parameters<typeof startLocalServer>[2] = {}): Promise<LocalServer> {
@@ -64,7 +65,7 @@ describe('handshake slots', () => {
     const s = await server('tcp')
     const n = MAX_PREAUTH_CONNECTIONS + 476
     await tcpFlood(s.port, n, sources(16))
-    await waitUntil(() => s.server.guard.pool.admitted >= n, 10_000, 'the server to accept every idle socket')
+    await waitFor(() => s.server.guard.pool.admitted >= n, 10_000, 'the server to accept every idle socket')
     const g = s.server.guard
     expect(g.preAuth).toBe(MAX_PREAUTH_CONNECTIONS)
     expect(g.pool.evicted).toBe(n - MAX_PREAUTH_CONNECTIONS)
@@ -85,11 +86,11 @@ describe('handshake slots', () => {
     const socks = await tcpFlood(s.port, 200, [one])
     await new Promise((r) => setTimeout(r, 1100))
     socks.push(...await tcpFlood(s.port, n - 200, [one]))
-    await waitUntil(() => s.server.guard.pool.admitted >= n, 10_000, 'the server to accept every idle socket')
+    await waitFor(() => s.server.guard.pool.admitted >= n, 10_000, 'the server to accept every idle socket')
     expect(s.server.guard.preAuth).toBe(MAX_PREAUTH_PER_ADDR)
     expect(s.server.guard.pool.evicted).toBe(n - MAX_PREAUTH_PER_ADDR)
     // The oldest ones were closed: the first sockets are gone, the last are still open.
-    await waitUntil(() => socks.slice(0, 44).every((x) => x.destroyed || x.readableEnded), 5000, 'the oldest sockets to be closed')
+    await waitFor(() => socks.slice(0, 44).every((x) => x.destroyed || x.readableEnded), 5000, 'the oldest sockets to be closed')
     expect(socks.slice(-10).every((x) => !x.destroyed && !x.readableEnded)).toBe(true)
     await legitimate(s, 'tcp', 1000)
   })
@@ -122,7 +123,7 @@ describe('handshake slots', () => {
     const rejected: string[] = []
     s.server.on('rejected', (e) => rejected.push(e.reason))
     await tcpFlood(s.port, 20, sources(2))
-    await waitUntil(() => rejected.length === 20, 5000, 'every idle socket to be rejected')
+    await waitFor(() => rejected.length === 20, 5000, 'every idle socket to be rejected')
     expect(new Set(rejected)).toEqual(new Set(['timeout']))
     expect(s.server.guard.preAuth).toBe(0)
   })

@@ -13,9 +13,10 @@ import { AssetClient } from '../../src/core/client/client.js'
 import { AssetSyncError, exitCodeOf } from '../../src/errors.js'
 import { AUTH_FAILURE_DELAY_MS, AUTH_FAILURES_PER_SEC } from '../../src/limits.js'
 import type { TransportName } from '../../src/protocol/transport.js'
-import { Cleanup } from '../transport/support.js'
-import { type GuessResult, guess, sources } from './attackers.js'
-import { type LocalServer, startLocalServer, tempDir, writeFiles } from './support.js'
+import { type GuessResult, guess, sources } from '../helpers/attackers.js'
+import { Cleanup, tempDir } from '../helpers/common.js'
+import { type LocalServer, startLocalServer } from '../helpers/raw-peers.js'
+import { writeTree } from '../helpers/trees.js'
 
 const TOKEN = 'correct horse battery staple'
 const WINDOW_MS = 3000
@@ -31,7 +32,7 @@ beforeAll(async () => {
   suite.add(t.remove)
   root = join(t.dir, 'root')
   config = join(t.dir, 'config')
-  await writeFiles(root, { 'hello.txt': 'hello\n' })
+  await writeTree(root, { 'hello.txt': 'hello\n' })
 })
 
 async function server(transport: TransportName, extra: Parameters<typeof startLocalServer>[2] = {}): Promise<LocalServer> {

@@ -12,7 +12,7 @@ import { decode, encode } from '../../src/protocol/codec.js'
 import { NONCE_BYTES, decodeHandshake, encodeHandshake } from '../../src/protocol/handshake-packets.js'
 import { COMPAT_VERSION, PROTOCOL_VERSION, type ServerMessage } from '../../src/protocol/messages.js'
 import type { RawStream, TransportName } from '../../src/protocol/transport.js'
-import { LOOPBACK } from '../transport/support.js'
+import { LOOPBACK } from './common.js'
 
 const udx = new UDX()
 
