@@ -154,6 +154,39 @@ export const AUTH_FAILURE_WARN_COUNT = 5
 /** The server-wide warning (the failure bucket ran dry) is repeated at most this often. */
 export const AUTH_FAILURE_WARN_MS = 10_000
 
+// --- pattern work and memory per connection (issue 12) ----------------------------------------
+/**
+ * Average match work (PatternSet.steps, plus one per path) per path character that a MANIFEST
+ * request, or one connection's subscriptions over one change batch, may spend beyond a first
+ * MANIFEST_PAGE_MATCH_STEPS (the DFA cache warming up). A warm set costs about 1 a character; a
+ * set that keeps missing its DFA cache on this server's paths costs up to 4 × its width and is
+ * refused: ERR_LIMIT for that MANIFEST, the connection closed for subscriptions.
+ */
+export const MATCH_STEPS_PER_CHAR = 16
+/** Compiled MANIFEST pattern sets a connection keeps for its next pages (least recently used dropped first). */
+export const MANIFEST_CACHED_SETS = 4
+/**
+ * DFA cache cells (PATTERN_DFA_CACHE_CELLS) of a pattern set the server compiles for a client
+ * (MANIFEST, SUBSCRIBE): ~192 KiB at most, a quarter of the default, so a connection's sets fit
+ * its memory budget. A set that needs more states than that keeps rebuilding them, costing steps
+ * (MATCH_STEPS_PER_CHAR), not memory.
+ */
+export const SERVER_SET_DFA_CELLS = 16_384
+/**
+ * Server memory one connection may hold, in bytes: its compiled subscription set and cached
+ * MANIFEST sets (charged at what they can grow to), in-flight requests and queued outgoing
+ * frames. A request that would go past it gets ERR_LIMIT; queued frames past it (a client that
+ * does not read its UPDATEs) close the connection. Room for the largest subscription set
+ * (~1.1 MiB) and MANIFEST set (~0.7 MiB), every in-flight request and several MiB of frames.
+ */
+export const CONNECTION_MEMORY_BYTES = 8 * MiB
+/**
+ * All connections' charges together (CONNECTION_MEMORY_BYTES each). Past it new pattern sets
+ * and requests get ERR_LIMIT, and queued frames close the connection that holds the most. Bounds
+ * the server's RSS under MAX_CLIENTS hostile connections (docs/security.md, "Memory").
+ */
+export const SERVER_MEMORY_BYTES = 512 * MiB
+
 // --- watching and hooks ------------------------------------------------------------------------
 /** Default quiet time before a changed file is announced (Watchman uses 20 ms). */
 export const SETTLE_MS = 20

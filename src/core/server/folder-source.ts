@@ -12,7 +12,7 @@ import { HashCache } from '../fs/hash-cache.js'
 import { type PathMatcher, ignoreMatcher } from '../fs/ignore.js'
 import { resolveForRead } from '../fs/paths.js'
 import { type FileStamp, sameStamp, stampOf } from '../fs/stamp.js'
-import type { AssetSource, ManifestPage, ScanResult, SourceReader } from './source.js'
+import type { AssetSource, ManifestPage, PageWork, ScanResult, SourceReader } from './source.js'
 import { Store } from './store.js'
 
 /** Times an open re-reads a file that keeps changing under it before giving up (ERR_CHANGED). */
@@ -70,8 +70,8 @@ export class FolderSource implements AssetSource {
 
   scan(): Promise<ScanResult> { return this.#store.scan() }
 
-  page(match: PathMatcher, after: string, maxBytes?: number): Promise<ManifestPage> {
-    return Promise.resolve(this.#store.page(match, after, maxBytes))
+  page(match: PathMatcher, after: string, maxBytes?: number, work?: PageWork): Promise<ManifestPage> {
+    return Promise.resolve(this.#store.page(match, after, maxBytes, work))
   }
 
   get(path: string): Promise<ManifestEntry | null> { return this.#store.refresh(path) }

@@ -9,7 +9,7 @@
  */
 import { EventEmitter } from 'node:events'
 import { AssetSyncError } from '../../errors.js'
-import { DEFAULT_PORT, MAX_SUBSCRIPTIONS_PER_CLIENT, SERVER_READ_BUFFERS, SERVER_READ_BYTES } from '../../limits.js'
+import { DEFAULT_PORT, MAX_SUBSCRIPTIONS_PER_CLIENT, SERVER_READ_BUFFERS, SERVER_READ_BYTES, SERVER_SET_DFA_CELLS } from '../../limits.js'
 import type { AuthFailureBurst } from '../../protocol/auth-throttle.js'
 import { type RejectReason, ServerEndpoint, type ServeEndpointOptions, type TimingOptions } from '../../protocol/endpoint.js'
 import type { KeyPair } from '../../protocol/keypair.js'
@@ -18,10 +18,13 @@ import { cacheFileFor } from '../fs/hash-cache.js'
 import { configDir, loadIdentity } from '../fs/keys.js'
 import { BufferPool } from '../fs/pool.js'
 import { checkBatch } from './batch-check.js'
-import { fanOut, splitFrames } from './changes.js'
+import { fanOutInSlices } from './batch-fanout.js'
+import { splitFrames } from './changes.js'
 import type { ChangeBatch, ChangeFeed, ChangePublisher } from './feed.js'
 import { FolderFeed } from './folder-feed.js'
 import { FolderSource } from './folder-source.js'
+import { MatchScheduler } from './match-work.js'
+import { MemoryBudget, patternSetBytes } from './memory-budget.js'
 import type { AssetServerEvents } from './server-events.js'
 import { ClientSession, type SessionConnection } from './session.js'
 import type { AssetSource, ScanResult } from './source.js'
@@ -64,6 +67,8 @@ export interface AssetServerOptions extends TimingOptions {
   settleMs?: number
   /** Watch the folder and push changes to subscribers (default true; with `root`). */
   watch?: boolean
+  /** Server memory per connection and in all (defaults CONNECTION_MEMORY_BYTES, SERVER_MEMORY_BYTES); for tests. */
+  memory?: { perConnection?: number; total?: number }
 }
 
 type Listener<K extends keyof AssetServerEvents> = (event: AssetServerEvents[K]) => void
@@ -80,12 +85,19 @@ export class AssetServer extends EventEmitter {
   readonly #sessions = new Set<ClientSession>()
   /** File reads of every transfer share these (bounded memory whatever the number of clients). */
   readonly #readBuffers = new BufferPool(SERVER_READ_BUFFERS, SERVER_READ_BYTES)
-  readonly subscriptions = new Subscriptions<ClientSession>()
+  readonly subscriptions = new Subscriptions<ClientSession>({ maxCells: SERVER_SET_DFA_CELLS })
+  /** Glob matching for clients, one slice per event-loop turn (issue 12). */
+  readonly matching = new MatchScheduler()
+  /** What connections make the server hold (issue 12). */
+  readonly memory: MemoryBudget
   readonly #forward: readonly ChangePublisher[]
   #feed: ChangeFeed | null = null
 
-  private constructor(source: AssetSource, endpoint: ServerEndpoint, publicKey: Buffer, scan: ScanResult, forward: readonly ChangePublisher[]) {
+  private constructor(
+    source: AssetSource, endpoint: ServerEndpoint, publicKey: Buffer, scan: ScanResult, forward: readonly ChangePublisher[], memory: MemoryBudget,
+  ) {
     super()
+    this.memory = memory
     this.source = source
     this.root = source instanceof FolderSource ? source.root : null
     this.#endpoint = endpoint
@@ -127,7 +139,7 @@ export class AssetServer extends EventEmitter {
         keyPair,
         token: opts.token ?? null,
       })
-      server = new AssetServer(source, endpoint, keyPair.publicKey, scan, opts.forward ?? [])
+      server = new AssetServer(source, endpoint, keyPair.publicKey, scan, opts.forward ?? [], new MemoryBudget(opts.memory?.perConnection, opts.memory?.total))
       if (feed) {
         const s = server
         await feed.start({ deliver: (batch) => s.#deliver(batch), error: (err) => { s.emit('error', err) } })
@@ -153,9 +165,14 @@ export class AssetServer extends EventEmitter {
       const { entries, problems } = checkBatch(batch.entries)
       for (const p of problems) this.emit('error', p)
       if (entries.length === 0) return
-      const plan = fanOut(entries, (p) => this.subscriptions.subscribers(p))
+      const plan = await fanOutInSlices(entries, this.subscriptions, this.matching, (session) => {
+        session.conn.fail(new AssetSyncError('ERR_LIMIT',
+          'subscriptions too costly to match against this server\'s changes: use fewer wildcards'))
+      })
       for (const [session, list] of plan.perClient) {
+        if (session.conn.closed) continue
         for (const frame of splitFrames(list)) session.conn.send({ type: 'update', entries: frame })
+        session.checkQueue() // a subscriber that does not read is closed past its memory budget
       }
       this.emit('batch', { changes: plan.changes, clients: plan.perClient.size })
       for (const to of this.#forward) {
@@ -205,25 +222,27 @@ export class AssetServer extends EventEmitter {
   }
 
   #onConnection(conn: SessionConnection): void {
-    const session = new ClientSession(conn, this.source, this.#readBuffers)
+    const session = new ClientSession(conn, this.source, this.#readBuffers, this.matching, this.memory.account())
     this.#sessions.add(session)
     session.on('refused', (r: { path: string; reason: string }) => this.emit('refused', { remote: conn.remote, ...r }))
     session.onSubscribe = (msg) => {
       if (msg.subscribe && this.subscriptions.held(session) + this.subscriptions.newPairs(session, msg.patterns, msg.instanceId) > MAX_SUBSCRIPTIONS_PER_CLIENT) {
         // Each pattern costs a compiled matcher: a connection may not hold unbounded numbers.
-        conn.send({ type: 'error', id: msg.id, code: 'ERR_LIMIT', message: `more than ${MAX_SUBSCRIPTIONS_PER_CLIENT} subscriptions on one connection` })
-        return
+        throw new AssetSyncError('ERR_LIMIT', `more than ${MAX_SUBSCRIPTIONS_PER_CLIENT} subscriptions on one connection`)
       }
       if (msg.subscribe) {
-        try {
-          this.subscriptions.subscribe(session, msg.patterns, msg.instanceId)
-        } catch (err) {
-          // over the pattern budget (ERR_LIMIT) or malformed (ERR_USAGE): refused, nothing changed
-          if (!(err instanceof AssetSyncError)) throw err
-          conn.send({ type: 'error', id: msg.id, code: err.code, message: err.message })
-          return
-        }
-      } else this.subscriptions.unsubscribe(session, msg.patterns, msg.instanceId)
+        // Over the pattern or memory budget (ERR_LIMIT) or malformed (ERR_USAGE): thrown before anything changes.
+        this.subscriptions.subscribe(session, msg.patterns, msg.instanceId, (set) => {
+          // The new set replaces the old: charge what it can grow to, dropping MANIFEST caches first.
+          const bytes = patternSetBytes(set)
+          if (!session.account.fits('subscriptions', bytes)) session.manifests.dropCache()
+          session.account.charge('subscriptions', bytes, 'these subscriptions')
+        })
+      } else {
+        this.subscriptions.unsubscribe(session, msg.patterns, msg.instanceId)
+        const set = this.subscriptions.setOf(session)
+        session.account.set('subscriptions', set ? patternSetBytes(set) : 0)
+      }
       conn.send({ type: 'subscribe-ack', id: msg.id })
       this.emit('subscriptions', {
         remote: conn.remote, action: msg.subscribe ? 'subscribe' : 'unsubscribe', instanceId: msg.instanceId,

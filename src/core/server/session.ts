@@ -9,11 +9,13 @@
 import { EventEmitter } from 'node:events'
 import { AssetSyncError, ProtocolError } from '../../errors.js'
 import { CHUNK_SIZE, MAX_INFLIGHT_PER_CLIENT, SERVER_READ_BYTES } from '../../limits.js'
-import type { ClientMessage, ManifestMsg, RequestMsg, ServerMessage } from '../../protocol/messages.js'
+import type { ClientMessage, RequestMsg, ServerMessage, SubscribeMsg } from '../../protocol/messages.js'
 import { equalHash } from '../fs/hash.js'
-import { type PathMatcher, patternMatcher } from '../fs/ignore.js'
 import type { BufferPool } from '../fs/pool.js'
 import { checkWirePath, printable } from '../fs/paths.js'
+import { ManifestScanner } from './manifest-scan.js'
+import type { MatchScheduler } from './match-work.js'
+import { type MemoryAccount, REQUEST_BYTES } from './memory-budget.js'
 import type { AssetSource, SourceReader } from './source.js'
 
 /**
@@ -25,6 +27,8 @@ export interface SessionConnection {
   readonly closed: boolean
   /** Flow-control credit: CHUNK bytes the client allows us to send now. */
   readonly credit: number
+  /** Bytes of frames queued for sending, not yet handed to the transport (memory budget). */
+  readonly queuedBytes: number
   send(msg: ServerMessage): boolean
   drained(): Promise<void>
   credited(bytes: number): Promise<void>
@@ -32,6 +36,13 @@ export interface SessionConnection {
   fail(err: AssetSyncError): void
   on(event: 'message', listener: (msg: ClientMessage) => void): unknown
   once(event: 'close', listener: (err: AssetSyncError | null) => void): unknown
+}
+
+/** Bytes a request's patterns hold (UTF-16 strings). */
+function patternBytes(patterns: readonly string[]): number {
+  let n = 0
+  for (const p of patterns) n += 2 * p.length + 64
+  return n
 }
 
 interface Transfer {
@@ -50,42 +61,126 @@ export class ClientSession extends EventEmitter {
   #pumping = false
   #pending = 0
   readonly #buffers: BufferPool
-  readonly #matchers = new Map<string, PathMatcher>()
-  /** Handles SUBSCRIBE (the server owns the registry). */
-  onSubscribe: ((msg: Extract<ClientMessage, { type: 'subscribe' }>) => void) | null = null
+  /** MANIFEST requests: compiled, charged, scanned in slices (issue 12). */
+  readonly manifests: ManifestScanner
+  /** What this connection makes the server hold (issue 12). */
+  readonly account: MemoryAccount
+  readonly #scheduler: MatchScheduler
+  /** MANIFEST and SUBSCRIBE requests waiting or running, and the bytes they hold. */
+  #patternRequests = 0
+  #patternRequestBytes = 0
+  #subscribes: Promise<void> = Promise.resolve()
+  /**
+   * Handles SUBSCRIBE (the server owns the registry): called in order, one at a time, each on
+   * its own turn of the MatchScheduler (compiling a set is matching work too). Throws an
+   * AssetSyncError to refuse it.
+   */
+  onSubscribe: ((msg: SubscribeMsg) => void) | null = null
 
-  constructor(conn: SessionConnection, source: AssetSource, buffers: BufferPool) {
+  constructor(conn: SessionConnection, source: AssetSource, buffers: BufferPool, scheduler: MatchScheduler, account: MemoryAccount) {
     super()
     this.conn = conn
     this.#source = source
     this.#buffers = buffers
+    this.account = account
+    this.#scheduler = scheduler
+    this.manifests = new ManifestScanner(conn, source, scheduler, account)
     conn.on('message', (msg: ClientMessage) => this.#onMessage(msg))
     conn.once('close', () => this.#closeAll())
+  }
+
+  /** Requests open now: waiting for their file, transferring, MANIFEST or SUBSCRIBE queued or running. */
+  get inflight(): number { return this.#pending + this.#transfers.size + this.#patternRequests }
+
+  /**
+   * Whether a new request holding `extra` bytes (its patterns) may be counted in: within
+   * MAX_INFLIGHT_PER_CLIENT and the memory budget (otherwise it got ERR_LIMIT). The caller counts
+   * it, and calls #chargeInflight() when it ends.
+   */
+  #admit(id: number, extra = 0): boolean {
+    if (this.inflight >= MAX_INFLIGHT_PER_CLIENT) {
+      this.#fail(id, new AssetSyncError('ERR_LIMIT', `more than ${MAX_INFLIGHT_PER_CLIENT} requests in flight`))
+      return false
+    }
+    try {
+      this.#chargeInflight(REQUEST_BYTES + extra)
+    } catch (err) {
+      this.#fail(id, err)
+      return false
+    }
+    return true
+  }
+
+  /** Charges what in-flight requests hold, plus `extra` for one being admitted (ERR_LIMIT if it does not fit). */
+  #chargeInflight(extra = 0): void {
+    const bytes = (this.#pending + this.#transfers.size) * REQUEST_BYTES + this.#patternRequestBytes + extra
+    if (extra === 0) return this.account.set('inflight', bytes)
+    if (!this.account.fits('inflight', bytes)) this.manifests.dropCache()
+    this.account.charge('inflight', bytes, 'another request')
+  }
+
+  /** Runs a MANIFEST or SUBSCRIBE request holding `bytes`, counted in flight until it settles. */
+  #patternRequest(id: number, bytes: number, run: () => Promise<void>): void {
+    if (!this.#admit(id, bytes)) return
+    this.#patternRequests++
+    this.#patternRequestBytes += REQUEST_BYTES + bytes
+    void run().catch((err: unknown) => this.#fail(id, err)).finally(() => {
+      this.#patternRequests--
+      this.#patternRequestBytes -= REQUEST_BYTES + bytes
+      this.#chargeInflight()
+    })
+  }
+
+  /**
+   * Records the frames now queued for this client; past the memory budget (a client that does
+   * not read what it is sent) its MANIFEST caches go first, then the connection.
+   */
+  checkQueue(): void {
+    if (this.conn.closed) return
+    this.account.set('queue', this.conn.queuedBytes)
+    if (!this.account.over) return
+    this.manifests.dropCache()
+    if (this.account.over) {
+      this.conn.fail(new AssetSyncError('ERR_LIMIT',
+        `${this.conn.remote} is not reading: ${this.account.of('queue')} bytes of frames queued, past the connection's memory budget`))
+    }
   }
 
   #onMessage(msg: ClientMessage): void {
     switch (msg.type) {
       case 'request': {
-        if (this.#pending + this.#transfers.size >= MAX_INFLIGHT_PER_CLIENT) {
-          this.#fail(msg.id, new AssetSyncError('ERR_LIMIT', `more than ${MAX_INFLIGHT_PER_CLIENT} requests in flight`))
-          return
-        }
+        if (!this.#admit(msg.id)) return
         this.#pending++
-        void this.#onRequest(msg).catch((err: unknown) => this.#fail(msg.id, err)).finally(() => { this.#pending-- })
+        void this.#onRequest(msg).catch((err: unknown) => this.#fail(msg.id, err)).finally(() => {
+          this.#pending--
+          this.#chargeInflight()
+        })
         return
       }
       case 'manifest':
-        void this.#onManifest(msg).catch((err: unknown) => this.#fail(msg.id, err))
+        this.#patternRequest(msg.id, patternBytes(msg.patterns), async () => {
+          const reply = await this.manifests.answer(msg)
+          if (reply && !this.conn.closed) {
+            this.conn.send(reply)
+            this.checkQueue()
+          }
+        })
         return
       case 'cancel': {
         const t = this.#transfers.get(msg.id)
         if (t) this.#finish(t)
         return
       }
-      case 'subscribe':
-        if (this.onSubscribe) this.onSubscribe(msg)
-        else this.#fail(msg.id, new AssetSyncError('ERR_PROTOCOL', 'subscriptions are not enabled on this server'))
+      case 'subscribe': {
+        const handle = this.onSubscribe
+        if (!handle) return this.#fail(msg.id, new AssetSyncError('ERR_PROTOCOL', 'subscriptions are not enabled on this server'))
+        this.#patternRequest(msg.id, patternBytes(msg.patterns), () => {
+          const run = this.#subscribes.then(() => this.#scheduler.turn()).then(() => { if (!this.conn.closed) handle(msg) })
+          this.#subscribes = run.catch(() => {})
+          return run
+        })
         return
+      }
       case 'auth':
         this.conn.fail(new ProtocolError('AUTH after authentication'))
         return
@@ -131,19 +226,6 @@ export class ClientSession extends EventEmitter {
     this.#transfers.set(id, t)
     this.#queue.push(t)
     void this.#pump()
-  }
-
-  async #onManifest(msg: ManifestMsg): Promise<void> {
-    const key = msg.patterns.join('\0')
-    let match = this.#matchers.get(key)
-    if (!match) {
-      match = patternMatcher(msg.patterns)
-      if (this.#matchers.size > 16) this.#matchers.clear()
-      this.#matchers.set(key, match)
-    }
-    const page = await this.#source.page(match, msg.after)
-    if (this.conn.closed) return
-    this.conn.send({ type: 'manifest-reply', id: msg.id, done: page.done, entries: page.entries })
   }
 
   /**
@@ -211,10 +293,13 @@ export class ClientSession extends EventEmitter {
     t.cancelled = true
     this.#transfers.delete(t.id)
     void t.reader.close()
+    this.#chargeInflight()
   }
 
   #closeAll(): void {
     for (const t of [...this.#transfers.values()]) this.#finish(t)
     this.#queue = []
+    this.manifests.dropCache()
+    this.account.close()
   }
 }

@@ -15,6 +15,22 @@ export interface ManifestPage {
   entries: ManifestEntry[]
   /** No entry after the last one here matches. */
   done: boolean
+  /**
+   * Set when `work` ended the scan before any entry matched: the last path examined. The caller
+   * goes on from there (as `after`) in its next slice; such a page is never sent, since a client
+   * takes an empty page for the end of the listing.
+   */
+  resume?: string
+}
+
+/**
+ * Bounds the matching work behind one page (issue 12; core/server/match-work.ts). A source that
+ * filters paths itself calls `examined` after each path it ran `match` on, and stops after the
+ * first that returns true: with entries, the page is cut there (done: false); without, it
+ * returns `resume`.
+ */
+export interface PageWork {
+  examined(path: string): boolean
 }
 
 /** What building a source's listing did (the folder: walk, hashing what the cache could not vouch for). */
@@ -60,9 +76,9 @@ export interface AssetSource {
   /**
    * One manifest page: the entries whose path matches `match` and sorts after `after` (UTF-16
    * code-unit order, as `<` on strings), in that order, their encoded size within `maxBytes`
-   * (default MANIFEST_PAGE_BYTES; at least one entry per page).
+   * (default MANIFEST_PAGE_BYTES; at least one entry per page), cut short by `work` (PageWork).
    */
-  page(match: PathMatcher, after: string, maxBytes?: number): Promise<ManifestPage>
+  page(match: PathMatcher, after: string, maxBytes?: number, work?: PageWork): Promise<ManifestPage>
   /**
    * The entry at `path` as it is now, or null. A source that can change under the server
    * re-checks it (the folder: a stat, hashing only if the stamp moved) and updates its listing.
