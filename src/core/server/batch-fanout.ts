@@ -22,7 +22,7 @@ export async function fanOutInSlices<C>(
     return w
   }
   for (const c of subs.clients()) workOf(c)
-  const all = new MatchWork(() => subs.work)
+  const all = new MatchWork(() => subs.work, scheduler.stats)
   const dropped = new Set<C>()
   for (const e of entries) {
     const one = fanOut([e], (p) => subs.subscribers(p))
@@ -40,6 +40,7 @@ export async function fanOutInSlices<C>(
       if (w.overspent) {
         dropped.add(c)
         perClient.delete(c)
+        scheduler.stats.subscribersClosed++
         overspent(c) // closes it: it leaves `subs`
       }
     }
@@ -48,5 +49,6 @@ export async function fanOutInSlices<C>(
       all.nextSlice()
     }
   }
+  all.end()
   return { changes, perClient }
 }

@@ -110,7 +110,7 @@ export class ManifestScanner {
     }
     const { set } = compiled
     const match = (path: string): boolean => set.matches(path)
-    const work = new MatchWork(() => set.steps)
+    const work = new MatchWork(() => set.steps, this.#scheduler.stats)
     let after = msg.after
     try {
       for (;;) {
@@ -121,6 +121,7 @@ export class ManifestScanner {
         const page = await this.#source.page(match, after, undefined, work)
         if (work.overspent) {
           this.stats.refused++
+          this.#scheduler.stats.manifestsRefused++
           throw new AssetSyncError('ERR_LIMIT',
             `patterns too costly to match against this server's paths (${work.spent} steps for ${work.paths} paths): use fewer wildcards`)
         }
@@ -129,10 +130,14 @@ export class ManifestScanner {
           continue
         }
         this.stats.pages++
-        if (!page.done && work.stopped) this.stats.cutByWork++
+        if (!page.done && work.stopped) {
+          this.stats.cutByWork++
+          this.#scheduler.stats.pagesCutByWork++
+        }
         return { type: 'manifest-reply', id: msg.id, done: page.done, entries: page.entries }
       }
     } finally {
+      work.end()
       this.stats.steps += work.spent
     }
   }

@@ -15,15 +15,27 @@
  */
 import { MANIFEST_PAGE_MATCH_STEPS, MATCH_STEPS_PER_CHAR } from '../../limits.js'
 
+/** What the server's matching has done so far (tests, status, the bench). */
+export interface MatchStats {
+  /** Turns handed out (slices of MANIFEST scans, compiles, SUBSCRIBEs, batch fan-outs). */
+  slices: number
+  /** The most work any one slice did (steps, plus one per path). */
+  maxSliceSteps: number
+  /** MANIFEST pages cut by matching work rather than by bytes or the end. */
+  pagesCutByWork: number
+  /** MANIFEST requests refused for their cost (the average-cost rule). */
+  manifestsRefused: number
+  /** Connections closed because their subscriptions broke the average-cost rule on a batch. */
+  subscribersClosed: number
+}
+
 /** Server-wide: at most one slice of matching per event-loop turn, round robin. */
 export class MatchScheduler {
+  readonly stats: MatchStats = { slices: 0, maxSliceSteps: 0, pagesCutByWork: 0, manifestsRefused: 0, subscribersClosed: 0 }
   readonly #queue: Array<() => void> = []
   /** Pushes of change batches: served before MANIFEST scans (hot reload waits for nobody's manifest). */
   readonly #urgent: Array<() => void> = []
   #scheduled = false
-  /** Slices handed out so far. */
-  slices = 0
-
   /**
    * Waits for this caller's turn to run one slice (MANIFEST_PAGE_MATCH_STEPS) of matching;
    * `urgent` (a batch fan-out) goes before the MANIFEST scans waiting.
@@ -47,7 +59,7 @@ export class MatchScheduler {
     setImmediate(() => {
       this.#scheduled = false
       const next = this.#urgent.shift() ?? this.#queue.shift()
-      this.slices++
+      this.stats.slices++
       next?.()
       this.#pump()
     })
@@ -67,10 +79,13 @@ export class MatchWork {
   #paths = 0
   #stopped = false
 
-  /** `steps` reads the matcher's running counter (PatternSet.steps). */
-  constructor(steps: () => number) {
+  readonly #stats: MatchStats | null
+
+  /** `steps` reads the matcher's running counter (PatternSet.steps); slices are reported to `stats`. */
+  constructor(steps: () => number, stats: MatchStats | null = null) {
     this.#steps = steps
     this.#start = steps()
+    this.#stats = stats
   }
 
   /** Steps spent since this work began (the matcher's, plus one per path examined). */
@@ -94,7 +109,13 @@ export class MatchWork {
 
   /** Starts a new slice (after waiting for a turn). */
   nextSlice(): void {
+    this.end()
     this.#sliceStart = this.spent
     this.#stopped = false
+  }
+
+  /** Reports the current slice's size (call when the work is over). */
+  end(): void {
+    if (this.#stats) this.#stats.maxSliceSteps = Math.max(this.#stats.maxSliceSteps, this.spent - this.#sliceStart)
   }
 }
