@@ -70,6 +70,7 @@ export class ClientSession extends EventEmitter {
   #patternRequests = 0
   #patternRequestBytes = 0
   #subscribes: Promise<void> = Promise.resolve()
+  #queueWatched = false
   /**
    * Handles SUBSCRIBE (the server owns the registry): called in order, one at a time, each on
    * its own turn of the MatchScheduler (compiling a set is matching work too). Throws an
@@ -137,7 +138,18 @@ export class ClientSession extends EventEmitter {
    */
   checkQueue(): void {
     if (this.conn.closed) return
-    this.account.set('queue', this.conn.queuedBytes)
+    const queued = this.conn.queuedBytes
+    this.account.set('queue', queued)
+    if (queued > 0 && !this.#queueWatched) {
+      // Recount once it has drained (below the stream's high-water mark there is no 'drain': the
+      // bytes go within a turn), so an idle connection's past burst stays no one's charge.
+      this.#queueWatched = true
+      const recount = (): void => {
+        this.#queueWatched = false
+        if (!this.conn.closed) this.account.set('queue', this.conn.queuedBytes)
+      }
+      this.conn.drained().then(() => setImmediate(recount), () => { this.#queueWatched = false })
+    }
     if (!this.account.over) return
     this.manifests.dropCache()
     if (this.account.over) {
