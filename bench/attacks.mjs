@@ -12,8 +12,9 @@
 //            from 16 addresses (4 loops each); "evaluated" = answered "access token rejected"
 //   flood    4,200 idle TCP sockets (16 source addresses) / 4,000 idle UDP sessions (40 addresses),
 //            then a client with the token connects: how long it took, or why it failed
-//   memory   N authenticated connections each at the per-connection worst case (subscriptions and
-//            cached manifest matchers at their caps, a stalled reader): the server's RSS per connection
+//   memory   --conns (4096 = MAX_CLIENTS) authenticated connections, then the first --fill of them at
+//            the per-connection worst case (subscriptions and cached MANIFEST sets at their largest)
+//            until the server's budget refuses: RSS idle per connection, per worst-case connection
 import { fork } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
@@ -27,7 +28,8 @@ const { values: args } = parseArgs({
     dist: { type: 'string', default: join(REPO, 'dist') },
     only: { type: 'string', default: 'guesses,flood,memory' },
     seconds: { type: 'string', default: '6' },
-    conns: { type: 'string', default: '64' },
+    conns: { type: 'string', default: '4096' },
+    fill: { type: 'string', default: '4096' },
   },
 })
 const dist = resolve(args.dist)
@@ -81,7 +83,7 @@ async function guesses(transport, addresses, loops) {
   const st = await s.stats()
   await s.close()
   const evaluated = tally.rejected ?? 0
-  const row = { transport, addresses: addresses.length, loops, seconds: +secs.toFixed(1), evaluatedPerSec: +(evaluated / secs).toFixed(1), tally, server: st.guard ?? st.codes }
+  const row = { transport, addresses: addresses.length, loops, seconds: +secs.toFixed(1), evaluatedPerSec: +(evaluated / secs).toFixed(1), tally, server: st.guard?.auth ?? st.codes }
   console.log(`guesses ${transport} from ${addresses.length} address(es) × ${loops} loops: ${row.evaluatedPerSec} evaluated guesses/s over ${row.seconds} s ${JSON.stringify(tally)}`)
   return row
 }
@@ -159,46 +161,79 @@ async function floodUdp(perAddr = 105, sources = loopbackSources(40)) {
 if (only.has('flood')) results.flood = [await floodTcp(), await floodUdp()]
 
 // --- memory --------------------------------------------------------------------------------------
-/** 1 KiB patterns, distinct per (connection, set, index), that cost the matcher most. */
+// Worst case per connection: the subscription set and cached MANIFEST sets at their largest.
+// `heavy` is the issue's pattern (picomatch took it; the new matcher refuses it: too many brace
+// alternatives); `stateful` fills a set's state cap, `bulky` its text (one long class, ~1 KiB).
 const heavy = (tag, i) => `${tag}-${i}/${'ab?c[de]{f,g}/'.repeat(80)}`.slice(0, 1024)
+const stateful = (tag, i) => `${tag}${i}/${'x'.repeat(1000)}`
+const bulky = (tag, i) => `${tag}-${i}/[${'abcdefghijklmnopqrstuvwxyz'.repeat(40)}]`.slice(0, 1022) + ']'
+/** 64 patterns for frame `f` of connection `c` (kind 'heavy' or 'mix': 15 stateful + 49 bulky, then bulky). */
+const frame = (kind, tag, f) => Array.from({ length: 64 }, (_, i) =>
+  kind === 'heavy' ? heavy(tag, i) : f === 0 && i < 15 ? stateful(tag, i) : bulky(tag, i))
 
-async function memory(transport, conns) {
+async function memory(transport, conns, fill) {
   const s = await server(transport, {})
   const base = await s.stats(true)
   const sessions = []
   const tally = {}
   const note = (k) => { tally[k] = (tally[k] ?? 0) + 1 }
   let id = 1
+  let kind = 'heavy'
+  // Phase 1: every connection, authenticated and idle (batches under the handshake-slot pool),
+  // each kept alive with a PING a second as a real client's keepalive would.
+  const keepalive = setInterval(() => { for (const x of sessions) x.write({ type: 'ping' }) }, 1000)
   const t0 = performance.now()
-  for (let c = 0; c < conns; c++) {
-    const src = loopbackSources(1, 2 + (c % 200))[0]
-    let x
-    try { x = await kit.session(transport, src, '127.0.0.1', s.port) } catch (err) { note(`connect: ${err.message}`); continue }
-    sessions.push(x)
-    // subscriptions: 4 frames × 64 patterns = MAX_SUBSCRIPTIONS_PER_CLIENT (256)
-    for (let f = 0; f < 4; f++) {
-      const patterns = Array.from({ length: 64 }, (_, i) => heavy(`c${c}s${f}`, i))
-      const r = await x.ask({ type: 'subscribe', id: id++, instanceId: 1, subscribe: true, patterns }).catch((e) => ({ type: e.message }))
-      note(`subscribe ${r.type}${r.code ? ` ${r.code}` : ''}`)
-    }
-    // manifest matchers: 17 distinct sets of 64 heavy patterns (the cache held 17 on main)
-    for (let m = 0; m < 17; m++) {
-      const patterns = Array.from({ length: 64 }, (_, i) => heavy(`c${c}m${m}`, i))
-      const r = await x.ask({ type: 'manifest', id: id++, after: '', patterns }).catch((e) => ({ type: e.message }))
-      note(`manifest ${r.type}${r.code ? ` ${r.code}` : ''}`)
-    }
+  for (let c = 0; c < conns; c += 256) {
+    await Promise.all(Array.from({ length: Math.min(256, conns - c) }, async (_, j) => {
+      const src = loopbackSources(1, 2 + ((c + j) % 64))[0]
+      try { sessions.push(await kit.session(transport, src, '127.0.0.1', s.port)) } catch (err) { note(`connect: ${err.message}`) }
+    }))
   }
-  const setupMs = performance.now() - t0
+  const idle = await s.stats(true)
+  const connectMs = performance.now() - t0
+  // Phase 2: the first `fill` connections go to their worst case: 4 SUBSCRIBE frames (256
+  // patterns, MAX_SUBSCRIPTIONS_PER_CLIENT) and 17 MANIFEST sets of 64 (main cached up to 17);
+  // after the first refusal for the server's budget, the others try one SUBSCRIBE each.
+  const t1 = performance.now()
+  let serverFull = false
+  let worst = 0
+  for (const [c, x] of sessions.entries()) {
+    const frames = serverFull || c >= fill ? 1 : 4
+    for (let f = 0; f < frames; f++) {
+      let r = await x.ask({ type: 'subscribe', id: id++, instanceId: 1, subscribe: true, patterns: frame(kind, `c${c}s`, f) }).catch((e) => ({ type: e.message }))
+      if (r.type === 'error' && kind === 'heavy' && f === 0 && /alternatives|costly/.test(r.message)) {
+        kind = 'mix' // this build refuses the issue's pattern: use the heaviest ones it accepts
+        r = await x.ask({ type: 'subscribe', id: id++, instanceId: 1, subscribe: true, patterns: frame(kind, `c${c}s`, f) }).catch((e) => ({ type: e.message }))
+      }
+      note(`subscribe ${r.type}${r.code ? ` ${r.code} ${r.message.slice(0, 60)}` : ''}`)
+      if (r.type === 'error' && /server's memory budget/.test(r.message)) serverFull = true
+    }
+    if (serverFull || c >= fill) continue
+    for (let m = 0; m < 17; m++) {
+      const r = await x.ask({ type: 'manifest', id: id++, after: '', patterns: frame(kind, `c${c}m${m}`, 0) }).catch((e) => ({ type: e.message }))
+      note(`manifest ${r.type}${r.code ? ` ${r.code} ${r.message.slice(0, 60)}` : ''}`)
+      if (r.type === 'error' && /server's memory budget/.test(r.message)) serverFull = true
+    }
+    worst = c + 1
+  }
   const loaded = await s.stats(true)
-  const per = (loaded.rss - base.rss) / Math.max(1, sessions.length)
-  const row = { transport, conns: sessions.length, setupMs: Math.round(setupMs), rssIdle: base.rss, rssLoaded: loaded.rss, perConnection: Math.round(per), heapPerConnection: Math.round((loaded.heapUsed - base.heapUsed) / Math.max(1, sessions.length)), tally, guard: loaded.guard }
-  console.log(`memory ${transport}: ${sessions.length} connections at the worst case in ${(setupMs / 1000).toFixed(1)} s: RSS ${mib(base.rss)} -> ${mib(loaded.rss)}, ${mib(per)} per connection (heap ${mib(row.heapPerConnection)}); ${JSON.stringify(tally)}`)
+  clearInterval(keepalive)
+  const perIdle = (idle.rss - base.rss) / Math.max(1, sessions.length)
+  const perWorst = (loaded.rss - idle.rss) / Math.max(1, worst)
+  const row = {
+    transport, conns: sessions.length, patterns: kind, worstCase: worst, connectMs: Math.round(connectMs), fillMs: Math.round(performance.now() - t1),
+    rssBase: base.rss, rssIdle: idle.rss, rssLoaded: loaded.rss, perIdleConnection: Math.round(perIdle), perWorstConnection: Math.round(perWorst),
+    charged: loaded.memory ?? null, tally,
+  }
+  console.log(`memory ${transport}: ${sessions.length} connections (${(connectMs / 1000).toFixed(1)} s): RSS ${mib(base.rss)} -> ${mib(idle.rss)} idle`
+    + ` (${(perIdle / 1024).toFixed(1)} KiB each); ${worst} at the worst case (${kind} patterns) -> ${mib(loaded.rss)}`
+    + ` (${mib(perWorst)} each)${loaded.memory ? `; charged ${mib(loaded.memory.used)}` : ''}; ${JSON.stringify(tally)}`)
   for (const x of sessions) x.destroy()
   await s.close()
   return row
 }
 
-if (only.has('memory')) results.memory = [await memory('tcp', Number(args.conns))]
+if (only.has('memory')) results.memory = [await memory('tcp', Number(args.conns), Number(args.fill))]
 
 const out = join(REPO, 'bench', 'results', 'tmp')
 mkdirSync(out, { recursive: true })

@@ -147,6 +147,7 @@ export async function attackerKit(dist) {
       closed,
       /** Sends `msg` and resolves with the first frame answering its id. */
       ask(msg, ms = 30_000) {
+        if (secure.destroyed) return Promise.reject(new Error('closed'))
         return new Promise((resolve, reject) => {
           const t = setTimeout(() => { waiters.delete(msg.id); reject(new Error(`no answer to ${msg.type} ${msg.id}`)) }, ms)
           waiters.set(msg.id, (m) => { clearTimeout(t); resolve(m) })
@@ -154,7 +155,7 @@ export async function attackerKit(dist) {
           secure.write(codec.encode(msg))
         })
       },
-      write: (msg) => secure.write(codec.encode(msg)),
+      write: (msg) => !secure.destroyed && secure.write(codec.encode(msg)),
       destroy: () => secure.destroy(),
     }
   }

@@ -28,7 +28,9 @@ process.on('message', (m) => {
     const mem = process.memoryUsage()
     send({
       event: 'stats', rss: mem.rss, heapUsed: mem.heapUsed, external: mem.external, arrayBuffers: mem.arrayBuffers,
-      clients: server.clients, counts, codes, guard: server.guard?.stats ?? null,
+      clients: server.clients, counts, codes, guard: server.guard ?? null,
+      memory: server.memory ? { used: server.memory.used, refused: server.memory.refused } : null,
+      matching: server.matching?.stats ?? null,
     })
   } else if (m?.cmd === 'close') {
     void server.close().then(() => process.exit(0))

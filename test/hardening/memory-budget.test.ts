@@ -155,6 +155,27 @@ describe('per connection (CONNECTION_MEMORY_BYTES)', () => {
 })
 
 describe('per server (SERVER_MEMORY_BYTES)', () => {
+  it('queued frames past the total close the connection queuing the most; the others go on', async () => {
+    const total = 4 * MiB // scaled down: below one connection's own budget
+    const s = await serve({ memory: { total } })
+    const readers = [await attacker(s), await attacker(s)]
+    for (const a of readers) expect(await ask(a, { type: 'subscribe', instanceId: 1, subscribe: true, patterns: ['**'] })).toMatchObject({ type: 'subscribe-ack' })
+    const stalled = readers[0] as RawSecureClient
+    ;(stalled.raw as Socket).pause()
+    let peak = 0
+    for (let b = 0; b < 400 && !stalled.isClosed(); b++) {
+      await s.feed.push(Array.from({ length: 1000 }, (_, i): UpdateEntry => ({
+        kind: 'change', path: `b${b}/${'q'.repeat(100)}-${i}`, hash: Buffer.alloc(32, 3), size: 1, mode: 0o644, mtime: 0,
+      })))
+      peak = Math.max(peak, s.server.memory.used)
+      await new Promise((r) => setImmediate(r))
+    }
+    await stalled.closed
+    expect(s.server.memory.shedConnections).toBe(1)
+    expect(peak).toBeLessThanOrEqual(total + 2 * MiB) // one batch's frames past the check at most
+    expect((readers[1] as RawSecureClient).isClosed()).toBe(false)
+  })
+
   it('when all connections together reach it, the next costly request gets ERR_LIMIT; a closed connection frees its share', async () => {
     const one = patternSetBytes(new PatternSet(stateful('x'), 'select', { maxCells: SERVER_SET_DFA_CELLS }))
     const total = 2 * one + 300 * KiB // scaled down: room for two connections' sets

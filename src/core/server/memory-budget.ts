@@ -40,6 +40,7 @@ export function patternSetBytes(set: PatternSet, maxCells = SERVER_SET_DFA_CELLS
 export class MemoryBudget {
   readonly perConnection: number
   readonly total: number
+  readonly #accounts = new Set<MemoryAccount>()
   #used = 0
   /** Charges refused so far (either budget). */
   refused = 0
@@ -52,27 +53,61 @@ export class MemoryBudget {
   /** Bytes charged to all accounts now. */
   get used(): number { return this.#used }
 
-  account(): MemoryAccount { return new MemoryAccount(this, (delta) => { this.#used += delta }) }
+  /**
+   * A new connection's account. `evict` closes that connection: the budget calls it when the
+   * server is over its total because of queued frames and this account holds the most of them.
+   */
+  account(evict: () => void = () => {}): MemoryAccount {
+    const a: MemoryAccount = new MemoryAccount(this, (delta) => { this.#used += delta }, evict, () => this.#accounts.delete(a))
+    this.#accounts.add(a)
+    return a
+  }
+
+  /**
+   * Over the total (only queued frames can take it there: every other charge is checked first):
+   * closes the connections holding the most queued bytes until it is not. Returns how many.
+   */
+  shed(): number {
+    let n = 0
+    while (this.#used > this.total) {
+      let victim: MemoryAccount | null = null
+      for (const a of this.#accounts) if (a.of('queue') > (victim?.of('queue') ?? 0)) victim = a
+      if (!victim) break
+      victim.evict()
+      victim.close()
+      n++
+    }
+    this.shedConnections += n
+    return n
+  }
+
+  /** Connections closed by `shed` so far. */
+  shedConnections = 0
 }
 
 /** One connection's charges, by item ('subscriptions', 'inflight', 'queue', 'manifest:…'). */
 export class MemoryAccount {
   readonly #budget: MemoryBudget
   readonly #add: (delta: number) => void
+  readonly #forget: () => void
   readonly #items = new Map<string, number>()
   #used = 0
   #closed = false
+  /** Closes the connection (the server is over its total and this account queues the most). */
+  readonly evict: () => void
 
-  constructor(budget: MemoryBudget, add: (delta: number) => void) {
+  constructor(budget: MemoryBudget, add: (delta: number) => void, evict: () => void, forget: () => void) {
     this.#budget = budget
     this.#add = add
+    this.evict = evict
+    this.#forget = forget
   }
 
   get used(): number { return this.#used }
   /** Bytes charged under `key` (0 if none). */
   of(key: string): number { return this.#items.get(key) ?? 0 }
-  /** Over the connection's budget, or the server over its own. */
-  get over(): boolean { return this.#used > this.#budget.perConnection || this.#budget.used > this.#budget.total }
+  /** Over the connection's budget. */
+  get over(): boolean { return this.#used > this.#budget.perConnection }
 
   /** Whether setting `key` to `bytes` would stay within both budgets. */
   fits(key: string, bytes: number): boolean {
@@ -96,7 +131,10 @@ export class MemoryAccount {
     this.set(key, bytes)
   }
 
-  /** Sets `key` to a measured `bytes` whatever the budgets (see `over`). Nothing once closed. */
+  /**
+   * Sets `key` to a measured `bytes` whatever the budgets (see `over`; the server's total is kept
+   * by MemoryBudget.shed). Nothing once closed.
+   */
   set(key: string, bytes: number): void {
     if (this.#closed) return
     const delta = bytes - this.of(key)
@@ -112,6 +150,7 @@ export class MemoryAccount {
   close(): void {
     for (const key of [...this.#items.keys()]) this.release(key)
     this.#closed = true
+    this.#forget()
   }
 }
 

@@ -222,7 +222,9 @@ export class AssetServer extends EventEmitter {
   }
 
   #onConnection(conn: SessionConnection): void {
-    const session = new ClientSession(conn, this.source, this.#readBuffers, this.matching, this.memory.account())
+    // (`session` is assigned before the account can evict: evictions come from later queue checks.)
+    const account = this.memory.account(() => session.conn.fail(session.notReading("the server's memory budget")))
+    const session: ClientSession = new ClientSession(conn, this.source, this.#readBuffers, this.matching, account, () => this.memory.shed())
     this.#sessions.add(session)
     session.on('refused', (r: { path: string; reason: string }) => this.emit('refused', { remote: conn.remote, ...r }))
     session.onSubscribe = (msg) => {

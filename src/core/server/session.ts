@@ -78,12 +78,18 @@ export class ClientSession extends EventEmitter {
    */
   onSubscribe: ((msg: SubscribeMsg) => void) | null = null
 
-  constructor(conn: SessionConnection, source: AssetSource, buffers: BufferPool, scheduler: MatchScheduler, account: MemoryAccount) {
+  /** Past the server's total, the connections queuing the most go (MemoryBudget.shed). */
+  readonly #shed: () => void
+
+  constructor(
+    conn: SessionConnection, source: AssetSource, buffers: BufferPool, scheduler: MatchScheduler, account: MemoryAccount, shed: () => void,
+  ) {
     super()
     this.conn = conn
     this.#source = source
     this.#buffers = buffers
     this.account = account
+    this.#shed = shed
     this.#scheduler = scheduler
     this.manifests = new ManifestScanner(conn, source, scheduler, account)
     conn.on('message', (msg: ClientMessage) => this.#onMessage(msg))
@@ -150,12 +156,16 @@ export class ClientSession extends EventEmitter {
       }
       this.conn.drained().then(() => setImmediate(recount), () => { this.#queueWatched = false })
     }
-    if (!this.account.over) return
-    this.manifests.dropCache()
     if (this.account.over) {
-      this.conn.fail(new AssetSyncError('ERR_LIMIT',
-        `${this.conn.remote} is not reading: ${this.account.of('queue')} bytes of frames queued, past the connection's memory budget`))
+      this.manifests.dropCache()
+      if (this.account.over) this.conn.fail(this.notReading("the connection's memory budget"))
     }
+    this.#shed()
+  }
+
+  /** The error a connection is closed with when the frames queued for it are too many. */
+  notReading(budget: string): AssetSyncError {
+    return new AssetSyncError('ERR_LIMIT', `${this.conn.remote} is not reading: ${this.account.of('queue')} bytes of frames queued, past ${budget}`)
   }
 
   #onMessage(msg: ClientMessage): void {
