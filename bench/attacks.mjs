@@ -12,6 +12,9 @@
 //            from 16 addresses (4 loops each); "evaluated" = answered "access token rejected"
 //   flood    4,200 idle TCP sockets (16 source addresses) / 4,000 idle UDP sessions (40 addresses),
 //            then a client with the token connects: how long it took, or why it failed
+//   patterns one costly MANIFEST (issue 12's attack 1 on 5 files of 48-character names; a set that
+//            misses the DFA cache on 20,000 paths) while a probe asks for a file every 10 ms: the
+//            probe's longest wait is how long the server's loop was held
 //   memory   --conns (4096 = MAX_CLIENTS) authenticated connections, then the first --fill of them at
 //            the per-connection worst case (subscriptions and cached MANIFEST sets at their largest)
 //            until the server's budget refuses: RSS idle per connection, per worst-case connection
@@ -118,14 +121,19 @@ async function floodTcp(n = 4200, sources = loopbackSources(16)) {
   const sockets = []
   let refused = 0
   const t0 = performance.now()
-  await Promise.all(Array.from({ length: n }, async (_, i) => {
-    try {
-      const sock = await kit.tcpRaw(sources[i % sources.length], '127.0.0.1', s.port)
-      sock.on('error', () => {})
-      sock.on('data', () => {})
-      sockets.push(sock)
-    } catch { refused++ }
-  }))
+  // In batches with pauses, so the server's accept queue (backlog 511) takes them all: past it the
+  // kernel silently drops the handshake's last ACK and the "connected" socket never reaches the server.
+  for (let b = 0; b < n; b += 200) {
+    await Promise.all(Array.from({ length: Math.min(200, n - b) }, async (_, j) => {
+      try {
+        const sock = await kit.tcpRaw(sources[(b + j) % sources.length], '127.0.0.1', s.port)
+        sock.on('error', () => {})
+        sock.on('data', () => {})
+        sockets.push(sock)
+      } catch { refused++ }
+    }))
+    await sleep(50)
+  }
   const openMs = performance.now() - t0
   await sleep(300)
   const alive = () => sockets.filter((x) => !x.destroyed && !x.readableEnded).length
@@ -159,6 +167,77 @@ async function floodUdp(perAddr = 105, sources = loopbackSources(40)) {
 }
 
 if (only.has('flood')) results.flood = [await floodTcp(), await floodUdp()]
+if (only.has('flood-tcp')) results.flood = [await floodTcp()]
+
+// --- patterns ------------------------------------------------------------------------------------
+// One costly MANIFEST while a probe client asks for a small file every 10 ms: the longest time the
+// probe waited for an answer is how long the server's loop was held.
+const ATTACK_1 = '**/' + '*?'.repeat(11) + '#'
+/** 64 patterns that keep missing the new matcher's DFA cache on paths over a..p. */
+const W2 = Array.from({ length: 64 }, (_, j) => {
+  const c = (k) => String.fromCharCode(97 + (k % 16))
+  return `**/*${c(j)}*${c(j * 7)}*${c(j * 3)}*?*?*?*?*#`
+})
+function letters(n, seed) {
+  let x = seed
+  let out = ''
+  for (let i = 0; i < n; i++) { x = (x * 1103515245 + 12345) & 0x7fffffff; out += 'abcdefghijklmnop'[(x >>> 16) & 15] }
+  return out
+}
+
+async function costlyManifest(name, patterns, files) {
+  const dir = join(work, `tree-${name}`)
+  for (const [i, f] of files.entries()) {
+    mkdirSync(join(dir, f, '..'), { recursive: true })
+    writeFileSync(join(dir, f), `${i}`)
+  }
+  writeFileSync(join(dir, 'probe.txt'), 'probe\n')
+  const child = fork(join(LIB, 'guard-server.mjs'), [dist, dir, 'tcp', '{}'], { env: { ...process.env, ASSETSYNC_CONFIG_DIR: config }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  const first = await new Promise((res) => child.once('message', res))
+  const port = first.port
+  const probe = await kit.session('tcp', '127.0.0.1', '127.0.0.1', port)
+  const attacker = await kit.session('tcp', '127.0.0.3', '127.0.0.1', port)
+  let id = 1
+  let worst = 0
+  let asks = 0
+  let stop = false
+  const probing = (async () => {
+    while (!stop) {
+      const t = performance.now()
+      const r = await probe.ask({ type: 'request', id: id++, path: 'probe.txt', haveHash: null }, 600_000).catch((e) => ({ type: e.message }))
+      worst = Math.max(worst, performance.now() - t)
+      if (r.type !== 'response') break
+      asks++
+      await sleep(10)
+    }
+  })()
+  await sleep(1000)
+  const quiet = worst // the probe's longest wait with no attack: this machine's noise
+  worst = 0
+  const t0 = performance.now()
+  const r = await attacker.ask({ type: 'manifest', id: 1_000_000, after: '', patterns }, 600_000).catch((e) => ({ type: e.message }))
+  const ms = performance.now() - t0
+  await sleep(100)
+  stop = true
+  await probing
+  const answer = r.type === 'error' ? `${r.code}: ${r.message.slice(0, 70)}` : `${r.type} (${r.entries?.length} entries, done ${r.done})`
+  const row = { name, paths: files.length, manifestMs: Math.round(ms), answer, probeWorstMs: Math.round(worst), probeQuietMs: Math.round(quiet), probeAnswers: asks }
+  console.log(`patterns ${name}: ${files.length} paths; the MANIFEST took ${row.manifestMs} ms -> ${answer}; the probe's longest wait ${row.probeWorstMs} ms`
+    + ` (before the attack: ${row.probeQuietMs} ms) over ${asks} requests`)
+  probe.destroy()
+  attacker.destroy()
+  child.kill()
+  return row
+}
+
+if (only.has('patterns')) {
+  results.patterns = [
+    // The issue's case: attack 1 on a 5-file tree of 48-character names.
+    await costlyManifest('attack-1', [ATTACK_1], Array.from({ length: 5 }, (_, i) => `${String(i)}${'a'.repeat(47)}`)),
+    // A set the new matcher accepts but whose DFA cache misses on every path: 20,000 paths.
+    await costlyManifest('cache-missing', W2, Array.from({ length: 20_000 }, (_, i) => `deep/${letters(40, i * 3)}/${letters(40, i * 3 + 1)}/${letters(40, i * 3 + 2)}`)),
+  ]
+}
 
 // --- memory --------------------------------------------------------------------------------------
 // Worst case per connection: the subscription set and cached MANIFEST sets at their largest.

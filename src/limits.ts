@@ -163,6 +163,13 @@ export const AUTH_FAILURE_WARN_MS = 10_000
  * refused: ERR_LIMIT for that MANIFEST, the connection closed for subscriptions.
  */
 export const MATCH_STEPS_PER_CHAR = 16
+/**
+ * Match work the server does for clients in one event-loop turn (core/server/match-work.ts): a
+ * MANIFEST scan, a compile or a batch fan-out goes on in its next turn, after whatever I/O
+ * arrived. Steps are not all alike: a warm DFA step costs ~10 ns, a step that builds a DFA state
+ * ~250 ns here, so a slice holds the loop for 2–50 ms.
+ */
+export const MATCH_SLICE_STEPS = 200_000
 /** Compiled MANIFEST pattern sets a connection keeps for its next pages (least recently used dropped first). */
 export const MANIFEST_CACHED_SETS = 4
 /**

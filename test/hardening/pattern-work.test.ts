@@ -17,7 +17,7 @@ import { PatternSet } from '../../src/core/fs/patterns.js'
 import { MemoryFeed } from '../../src/core/server/memory-feed.js'
 import { MemorySource } from '../../src/core/server/memory-source.js'
 import { AssetServer } from '../../src/core/server/server.js'
-import { MANIFEST_PAGE_MATCH_STEPS, MATCH_STEPS_PER_CHAR } from '../../src/limits.js'
+import { MANIFEST_PAGE_MATCH_STEPS, MATCH_SLICE_STEPS, MATCH_STEPS_PER_CHAR } from '../../src/limits.js'
 import type { ServerMessage, UpdateEntry } from '../../src/protocol/messages.js'
 import { Cleanup, LOOPBACK, tempDir, waitFor } from '../helpers/common.js'
 import { type RawSecureClient, rawSecureClient } from '../helpers/raw-peers.js'
@@ -127,7 +127,7 @@ describe('pattern work on a live server (20,000 paths)', () => {
     expect(answered).toBeGreaterThanOrEqual(4)
     expect(st.slices - before.slices).toBeGreaterThan(answered) // each scan took several turns
     // No slice did more than a slice's work plus one path at its worst (4 × width × length).
-    expect(st.maxSliceSteps).toBeLessThanOrEqual(MANIFEST_PAGE_MATCH_STEPS + 4 * width * longest)
+    expect(st.maxSliceSteps).toBeLessThanOrEqual(MATCH_SLICE_STEPS + 4 * width * longest)
     expect(st.manifestsRefused).toBe(before.manifestsRefused)
     // Only the bystander left (it closes when its pull is done), and cleanly.
     expect(disconnected.slice(dropsBefore)).toEqual([expect.stringMatching(/lost: closed by the peer$/)])

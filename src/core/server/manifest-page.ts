@@ -35,10 +35,7 @@ export function pageOf(
       const e = entryOf(p)
       entries.push({ path: e.path, hash: e.hash, size: e.size, mode: e.mode, mtime: e.mtime })
     }
-    if (work?.examined(p) && i + 1 < sorted.length) {
-      // A page must hold an entry unless it is the last (clients stop at an empty page).
-      return entries.length > 0 ? { entries, done: false } : { entries, done: false, resume: p }
-    }
+    if (work?.examined(p) && i + 1 < sorted.length) return { entries, done: false, resume: p }
   }
   return { entries, done: true }
 }

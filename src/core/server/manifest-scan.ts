@@ -3,15 +3,16 @@
  * the connection's memory account, scanned in slices of the server's MatchScheduler and cut into
  * pages by matching work as well as by bytes. One scan at a time per connection, in order.
  *
- * Paging by work: a page ends after MANIFEST_PAGE_MATCH_STEPS of matching once it holds an
- * entry (done = false, and the client asks for the next page as it always did, protocol 2
- * included). Until it holds one, the scan goes on in further slices, each on its own event-loop
- * turn, since a client takes an empty page for the end. Past the average-cost rule
- * (MATCH_STEPS_PER_CHAR) the request fails with ERR_LIMIT.
+ * Paging by work: a page is built in slices of MATCH_SLICE_STEPS, each on its own event-loop
+ * turn, and ends after MANIFEST_PAGE_MATCH_STEPS of matching once it holds an entry (done =
+ * false, and the client asks for the next page as it always did, protocol 2 included); until it
+ * holds one it goes on, since a client takes an empty page for the end. Past the average-cost
+ * rule (MATCH_STEPS_PER_CHAR) the request fails with ERR_LIMIT.
  */
 import { AssetSyncError } from '../../errors.js'
-import { MANIFEST_CACHED_SETS, SERVER_SET_DFA_CELLS } from '../../limits.js'
-import type { ManifestMsg, ManifestReplyMsg } from '../../protocol/messages.js'
+import { MANIFEST_CACHED_SETS, MANIFEST_PAGE_BYTES, MANIFEST_PAGE_MATCH_STEPS, SERVER_SET_DFA_CELLS } from '../../limits.js'
+import { manifestEntryBytes } from '../../protocol/codec.js'
+import type { ManifestEntry, ManifestMsg, ManifestReplyMsg } from '../../protocol/messages.js'
 import { PatternSet } from '../fs/patterns.js'
 import { type MatchScheduler, MatchWork } from './match-work.js'
 import { type MemoryAccount, patternSetBytes } from './memory-budget.js'
@@ -111,6 +112,8 @@ export class ManifestScanner {
     const { set } = compiled
     const match = (path: string): boolean => set.matches(path)
     const work = new MatchWork(() => set.steps, this.#scheduler.stats)
+    const entries: ManifestEntry[] = []
+    let bytes = MANIFEST_PAGE_BYTES
     let after = msg.after
     try {
       for (;;) {
@@ -118,23 +121,29 @@ export class ManifestScanner {
         if (this.#conn.closed) return null
         this.stats.slices++
         work.nextSlice()
-        const page = await this.#source.page(match, after, undefined, work)
+        const page = await this.#source.page(match, after, bytes, work)
         if (work.overspent) {
           this.stats.refused++
           this.#scheduler.stats.manifestsRefused++
           throw new AssetSyncError('ERR_LIMIT',
             `patterns too costly to match against this server's paths (${work.spent} steps for ${work.paths} paths): use fewer wildcards`)
         }
-        if (page.resume !== undefined) {
+        for (const e of page.entries) {
+          entries.push(e)
+          bytes -= manifestEntryBytes(e.path)
+        }
+        // Cut by work once the page holds an entry: a client takes an empty page for the end.
+        const cut = page.resume !== undefined && entries.length > 0 && work.spent >= MANIFEST_PAGE_MATCH_STEPS
+        if (page.resume !== undefined && !cut) {
           after = page.resume
           continue
         }
         this.stats.pages++
-        if (!page.done && work.stopped) {
+        if (cut) {
           this.stats.cutByWork++
           this.#scheduler.stats.pagesCutByWork++
         }
-        return { type: 'manifest-reply', id: msg.id, done: page.done, entries: page.entries }
+        return { type: 'manifest-reply', id: msg.id, done: page.done, entries }
       }
     } finally {
       work.end()

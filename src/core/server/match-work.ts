@@ -3,17 +3,17 @@
  * (core/fs/patterns.ts) never backtracks and counts its work (`PatternSet.steps`); this module
  * spends that work fairly:
  *
- * - **In slices, one per event-loop turn.** Every MANIFEST scan and every batch fan-out runs in
- *   slices of at most MANIFEST_PAGE_MATCH_STEPS steps (plus one path). The MatchScheduler hands
- *   out one slice per turn, round robin, with I/O in between, so however many clients ask for
- *   costly matching, the server's loop is never held for more than one slice: transfers,
- *   handshakes and cheap requests go on.
+ * - **In slices, one per event-loop turn.** Every MANIFEST scan, compile and batch fan-out runs
+ *   in slices of at most MATCH_SLICE_STEPS steps (plus one path). The MatchScheduler hands out
+ *   one slice per turn, round robin, with I/O in between, so however many clients ask for costly
+ *   matching, the server's loop is never held for more than one slice: transfers, handshakes and
+ *   cheap requests go on. (A MANIFEST page is cut after MANIFEST_PAGE_MATCH_STEPS: many slices.)
  * - **At a bounded average cost.** Past its first slice (the DFA cache warming up), a request
  *   may average at most MATCH_STEPS_PER_CHAR steps per path character it examined (a warm DFA
  *   costs about 1). A set that keeps missing its DFA cache on this index is refused: ERR_LIMIT
  *   for a MANIFEST, the connection closed for subscriptions (there is no request to fail).
  */
-import { MANIFEST_PAGE_MATCH_STEPS, MATCH_STEPS_PER_CHAR } from '../../limits.js'
+import { MANIFEST_PAGE_MATCH_STEPS, MATCH_SLICE_STEPS, MATCH_STEPS_PER_CHAR } from '../../limits.js'
 
 /** What the server's matching has done so far (tests, status, the bench). */
 export interface MatchStats {
@@ -37,7 +37,7 @@ export class MatchScheduler {
   readonly #urgent: Array<() => void> = []
   #scheduled = false
   /**
-   * Waits for this caller's turn to run one slice (MANIFEST_PAGE_MATCH_STEPS) of matching;
+   * Waits for this caller's turn to run one slice (MATCH_SLICE_STEPS) of matching;
    * `urgent` (a batch fan-out) goes before the MANIFEST scans waiting.
    */
   turn(urgent = false): Promise<void> {
@@ -103,7 +103,7 @@ export class MatchWork {
   examined(path: string): boolean {
     this.#paths++
     this.#chars += path.length
-    this.#stopped = this.spent - this.#sliceStart >= MANIFEST_PAGE_MATCH_STEPS || this.overspent
+    this.#stopped = this.spent - this.#sliceStart >= MATCH_SLICE_STEPS || this.overspent
     return this.#stopped
   }
 

@@ -16,9 +16,9 @@ export interface ManifestPage {
   /** No entry after the last one here matches. */
   done: boolean
   /**
-   * Set when `work` ended the scan before any entry matched: the last path examined. The caller
-   * goes on from there (as `after`) in its next slice; such a page is never sent, since a client
-   * takes an empty page for the end of the listing.
+   * Set when `work` ended the scan early: the last path examined. The page is not over (entries
+   * may still be added): the caller goes on from there (as `after`, with the bytes left) in its
+   * next slice, or sends what it has with done = false.
    */
   resume?: string
 }
@@ -26,8 +26,7 @@ export interface ManifestPage {
 /**
  * Bounds the matching work behind one page (issue 12; core/server/match-work.ts). A source that
  * filters paths itself calls `examined` after each path it ran `match` on, and stops after the
- * first that returns true: with entries, the page is cut there (done: false); without, it
- * returns `resume`.
+ * first that returns true, returning what it has with `resume`.
  */
 export interface PageWork {
   examined(path: string): boolean
