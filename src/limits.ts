@@ -178,3 +178,16 @@ export const RUNTIME_PARALLEL_FETCHES = 8
 export const LUA_READ_BUFFER_BYTES = 64 * KiB
 /** A numeral `file:read("n")` reads at most (Lua's own L_MAXLENNUM). */
 export const LUA_MAX_NUMERAL_CHARS = 200
+// --- network assets (NetworkAssets, `assetsync run` over the network) ----------------------------
+/**
+ * Fetches NetworkAssets runs at once on top of RUNTIME_PARALLEL_FETCHES that only `blocking` ones
+ * may use: a `require` never waits for a slot held by a long `load_asset_async` download (with the
+ * `priority` feature the server then sends it first, too). Together ≤ MAX_INFLIGHT_PER_CLIENT.
+ */
+export const RUNTIME_BLOCKING_FETCHES = 16
+/**
+ * Paths NetworkAssets subscribes one by one (exact patterns). Past this it subscribes `**` once
+ * and filters the pushed changes itself, so a program that reloads many files stays well under
+ * the server's MAX_SUBSCRIPTIONS_PER_CLIENT.
+ */
+export const RUNTIME_MAX_PATH_SUBSCRIPTIONS = 128

@@ -5,4 +5,4 @@
 export { DEFAULT_LUA_PATH, LuaHost, type RunOptions, type RuntimeEvent, ScriptError, runScript } from './host.js'
 export { FolderAssets, type FolderAssetsOptions, type FolderAssetsStats } from './folder-assets.js'
 export type { AssetChange, AssetProvider, FetchAction, FetchOptions, FetchPriority, FetchResult } from './provider.js'
-export { TransferQueue } from './transfer-queue.js'
+export { TransferQueue, type TransferQueueOptions } from '../core/fs/transfer-queue.js'
