@@ -11,7 +11,7 @@ import { NetworkAssets, type NetworkAssetsOptions } from '../../src/core/client/
 import type { SourceReader } from '../../src/core/server/source.js'
 import { AssetServer, type AssetServerOptions } from '../../src/core/server/server.js'
 import { LuaHost, type RunOptions, type RuntimeEvent } from '../../src/runtime/host.js'
-import { Capture } from './support.js'
+import { Capture } from '../helpers/lua.js'
 
 export const LOOPBACK = '127.0.0.1'
 
