@@ -91,10 +91,10 @@ export type NetworkAssetsEvents = {
   fatal: [err: AssetSyncError]
 }
 
-export interface NetworkAssetsOptions extends AssetClientOptions {
+export interface NetworkAssetsOptions extends Omit<AssetClientOptions, 'clock'> {
   /** The local asset folder; created if missing. */
   dir: string
-  /** Times reconnects and waits; default real time. */
+  /** Times the reconnect backoff and the waits for a connection; default real time (the connection's own timers keep real time). */
   clock?: Clock
   /** Backoff jitter source, in [0, 1). */
   random?: () => number

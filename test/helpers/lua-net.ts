@@ -11,16 +11,18 @@ import { NetworkAssets, type NetworkAssetsOptions } from '../../src/core/client/
 import type { SourceReader } from '../../src/core/server/source.js'
 import { AssetServer, type AssetServerOptions } from '../../src/core/server/server.js'
 import { LuaHost, type RunOptions, type RuntimeEvent } from '../../src/runtime/host.js'
-import { Capture } from '../helpers/lua.js'
+import { LOOPBACK } from './common.js'
+import { Capture } from './lua.js'
 
-export const LOOPBACK = '127.0.0.1'
+/** One thing the server's source did, in order: a file opened for a REQUEST, or one read (a turn). */
+export type SourceEvent = { kind: 'open' | 'read' | 'mark'; path: string }
 
 /** What the server was asked. */
 export interface ServerLog {
   /** REQUESTs per wire path (those that reached the source: every REQUEST of a valid path). */
   opened: Map<string, number>
-  /** Each file read (one round-robin turn): path and offset, in order. */
-  reads: { path: string; offset: number }[]
+  /** Opens (once the file is open, just before its transfer is queued) and reads, in order; tests add marks. */
+  events: SourceEvent[]
 }
 
 export interface NetServer {
@@ -46,16 +48,17 @@ export interface NetSandbox {
 
 /** Wraps `server.source.open` (an own property shadowing the method) to log requests and reads. */
 function logSource(server: AssetServer): ServerLog {
-  const log: ServerLog = { opened: new Map(), reads: [] }
+  const log: ServerLog = { opened: new Map(), events: [] }
   const source = server.source
   const open = source.open.bind(source)
   source.open = async (path: string): Promise<SourceReader | null> => {
     log.opened.set(path, (log.opened.get(path) ?? 0) + 1)
     const reader = await open(path)
     if (!reader) return null
+    log.events.push({ kind: 'open', path })
     const read = reader.read.bind(reader)
     reader.read = (buf, offset, length) => {
-      log.reads.push({ path, offset })
+      log.events.push({ kind: 'read', path })
       return read(buf, offset, length)
     }
     return reader
