@@ -114,7 +114,7 @@ export interface NetRun {
 }
 
 /** Starts a host over `assets`; scripts' current folder is the out folder. */
-export function startNet(sb: NetSandbox, assets: NetworkAssets, script: string, opts: Partial<RunOptions> = {}): NetRun {
+export function startNet(sb: Pick<NetSandbox, 'out'>, assets: NetworkAssets, script: string, opts: Partial<RunOptions> = {}): NetRun {
   const stdout = new Capture()
   const stderr = new Capture()
   const events: RuntimeEvent[] = []
@@ -125,7 +125,7 @@ export function startNet(sb: NetSandbox, assets: NetworkAssets, script: string, 
 }
 
 /** Runs a script over `assets` to its end. */
-export function runNet(sb: NetSandbox, assets: NetworkAssets, script: string, opts: Partial<RunOptions> = {}): NetRun['result'] {
+export function runNet(sb: Pick<NetSandbox, 'out'>, assets: NetworkAssets, script: string, opts: Partial<RunOptions> = {}): NetRun['result'] {
   return startNet(sb, assets, script, opts).result
 }
 
