@@ -191,3 +191,15 @@ export const RUNTIME_BLOCKING_FETCHES = 16
  * the server's MAX_SUBSCRIPTIONS_PER_CLIENT.
  */
 export const RUNTIME_MAX_PATH_SUBSCRIPTIONS = 128
+/**
+ * Feature `priority`: CHUNK data of `background` transfers the server keeps outstanding (sent, not
+ * yet credited back) at most. Everything sent sits in the one ordered stream ahead of a later
+ * blocking file; the full FLOW_WINDOW_BYTES of bulk would make a `require` wait for megabytes.
+ * Must exceed SERVER_READ_BYTES + PRIORITY_CREDIT_STEP_BYTES, or background transfers stall.
+ */
+export const BACKGROUND_WINDOW_BYTES = 256 * KiB
+/**
+ * Feature `priority`: a client that agreed to it grants credit back every this many consumed
+ * bytes (instead of CREDIT_UPDATE_BYTES), so background transfers flow in their small window.
+ */
+export const PRIORITY_CREDIT_STEP_BYTES = 64 * KiB

@@ -162,7 +162,7 @@ export class AssetClient extends EventEmitter<AssetClientEvents> {
    * when the server did not agree to the `priority` feature or the request has ended.
    */
   reprioritize(id: number, priority: RequestPriority): void {
-    if (this.conn.has('priority') && this.conn.isOpen) this.conn.send({ type: 'reprioritize', id, priority })
+    if (this.conn.has('priority')) this.conn.reprioritize(id, priority)
   }
 
   /** Subscribes (or unsubscribes) `instanceId` to `patterns`; updates arrive as 'update' events. */

@@ -11,7 +11,7 @@
  */
 import { EventEmitter } from 'node:events'
 import { AssetSyncError, ProtocolError } from '../../errors.js'
-import { CHUNK_SIZE, MAX_INFLIGHT_PER_CLIENT, SERVER_READ_BYTES } from '../../limits.js'
+import { BACKGROUND_WINDOW_BYTES, CHUNK_SIZE, FLOW_WINDOW_BYTES, MAX_INFLIGHT_PER_CLIENT, SERVER_READ_BYTES } from '../../limits.js'
 import {
   PRIORITY, type ClientMessage, type ManifestMsg, type PriorityRequestMsg, type RequestMsg, type RequestPriority, type ServerMessage,
 } from '../../protocol/messages.js'
@@ -217,10 +217,14 @@ export class ClientSession extends EventEmitter {
       while (!this.conn.closed) {
         const t = this.#next()
         if (!t) break
-        const want = Math.min(SERVER_READ_BYTES, t.size - t.offset)
-        if (this.conn.credit < want) {
+        // A background turn is one CHUNK: a blocking file queued behind it waits for less.
+        const want = Math.min(t.lane === PRIORITY.background ? CHUNK_SIZE : SERVER_READ_BYTES, t.size - t.offset)
+        // A background turn also keeps the data outstanding within BACKGROUND_WINDOW_BYTES: all of
+        // it is queued ahead of the next blocking file in the one ordered stream.
+        const need = t.lane === PRIORITY.background ? FLOW_WINDOW_BYTES - BACKGROUND_WINDOW_BYTES + want : want
+        if (this.conn.credit < need) {
           const nudged = new Promise<void>((resolve) => { this.#nudge = resolve })
-          await Promise.race([this.#credited(want), nudged])
+          await Promise.race([this.#credited(need), nudged])
           this.#nudge = null
           // Credit came, or a transfer was queued: t goes back to the head of its lane, and the
           // most urgent transfer is chosen again.
