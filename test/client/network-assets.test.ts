@@ -7,7 +7,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import { readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import type { AssetChangeEvent, AssetWarning } from '../../src/core/client/network-assets.js'
@@ -259,8 +259,22 @@ describe('priority (feature `priority`): counted in server turns', () => {
   })
 })
 
-describe('a file removed locally', () => {
-  it('is downloaded again on the next fetch', async () => {
+describe('the local folder', () => {
+  it('a folder replaced by a symlink to elsewhere (after it was used) is refused, nothing written outside', async () => {
+    await sb.serve({ 'd/a.txt': 'a', 'd/b.txt': 'b' })
+    const srv = await sb.start()
+    const assets = await sb.open(srv)
+    await assets.fetch('d/a.txt')
+    const outside = join(sb.dir, 'outside')
+    await mkdir(outside)
+    await rm(join(sb.out, 'd'), { recursive: true })
+    await symlink(outside, join(sb.out, 'd'))
+    await expect(assets.fetch('d/b.txt')).rejects.toMatchObject({ code: 'ERR_PATH_REFUSED' })
+    await expect(assets.fetch('d/a.txt')).rejects.toMatchObject({ code: 'ERR_PATH_REFUSED' })
+    expect(await readdir(outside)).toEqual([])
+  })
+
+  it('a file removed locally is downloaded again on the next fetch', async () => {
     await sb.serve({ 'x.txt': 'x' })
     const srv = await sb.start()
     const assets = await sb.open(srv)
