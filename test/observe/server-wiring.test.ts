@@ -15,10 +15,9 @@ import type { ReloadReportEvent } from '../../src/core/server/server-events.js'
 import { AssetServer, batchLag } from '../../src/core/server/server.js'
 import { WATCHER_LAG_MAX_MS } from '../../src/limits.js'
 import { HASH_BYTES, type UpdateEntry } from '../../src/protocol/messages.js'
-import { waitFor } from '../helpers/cli.js'
+import { LOOPBACK, waitFor } from '../helpers/common.js'
 import { parseMetrics, sample } from '../helpers/http.js'
 
-const LOOPBACK = '127.0.0.1'
 let work: string
 let source: MemorySource
 let feed: MemoryFeed
