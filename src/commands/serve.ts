@@ -50,9 +50,9 @@ export function serveCommand(io: OutputStreams): Command {
       const out = new Output(!!flags.json, io)
       const settleMs = parseDuration('--settle', flags.settle, 'ms', 0)
       // Loaded on use, so `--help` and the other commands start fast.
-      const { HttpStatusServer, isLoopback, parseHttpAddress } = await import('../core/server/http-status.js')
-      const httpAt = flags.http === undefined ? null : parseHttpAddress(flags.http)
-      if (httpAt && !isLoopback(httpAt.host) && !flags.token) {
+      const web = flags.http === undefined ? null : await import('../core/server/http-status.js')
+      const httpAt = web && flags.http !== undefined ? web.parseHttpAddress(flags.http) : null
+      if (web && httpAt && !web.isLoopback(httpAt.host) && !flags.token) {
         // Checked before anything listens: the page would show paths and devices to the network.
         throw new AssetSyncError('ERR_USAGE', `--http on ${httpAt.host}, which is not a loopback address, needs a token (--token or ASSETSYNC_TOKEN): every HTTP request must then carry it`)
       }
@@ -67,9 +67,9 @@ export function serveCommand(io: OutputStreams): Command {
         settleMs,
       })
       let http: HttpStatusServer | null = null
-      if (httpAt) {
+      if (web && httpAt) {
         try {
-          http = await HttpStatusServer.listen({ ...httpAt, token: flags.token ?? null, provider: server.status, metrics: server.metrics })
+          http = await web.HttpStatusServer.listen({ ...httpAt, token: flags.token ?? null, provider: server.status, metrics: server.metrics })
         } catch (err) {
           await server.close()
           throw err

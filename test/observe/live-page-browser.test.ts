@@ -69,7 +69,8 @@ describe.skipIf(skip)('the live page of a real server, in chromium', () => {
     remote = device.remote
     const card = page.locator(`.device[data-remote="${remote}"]`)
     await card.waitFor({ timeout: WAIT_MS })
-    expect(await card.textContent()).toContain('scripts/**')
+    // The card may first show the device as connected, before its SUBSCRIBE (pushes are throttled).
+    await expect.poll(() => card.textContent(), { timeout: WAIT_MS }).toContain('scripts/**')
     expect(await page.locator('#ndev').textContent()).toBe('1')
   })
 
