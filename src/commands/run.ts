@@ -6,6 +6,7 @@
  * notes go to stderr. A script error prints its traceback, then fails with ERR_SCRIPT (exit 7).
  */
 import { Command, Option } from 'commander'
+import type { ClientReport } from '../core/client/client.js'
 import { AssetSyncError, ExitRequest } from '../errors.js'
 import { DEFAULT_TICK_HZ, MAX_TICK_HZ } from '../limits.js'
 import { type ClientFlags, clientOptions, toClientOptions, untilSignal } from './common.js'
@@ -17,9 +18,6 @@ interface RunFlags extends ClientFlags {
   tick: string
   once?: boolean
 }
-
-/** What a reload report carries (the `report` feature's ClientReport: paths, ok, error, ms). */
-interface ReloadReport { paths: string[]; ok: boolean; error?: string | null; ms: number }
 
 function parseTick(v: string): number {
   const n = Number(v)
@@ -67,14 +65,11 @@ export function runCommand(io: OutputStreams): Command {
     })
     assets.on('fatal', (err) => { fatal = err; stopRun?.(err) })
 
-    const report = (r: ReloadReport): void => {
-      // The one call site of the reload report (feature `report`; AssetClient.report belongs to
-      // the status piece). Until that method is on AssetClient this is a no-op.
-      const client = assets.client as unknown as { report?: (rep: ReloadReport) => unknown } | null
-      try {
-        client?.report?.(r)
-      } catch { /* a report is news, never worth failing for */ }
-    }
+    // When the last change arrived: a failed reload is reported with the time since.
+    let changedAt = performance.now()
+    assets.on('change', () => { changedAt = performance.now() })
+    /** The device's reload report to the server (feature `report`; a server without it gets nothing). */
+    const report = (r: ClientReport): void => { assets.client?.report(r) }
     const host = new LuaHost({
       script,
       provider: assets,
@@ -92,7 +87,7 @@ export function runCommand(io: OutputStreams): Command {
           report({ paths: e.paths, ok: true, error: null, ms: e.ms })
         } else if (e.event === 'reload-error') {
           out.note(`assetsync: reload of ${e.path} failed, the old version stays: ${e.message}`)
-          report({ paths: [e.path], ok: false, error: e.message, ms: 0 })
+          report({ paths: [e.path], ok: false, error: e.message, ms: Math.round(performance.now() - changedAt) })
         }
       },
     })

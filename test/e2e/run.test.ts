@@ -140,6 +140,11 @@ describe('assetsync run', () => {
       await writeFile(join(dir, 'm.lua'), "return { version = 'v4' }")
       await waitFor(() => cli.stderrSoFar().includes('version v4'), 20_000, 'version v4 to run')
       expect(cli.stderrSoFar()).not.toMatch(/version v3/)
+      // Every reload and reload error was reported to the server (feature `report`), which prints it.
+      await waitFor(() => live.events().filter((e) => e.event === 'reload').length === 3, 10_000, 'three reload reports on the server')
+      expect(live.events().filter((e) => e.event === 'reload').map((e) => [e.ok, e.paths, e.error === null ? null : String(e.error).slice(0, 7)])).toEqual([
+        [true, ['m.lua'], null], [false, ['m.lua'], 'm.lua:1'], [true, ['m.lua'], null],
+      ])
 
       cli.proc.kill('SIGINT')
       const r = await cli.result
