@@ -1,4 +1,4 @@
-// 7. `assetsync run` (issue 13): a Lua program whose modules come over the network.
+// 8. `assetsync run` (issue 13): a Lua program whose modules come over the network.
 //   require     `require` of a missing 10 KiB module over an open connection: the Lua host and
 //               NetworkAssets in this process (from dist/), `assetsync serve` in its own. Each
 //               require is timed around the provider's fetch (Lua's part is microseconds; the
