@@ -15,7 +15,9 @@ import { NetworkAssets } from '../../src/core/client/network-assets.js'
 import { PathSubscriptions, exactPattern } from '../../src/core/client/path-subscriptions.js'
 import { hashBytes } from '../../src/core/fs/hash.js'
 import { patternMatcher } from '../../src/core/fs/ignore.js'
+import { type ReconnectingEvent, reconnectDelay } from '../../src/core/client/live-mirror.js'
 import { exitCodeOf } from '../../src/errors.js'
+import { ManualClock } from '../../src/protocol/clock.js'
 import type { SubscriptionsEvent } from '../../src/core/server/server-events.js'
 import { closedPort } from '../helpers/cli.js'
 import { MiB, waitFor } from '../helpers/common.js'
@@ -190,6 +192,43 @@ describe('offline and fatal', () => {
     await expect(sb.open(srv, { token: 'nope' })).rejects.toMatchObject({ code: 'ERR_AUTH' })
     const ok = await sb.open(srv, { token: 'sesame' })
     expect(ok.connected).toBe(true)
+  })
+})
+
+describe('reconnecting', () => {
+  it('waits out LiveMirror\'s jittered backoff on the injected clock', async () => {
+    await sb.serve({ 'a.txt': 'a' })
+    const srv = await sb.start()
+    const clock = new ManualClock()
+    const assets = await sb.open(srv, { clock, random: () => 0.5 })
+    const attempts: ReconnectingEvent[] = []
+    assets.on('reconnecting', (e) => attempts.push(e))
+    let connected = false
+    assets.on('connected', () => { connected = true })
+    await srv.close()
+    await waitFor(() => attempts.length === 1, 10_000, 'the first reconnecting event')
+    expect(attempts[0]).toEqual({ attempt: 1, delayMs: reconnectDelay(1, () => 0.5) })
+    await sb.start({ port: srv.port })
+    await new Promise((r) => setTimeout(r, 300))
+    expect(connected).toBe(false) // the clock has not moved: no attempt yet
+    clock.advance(reconnectDelay(1, () => 0.5))
+    await waitFor(() => connected, 10_000, 'the reconnect once the delay passed')
+    expect(await assets.fetch('a.txt')).toMatchObject({ action: 'downloaded' })
+  })
+})
+
+describe('a fatal error after open', () => {
+  it('another server key on the reconnect stops it: `fatal`, and every fetch fails with exit code 4', async () => {
+    await sb.serve({ 'a.txt': 'a' })
+    const srv = await sb.start()
+    const assets = await sb.open(srv, { random: () => 0 })
+    await assets.fetch('a.txt')
+    const fatal = new Promise<unknown>((resolve) => assets.once('fatal', resolve))
+    await srv.close()
+    await sb.start({ port: srv.port, configDir: join(sb.config, 'impostor') }) // same address, another identity
+    expect(await fatal).toMatchObject({ code: 'ERR_KEY_MISMATCH' })
+    const err = await assets.fetch('a.txt').catch((e: unknown) => e)
+    expect([exitCodeOf(err), (err as { code?: string }).code]).toEqual([4, 'ERR_KEY_MISMATCH'])
   })
 })
 
