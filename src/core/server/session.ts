@@ -8,7 +8,7 @@
  */
 import { EventEmitter } from 'node:events'
 import { AssetSyncError, ProtocolError } from '../../errors.js'
-import { CHUNK_SIZE, MAX_INFLIGHT_PER_CLIENT, SERVER_READ_BYTES } from '../../limits.js'
+import { CHUNK_SIZE, MAX_INFLIGHT_PER_CLIENT, SENT_MEMORY_PER_CLIENT, SERVER_READ_BYTES } from '../../limits.js'
 import type { ClientMessage, ManifestMsg, RequestMsg, ServerMessage } from '../../protocol/messages.js'
 import { equalHash } from '../fs/hash.js'
 import { type PathMatcher, patternMatcher } from '../fs/ignore.js'
@@ -36,6 +36,7 @@ export interface SessionConnection {
 
 interface Transfer {
   id: number
+  path: string
   reader: SourceReader
   size: number
   offset: number
@@ -51,6 +52,13 @@ export class ClientSession extends EventEmitter {
   #pending = 0
   readonly #buffers: BufferPool
   readonly #matchers = new Map<string, PathMatcher>()
+  /**
+   * Path → hash of the transfers this connection completed lately (at most
+   * SENT_MEMORY_PER_CLIENT, oldest first). Asked again for one of them by a client that does not
+   * show that hash, we read it as "those bytes failed their hash" (every client retries a download
+   * exactly so, protocol 2 included) and have the source re-check the file first (issue 11).
+   */
+  readonly #sent = new Map<string, Uint8Array>()
   /** Handles SUBSCRIBE (the server owns the registry). */
   onSubscribe: ((msg: Extract<ClientMessage, { type: 'subscribe' }>) => void) | null = null
 
@@ -67,15 +75,15 @@ export class ClientSession extends EventEmitter {
     switch (msg.type) {
       case 'request': {
         if (this.#pending + this.#transfers.size >= MAX_INFLIGHT_PER_CLIENT) {
-          this.#fail(msg.id, new AssetSyncError('ERR_LIMIT', `more than ${MAX_INFLIGHT_PER_CLIENT} requests in flight`))
+          this.#fail(msg.id, new AssetSyncError('ERR_LIMIT', `more than ${MAX_INFLIGHT_PER_CLIENT} requests in flight`), msg.type)
           return
         }
         this.#pending++
-        void this.#onRequest(msg).catch((err: unknown) => this.#fail(msg.id, err)).finally(() => { this.#pending-- })
+        void this.#onRequest(msg).catch((err: unknown) => this.#fail(msg.id, err, msg.type)).finally(() => { this.#pending-- })
         return
       }
       case 'manifest':
-        void this.#onManifest(msg).catch((err: unknown) => this.#fail(msg.id, err))
+        void this.#onManifest(msg).catch((err: unknown) => this.#fail(msg.id, err, msg.type))
         return
       case 'cancel': {
         const t = this.#transfers.get(msg.id)
@@ -84,7 +92,7 @@ export class ClientSession extends EventEmitter {
       }
       case 'subscribe':
         if (this.onSubscribe) this.onSubscribe(msg)
-        else this.#fail(msg.id, new AssetSyncError('ERR_PROTOCOL', 'subscriptions are not enabled on this server'))
+        else this.#fail(msg.id, new AssetSyncError('ERR_PROTOCOL', 'subscriptions are not enabled on this server'), msg.type)
         return
       case 'auth':
         this.conn.fail(new ProtocolError('AUTH after authentication'))
@@ -94,8 +102,18 @@ export class ClientSession extends EventEmitter {
     }
   }
 
-  #fail(id: number, err: unknown): void {
-    const e = err instanceof AssetSyncError ? err : new AssetSyncError('ERR_INTERNAL', `server error: ${(err as Error)?.message ?? err}`)
+  /**
+   * Answers request `id` with ERROR. Anything but an AssetSyncError is a failure we did not plan
+   * for (a bug, or the file system failing): the client gets ERR_INTERNAL and the server's owner an
+   * 'internal' event with the cause (serve logs it), once.
+   */
+  #fail(id: number, err: unknown, frame: string): void {
+    let e: AssetSyncError
+    if (err instanceof AssetSyncError) e = err
+    else {
+      e = new AssetSyncError('ERR_INTERNAL', `server error: ${(err as Error)?.message ?? err}`, { cause: err })
+      this.emit('internal', { frame, error: err })
+    }
     this.conn.send({ type: 'error', id, code: e.code, message: e.message })
   }
 
@@ -108,9 +126,12 @@ export class ClientSession extends EventEmitter {
     const { id, path } = msg
     const why = checkWirePath(path)
     if (why !== null) return this.#refuse(id, path, why)
+    const sent = this.#sent.get(path)
+    if (sent) this.#sent.delete(path)
+    const distrust = sent && !equalHash(msg.haveHash, sent) ? sent : undefined
     let reader: SourceReader | null
     try {
-      reader = await this.#source.open(path)
+      reader = await this.#source.open(path, distrust ? { distrust } : undefined)
     } catch (err) {
       if (err instanceof AssetSyncError && err.code === 'ERR_PATH_REFUSED') return this.#refuse(id, path, err.message)
       throw err
@@ -127,7 +148,7 @@ export class ClientSession extends EventEmitter {
       return
     }
     this.conn.send({ type: 'response', id, status: 'file', hash: entry.hash, size: entry.size, mode: entry.mode, mtime: entry.mtime })
-    const t: Transfer = { id, reader, size: entry.size, offset: 0, cancelled: false }
+    const t: Transfer = { id, path, reader, size: entry.size, offset: 0, cancelled: false }
     this.#transfers.set(id, t)
     this.#queue.push(t)
     void this.#pump()
@@ -165,7 +186,7 @@ export class ClientSession extends EventEmitter {
         try {
           ok = await this.#sendTurn(t, want)
         } catch (err) {
-          this.#fail(t.id, err)
+          this.#fail(t.id, err, 'request')
           this.#finish(t)
           continue
         }
@@ -199,11 +220,21 @@ export class ClientSession extends EventEmitter {
         at += n
       } while (at < want)
       t.offset += want
-      if (final) this.#finish(t)
+      if (final) {
+        this.#finish(t)
+        this.#remember(t.path, t.reader.entry.hash)
+      }
       return ok
     } finally {
       this.#buffers.release(buf)
     }
+  }
+
+  /** Notes a completed transfer (see #sent). */
+  #remember(path: string, hash: Uint8Array): void {
+    this.#sent.delete(path)
+    this.#sent.set(path, hash)
+    if (this.#sent.size > SENT_MEMORY_PER_CLIENT) this.#sent.delete(this.#sent.keys().next().value as string)
   }
 
   #finish(t: Transfer): void {
