@@ -8,7 +8,8 @@
 import { link, readFile, rename, symlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { type ServerHandle, Sandbox, ensureBuilt, parseEvents, waitFor } from '../helpers/cli.js'
+import { type ServerHandle, Sandbox, ensureBuilt, parseEvents } from '../helpers/cli.js'
+import { waitFor } from '../helpers/common.js'
 import { type WatchHandle, startWatch } from '../helpers/watch.js'
 
 let sb: Sandbox

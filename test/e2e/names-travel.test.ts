@@ -9,7 +9,9 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { MAX_PATH_BYTES, MAX_PATH_DEPTH } from '../../src/limits.js'
-import { type ServerHandle, Sandbox, ensureBuilt, listFiles, parseEvents, waitFor } from '../helpers/cli.js'
+import { type ServerHandle, Sandbox, ensureBuilt, parseEvents } from '../helpers/cli.js'
+import { waitFor } from '../helpers/common.js'
+import { listFiles } from '../helpers/trees.js'
 import { startWatch } from '../helpers/watch.js'
 
 const NFD_CAFE = 'cafe\u0301.txt' // "café.txt" decomposed

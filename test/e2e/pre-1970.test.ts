@@ -7,7 +7,8 @@ import { execFileSync } from 'node:child_process'
 import { readFile, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { type ServerHandle, Sandbox, ensureBuilt, parseEvents, waitFor } from '../helpers/cli.js'
+import { type ServerHandle, Sandbox, ensureBuilt, parseEvents } from '../helpers/cli.js'
+import { waitFor } from '../helpers/common.js'
 import { startWatch } from '../helpers/watch.js'
 
 let sb: Sandbox

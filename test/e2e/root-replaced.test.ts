@@ -8,7 +8,9 @@ import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ROOT_GONE_MS } from '../../src/limits.js'
-import { Sandbox, ensureBuilt, listFiles, parseEvents, waitFor } from '../helpers/cli.js'
+import { Sandbox, ensureBuilt, parseEvents } from '../helpers/cli.js'
+import { waitFor } from '../helpers/common.js'
+import { listFiles } from '../helpers/trees.js'
 import { startWatch, waitForSameFiles } from '../helpers/watch.js'
 
 let sb: Sandbox

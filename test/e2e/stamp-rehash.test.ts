@@ -14,7 +14,8 @@ import { HashCache, cacheFileFor } from '../../src/core/fs/hash-cache.js'
 import { hashBytes } from '../../src/core/fs/hash.js'
 import { AssetServer } from '../../src/core/server/server.js'
 import type { UpdateEntry } from '../../src/protocol/messages.js'
-import { type ServerHandle, Sandbox, ensureBuilt, parseEvents, waitFor } from '../helpers/cli.js'
+import { type ServerHandle, Sandbox, ensureBuilt, parseEvents } from '../helpers/cli.js'
+import { waitFor } from '../helpers/common.js'
 import { startWatch } from '../helpers/watch.js'
 
 let sb: Sandbox

@@ -15,7 +15,7 @@ import { AssetServer } from '../../src/core/server/server.js'
 import type { ManifestPage, OpenOptions, SourceReader } from '../../src/core/server/source.js'
 import { AssetSyncError } from '../../src/errors.js'
 import { encode } from '../../src/protocol/codec.js'
-import { LOOPBACK } from '../transport/support.js'
+import { LOOPBACK } from '../helpers/common.js'
 
 /** A source with a bug: pages for the pattern "broken/**" and opens of "broken.txt" throw. */
 class BuggySource extends MemorySource {

@@ -49,8 +49,8 @@ export async function* walkFiles(root: string, ignored: PathMatcher, opts: WalkO
     for await (const d of handle) {
       const full = join(dir, d.name)
       const wire = toWirePath(relative(root, full))
-      if (ignored(wire)) continue
       const folder = d.isDirectory()
+      if (ignored(wire, folder)) continue
       if (opts.onSkip && mayBeLossy(d.name)) {
         const bad = await nonUtf8Names(dir, d.name)
         if (bad.length > 0) {

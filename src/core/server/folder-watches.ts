@@ -89,8 +89,13 @@ export class FolderWatches {
     const wire = toWirePath(rel)
     const why = checkWirePath(wire)
     if (why === null) return wire
-    if (!this.#ignored(wire)) this.#skip(full, displayName(wire), why)
+    if (!this.#ignoredAny(wire)) this.#skip(full, displayName(wire), why)
     return null
+  }
+
+  /** Ignored as a file or as a folder (an entry we have not looked at): nothing to report then. */
+  #ignoredAny(wire: string): boolean {
+    return this.#ignored(wire) || this.#ignored(wire, true)
   }
 
   /** Reports `path` (shown as given) as skipped, if it is still there (a folder or not). */
@@ -157,7 +162,7 @@ export class FolderWatches {
         if (d.isDirectory()) {
           // At start, folders that cannot travel were reported by the scan.
           const childWire = announce ? this.#wire(childFull) : this.#quietWire(childFull)
-          if (childWire !== null && !this.#ignored(childWire)) folders.push([childWire, childFull])
+          if (childWire !== null && !this.#ignored(childWire, true)) folders.push([childWire, childFull])
         } else {
           const childWire = this.#wire(childFull)
           if (childWire !== null) this.#on.onPath(childWire, childFull)
@@ -195,7 +200,7 @@ export class FolderWatches {
     if (typeof raw !== 'string' && !isUtf8(raw)) {
       const shown = wire ? `${wire}/${displayName(raw)}` : displayName(raw)
       const lossy = toWirePath(relative(this.root, join(full, raw.toString('utf8'))))
-      if (!this.#ignored(lossy)) this.#skip(bytePath(full, raw), shown, 'name is not valid UTF-8')
+      if (!this.#ignoredAny(lossy)) this.#skip(bytePath(full, raw), shown, 'name is not valid UTF-8')
       return
     }
     const name = raw.toString()
@@ -245,7 +250,7 @@ export class FolderWatches {
     if (this.#closed) return
     const watched = this.#folders.get(wire)
     if (watched && watched.ino !== ino) this.#remove(wire) // gone, no folder now, or another one
-    if (ino !== null && !this.#ignored(wire) && !this.#folders.has(wire)) await this.#add(wire, full, true)
+    if (ino !== null && !this.#ignored(wire, true) && !this.#folders.has(wire)) await this.#add(wire, full, true)
   }
 
   /** Reports every file of a folder and rechecks its folders. */
