@@ -73,6 +73,19 @@ describe('names with one NFC form', () => {
   })
 })
 
+describe('paths no file can have', () => {
+  it('a segment longer than the file system allows is not found; a loop of links is refused; neither is an internal error', async () => {
+    await symlink('loop', join(root, 'loop'))
+    const s = await FolderSource.open({ root })
+    await s.scan()
+    expect(await s.open(`${'n'.repeat(300)}.txt`)).toBeNull()
+    expect(await s.get(`${'n'.repeat(300)}é.txt`)).toBeNull()
+    await expect(s.open('loop/x.txt')).rejects.toMatchObject({ code: 'ERR_PATH_REFUSED' })
+    expect(await s.get('loop/x.txt')).toBeNull()
+    await s.close()
+  })
+})
+
 describe('what the scan reports', () => {
   it('a symlink out of the root is reported, an ignored name never is; names are shown printable', async () => {
     await writeFile(join(work, 'outside.txt'), 'outside\n')

@@ -83,7 +83,10 @@ export async function findOnDisk(root: string, wire: string): Promise<string | n
       continue
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code
-      if (code !== 'ENOENT' && code !== 'ENOTDIR') throw err
+      if (code === 'ENAMETOOLONG') return null
+      if (code !== 'ENOENT' && code !== 'ENOTDIR') {
+        throw new AssetSyncError('ERR_PATH_REFUSED', `cannot resolve ${printable(wire)}: ${code ?? err}`, { cause: err })
+      }
     }
     if (isAscii(seg)) return null // ASCII has one normalization only
     let names: string[]
@@ -115,7 +118,8 @@ export async function resolveForRead(root: string, wire: string, disk?: string):
     real = await realpath(path)
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code
-    if (code === 'ENOENT' || code === 'ENOTDIR') throw new AssetSyncError('ERR_NOT_FOUND', `not found: ${printable(wire)}`)
+    // ENAMETOOLONG: a name no file here can have (the wire allows 1024 bytes, NAME_MAX is 255).
+    if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'ENAMETOOLONG') throw new AssetSyncError('ERR_NOT_FOUND', `not found: ${printable(wire)}`)
     throw new AssetSyncError('ERR_PATH_REFUSED', `cannot resolve ${printable(wire)}: ${code ?? err}`, { cause: err })
   }
   if (!isInside(root, real)) throw new AssetSyncError('ERR_PATH_REFUSED', `refused path "${printable(wire)}": resolves outside the root`)

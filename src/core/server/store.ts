@@ -71,9 +71,10 @@ function diskRel(root: string, wire: string, full: string): string | undefined {
   return rel === ownRel(wire) ? undefined : rel
 }
 
+/** Nothing by that name: gone, a file where a folder should be, or a name no file system holds. */
 const isMissing = (err: unknown): boolean => {
   const code = (err as NodeJS.ErrnoException | null)?.code
-  return code === 'ENOENT' || code === 'ENOTDIR'
+  return code === 'ENOENT' || code === 'ENOTDIR' || code === 'ENAMETOOLONG'
 }
 
 export class Store {
@@ -225,7 +226,6 @@ export class Store {
         return entryOf(path, st, hash, link, disk)
       } catch (err) {
         if (err instanceof AssetSyncError && (err.code === 'ERR_NOT_FOUND' || err.code === 'ERR_PATH_REFUSED')) return null
-        if ((err as NodeJS.ErrnoException).code === 'ELOOP') continue // swapped for a link meanwhile
         if (isMissing(err)) return null
         throw err
       }
@@ -245,7 +245,8 @@ export class Store {
         return true
       } catch (err) {
         if (isMissing(err)) return false
-        throw err
+        // A loop of links, a folder we may not enter: as resolveForRead says of it.
+        throw new AssetSyncError('ERR_PATH_REFUSED', `cannot resolve ${printable(path)}: ${(err as NodeJS.ErrnoException).code ?? err}`, { cause: err })
       }
     }
     const own = ownRel(path)
@@ -268,7 +269,13 @@ export class Store {
    * the hash then describes exactly that inode at that stamp. Null if it changed meanwhile.
    */
   async #hashAt(real: string, st: FileStamp): Promise<Buffer | null> {
-    const fh = await open(real, HASH_FLAGS)
+    let fh: FileHandle
+    try {
+      fh = await open(real, HASH_FLAGS)
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ELOOP') return null // swapped for a link meanwhile
+      throw err
+    }
     try {
       if (!sameStamp(await fh.stat(), st)) return null
       const { hash, size } = await hashHandle(fh, st.size)
