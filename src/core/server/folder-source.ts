@@ -74,6 +74,8 @@ export class FolderSource extends EventEmitter implements AssetSource {
   #rootId: FolderId
   /** While set, the root is being looked for: every call waits for it. */
   #gate: Promise<void> | null = null
+  /** Opens #gate. */
+  #release: (() => void) | null = null
   /** Set once the root is gone for good: every call fails with it. */
   #gone: AssetSyncError | null = null
   /** Skipped paths reported so far (path and reason), so each is reported once. */
@@ -232,8 +234,6 @@ export class FolderSource extends EventEmitter implements AssetSource {
     if (this.#gate) return
     this.#gate = new Promise((resolve) => { this.#release = resolve })
   }
-
-  #release: (() => void) | null = null
 
   /**
    * Indexes the folder now at the root's path (it was replaced), releases the waiting calls, and
