@@ -211,6 +211,11 @@ export const HOOK_TIMEOUT_MS = 60_000
  * quadratically: 256 B cost 0.3 ms here, 2 KiB 4 ms, 4 KiB 7.5 ms; a new process 10–15 ms.
  */
 export const HOOK_WARM_MAX_PATH_BYTES = 2048
+/**
+ * After a hook exits, how long to wait for the rest of its stderr (kept for its reload report) if
+ * the pipe is still open: a background process it started may hold it open for good.
+ */
+export const HOOK_STDERR_GRACE_MS = 100
 /** Reconnect backoff for `watch`: full jitter between 0 and min(cap, base * 2^attempt). */
 export const RECONNECT_BASE_MS = 250
 export const RECONNECT_MAX_MS = 5000
@@ -299,3 +304,67 @@ export const PATTERN_DFA_CACHE_CELLS = 65_536
  * index; the page is cut there, done = false. About 10 ms here.
  */
 export const MANIFEST_PAGE_MATCH_STEPS = 2_000_000
+
+// --- reload reports and the status query (features `report` and `status`) -----------------------
+/** Paths one REPORT frame carries; a client sends the first ones, the server refuses more. */
+export const REPORT_MAX_PATHS = 256
+/**
+ * The error text of one REPORT (a Lua message with its traceback, a hook's last stderr lines),
+ * in UTF-8 bytes; a client cuts a longer one.
+ */
+export const REPORT_MAX_ERROR_BYTES = 8 * KiB
+/**
+ * The StatusJson one STATUS_REPLY carries, in UTF-8 bytes: the server cuts the document to fit
+ * (fitStatus, `truncated: true`), the client refuses a longer one.
+ */
+export const STATUS_MAX_JSON_BYTES = 512 * KiB
+/**
+ * A batch whose newest file was saved (mtime) longer ago than this did not come from a save just
+ * now (cp -p, tar, rsync -t keep old mtimes): its watcher lag is unknown rather than days long.
+ */
+export const WATCHER_LAG_MAX_MS = 60_000
+
+// --- network assets (NetworkAssets, `assetsync run` over the network) ----------------------------
+/**
+ * Fetches NetworkAssets runs at once on top of RUNTIME_PARALLEL_FETCHES that only `blocking` ones
+ * may use: a `require` never waits for a slot held by a long `load_asset_async` download (with the
+ * `priority` feature the server then sends it first, too). Together ≤ MAX_INFLIGHT_PER_CLIENT.
+ */
+export const RUNTIME_BLOCKING_FETCHES = 16
+/**
+ * Paths NetworkAssets subscribes one by one (exact patterns). Past this it subscribes `**` once
+ * and filters the pushed changes itself, so a program that reloads many files stays well under
+ * the server's MAX_SUBSCRIPTIONS_PER_CLIENT.
+ */
+export const RUNTIME_MAX_PATH_SUBSCRIPTIONS = 128
+/**
+ * Feature `priority`: CHUNK data of `background` transfers the server keeps outstanding (sent, not
+ * yet credited back) at most. Everything sent sits in the one ordered stream ahead of a later
+ * blocking file; the full FLOW_WINDOW_BYTES of bulk would make a `require` wait for megabytes.
+ * Must exceed SERVER_READ_BYTES + PRIORITY_CREDIT_STEP_BYTES, or background transfers stall.
+ */
+export const BACKGROUND_WINDOW_BYTES = 256 * KiB
+/**
+ * Feature `priority`: a client that agreed to it grants credit back every this many consumed
+ * bytes (instead of CREDIT_UPDATE_BYTES), so background transfers flow in their small window.
+ */
+export const PRIORITY_CREDIT_STEP_BYTES = 64 * KiB
+// --- server correctness (issue 11: every file converges) ---------------------------------------
+/**
+ * How often a watching server checks that its served folder is still the folder it indexed (one
+ * stat of the root). Deleting or moving the root itself raises an event on most systems; moving
+ * one of its parents raises none, so this check is what notices it.
+ */
+export const ROOT_CHECK_MS = 1000
+/**
+ * How long a served folder may be missing (deleted, moved away, replaced by a file) before the
+ * server gives up and stops (serve exits 5). A folder back at the path within this time is
+ * re-indexed; requests wait meanwhile rather than see a stale or empty list.
+ */
+export const ROOT_GONE_MS = 5000
+/**
+ * Completed transfers a server remembers per connection (path and hash sent). A new REQUEST for
+ * one of them without that hash as have-hash is the client retrying after the bytes failed their
+ * hash: the server re-hashes the file before it answers (docs/protocol.md §4.5).
+ */
+export const SENT_MEMORY_PER_CLIENT = 256

@@ -45,6 +45,11 @@ export const MSG = {
   subscribe: 0x04,
   manifest: 0x05,
   credit: 0x06,
+  // client -> server, optional (FEATURES.priority, FEATURES.report, FEATURES.status; docs/protocol.md §4.2, §4.7)
+  'priority-request': 0x20,
+  reprioritize: 0x21,
+  report: 0x24,
+  status: 0x38,
   // server -> client
   'auth-ok': 0x41,
   response: 0x42,
@@ -53,6 +58,8 @@ export const MSG = {
   'manifest-reply': 0x45,
   error: 0x46,
   'subscribe-ack': 0x47,
+  // server -> client, optional (FEATURES.status)
+  'status-reply': 0x78,
   // both
   ping: 0x7f,
 } as const
@@ -98,13 +105,13 @@ function block(n: number): Readonly<Record<Sender, CodeRange>> {
  * block (client 0x3c–0x3f, server 0x7c–0x7e) are free.
  */
 export const FEATURES = {
-  priority: { bit: 0, implemented: false, frames: block(0), about: 'request priority: a blocking require before bulk transfers' },
-  report: { bit: 1, implemented: false, frames: block(1), about: 'client → server reload/hook report' },
+  priority: { bit: 0, implemented: true, frames: block(0), about: 'request priority: a blocking require before bulk transfers' },
+  report: { bit: 1, implemented: true, frames: block(1), about: 'client → server reload/hook report' },
   chunks: { bit: 2, implemented: false, frames: block(2), about: 'content-defined chunk lists and chunk fetch' },
   zstd: { bit: 3, implemented: false, frames: block(3), about: 'zstd-compressed chunks' },
   'manifest-digest': { bit: 4, implemented: false, frames: block(4), about: 'a digest of the manifest, to skip an unchanged listing' },
   'batch-request': { bit: 5, implemented: false, frames: block(5), about: 'many files per request' },
-  status: { bit: 6, implemented: false, frames: block(6), about: 'status query over the protocol' },
+  status: { bit: 6, implemented: true, frames: block(6), about: 'status query over the protocol' },
 } as const satisfies Record<string, FeatureSpec>
 
 /** The name of a feature in the registry (`FEATURES`). */
@@ -165,6 +172,15 @@ export function skipsFrame(code: number, sender: Sender, features: number): bool
 export const STATUS = { file: 0, 'up-to-date': 1, 'not-found': 2, refused: 3 } as const
 export type ResponseStatus = keyof typeof STATUS
 
+/**
+ * Request priority classes (feature `priority`): the server gives every queued transfer of a
+ * lower class its turns before any of a higher one (round robin within a class). A plain REQUEST
+ * is `normal`. `blocking`: a program waits on it (a `require`); `background`: bulk that may wait
+ * (`load_asset_async`).
+ */
+export const PRIORITY = { blocking: 0, normal: 1, background: 2 } as const
+export type RequestPriority = keyof typeof PRIORITY
+
 /** UPDATE entry kind byte. */
 export const CHANGE_KIND = { change: 0, delete: 1, rename: 2 } as const
 export type ChangeKind = keyof typeof CHANGE_KIND
@@ -201,6 +217,10 @@ export type UpdateEntry =
 export interface AuthMsg { type: 'auth'; version: number; token: string; minVersion?: number; features?: number }
 export interface RequestMsg { type: 'request'; id: number; path: string; haveHash: Uint8Array | null }
 export interface CancelMsg { type: 'cancel'; id: number }
+/** REQUEST with a priority class (optional frame of feature `priority`). */
+export interface PriorityRequestMsg { type: 'priority-request'; id: number; priority: RequestPriority; path: string; haveHash: Uint8Array | null }
+/** Moves open request `id` to another priority class (feature `priority`); unknown ids are ignored. */
+export interface ReprioritizeMsg { type: 'reprioritize'; id: number; priority: RequestPriority }
 export interface SubscribeMsg {
   type: 'subscribe'
   id: number
@@ -215,6 +235,14 @@ export interface ManifestMsg { type: 'manifest'; id: number; patterns: string[];
  * it), so the server may send that many more. The server starts with FLOW_WINDOW_BYTES of credit.
  */
 export interface CreditMsg { type: 'credit'; bytes: number }
+/**
+ * Feature `report`, no reply: the device reloaded `paths` (ok), or failed to (`error`: a Lua
+ * message, a hook's failure), taking `ms`. At most REPORT_MAX_PATHS paths and
+ * REPORT_MAX_ERROR_BYTES of error; `error` is null when there is none (sent as "").
+ */
+export interface ReportMsg { type: 'report'; ok: boolean; ms: number; paths: string[]; error: string | null }
+/** Feature `status`: asks for the server's StatusJson; answered by STATUS_REPLY (or ERROR). */
+export interface StatusMsg { type: 'status'; id: number }
 
 // --- server -> client --------------------------------------------------------------------
 /**
@@ -232,11 +260,18 @@ export interface ManifestReplyMsg { type: 'manifest-reply'; id: number; done: bo
 /** `id` 0 is about the whole connection (then it closes); otherwise it ends that request. */
 export interface ErrorMsg { type: 'error'; id: number; code: string; message: string }
 export interface SubscribeAckMsg { type: 'subscribe-ack'; id: number }
+/**
+ * Feature `status`: the answer to STATUS, a StatusJson document as JSON text (at most
+ * STATUS_MAX_JSON_BYTES; read it with parseStatusJson, never trust its shape).
+ */
+export interface StatusReplyMsg { type: 'status-reply'; id: number; json: string }
 
 // --- both --------------------------------------------------------------------------------
 export interface PingMsg { type: 'ping' }
 
-export type ClientMessage = AuthMsg | RequestMsg | CancelMsg | SubscribeMsg | ManifestMsg | CreditMsg | PingMsg
+export type ClientMessage =
+  | AuthMsg | RequestMsg | CancelMsg | SubscribeMsg | ManifestMsg | CreditMsg | PriorityRequestMsg | ReprioritizeMsg | ReportMsg | StatusMsg
+  | PingMsg
 export type ServerMessage =
   | AuthOkMsg
   | ResponseMsg
@@ -245,13 +280,16 @@ export type ServerMessage =
   | ManifestReplyMsg
   | ErrorMsg
   | SubscribeAckMsg
+  | StatusReplyMsg
   | PingMsg
 export type Message = ClientMessage | ServerMessage
 export type MessageType = Message['type']
 
-const CLIENT_TYPES: ReadonlySet<MessageType> = new Set(['auth', 'request', 'cancel', 'subscribe', 'manifest', 'credit', 'ping'])
+const CLIENT_TYPES: ReadonlySet<MessageType> = new Set([
+  'auth', 'request', 'cancel', 'subscribe', 'manifest', 'credit', 'priority-request', 'reprioritize', 'report', 'status', 'ping',
+])
 const SERVER_TYPES: ReadonlySet<MessageType> = new Set([
-  'auth-ok', 'response', 'chunk', 'update', 'manifest-reply', 'error', 'subscribe-ack', 'ping',
+  'auth-ok', 'response', 'chunk', 'update', 'manifest-reply', 'error', 'subscribe-ack', 'status-reply', 'ping',
 ])
 
 export function allowedFrom(sender: Sender, type: MessageType): boolean {
@@ -259,13 +297,13 @@ export function allowedFrom(sender: Sender, type: MessageType): boolean {
 }
 
 /** Server replies that answer a request id. */
-export type ReplyMessage = ResponseMsg | ChunkMsg | ManifestReplyMsg | ErrorMsg | SubscribeAckMsg
+export type ReplyMessage = ResponseMsg | ChunkMsg | ManifestReplyMsg | ErrorMsg | SubscribeAckMsg | StatusReplyMsg
 
 /**
  * The server frame types the client routes to a pending request by `id` (an optional reply
  * frame joins this set and ReplyMessage). Every other server frame but AUTH_OK is a 'message'.
  */
-export const REPLY_TYPES: ReadonlySet<ServerMessage['type']> = new Set(['response', 'chunk', 'manifest-reply', 'error', 'subscribe-ack'])
+export const REPLY_TYPES: ReadonlySet<ServerMessage['type']> = new Set(['response', 'chunk', 'manifest-reply', 'error', 'subscribe-ack', 'status-reply'])
 
 export function isReply(msg: ServerMessage): msg is ReplyMessage {
   return REPLY_TYPES.has(msg.type)

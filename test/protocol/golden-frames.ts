@@ -3,7 +3,7 @@
  * from the layout in docs/protocol.md. Nothing here calls the codec. Type, status and kind bytes
  * come from the real tables (MSG, STATUS, CHANGE_KIND); every other byte is a hex literal.
  */
-import { CHANGE_KIND, HASH_BYTES, MSG, STATUS, featureBits, type FileMeta, type Message, type Sender } from '../../src/protocol/messages.js'
+import { CHANGE_KIND, HASH_BYTES, MSG, PRIORITY, STATUS, featureBits, type FileMeta, type Message, type Sender } from '../../src/protocol/messages.js'
 
 /** Hex of a constant, big-endian, `bytes` wide (test-side formatting, independent of the codec). */
 export function hexOf(n: number, bytes: number): string {
@@ -95,6 +95,13 @@ export const GOLDEN: readonly Golden[] = [
     h8(MSG.manifest), '00000100', len('0000'), len('0003'), '622f63'),
   g('credit', 'client', { type: 'credit', bytes: 0x00100000 },
     h8(MSG.credit), '00100000'),
+  // Feature `priority`: a REQUEST with a priority class, and a change of class.
+  g('priority-request, blocking, with have-hash', 'client', { type: 'priority-request', id: 8, priority: 'blocking', path: 'm.lua', haveHash: HASH },
+    h8(MSG['priority-request']), '00000008', h8(PRIORITY.blocking), len('0005'), '6d2e6c7561', '01', HASH_HEX),
+  g('priority-request, background, no hash', 'client', { type: 'priority-request', id: 0x01020304, priority: 'background', path: 'a/ü.png', haveHash: null },
+    h8(MSG['priority-request']), '01020304', h8(PRIORITY.background), len('0008'), '612f c3bc 2e706e67', '00'),
+  g('reprioritize', 'client', { type: 'reprioritize', id: 0xfffffffe, priority: 'normal' },
+    h8(MSG.reprioritize), 'fffffffe', h8(PRIORITY.normal)),
   g('ping from the client', 'client', { type: 'ping' },
     h8(MSG.ping)),
 
@@ -148,6 +155,23 @@ export const GOLDEN: readonly Golden[] = [
     h8(MSG['subscribe-ack']), '00000009'),
   g('ping from the server', 'server', { type: 'ping' },
     h8(MSG.ping)),
+
+  // --- optional frames: feature `report` (client -> server) -------------------------------------
+  g('report, reloaded', 'client', { type: 'report', ok: true, ms: 3, paths: ['ai/enemy.lua'], error: null },
+    h8(MSG.report), '01', '00000003', len('0001'), len('000c'), '61692f656e656d792e6c7561', len('0000')),
+  g('report, failed, two paths', 'client',
+    { type: 'report', ok: false, ms: 0x01020304, paths: ['a.lua', 'b/c.lua'], error: 'a.lua:1: x' },
+    h8(MSG.report), '00', '01020304', len('0002'), len('0005'), '612e6c7561', len('0007'), '622f632e6c7561',
+    len('000a'), '612e6c75613a313a2078'),
+  g('report, no paths', 'client', { type: 'report', ok: false, ms: 0xffffffff, paths: [], error: 'hook exited 1' },
+    h8(MSG.report), '00', 'ffffffff', len('0000'), len('000d'), '686f6f6b206578697465642031'),
+  // --- optional frames: feature `status` ---------------------------------------------------------
+  g('status', 'client', { type: 'status', id: 5 },
+    h8(MSG.status), '00000005'),
+  g('status-reply', 'server', { type: 'status-reply', id: 5, json: '{"a":"ü"}' },
+    h8(MSG['status-reply']), '00000005', len('0000000a'), '7b2261223a22c3bc227d'),
+  g('status-reply, empty', 'server', { type: 'status-reply', id: 0xffffffff, json: '' },
+    h8(MSG['status-reply']), 'ffffffff', len('00000000')),
 ]
 
 /** Byte offset where a CHUNK frame's data starts: type, id u32, offset u64, final u8. */

@@ -6,14 +6,21 @@
  *
  * It owns the endpoint, the sessions, the subscription registry and the fan-out of each batch;
  * where entries, bytes and changes come from is behind the two seams (source.ts, feed.ts).
+ * It keeps its own Metrics (Prometheus series) and StatusTracker (StatusJson) up to date as
+ * things happen; `serve --http` serves them, and STATUS frames carry the status to clients.
  */
 import { EventEmitter } from 'node:events'
 import { AssetSyncError } from '../../errors.js'
-import { DEFAULT_PORT, MAX_SUBSCRIPTIONS_PER_CLIENT, SERVER_READ_BUFFERS, SERVER_READ_BYTES, SERVER_SET_DFA_CELLS } from '../../limits.js'
+import {
+  DEFAULT_PORT, MAX_SUBSCRIPTIONS_PER_CLIENT, SERVER_READ_BUFFERS, SERVER_READ_BYTES, SERVER_SET_DFA_CELLS, WATCHER_LAG_MAX_MS,
+} from '../../limits.js'
 import type { AuthFailureBurst } from '../../protocol/auth-throttle.js'
 import { type RejectReason, ServerEndpoint, type ServeEndpointOptions, type TimingOptions } from '../../protocol/endpoint.js'
 import type { KeyPair } from '../../protocol/keypair.js'
+import { PROTOCOL_VERSION, type UpdateEntry } from '../../protocol/messages.js'
+import { fitStatus } from '../../protocol/status-json.js'
 import type { TransportName } from '../../protocol/transport.js'
+import { VERSION } from '../../version.js'
 import { cacheFileFor } from '../fs/hash-cache.js'
 import { configDir, loadIdentity } from '../fs/keys.js'
 import { BufferPool } from '../fs/pool.js'
@@ -25,9 +32,11 @@ import { FolderFeed } from './folder-feed.js'
 import { FolderSource } from './folder-source.js'
 import { MatchScheduler } from './match-work.js'
 import { MemoryBudget, patternSetBytes } from './memory-budget.js'
+import { Metrics } from './metrics.js'
 import type { AssetServerEvents } from './server-events.js'
 import { ClientSession, type SessionConnection } from './session.js'
-import type { AssetSource, ScanResult } from './source.js'
+import type { AssetSource, ScanResult, SkippedPath } from './source.js'
+import { StatusTracker, errorLocation } from './status.js'
 import { Subscriptions } from './subscriptions.js'
 
 export interface AssetServerOptions extends TimingOptions {
@@ -63,12 +72,25 @@ export interface AssetServerOptions extends TimingOptions {
   connectTimeoutMs?: number
   /** What wrong tokens cost (defaults: AUTH_FAILURE_* in src/limits.ts). */
   authThrottle?: ServeEndpointOptions['authThrottle']
+  /** Server memory per connection and in all (defaults CONNECTION_MEMORY_BYTES, SERVER_MEMORY_BYTES); for tests. */
+  memory?: { perConnection?: number; total?: number }
   /** Quiet time before a changed file is announced; default SETTLE_MS (the default folder feed). */
   settleMs?: number
   /** Watch the folder and push changes to subscribers (default true; with `root`). */
   watch?: boolean
-  /** Server memory per connection and in all (defaults CONNECTION_MEMORY_BYTES, SERVER_MEMORY_BYTES); for tests. */
-  memory?: { perConnection?: number; total?: number }
+  /** Include prom-client's default Node.js process metrics in `metrics` (default true). */
+  processMetrics?: boolean
+}
+
+/**
+ * Save → announced for a batch: now minus its newest mtime. Null when that is unknown: only
+ * deletes, or a newest mtime older than WATCHER_LAG_MAX_MS (a copy that kept an old mtime).
+ */
+export function batchLag(entries: readonly UpdateEntry[], now: number): number | null {
+  let newest = -Infinity
+  for (const e of entries) if (e.kind !== 'delete' && e.mtime > newest) newest = e.mtime
+  if (newest === -Infinity || now - newest > WATCHER_LAG_MAX_MS) return null
+  return Math.max(0, now - newest)
 }
 
 type Listener<K extends keyof AssetServerEvents> = (event: AssetServerEvents[K]) => void
@@ -92,9 +114,14 @@ export class AssetServer extends EventEmitter {
   readonly memory: MemoryBudget
   readonly #forward: readonly ChangePublisher[]
   #feed: ChangeFeed | null = null
+  /** This server's Prometheus series (`serve --http` serves them as /metrics). */
+  readonly metrics: Metrics
+  /** What this server is doing, as StatusJson: /status, the live page and STATUS replies. */
+  readonly status: StatusTracker
 
   private constructor(
-    source: AssetSource, endpoint: ServerEndpoint, publicKey: Buffer, scan: ScanResult, forward: readonly ChangePublisher[], memory: MemoryBudget,
+    source: AssetSource, endpoint: ServerEndpoint, publicKey: Buffer, scan: ScanResult, forward: readonly ChangePublisher[], processMetrics: boolean,
+    memory: MemoryBudget,
   ) {
     super()
     this.memory = memory
@@ -104,13 +131,25 @@ export class AssetServer extends EventEmitter {
     this.publicKey = publicKey
     this.scan = scan
     this.#forward = forward
+    this.metrics = new Metrics({ version: VERSION, processMetrics })
+    const { host, port } = endpoint.address()
+    this.status = new StatusTracker({
+      version: VERSION, protocol: PROTOCOL_VERSION, key: publicKey.toString('hex'), transport: endpoint.transport,
+      address: `${endpoint.transport}://${host.includes(':') ? `[${host}]` : host}:${port}`, files: () => source.size,
+    })
     // Without a listener, an 'error' event would throw; the feed's errors are not fatal.
     this.on('error', () => {})
     endpoint.on('connection', (conn: SessionConnection) => this.#onConnection(conn))
     endpoint.on('rejected', (remote: string, err: AssetSyncError, reason: RejectReason) => {
-      this.emit('rejected', { remote, code: err.code ?? 'ERR_INTERNAL', message: err.message, reason })
+      const code = err.code ?? 'ERR_INTERNAL'
+      this.metrics.handshakeRefused(code)
+      this.emit('rejected', { remote, code, message: err.message, reason })
     })
     endpoint.on('auth-failures', (b: AuthFailureBurst) => this.emit('auth-failures', { remote: b.remote, count: b.count, delayMs: b.delayMs }))
+    if (source instanceof FolderSource) {
+      source.on('skipped', (s: SkippedPath) => this.emit('skipped', s))
+      source.on('rescanned', (r: ScanResult) => this.emit('reindexed', { files: r.files, hashed: r.hashed, ms: r.ms }))
+    }
   }
 
   /** Scans the source (by default indexes `opts.root`), listens, starts the feed. Resolves once clients can connect. */
@@ -139,10 +178,15 @@ export class AssetServer extends EventEmitter {
         keyPair,
         token: opts.token ?? null,
       })
-      server = new AssetServer(source, endpoint, keyPair.publicKey, scan, opts.forward ?? [], new MemoryBudget(opts.memory?.perConnection, opts.memory?.total))
+      server = new AssetServer(source, endpoint, keyPair.publicKey, scan, opts.forward ?? [], opts.processMetrics !== false,
+        new MemoryBudget(opts.memory?.perConnection, opts.memory?.total))
       if (feed) {
         const s = server
-        await feed.start({ deliver: (batch) => s.#deliver(batch), error: (err) => { s.emit('error', err) } })
+        await feed.start({
+          deliver: (batch) => s.#deliver(batch),
+          error: (err) => { s.emit('error', err) },
+          fail: (error) => { s.emit('fatal', { error }) },
+        })
         server.#feed = feed
       }
       return server
@@ -165,15 +209,18 @@ export class AssetServer extends EventEmitter {
       const { entries, problems } = checkBatch(batch.entries)
       for (const p of problems) this.emit('error', p)
       if (entries.length === 0) return
+      // The batch is ready now: the feed delivers it as soon as it has settled and been diffed.
+      const lagMs = batchLag(entries, Date.now())
       const plan = await fanOutInSlices(entries, this.subscriptions, this.matching, (session) => {
-        session.conn.fail(new AssetSyncError('ERR_LIMIT',
-          'subscriptions too costly to match against this server\'s changes: use fewer wildcards'))
+        session.conn.fail(new AssetSyncError('ERR_LIMIT', 'subscriptions too costly to match against this server\'s changes: use fewer wildcards'))
       })
       for (const [session, list] of plan.perClient) {
         if (session.conn.closed) continue
         for (const frame of splitFrames(list)) session.conn.send({ type: 'update', entries: frame })
-        session.checkQueue() // a subscriber that does not read is closed past its memory budget
+        session.budget.checkQueue() // a subscriber that does not read is closed past its memory budget
       }
+      this.status.batch({ changes: plan.changes, recipients: [...plan.perClient.keys()].map((s) => s.conn.remote), lagMs })
+      this.metrics.batchPushed(plan.changes.length, lagMs)
       this.emit('batch', { changes: plan.changes, clients: plan.perClient.size })
       for (const to of this.#forward) {
         try {
@@ -222,39 +269,80 @@ export class AssetServer extends EventEmitter {
   }
 
   #onConnection(conn: SessionConnection): void {
-    // (`session` is assigned before the account can evict: evictions come from later queue checks.)
-    const account = this.memory.account(() => session.conn.fail(session.notReading("the server's memory budget")))
-    const session: ClientSession = new ClientSession(conn, this.source, this.#readBuffers, this.matching, account, () => this.memory.shed())
+    const { metrics, status } = this
+    const transport = this.#endpoint.transport
+    // The account may close the session when the server is over its memory total and this
+    // connection queues the most (evictions come from later queue checks, after `session` is set).
+    const account = this.memory.account(() => session.conn.fail(session.budget.notReading("the server's memory budget")))
+    const guard = { scheduler: this.matching, account, shed: () => { this.memory.shed() } }
+    const session: ClientSession = new ClientSession(conn, this.source, this.#readBuffers, metrics, guard)
     this.#sessions.add(session)
+    metrics.connectionOpened(transport)
+    const stopCounting = metrics.watchBytes(conn)
+    status.clientConnected({
+      remote: conn.remote,
+      transport,
+      bytes: () => ({ sent: conn.bytesSent, received: conn.bytesReceived }),
+      subscriptions: () => [...this.subscriptions.patternsOf(session)].map(([pattern, ids]) => ({ pattern, instances: [...ids].sort((a, b) => a - b) })),
+    })
     session.on('refused', (r: { path: string; reason: string }) => this.emit('refused', { remote: conn.remote, ...r }))
+    session.on('internal', (r: { frame: string; error: unknown }) => {
+      const why = (r.error as Error)?.message ?? String(r.error)
+      this.emit('internal', { remote: conn.remote, message: `internal error while handling a ${r.frame} frame: ${why}`, cause: r.error })
+    })
+    // Runs in order, on a turn of the MatchScheduler; an AssetSyncError thrown here is the answer.
     session.onSubscribe = (msg) => {
       if (msg.subscribe && this.subscriptions.held(session) + this.subscriptions.newPairs(session, msg.patterns, msg.instanceId) > MAX_SUBSCRIPTIONS_PER_CLIENT) {
         // Each pattern costs a compiled matcher: a connection may not hold unbounded numbers.
         throw new AssetSyncError('ERR_LIMIT', `more than ${MAX_SUBSCRIPTIONS_PER_CLIENT} subscriptions on one connection`)
       }
+      const { account } = session.budget
       if (msg.subscribe) {
         // Over the pattern or memory budget (ERR_LIMIT) or malformed (ERR_USAGE): thrown before anything changes.
         this.subscriptions.subscribe(session, msg.patterns, msg.instanceId, (set) => {
           // The new set replaces the old: charge what it can grow to, dropping MANIFEST caches first.
           const bytes = patternSetBytes(set)
-          if (!session.account.fits('subscriptions', bytes)) session.manifests.dropCache()
-          session.account.charge('subscriptions', bytes, 'these subscriptions')
+          if (!account.fits('subscriptions', bytes)) session.budget.manifests.dropCache()
+          account.charge('subscriptions', bytes, 'these subscriptions')
         })
       } else {
         this.subscriptions.unsubscribe(session, msg.patterns, msg.instanceId)
         const set = this.subscriptions.setOf(session)
-        session.account.set('subscriptions', set ? patternSetBytes(set) : 0)
+        account.set('subscriptions', set ? patternSetBytes(set) : 0)
       }
       conn.send({ type: 'subscribe-ack', id: msg.id })
+      metrics.subscriptions(this.subscriptions.total)
+      status.changed()
       this.emit('subscriptions', {
         remote: conn.remote, action: msg.subscribe ? 'subscribe' : 'unsubscribe', instanceId: msg.instanceId,
         patterns: this.subscriptions.patternsOf(session).size,
       })
     }
+    session.onReport = (msg) => {
+      metrics.report(msg.ok)
+      const kept = status.clientReport(conn.remote, { ok: msg.ok, paths: msg.paths, ms: msg.ms, error: msg.error })
+      const where = kept?.error ?? (msg.error ? errorLocation(msg.error) : null)
+      this.emit('report', {
+        remote: conn.remote, paths: msg.paths, ok: msg.ok, error: msg.error, file: where?.file ?? null, line: where?.line ?? null, ms: msg.ms,
+      })
+    }
+    session.statusJson = (maxBytes) => fitStatus(status.snapshot(), maxBytes)
     this.emit('connected', { remote: conn.remote })
     conn.once('close', (err: AssetSyncError | null) => {
+      if (err?.code === 'ERR_INTERNAL') {
+        // A handler threw while the frame was delivered (frame-channel.ts): the connection ended.
+        const cause = err.cause ?? err
+        const why = (cause as Error)?.message ?? String(cause)
+        this.emit('internal', { remote: conn.remote, message: cause === err ? err.message : `${err.message}: ${why}`, cause })
+      }
+      stopCounting()
+      metrics.connectionClosed(transport)
+      // A peer that went away is how connections end; anything else is an error met while serving.
+      if (err && err.code !== 'ERR_CONNECTION_LOST') metrics.error(err.code)
       const held = this.subscriptions.patternsOf(session).size
       const released = this.subscriptions.dropClient(session)
+      metrics.subscriptions(this.subscriptions.total)
+      status.clientDisconnected(conn.remote)
       if (held > 0) this.emit('subscriptions', { remote: conn.remote, action: 'dropped', patterns: held, released: released.length })
       this.#sessions.delete(session)
       this.emit('disconnected', { remote: conn.remote, reason: err?.message ?? 'closed' })

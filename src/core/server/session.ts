@@ -1,21 +1,25 @@
 /**
  * The server's side of one client connection: answers REQUEST, MANIFEST, CANCEL (and SUBSCRIBE
  * through the server's registry). Transfers are interleaved round robin, SERVER_READ_BYTES a turn,
- * so a small file is never stuck behind a big one. Each turn waits for flow-control credit and
+ * so a small file is never stuck behind a big one. With the `priority` feature, transfers carry a
+ * class (blocking, normal, background): every queued transfer of a more urgent class gets its
+ * turns first, so a program's blocking `require` never waits behind bulk `load_asset_async`
+ * downloads (issue 13); without it every request is `normal` and the order is plain round robin. Each turn waits for flow-control credit and
  * the connection to drain (backpressure), so a slow client costs bounded memory and never slows
  * the others. Entries and bytes come from the server's AssetSource: a session never touches the
  * file system, so it serves a folder, memory or a remote store alike.
  */
 import { EventEmitter } from 'node:events'
 import { AssetSyncError, ProtocolError } from '../../errors.js'
-import { CHUNK_SIZE, MAX_INFLIGHT_PER_CLIENT, SERVER_READ_BYTES } from '../../limits.js'
-import type { ClientMessage, RequestMsg, ServerMessage, SubscribeMsg } from '../../protocol/messages.js'
+import { BACKGROUND_WINDOW_BYTES, CHUNK_SIZE, FLOW_WINDOW_BYTES, SENT_MEMORY_PER_CLIENT, SERVER_READ_BYTES, STATUS_MAX_JSON_BYTES } from '../../limits.js'
+import {
+  PRIORITY, type ClientMessage, type PriorityRequestMsg, type ReportMsg, type RequestMsg, type RequestPriority,
+  type ServerMessage,
+} from '../../protocol/messages.js'
 import { equalHash } from '../fs/hash.js'
 import type { BufferPool } from '../fs/pool.js'
 import { checkWirePath, printable } from '../fs/paths.js'
-import { ManifestScanner } from './manifest-scan.js'
-import type { MatchScheduler } from './match-work.js'
-import { type MemoryAccount, REQUEST_BYTES } from './memory-budget.js'
+import { SessionBudget, type SessionGuard, ownGuard } from './session-budget.js'
 import type { AssetSource, SourceReader } from './source.js'
 
 /**
@@ -25,10 +29,13 @@ import type { AssetSource, SourceReader } from './source.js'
 export interface SessionConnection {
   readonly remote: string
   readonly closed: boolean
+  /** Frame bytes so far each way (read by the metrics and the status at scrape time). */
+  readonly bytesSent: number
+  readonly bytesReceived: number
   /** Flow-control credit: CHUNK bytes the client allows us to send now. */
   readonly credit: number
-  /** Bytes of frames queued for sending, not yet handed to the transport (memory budget). */
-  readonly queuedBytes: number
+  /** Bytes of frames queued for sending, not yet taken by the transport (the memory budget; 0 if unknown). */
+  readonly queuedBytes?: number
   send(msg: ServerMessage): boolean
   drained(): Promise<void>
   credited(bytes: number): Promise<void>
@@ -38,155 +45,113 @@ export interface SessionConnection {
   once(event: 'close', listener: (err: AssetSyncError | null) => void): unknown
 }
 
-/** Bytes a request's patterns hold (UTF-16 strings). */
-function patternBytes(patterns: readonly string[]): number {
-  let n = 0
-  for (const p of patterns) n += 2 * p.length + 64
-  return n
+/** How a REQUEST was answered, for the counters. */
+export type RequestOutcome = 'file' | 'up-to-date' | 'not-found' | 'refused' | 'error'
+
+/** What a session counts as it answers (Metrics has these methods; tests may pass their own). */
+export interface SessionMetrics {
+  /** A REQUEST was answered. */
+  request(outcome: RequestOutcome): void
+  /** An ERROR frame with this code was sent. */
+  error(code: string): void
+  /** A file transfer's last chunk was sent, `ms` after its REQUEST arrived. */
+  transferDone(ms: number): void
 }
+
+const NO_METRICS: SessionMetrics = { request: () => {}, error: () => {}, transferDone: () => {} }
 
 interface Transfer {
   id: number
+  path: string
+  /** performance.now() when its REQUEST arrived. */
+  started: number
   reader: SourceReader
   size: number
   offset: number
   cancelled: boolean
+  /** Index of its lane (PRIORITY value). */
+  lane: number
 }
+
+/** How many priority classes there are (one lane each). */
+const LANES = Object.keys(PRIORITY).length
 
 export class ClientSession extends EventEmitter {
   readonly conn: SessionConnection
   readonly #source: AssetSource
   readonly #transfers = new Map<number, Transfer>()
-  #queue: Transfer[] = []
+  /** Queued transfers by priority class, most urgent first; round robin within each. */
+  #lanes: Transfer[][] = Array.from({ length: LANES }, () => [])
+  /** Priorities of requests still being opened (a REPRIORITIZE may come before the transfer exists). */
+  readonly #opening = new Map<number, number>()
+  /** Wakes a pump that waits for credit: a transfer was queued that may be more urgent. */
+  #nudge: (() => void) | null = null
+  /** The pending wait for flow-control credit (one at a time: a wake only means "look again"). */
+  #creditWait: { bytes: number; done: Promise<void> } | null = null
   #pumping = false
   #pending = 0
   readonly #buffers: BufferPool
-  /** MANIFEST requests: compiled, charged, scanned in slices (issue 12). */
-  readonly manifests: ManifestScanner
-  /** What this connection makes the server hold (issue 12). */
-  readonly account: MemoryAccount
-  readonly #scheduler: MatchScheduler
-  /** MANIFEST and SUBSCRIBE requests waiting or running, and the bytes they hold. */
-  #patternRequests = 0
-  #patternRequestBytes = 0
-  #subscribes: Promise<void> = Promise.resolve()
-  #queueWatched = false
+  /** In-flight requests, MANIFEST/SUBSCRIBE order and cost, memory and queued frames (issue 12). */
+  readonly budget: SessionBudget
+  readonly #metrics: SessionMetrics
   /**
-   * Handles SUBSCRIBE (the server owns the registry): called in order, one at a time, each on
-   * its own turn of the MatchScheduler (compiling a set is matching work too). Throws an
-   * AssetSyncError to refuse it.
+   * Path → hash of the transfers this connection completed lately (at most
+   * SENT_MEMORY_PER_CLIENT, oldest first). Asked again for one of them by a client that does not
+   * show that hash, we read it as "those bytes failed their hash" (every client retries a download
+   * exactly so, protocol 2 included) and have the source re-check the file first (issue 11).
    */
-  onSubscribe: ((msg: SubscribeMsg) => void) | null = null
+  readonly #sent = new Map<string, Uint8Array>()
+  /** A STATUS_REPLY is still queued (not drained): the next STATUS waits for it. */
+  #statusBusy = false
+  /**
+   * Handles SUBSCRIBE (the server owns the registry): called in order, one at a time, each on a
+   * turn of the MatchScheduler. Throws an AssetSyncError to refuse it.
+   */
+  onSubscribe: ((msg: Extract<ClientMessage, { type: 'subscribe' }>) => void) | null = null
+  /** Handles REPORT (feature `report`: the frame only arrives when it was agreed). */
+  onReport: ((msg: ReportMsg) => void) | null = null
+  /** The server's StatusJson as JSON text within `maxBytes`, for STATUS (feature `status`). */
+  statusJson: ((maxBytes: number) => string) | null = null
 
-  /** Past the server's total, the connections queuing the most go (MemoryBudget.shed). */
-  readonly #shed: () => void
-
-  constructor(
-    conn: SessionConnection, source: AssetSource, buffers: BufferPool, scheduler: MatchScheduler, account: MemoryAccount, shed: () => void,
-  ) {
+  /** `guard`: the server's matching scheduler and memory budget (default: a session's own, for tests). */
+  constructor(conn: SessionConnection, source: AssetSource, buffers: BufferPool, metrics: SessionMetrics = NO_METRICS, guard: SessionGuard = ownGuard()) {
     super()
     this.conn = conn
     this.#source = source
     this.#buffers = buffers
-    this.account = account
-    this.#shed = shed
-    this.#scheduler = scheduler
-    this.manifests = new ManifestScanner(conn, source, scheduler, account)
+    this.budget = new SessionBudget(conn, source, guard, () => this.#pending + this.#transfers.size)
+    this.#metrics = metrics
     conn.on('message', (msg: ClientMessage) => this.#onMessage(msg))
     conn.once('close', () => this.#closeAll())
   }
 
-  /** Requests open now: waiting for their file, transferring, MANIFEST or SUBSCRIBE queued or running. */
-  get inflight(): number { return this.#pending + this.#transfers.size + this.#patternRequests }
-
-  /**
-   * Whether a new request holding `extra` bytes (its patterns) may be counted in: within
-   * MAX_INFLIGHT_PER_CLIENT and the memory budget (otherwise it got ERR_LIMIT). The caller counts
-   * it, and calls #chargeInflight() when it ends.
-   */
-  #admit(id: number, extra = 0): boolean {
-    if (this.inflight >= MAX_INFLIGHT_PER_CLIENT) {
-      this.#fail(id, new AssetSyncError('ERR_LIMIT', `more than ${MAX_INFLIGHT_PER_CLIENT} requests in flight`))
-      return false
-    }
-    try {
-      this.#chargeInflight(REQUEST_BYTES + extra)
-    } catch (err) {
-      this.#fail(id, err)
-      return false
-    }
-    return true
-  }
-
-  /** Charges what in-flight requests hold, plus `extra` for one being admitted (ERR_LIMIT if it does not fit). */
-  #chargeInflight(extra = 0): void {
-    const bytes = (this.#pending + this.#transfers.size) * REQUEST_BYTES + this.#patternRequestBytes + extra
-    if (extra === 0) return this.account.set('inflight', bytes)
-    if (!this.account.fits('inflight', bytes)) this.manifests.dropCache()
-    this.account.charge('inflight', bytes, 'another request')
-  }
-
-  /** Runs a MANIFEST or SUBSCRIBE request holding `bytes`, counted in flight until it settles. */
-  #patternRequest(id: number, bytes: number, run: () => Promise<void>): void {
-    if (!this.#admit(id, bytes)) return
-    this.#patternRequests++
-    this.#patternRequestBytes += REQUEST_BYTES + bytes
-    void run().catch((err: unknown) => this.#fail(id, err)).finally(() => {
-      this.#patternRequests--
-      this.#patternRequestBytes -= REQUEST_BYTES + bytes
-      this.#chargeInflight()
-    })
-  }
-
-  /**
-   * Records the frames now queued for this client; past the memory budget (a client that does
-   * not read what it is sent) its MANIFEST caches go first, then the connection.
-   */
-  checkQueue(): void {
-    if (this.conn.closed) return
-    const queued = this.conn.queuedBytes
-    this.account.set('queue', queued)
-    if (queued > 0 && !this.#queueWatched) {
-      // Recount once it has drained (below the stream's high-water mark there is no 'drain': the
-      // bytes go within a turn), so an idle connection's past burst stays no one's charge.
-      this.#queueWatched = true
-      const recount = (): void => {
-        this.#queueWatched = false
-        if (!this.conn.closed) this.account.set('queue', this.conn.queuedBytes)
-      }
-      this.conn.drained().then(() => setImmediate(recount), () => { this.#queueWatched = false })
-    }
-    if (this.account.over) {
-      this.manifests.dropCache()
-      if (this.account.over) this.conn.fail(this.notReading("the connection's memory budget"))
-    }
-    this.#shed()
-  }
-
-  /** The error a connection is closed with when the frames queued for it are too many. */
-  notReading(budget: string): AssetSyncError {
-    return new AssetSyncError('ERR_LIMIT', `${this.conn.remote} is not reading: ${this.account.of('queue')} bytes of frames queued, past ${budget}`)
-  }
-
   #onMessage(msg: ClientMessage): void {
     switch (msg.type) {
-      case 'request': {
-        if (!this.#admit(msg.id)) return
+      case 'request':
+      case 'priority-request': {
+        const refused = this.budget.admit()
+        if (refused) {
+          this.#metrics.request('error')
+          this.#fail(msg.id, refused)
+          return
+        }
         this.#pending++
-        void this.#onRequest(msg).catch((err: unknown) => this.#fail(msg.id, err)).finally(() => {
+        this.#opening.set(msg.id, PRIORITY[msg.type === 'request' ? 'normal' : msg.priority])
+        void this.#onRequest(msg, performance.now()).catch((err: unknown) => {
+          this.#metrics.request('error')
+          this.#fail(msg.id, err)
+        }).finally(() => {
           this.#pending--
-          this.#chargeInflight()
+          this.#opening.delete(msg.id)
+          this.budget.settle()
         })
         return
       }
+      case 'reprioritize':
+        this.#reprioritize(msg.id, msg.priority)
+        return
       case 'manifest':
-        this.#patternRequest(msg.id, patternBytes(msg.patterns), async () => {
-          const reply = await this.manifests.answer(msg)
-          if (reply && !this.conn.closed) {
-            this.conn.send(reply)
-            this.checkQueue()
-          }
-        })
+        this.budget.manifest(msg, (err) => this.#fail(msg.id, err, msg.type))
         return
       case 'cancel': {
         const t = this.#transfers.get(msg.id)
@@ -195,44 +160,109 @@ export class ClientSession extends EventEmitter {
       }
       case 'subscribe': {
         const handle = this.onSubscribe
-        if (!handle) return this.#fail(msg.id, new AssetSyncError('ERR_PROTOCOL', 'subscriptions are not enabled on this server'))
-        this.#patternRequest(msg.id, patternBytes(msg.patterns), () => {
-          const run = this.#subscribes.then(() => this.#scheduler.turn()).then(() => { if (!this.conn.closed) handle(msg) })
-          this.#subscribes = run.catch(() => {})
-          return run
-        })
+        if (handle) this.budget.subscribe(msg, handle, (err) => this.#fail(msg.id, err, msg.type))
+        else this.#fail(msg.id, new AssetSyncError('ERR_PROTOCOL', 'subscriptions are not enabled on this server'))
         return
       }
+      case 'report':
+        this.onReport?.(msg)
+        return
+      case 'status':
+        this.#onStatus(msg.id)
+        return
       case 'auth':
         this.conn.fail(new ProtocolError('AUTH after authentication'))
         return
       case 'ping':
+      case 'credit': // the connection consumes CREDIT itself
         return
     }
   }
 
-  #fail(id: number, err: unknown): void {
-    const e = err instanceof AssetSyncError ? err : new AssetSyncError('ERR_INTERNAL', `server error: ${(err as Error)?.message ?? err}`)
+  /**
+   * Sends an ERROR for request `id` (and counts it). Anything but an AssetSyncError is a failure
+   * we did not plan for (a bug, or the file system failing): the client gets ERR_INTERNAL and the
+   * server's owner an 'internal' event with the cause (serve logs it), once.
+   */
+  #fail(id: number, err: unknown, frame = 'request'): void {
+    let e: AssetSyncError
+    if (err instanceof AssetSyncError) e = err
+    else {
+      e = new AssetSyncError('ERR_INTERNAL', `server error: ${(err as Error)?.message ?? err}`, { cause: err })
+      this.emit('internal', { frame, error: err })
+    }
+    this.#metrics.error(e.code)
     this.conn.send({ type: 'error', id, code: e.code, message: e.message })
   }
 
   #refuse(id: number, path: string, reason: string): void {
     this.emit('refused', { path: printable(path), reason })
+    this.#metrics.request('refused')
     this.conn.send({ type: 'response', id, status: 'refused', reason })
   }
 
-  async #onRequest(msg: RequestMsg): Promise<void> {
+  /** Moves request `id` to the lane of `priority` (a queued transfer keeps its place in the round). */
+  #reprioritize(id: number, priority: RequestPriority): void {
+    const lane = PRIORITY[priority]
+    if (this.#opening.has(id)) this.#opening.set(id, lane)
+    const t = this.#transfers.get(id)
+    if (!t || t.lane === lane) return
+    const from = this.#lanes[t.lane] as Transfer[]
+    const at = from.indexOf(t)
+    t.lane = lane
+    if (at < 0) return // taking its turn now: it re-queues into its new lane
+    from.splice(at, 1)
+    this.#enqueue(t)
+  }
+
+  #enqueue(t: Transfer): void {
+    ;(this.#lanes[t.lane] as Transfer[]).push(t)
+    const nudge = this.#nudge
+    this.#nudge = null
+    nudge?.()
+  }
+
+  /** The next transfer to take a turn: the head of the most urgent non-empty lane. */
+  #next(): Transfer | null {
+    for (const lane of this.#lanes) {
+      while (lane.length > 0) {
+        const t = lane.shift() as Transfer
+        if (!t.cancelled) return t
+      }
+    }
+    return null
+  }
+
+  /**
+   * Answers STATUS with the server's StatusJson, cut to fit one frame. One reply at a time: a
+   * client that asks again before the last reply drained gets ERR_LIMIT, so a client that never
+   * reads cannot make the server queue reply after reply (each up to STATUS_MAX_JSON_BYTES).
+   */
+  #onStatus(id: number): void {
+    if (!this.statusJson) return this.#fail(id, new AssetSyncError('ERR_PROTOCOL', 'status queries are not enabled on this server'))
+    if (this.#statusBusy) return this.#fail(id, new AssetSyncError('ERR_LIMIT', 'one status query at a time: wait for the last answer'))
+    const json = this.statusJson(STATUS_MAX_JSON_BYTES)
+    if (this.conn.send({ type: 'status-reply', id, json })) return
+    this.#statusBusy = true
+    this.conn.drained().then(() => { this.#statusBusy = false }, () => { /* closed */ })
+  }
+
+  async #onRequest(msg: RequestMsg | PriorityRequestMsg, started: number): Promise<void> {
     const { id, path } = msg
     const why = checkWirePath(path)
     if (why !== null) return this.#refuse(id, path, why)
+    const sent = this.#sent.get(path)
+    if (sent) this.#sent.delete(path)
+    const distrust = sent && !equalHash(msg.haveHash, sent) ? sent : undefined
     let reader: SourceReader | null
     try {
-      reader = await this.#source.open(path)
+      reader = await this.#source.open(path, distrust ? { distrust } : undefined)
     } catch (err) {
       if (err instanceof AssetSyncError && err.code === 'ERR_PATH_REFUSED') return this.#refuse(id, path, err.message)
       throw err
     }
     if (!reader) {
+      this.#metrics.request('not-found')
       this.conn.send({ type: 'response', id, status: 'not-found', reason: `not found: ${path}` })
       return
     }
@@ -240,31 +270,46 @@ export class ClientSession extends EventEmitter {
     if (this.conn.closed) return void reader.close()
     if (equalHash(msg.haveHash, entry.hash)) {
       void reader.close()
+      this.#metrics.request('up-to-date')
       this.conn.send({ type: 'response', id, status: 'up-to-date', reason: '' })
       return
     }
+    this.#metrics.request('file')
     this.conn.send({ type: 'response', id, status: 'file', hash: entry.hash, size: entry.size, mode: entry.mode, mtime: entry.mtime })
-    const t: Transfer = { id, reader, size: entry.size, offset: 0, cancelled: false }
+    const t: Transfer = { id, path, started, reader, size: entry.size, offset: 0, cancelled: false, lane: this.#opening.get(id) ?? PRIORITY.normal }
     this.#transfers.set(id, t)
-    this.#queue.push(t)
+    this.#enqueue(t)
     void this.#pump()
   }
 
   /**
-   * Gives each active transfer a turn of up to SERVER_READ_BYTES (one read, sent as CHUNK frames)
-   * in round-robin order until all are done or the peer is gone. Waits for flow-control credit
-   * before reading a turn, and for the stream to drain after it.
+   * Gives each active transfer a turn of up to SERVER_READ_BYTES (one read, sent as CHUNK frames):
+   * the most urgent lane first, round robin within it, until all are done or the peer is gone.
+   * Waits for flow-control credit before reading a turn, and for the stream to drain after it.
+   * A transfer queued while the pump waits for credit is looked at again: a blocking one whose
+   * turn fits the credit left goes first instead of waiting behind a bulk turn.
    */
   async #pump(): Promise<void> {
     if (this.#pumping) return
     this.#pumping = true
     try {
-      while (this.#queue.length > 0 && !this.conn.closed) {
-        const t = this.#queue.shift() as Transfer
-        if (t.cancelled) continue
-        const want = Math.min(SERVER_READ_BYTES, t.size - t.offset)
-        if (this.conn.credit < want) await this.conn.credited(want)
-        if (t.cancelled) continue
+      while (!this.conn.closed) {
+        const t = this.#next()
+        if (!t) break
+        // A background turn is one CHUNK: a blocking file queued behind it waits for less.
+        const want = Math.min(t.lane === PRIORITY.background ? CHUNK_SIZE : SERVER_READ_BYTES, t.size - t.offset)
+        // A background turn also keeps the data outstanding within BACKGROUND_WINDOW_BYTES: all of
+        // it is queued ahead of the next blocking file in the one ordered stream.
+        const need = t.lane === PRIORITY.background ? FLOW_WINDOW_BYTES - BACKGROUND_WINDOW_BYTES + want : want
+        if (this.conn.credit < need) {
+          const nudged = new Promise<void>((resolve) => { this.#nudge = resolve })
+          await Promise.race([this.#credited(need), nudged])
+          this.#nudge = null
+          // Credit came, or a transfer was queued: t goes back to the head of its lane, and the
+          // most urgent transfer is chosen again.
+          if (!t.cancelled) (this.#lanes[t.lane] as Transfer[]).unshift(t)
+          continue
+        }
         let ok: boolean
         try {
           ok = await this.#sendTurn(t, want)
@@ -273,14 +318,26 @@ export class ClientSession extends EventEmitter {
           this.#finish(t)
           continue
         }
-        if (!t.cancelled) this.#queue.push(t)
+        if (!t.cancelled) (this.#lanes[t.lane] as Transfer[]).push(t)
         if (!ok) await this.conn.drained()
       }
     } catch {
       // drained() and credited() reject when the connection closes; #closeAll releases the files.
     } finally {
       this.#pumping = false
+      this.#nudge = null
     }
+  }
+
+  /** Resolves once `bytes` of credit are there (or earlier: the caller looks again); rejects once closed. */
+  #credited(bytes: number): Promise<void> {
+    const w = this.#creditWait
+    if (w && w.bytes <= bytes) return w.done
+    const done = this.conn.credited(bytes)
+    const wait = { bytes, done }
+    this.#creditWait = wait
+    done.then(() => { if (this.#creditWait === wait) this.#creditWait = null }, () => {})
+    return done
   }
 
   /**
@@ -303,11 +360,22 @@ export class ClientSession extends EventEmitter {
         at += n
       } while (at < want)
       t.offset += want
-      if (final) this.#finish(t)
+      if (final) {
+        this.#finish(t)
+        this.#remember(t.path, t.reader.entry.hash)
+        this.#metrics.transferDone(performance.now() - t.started)
+      }
       return ok
     } finally {
       this.#buffers.release(buf)
     }
+  }
+
+  /** Notes a completed transfer (see #sent). */
+  #remember(path: string, hash: Uint8Array): void {
+    this.#sent.delete(path)
+    this.#sent.set(path, hash)
+    if (this.#sent.size > SENT_MEMORY_PER_CLIENT) this.#sent.delete(this.#sent.keys().next().value as string)
   }
 
   #finish(t: Transfer): void {
@@ -315,13 +383,13 @@ export class ClientSession extends EventEmitter {
     t.cancelled = true
     this.#transfers.delete(t.id)
     void t.reader.close()
-    this.#chargeInflight()
+    this.budget.settle()
   }
 
   #closeAll(): void {
     for (const t of [...this.#transfers.values()]) this.#finish(t)
-    this.#queue = []
-    this.manifests.dropCache()
-    this.account.close()
+    this.#lanes = Array.from({ length: LANES }, () => [])
+    this.#nudge?.()
+    this.budget.close()
   }
 }
