@@ -109,11 +109,13 @@ describe('pattern work on a live server (20,000 paths)', () => {
     await waitFor(() => server.matching.stats.slices > before.slices, 10_000, 'the attack to start')
     const out = join(work, 'bystander')
     const retries: unknown[] = []
+    const slicesAtPull = server.matching.stats.slices
     const summary = await pullResuming(() => client(), new Mirror({ out, patterns: ['small/**'], configDir: join(work, 'client-config') }), {
       onRetry: (err) => retries.push(err),
     })
     expect(retries).toEqual([])
     const pulledDuring = answered
+    const slicesDuringPull = server.matching.stats.slices - slicesAtPull
     stop = true
     await Promise.all(attacks)
     expect(summary.files).toBe(50)
@@ -122,9 +124,10 @@ describe('pattern work on a live server (20,000 paths)', () => {
     const st = server.matching.stats
     const longest = Math.max(...[...Array(DEEP).keys()].slice(0, 10).map((i) => deepPath(i).length))
     const width = new PatternSet([ATTACK_1]).width
-    console.log(`attack 1 × ${answered} (${pulledDuring} by the end of the pull): ${st.slices - before.slices} slices, largest ${st.maxSliceSteps} steps;`
+    console.log(`attack 1 × ${answered} (${pulledDuring} by the end of the pull, ${slicesDuringPull} slices during it): ${st.slices - before.slices} slices, largest ${st.maxSliceSteps} steps;`
       + ` refused ${st.manifestsRefused - before.manifestsRefused}`)
     expect(answered).toBeGreaterThanOrEqual(4)
+    expect(slicesDuringPull).toBeGreaterThan(0) // the attacks were being matched while the pull ran
     expect(st.slices - before.slices).toBeGreaterThan(answered) // each scan took several turns
     // No slice did more than a slice's work plus one path at its worst (4 × width × length).
     expect(st.maxSliceSteps).toBeLessThanOrEqual(MATCH_SLICE_STEPS + 4 * width * longest)
