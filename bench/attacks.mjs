@@ -33,6 +33,7 @@ const { values: args } = parseArgs({
     seconds: { type: 'string', default: '6' },
     conns: { type: 'string', default: '4096' },
     fill: { type: 'string', default: '4096' },
+    transport: { type: 'string', default: 'tcp' },
   },
 })
 const dist = resolve(args.dist)
@@ -312,7 +313,7 @@ async function memory(transport, conns, fill) {
   return row
 }
 
-if (only.has('memory')) results.memory = [await memory('tcp', Number(args.conns), Number(args.fill))]
+if (only.has('memory')) results.memory = [await memory(args.transport, Number(args.conns), Number(args.fill))]
 
 const out = join(REPO, 'bench', 'results', 'tmp')
 mkdirSync(out, { recursive: true })
