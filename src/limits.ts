@@ -115,7 +115,8 @@ export const HANDSHAKE_RATE_PER_ADDR = 500
  * Connections in their handshake (Noise, then AUTH) one server holds at once, counted apart from
  * the MAX_CLIENTS authenticated ones. When the pool is full a new connection takes the slot of the
  * stalest one (silent the longest, from the source holding the most slots): idle sockets cannot
- * keep a client out, they only make room for it. A handshake costs ~10 KiB here, so 10 MiB at most.
+ * keep a client out, they only make room for it. A connection costs 21–55 KiB here (TCP, UDP), so
+ * the pool holds at most ~55 MiB.
  */
 export const MAX_PREAUTH_CONNECTIONS = 1024
 /**
