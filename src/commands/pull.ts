@@ -34,8 +34,13 @@ export function pullCommand(io: OutputStreams): Command {
         onFile: (ev) => {
           out.event({ event: 'file', ...ev, ...(flags.dryRun ? { dryRun: true } : {}) })
           if (ev.action !== 'up-to-date' && !out.interactive) {
-            out.line(`${flags.dryRun ? 'would be ' : ''}${ev.action} ${ev.path}${ev.bytes ? ` (${formatBytes(ev.bytes)})` : ''}`)
+            const action = ev.action === 'mode' ? 'mode changed' : ev.action
+            out.line(`${flags.dryRun ? 'would be ' : ''}${action} ${ev.path}${ev.bytes ? ` (${formatBytes(ev.bytes)})` : ''}`)
           }
+        },
+        onWarning: (w) => {
+          out.event({ event: 'warning', ...w })
+          out.note(`assetsync: warning: ${w.message}`)
         },
         onProgress: (p) => out.progress(`pulling ${p.done}/${p.total} files, ${formatBytes(p.bytes)}`),
         onRetry: (err) => {
@@ -45,7 +50,7 @@ export function pullCommand(io: OutputStreams): Command {
       })
       out.event({ event: 'summary', ...summary, ...(flags.dryRun ? { dryRun: true } : {}) })
       const secs = (summary.ms / 1000).toFixed(1)
-      out.stopSpin(true, `${flags.dryRun ? 'dry run: ' : ''}${summary.files} files: ${summary.downloaded} ${flags.dryRun ? 'to download' : 'downloaded'}, ${summary.upToDate} up to date, ${summary.deleted} ${flags.dryRun ? 'to delete' : 'deleted'}${summary.vanished ? `, ${summary.vanished} vanished on the server` : ''}; ${formatBytes(summary.bytesReceived)} in ${secs} s`)
+      out.stopSpin(true, `${flags.dryRun ? 'dry run: ' : ''}${summary.files} files: ${summary.downloaded} ${flags.dryRun ? 'to download' : 'downloaded'}, ${summary.upToDate} up to date${summary.modeChanged ? ` (${summary.modeChanged} mode changed)` : ''}, ${summary.deleted} ${flags.dryRun ? 'to delete' : 'deleted'}${summary.vanished ? `, ${summary.vanished} vanished on the server` : ''}; ${formatBytes(summary.bytesReceived)} in ${secs} s`)
     } catch (err) {
       out.stopSpin(false, 'pull failed') // closes a live spinner; cli.ts prints the error line
       throw err

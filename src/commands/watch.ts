@@ -59,6 +59,10 @@ export function watchCommand(io: OutputStreams): Command {
       out.event({ event: 'error', message: err.message, code: err instanceof AssetSyncError ? err.code : 'ERR_INTERNAL' })
       out.note(`assetsync: could not apply a change: ${err.message}`)
     })
+    live.on('warning', (w) => {
+      out.event({ event: 'warning', ...w })
+      out.note(`assetsync: warning: ${w.message}`)
+    })
     live.on('fatal', (err) => { fatal = err })
     await live.start()
     await Promise.race([untilSignal(), live.done])

@@ -1,43 +1,56 @@
 /**
  * A local mirror of (part of) a server's folder: diff a manifest against what is on disk, fetch
- * what differs with several transfers in flight, delete what the server no longer has (prune).
- * Used by `pull` and by `watch` (initial sync and resync after a reconnect).
+ * what differs with several transfers in flight, apply mode-only changes, delete what the server
+ * no longer has (prune). Used by `pull` and by `watch` (initial sync and resync after a reconnect).
+ *
+ * Rules (issue 11): only files the server listed into this mirror (ListedRecord) and that the
+ * current patterns select are ever deleted, by prune, by a watcher, or to make room when a path
+ * changes type (a file that became a folder, a folder that became a file). Every write goes
+ * through a WriteRoot (issue 12): folders opened without following symlinks, creates and renames
+ * through their descriptors, so no swap of a folder can redirect a write outside `--out`.
  */
 import type { Stats } from 'node:fs'
-import { lstatSync, renameSync } from 'node:fs'
-import { mkdir, readdir, realpath, rename, rmdir, unlink } from 'node:fs/promises'
-import { dirname, join } from 'node:path'
+import { chmodSync, closeSync, constants, fchmodSync, lstatSync, openSync, renameSync, unlinkSync } from 'node:fs'
+import { mkdir, readdir, realpath, unlink } from 'node:fs/promises'
+import { join } from 'node:path'
 import { AssetSyncError, writeError } from '../../errors.js'
 import { CLIENT_PARALLEL_CHECKS, CLIENT_PARALLEL_TRANSFERS } from '../../limits.js'
 import type { FileMeta, ManifestEntry } from '../../protocol/messages.js'
-import { isTempName } from '../fs/atomic-write.js'
-import type { AssetClient } from './client.js'
-import { fileSink } from './temp-file-sink.js'
+import { isTempName, removeTemp, tempInstalled } from '../fs/atomic-write.js'
 import { HashCache, cacheFileFor } from '../fs/hash-cache.js'
 import { equalHash, hashFile } from '../fs/hash.js'
 import { ignoreMatcher, patternMatcher } from '../fs/ignore.js'
 import { configDir } from '../fs/keys.js'
-import { resolveForWrite } from '../fs/paths.js'
+import { assertWirePath, checkWirePath, printable } from '../fs/paths.js'
 import { mapLimit } from '../fs/pool.js'
 import { walkFiles } from '../fs/walk.js'
+import { type PinnedDir, WriteRoot, type WriteRootMode } from '../fs/write-root.js'
+import type { AssetClient } from './client.js'
+import { ListedRecord } from './listed.js'
+import { fileSink } from './temp-file-sink.js'
 
 /**
  * 'vanished': in the manifest, but gone from the server by the time it was requested (deleted or
  * renamed mid-pull); nothing is written, and the pull goes on (rsync: "file has vanished").
+ * 'mode': the content was current, only the permission bits differed: applied with chmod.
  */
-export type FileAction = 'downloaded' | 'up-to-date' | 'deleted' | 'vanished'
+export type FileAction = 'downloaded' | 'up-to-date' | 'mode' | 'deleted' | 'vanished'
 
 export interface FileEvent {
   path: string
   action: FileAction
-  /** File payload bytes received (0 for up-to-date, deleted and dry runs). */
+  /** File payload bytes received (0 for up-to-date, mode, deleted and dry runs). */
   bytes: number
 }
 
 export interface SyncSummary {
+  /** Files in the selection the server has (downloaded + upToDate). */
   files: number
   downloaded: number
+  /** Files whose content was current (mode-only changes included). */
   upToDate: number
+  /** Of upToDate: files whose permission bits were changed (no download). */
+  modeChanged: number
   deleted: number
   /** Manifest files the server no longer had when they were requested. */
   vanished: number
@@ -45,8 +58,25 @@ export interface SyncSummary {
   ms: number
 }
 
-/** A verified download waiting beside its final path. */
-export interface StagedFile { wire: string; temp: string; final: string; hash: Buffer; bytes: number }
+/** Something the user should know that does not stop the sync. */
+export interface MirrorWarning {
+  /** NO_MATCH: a pattern selects no file on the server; RECORD_DAMAGED / RECORD_NOT_SAVED: see ListedRecord. */
+  code: 'NO_MATCH' | 'RECORD_DAMAGED' | 'RECORD_NOT_SAVED'
+  message: string
+  pattern?: string
+}
+
+/** A verified download waiting beside its final path (in a folder held open until install or discard). */
+export interface StagedFile {
+  wire: string
+  /** Names usable while the folder is held (see WriteRoot.at). */
+  temp: string
+  final: string
+  hash: Buffer
+  bytes: number
+  readonly dir: PinnedDir
+  readonly session: WriteRoot
+}
 
 export interface MirrorOptions {
   /** The local folder. */
@@ -54,6 +84,8 @@ export interface MirrorOptions {
   patterns?: string[]
   configDir?: string
   parallel?: number
+  /** Force the write path's fallback ('path') instead of folder descriptors (tests). */
+  writeMode?: WriteRootMode
 }
 
 export interface SyncOptions {
@@ -62,6 +94,8 @@ export interface SyncOptions {
   onFile?: (ev: FileEvent) => void
   /** Bytes received so far, for progress output. */
   onProgress?: (p: { bytes: number; done: number; total: number }) => void
+  /** Warnings (each reported once per Mirror). */
+  onWarning?: (w: MirrorWarning) => void
 }
 
 /**
@@ -78,21 +112,33 @@ function localFile(path: string): Stats | null {
   }
 }
 
+const codeOf = (err: unknown): string | undefined => (err as NodeJS.ErrnoException)?.code
+/** The folder part and the name of a wire path ('' for the root). */
+function split(wire: string): [string, string] {
+  const cut = wire.lastIndexOf('/')
+  return cut < 0 ? ['', wire] : [wire.slice(0, cut), wire.slice(cut + 1)]
+}
+/** The rename failed because a folder stands at the final path. */
+const folderInTheWay = (err: unknown): boolean => ['EISDIR', 'ENOTEMPTY', 'EEXIST', 'EPERM'].includes(codeOf(err) ?? '')
+const { O_RDONLY = 0, O_NOFOLLOW = 0, O_NONBLOCK = 0 } = constants
+
 export class Mirror {
   readonly patterns: string[]
   readonly #opts: MirrorOptions
+  readonly #match: (p: string) => boolean
   #root: string | null = null
+  #rootId: { dev: number; ino: number } | null = null
   #cache: HashCache | null = null
-  /**
-   * Folders created and checked during the current `sync` (see resolveForWrite: one realpath and
-   * one mkdir per folder, not per file). Only within one sync: between syncs (watch) folders may
-   * be removed or replaced, so every stage outside a sync checks again.
-   */
-  #dirsOk: Set<string> | null = null
+  #listed: ListedRecord = ListedRecord.memory()
+  #session: WriteRoot | null = null
+  /** Paths removed to make room for a write (type changes), not yet reported (takeCleared). */
+  #cleared: string[] = []
+  readonly #warned = new Set<string>()
 
   constructor(opts: MirrorOptions) {
     this.#opts = opts
     this.patterns = opts.patterns && opts.patterns.length > 0 ? opts.patterns : ['**']
+    this.#match = patternMatcher(this.patterns)
   }
 
   /** The real path of the out folder (created on first use unless `create` is false). */
@@ -102,11 +148,88 @@ export class Mirror {
       if (create) await mkdir(this.#opts.out, { recursive: true })
       this.#root = await realpath(this.#opts.out)
     } catch (err) {
-      if (!create && (err as NodeJS.ErrnoException).code === 'ENOENT') return null
+      if (!create && codeOf(err) === 'ENOENT') return null
       throw writeError(this.#opts.out, err)
     }
-    this.#cache = await HashCache.load(cacheFileFor(this.#opts.configDir ?? configDir(), 'mirror', this.#root))
+    const dir = this.#opts.configDir ?? configDir()
+    this.#cache = await HashCache.load(cacheFileFor(dir, 'mirror', this.#root))
+    this.#listed = await ListedRecord.load(cacheFileFor(dir, 'listed', this.#root))
     return this.#root
+  }
+
+  /**
+   * True if the out folder is gone or is another folder than the one the last write session
+   * pinned (deleted, or deleted and made again): a full resync is then due (issue 11, case 10).
+   */
+  rootMoved(): boolean {
+    if (!this.#root || !this.#rootId) return false
+    try {
+      const st = lstatSync(this.#root)
+      return !st.isDirectory() || st.dev !== this.#rootId.dev || st.ino !== this.#rootId.ino
+    } catch {
+      return true
+    }
+  }
+
+  /** True if the server listed `wire` into this mirror (and the local copy was not deleted since). */
+  isListed(wire: string): boolean { return this.#listed.has(wire) }
+
+  /**
+   * Runs `fn` inside one write session: folders opened for one file are reused by the next (one
+   * open per folder, not per file). Nested calls share the outer session.
+   */
+  async writes<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.#session) return fn()
+    const w = await this.#openSession()
+    this.#session = w
+    try {
+      return await fn()
+    } finally {
+      this.#session = null
+      w.close()
+    }
+  }
+
+  async #openSession(): Promise<WriteRoot> {
+    const root = (await this.root()) as string
+    try {
+      await mkdir(root, { recursive: true }) // it may have been deleted since (watch)
+    } catch (err) {
+      throw writeError(this.#opts.out, err)
+    }
+    const w = WriteRoot.open(root, this.#opts.writeMode)
+    this.#rootId = w.rootId
+    return w
+  }
+
+  /** `fn` with the current session, or a session of its own. */
+  async #withSession<T>(fn: (w: WriteRoot) => Promise<T>): Promise<T> {
+    return this.writes(() => fn(this.#session as WriteRoot))
+  }
+
+  /** Paths removed to make room for a write since the last call (report them as deleted). */
+  takeCleared(): string[] {
+    const c = this.#cleared
+    this.#cleared = []
+    return c
+  }
+
+  /** May `wire` be deleted? Only a file the server listed, in the current selection. */
+  #deletable(wire: string): boolean {
+    return checkWirePath(wire) === null && this.#listed.has(wire) && this.#match(wire)
+  }
+
+  #forgetFile(wire: string): void {
+    this.#cache?.delete(wire)
+    this.#listed.delete(wire)
+  }
+
+  /** A file stands where a folder must be: it may go only if deletable (then it is reported). */
+  readonly #clearFile = (wire: string): boolean => {
+    if (!this.#deletable(wire)) return false
+    this.#forgetFile(wire)
+    this.#cleared.push(wire)
+    return true
   }
 
   /**
@@ -139,114 +262,275 @@ export class Mirror {
     return hash ?? this.#hashLocal(wire, full, st)
   }
 
-  /** True if the local copy already has `meta`'s content. */
+  /** The local file's permission bits (mode & 0o777), or null if it is not a regular file. */
+  async localMode(wire: string): Promise<number | null> {
+    const root = await this.root(false)
+    const st = root ? localFile(join(root, ...wire.split('/'))) : null
+    return st ? st.mode & 0o777 : null
+  }
+
+  /** True if the local copy already has `meta`'s content and mode. */
   async isCurrent(wire: string, meta: FileMeta): Promise<boolean> {
-    return equalHash(await this.localHash(wire), meta.hash)
+    return equalHash(await this.localHash(wire), meta.hash) && (await this.localMode(wire)) === (meta.mode & 0o777)
   }
 
   /**
    * Downloads one file to a verified temp file beside its final path, without making it visible
    * (watch installs a whole batch together). Returns null when the server says the local copy is
-   * already current.
+   * already current. The temp file is created in its folder as pinned by the write session.
    */
   async stage(client: AssetClient, wire: string, haveHash: Buffer | null): Promise<StagedFile | null> {
-    const root = (await this.root()) as string
-    // Outside a sync (a watch batch) the set lives for this one file: an existing parent folder
-    // is then resolved once, with no mkdir and no second check.
-    const checked = this.#dirsOk ?? new Set<string>()
-    let final = await resolveForWrite(root, wire, checked)
-    const dir = dirname(final)
-    if (!checked.has(dir)) {
+    assertWirePath(wire)
+    this.#listed.add(wire)
+    return this.#withSession(async (w) => {
+      const [dirWire, name] = split(wire)
+      const dir = await w.dir(dirWire, true, this.#clearFile)
       try {
-        await mkdir(dir, { recursive: true })
+        const r = await client.download(wire, fileSink(w.at(dir, name), { stage: true, label: wire }), haveHash)
+        if (r.status === 'up-to-date') {
+          w.release(dir)
+          return null
+        }
+        return { wire, temp: r.result.tempPath, final: r.result.finalPath, hash: Buffer.from(r.meta.hash), bytes: r.bytes, dir, session: w }
       } catch (err) {
-        throw writeError(wire, err)
+        w.release(dir)
+        throw err
       }
-      // Re-check after creating folders: a planted symlink must not have redirected them.
-      final = await resolveForWrite(root, wire, checked)
-    }
-    const r = await client.download(wire, fileSink(final, { stage: true }), haveHash)
-    if (r.status === 'up-to-date') return null
-    return { wire, temp: r.result.tempPath, final, hash: Buffer.from(r.meta.hash), bytes: r.bytes }
+    })
   }
 
   /**
-   * Makes a staged file visible (rename over the final path). Synchronous: one metadata syscall,
-   * where an async rename was a thread-pool round trip per file.
+   * Makes a staged file visible: checks that its folder is still the one pinned (a swap is
+   * ERR_PATH_REFUSED, and nothing is renamed), then renames over the final path (synchronously:
+   * one metadata syscall). A folder standing at the final path is removed first if everything in
+   * it is deletable (a folder that became a file), else ERR_WRITE and nothing is removed.
    */
   async install(s: StagedFile): Promise<void> {
+    const w = s.session
+    const name = split(s.wire)[1]
     try {
-      renameSync(s.temp, s.final)
+      w.check(s.dir, s.wire)
+      try {
+        renameSync(s.temp, s.final)
+      } catch (err) {
+        if (!folderInTheWay(err)) throw err
+        await this.#clearFolder(w, s.wire)
+        w.check(s.dir, s.wire)
+        renameSync(s.temp, s.final)
+      }
+      tempInstalled(s.temp)
+      const st = localFile(w.at(s.dir, name))
+      if (st) this.#cache?.set(s.wire, st, s.hash)
+      this.#listed.add(s.wire)
     } catch (err) {
-      await unlink(s.temp).catch(() => {})
+      await removeTemp(s.temp)
       throw writeError(s.wire, err)
+    } finally {
+      w.release(s.dir)
     }
-    const st = localFile(s.final)
-    if (st) this.#cache?.set(s.wire, st, s.hash)
   }
 
   /** Drops a staged file that will not be installed. */
   async discard(s: StagedFile): Promise<void> {
-    await unlink(s.temp).catch(() => {})
+    await removeTemp(s.temp)
+    s.session.release(s.dir)
   }
 
   /** Fetches one file into place (atomically). Returns payload bytes received. */
   async fetch(client: AssetClient, wire: string, haveHash: Buffer | null): Promise<{ bytes: number; upToDate: boolean }> {
-    const staged = await this.stage(client, wire, haveHash)
-    if (!staged) return { bytes: 0, upToDate: true }
-    await this.install(staged)
-    return { bytes: staged.bytes, upToDate: false }
+    return this.#withSession(async () => {
+      const staged = await this.stage(client, wire, haveHash)
+      if (!staged) return { bytes: 0, upToDate: true }
+      await this.install(staged)
+      return { bytes: staged.bytes, upToDate: false }
+    })
+  }
+
+  /**
+   * Sets the permission bits of a local file whose content is current (`hash`): a mode-only change
+   * needs no download. On the open file where possible (never through a symlink). False if the
+   * file is not there.
+   */
+  async setMode(wire: string, mode: number, hash: Uint8Array): Promise<boolean> {
+    assertWirePath(wire)
+    return this.#withSession(async (w) => {
+      const [dirWire, name] = split(wire)
+      let dir: PinnedDir
+      try {
+        dir = await w.dir(dirWire, false)
+      } catch (err) {
+        if (codeOf(err) === 'ENOENT' || codeOf(err) === 'ENOTDIR') return false
+        throw err
+      }
+      try {
+        const at = w.at(dir, name)
+        let fd = -1
+        try {
+          fd = openSync(at, O_RDONLY | O_NOFOLLOW | O_NONBLOCK)
+          if (!localFile(at)) return false
+          fchmodSync(fd, mode & 0o777)
+        } catch (err) {
+          if (codeOf(err) === 'ENOENT' || codeOf(err) === 'ELOOP') return false
+          // Not readable by us (mode 000, say): chmod by name, only if it is a regular file.
+          if (codeOf(err) !== 'EACCES' || !localFile(at)) throw writeError(wire, err)
+          chmodSync(at, mode & 0o777)
+        } finally {
+          if (fd >= 0) closeSync(fd)
+        }
+        const st = localFile(at)
+        if (st) this.#cache?.set(wire, st, Buffer.from(hash))
+        return true
+      } finally {
+        w.release(dir)
+      }
+    })
   }
 
   /** Moves a local file (a rename whose content is already here: no download). */
   async move(from: string, to: string): Promise<void> {
-    const root = (await this.root()) as string
-    const src = await resolveForWrite(root, from)
-    const dst = await resolveForWrite(root, to)
-    // A rename keeps inode, size and mtime (not ctime): the hash known for `from` holds for `to`,
-    // recorded with the stamp taken after the rename (no re-hash on the next sync).
-    const st = localFile(src)
-    const known = st ? this.#cache?.lookup(from, st) ?? null : null
-    try {
-      await mkdir(dirname(dst), { recursive: true })
-      await resolveForWrite(root, to)
-      await rename(src, dst)
-    } catch (err) {
-      throw writeError(to, err)
-    }
-    this.#cache?.delete(from)
-    const moved = known ? localFile(dst) : null
-    if (st && known && moved && moved.ino === st.ino && moved.size === st.size && moved.mtimeMs === st.mtimeMs) {
-      this.#cache?.set(to, moved, known)
-    }
-    await this.#removeEmptyParents(root, src)
-  }
-
-  /** Deletes one local file (and folders it leaves empty). */
-  async remove(wire: string): Promise<boolean> {
-    const root = await this.root(false)
-    if (!root) return false
-    const target = await resolveForWrite(root, wire)
-    try {
-      await unlink(target)
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false
-      throw writeError(wire, err)
-    }
-    this.#cache?.delete(wire)
-    await this.#removeEmptyParents(root, target)
-    return true
-  }
-
-  /** Removes the folders above `file` that are left empty, up to (not including) the root. */
-  async #removeEmptyParents(root: string, file: string): Promise<void> {
-    for (let dir = dirname(file); dir !== root && dir.startsWith(root); dir = dirname(dir)) {
+    assertWirePath(from)
+    assertWirePath(to)
+    await this.#withSession(async (w) => {
+      const [fromDir, fromName] = split(from)
+      const [toDir, toName] = split(to)
+      let src: PinnedDir | null = null
+      let dst: PinnedDir | null = null
       try {
-        if ((await readdir(dir)).length > 0) break
-        await rmdir(dir)
-      } catch {
-        break
+        src = await w.dir(fromDir, false)
+        dst = await w.dir(toDir, true, this.#clearFile)
+        const a = w.at(src, fromName)
+        const b = w.at(dst, toName)
+        // A rename keeps inode, size and mtime (not ctime): the hash known for `from` holds for
+        // `to`, recorded with the stamp taken after the rename (no re-hash on the next sync).
+        const st = localFile(a)
+        const known = st ? this.#cache?.lookup(from, st) ?? null : null
+        w.check(src, from)
+        w.check(dst, to)
+        try {
+          renameSync(a, b)
+        } catch (err) {
+          if (!folderInTheWay(err)) throw err
+          await this.#clearFolder(w, to)
+          renameSync(a, b)
+        }
+        this.#forgetFile(from)
+        this.#listed.add(to)
+        const moved = known ? localFile(b) : null
+        if (st && known && moved && moved.ino === st.ino && moved.size === st.size && moved.mtimeMs === st.mtimeMs) {
+          this.#cache?.set(to, moved, known)
+        }
+      } catch (err) {
+        throw writeError(to, err)
+      } finally {
+        if (src) w.release(src)
+        if (dst) w.release(dst)
       }
+      await this.#removeEmptyParents(w, fromDir)
+    })
+  }
+
+  /**
+   * Deletes one local file (and folders it leaves empty) — only a regular file the server listed
+   * into this mirror and the patterns select; anything else is left alone (false).
+   */
+  async remove(wire: string): Promise<boolean> {
+    if (!(await this.root(false)) || !this.#deletable(wire)) return false
+    return this.#withSession(async (w) => {
+      const [dirWire, name] = split(wire)
+      let dir: PinnedDir
+      try {
+        dir = await w.dir(dirWire, false)
+      } catch (err) {
+        if (codeOf(err) !== 'ENOENT' && codeOf(err) !== 'ENOTDIR') throw err
+        this.#forgetFile(wire) // nothing there: the path is no longer ours to track
+        return false
+      }
+      try {
+        const at = w.at(dir, name)
+        if (!localFile(at)) {
+          this.#forgetFile(wire)
+          return false
+        }
+        try {
+          unlinkSync(at)
+        } catch (err) {
+          if (codeOf(err) !== 'ENOENT') throw writeError(wire, err)
+        }
+        this.#forgetFile(wire)
+      } finally {
+        w.release(dir)
+      }
+      await this.#removeEmptyParents(w, dirWire)
+      return true
+    })
+  }
+
+  /**
+   * A folder stands where a file must go: removed with everything in it, but only if every file
+   * inside is deletable (or one of our temp files) and nothing else is there; else ERR_WRITE
+   * naming what is kept, and nothing is removed.
+   */
+  async #clearFolder(w: WriteRoot, wire: string): Promise<void> {
+    const files: string[] = []
+    const folders: string[] = []
+    const walk = async (dirWire: string): Promise<void> => {
+      const d = await w.dir(dirWire, false)
+      try {
+        folders.push(dirWire)
+        for (const ent of w.list(d)) {
+          const child = `${dirWire}/${ent.name}`
+          if (ent.isDirectory()) await walk(child)
+          else if (ent.isFile() && (isTempName(ent.name) || this.#deletable(child))) files.push(child)
+          else {
+            throw new AssetSyncError('ERR_WRITE',
+              `cannot replace the folder ${printable(wire)} with the server's file: ${printable(child)} is not a file the server sent (kept)`)
+          }
+        }
+      } finally {
+        w.release(d)
+      }
+    }
+    await walk(wire)
+    for (const f of files) {
+      const [dirWire, name] = split(f)
+      const d = await w.dir(dirWire, false)
+      try {
+        unlinkSync(w.at(d, name))
+      } finally {
+        w.release(d)
+      }
+      if (!isTempName(name)) {
+        this.#forgetFile(f)
+        this.#cleared.push(f)
+      }
+    }
+    for (const f of folders.reverse()) {
+      const [dirWire, name] = split(f)
+      const d = await w.dir(dirWire, false)
+      try {
+        w.removeEmptyDir(d, name, f)
+      } finally {
+        w.release(d)
+      }
+    }
+  }
+
+  /** Removes the folders from `dirWire` up that are left empty, up to (not including) the root. */
+  async #removeEmptyParents(w: WriteRoot, dirWire: string): Promise<void> {
+    for (let dw = dirWire; dw !== '';) {
+      const [parentWire, name] = split(dw)
+      let parent: PinnedDir
+      try {
+        parent = await w.dir(parentWire, false)
+      } catch {
+        return
+      }
+      try {
+        if (!w.removeEmptyDir(parent, name, dw)) return
+      } finally {
+        w.release(parent)
+      }
+      dw = parentWire
     }
   }
 
@@ -254,9 +538,8 @@ export class Mirror {
   async localPaths(): Promise<string[]> {
     const root = await this.root(false)
     if (!root) return []
-    const match = patternMatcher(this.patterns)
     const out: string[] = []
-    for await (const f of walkFiles(root, ignoreMatcher())) if (match(f.wire)) out.push(f.wire)
+    for await (const f of walkFiles(root, ignoreMatcher())) if (this.#match(f.wire)) out.push(f.wire)
     return out
   }
 
@@ -280,86 +563,146 @@ export class Mirror {
     }
   }
 
+  #warn(w: MirrorWarning, opts: SyncOptions): void {
+    const key = `${w.code}\0${w.pattern ?? ''}`
+    if (this.#warned.has(key)) return
+    this.#warned.add(key)
+    opts.onWarning?.(w)
+  }
+
   /**
    * Brings the mirror to `manifest`: downloads what differs (hash-skip: a file whose local hash
-   * matches is not requested at all), and with `prune` deletes local files the manifest lacks.
+   * matches is not requested at all; a differing mode alone is applied with chmod), and with
+   * `prune` deletes local files the server listed before and no longer has, within the patterns.
    */
   async sync(client: AssetClient, manifest: ManifestEntry[], opts: SyncOptions = {}): Promise<SyncSummary> {
-    const match = patternMatcher(this.patterns)
-    const wanted = manifest.filter((e) => match(e.path))
-    this.#dirsOk = new Set()
-    try {
-      return await this.#sync(client, wanted, opts)
-    } finally {
-      this.#dirsOk = null
+    const wanted = manifest.filter((e) => this.#match(e.path))
+    if (this.#opts.patterns && this.#opts.patterns.length > 0) {
+      for (const p of unmatchedPatterns(this.#opts.patterns, manifest)) {
+        this.#warn({ code: 'NO_MATCH', pattern: p, message: `pattern "${printable(p)}" matches no file on the server` }, opts)
+      }
     }
+    if (opts.dryRun) return this.#sync(client, wanted, opts)
+    return this.writes(() => this.#sync(client, wanted, opts))
   }
 
   async #sync(client: AssetClient, wanted: ManifestEntry[], opts: SyncOptions): Promise<SyncSummary> {
     const t0 = performance.now()
-    const summary: SyncSummary = { files: 0, downloaded: 0, upToDate: 0, deleted: 0, vanished: 0, bytesReceived: 0, ms: 0 }
+    const summary: SyncSummary = { files: 0, downloaded: 0, upToDate: 0, modeChanged: 0, deleted: 0, vanished: 0, bytesReceived: 0, ms: 0 }
+    const dry = !!opts.dryRun
     const vanished = new Set<string>()
-    if (!opts.dryRun) {
-      await this.root()
-      await this.cleanTemp()
-    }
-    let done = 0
-    // What is already here: a synchronous lstat + cache lookup per file; only files the cache
-    // cannot vouch for are hashed (stat- and read-bound: many at once).
+    if (!dry) await this.cleanTemp()
     const root = await this.root(false)
-    const looks = wanted.map((e) => (root ? this.#look(root, e.path) : null))
-    const haves = looks.map((l) => l?.hash ?? null)
-    const unknown = looks.flatMap((l, i) => (l?.st && !l.hash ? [i] : []))
-    await mapLimit(unknown, CLIENT_PARALLEL_CHECKS, async (i) => {
-      const { full, st } = looks[i] as { full: string; st: Stats }
-      haves[i] = await this.#hashLocal((wanted[i] as ManifestEntry).path, full, st)
-    })
-    const report = (path: string, action: FileAction, bytes: number): void => {
-      if (action === 'vanished') summary.vanished++
-      else {
-        summary.files++
-        if (action === 'downloaded') summary.downloaded++
-        else summary.upToDate++
-      }
-      summary.bytesReceived += bytes
-      opts.onFile?.({ path, action, bytes })
-      opts.onProgress?.({ bytes: summary.bytesReceived, done: ++done, total: wanted.length })
+    if (this.#listed.damaged) {
+      this.#warn({ code: 'RECORD_DAMAGED', message: `the record of files the server listed (${this.#listed.file}) is damaged: nothing is deleted until a listing rebuilds it` }, opts)
     }
-    // Up to date: reported at once, in manifest order, with no transfer slot and no promise.
-    const toFetch: number[] = []
-    wanted.forEach((e, i) => { if (equalHash(haves[i], e.hash)) report(e.path, 'up-to-date', 0); else toFetch.push(i) })
-    // Fetching is not stat-bound: fewer at once.
-    await mapLimit(toFetch, this.#opts.parallel ?? CLIENT_PARALLEL_TRANSFERS, async (i) => {
-      const e = wanted[i] as ManifestEntry
-      const have = haves[i] ?? null
-      let action: FileAction = 'downloaded'
-      let bytes = 0
-      if (!opts.dryRun) {
-        try {
-          const r = await this.fetch(client, e.path, have)
-          bytes = r.bytes
-          action = r.upToDate ? 'up-to-date' : 'downloaded'
-        } catch (err) {
-          if (!(err instanceof AssetSyncError && err.code === 'ERR_NOT_FOUND')) throw err
-          action = 'vanished'
-          vanished.add(e.path)
+    // Listed now: the files this sync may later delete once the server no longer has them.
+    if (!dry) for (const e of wanted) this.#listed.add(e.path)
+    try {
+      let done = 0
+      // What is already here: a synchronous lstat + cache lookup per file; only files the cache
+      // cannot vouch for are hashed (stat- and read-bound: many at once).
+      const looks = wanted.map((e) => (root ? this.#look(root, e.path) : null))
+      const haves = looks.map((l) => l?.hash ?? null)
+      const unknown = looks.flatMap((l, i) => (l?.st && !l.hash ? [i] : []))
+      await mapLimit(unknown, CLIENT_PARALLEL_CHECKS, async (i) => {
+        const { full, st } = looks[i] as { full: string; st: Stats }
+        haves[i] = await this.#hashLocal((wanted[i] as ManifestEntry).path, full, st)
+      })
+      const report = (path: string, action: FileAction, bytes: number): void => {
+        if (action === 'vanished') summary.vanished++
+        else if (action === 'deleted') summary.deleted++
+        else {
+          summary.files++
+          if (action === 'downloaded') summary.downloaded++
+          else summary.upToDate++
+          if (action === 'mode') summary.modeChanged++
         }
+        summary.bytesReceived += bytes
+        opts.onFile?.({ path, action, bytes })
+        if (action !== 'deleted') opts.onProgress?.({ bytes: summary.bytesReceived, done: ++done, total: wanted.length })
       }
-      report(e.path, action, bytes)
-    })
-    if (opts.prune) {
-      const keep = new Set(wanted.filter((e) => !vanished.has(e.path)).map((e) => e.path))
-      for (const p of await this.localPaths()) {
-        if (keep.has(p)) continue
-        if (!opts.dryRun) await this.remove(p)
-        summary.deleted++
-        opts.onFile?.({ path: p, action: 'deleted', bytes: 0 })
+      const reportCleared = (): void => { for (const p of this.takeCleared()) report(p, 'deleted', 0) }
+      // Up to date: reported at once, in manifest order, with no transfer slot and no promise.
+      const toFetch: number[] = []
+      const modeOnly: number[] = []
+      wanted.forEach((e, i) => {
+        if (!equalHash(haves[i], e.hash)) toFetch.push(i)
+        else if (((looks[i]?.st?.mode ?? 0) & 0o777) !== (e.mode & 0o777)) modeOnly.push(i)
+        else report(e.path, 'up-to-date', 0)
+      })
+      for (const i of modeOnly) {
+        const e = wanted[i] as ManifestEntry
+        if (dry || (await this.setMode(e.path, e.mode, e.hash))) report(e.path, 'mode', 0)
+        else toFetch.push(i) // gone meanwhile: fetch it
       }
+      // Fetching is not stat-bound: fewer at once.
+      await mapLimit(toFetch, this.#opts.parallel ?? CLIENT_PARALLEL_TRANSFERS, async (i) => {
+        const e = wanted[i] as ManifestEntry
+        const have = haves[i] ?? null
+        let action: FileAction = 'downloaded'
+        let bytes = 0
+        if (!dry) {
+          try {
+            const r = await this.fetch(client, e.path, have)
+            bytes = r.bytes
+            action = r.upToDate ? 'up-to-date' : 'downloaded'
+          } catch (err) {
+            reportCleared()
+            if (!(err instanceof AssetSyncError && err.code === 'ERR_NOT_FOUND')) throw err
+            action = 'vanished'
+            vanished.add(e.path)
+          }
+        }
+        reportCleared()
+        report(e.path, action, bytes)
+      })
+      if (opts.prune) await this.#prune(root, wanted, vanished, dry, report)
+    } finally {
+      await this.#save(opts, dry)
     }
-    await this.#cache?.save()
     summary.ms = Math.round(performance.now() - t0)
     return summary
   }
 
-  async saveCache(): Promise<void> { await this.#cache?.save() }
+  /** Deletes what the server listed before and no longer has (within the patterns); sorted. */
+  async #prune(root: string | null, wanted: ManifestEntry[], vanished: Set<string>, dry: boolean,
+    report: (path: string, action: FileAction, bytes: number) => void): Promise<void> {
+    const keep = new Set(wanted.filter((e) => !vanished.has(e.path)).map((e) => e.path))
+    const gone = [...this.#listed.paths()].filter((p) => !keep.has(p) && this.#deletable(p)).sort()
+    for (const p of gone) {
+      if (dry) {
+        if (root && localFile(join(root, ...p.split('/')))) report(p, 'deleted', 0)
+      } else if (await this.remove(p)) report(p, 'deleted', 0)
+    }
+  }
+
+  async #save(opts: SyncOptions, dry: boolean): Promise<void> {
+    await this.#cache?.save()
+    if (dry) return
+    try {
+      await this.#listed.save()
+    } catch (err) {
+      this.#warn({ code: 'RECORD_NOT_SAVED', message: `could not save the record of files the server listed: ${(err as Error).message}` }, opts)
+    }
+  }
+
+  /** Saves the hash cache and the record of listed files. */
+  async saveCache(): Promise<void> {
+    await this.#cache?.save()
+    await this.#listed.save().catch(() => {})
+  }
+}
+
+/**
+ * The include patterns (not `!` exclusions) that select none of the listed paths: a typo, or a
+ * folder the server does not have. Exclusions are not judged: the server already left out
+ * what they exclude.
+ */
+export function unmatchedPatterns(patterns: readonly string[], listed: readonly { path: string }[]): string[] {
+  return patterns.filter((p) => {
+    if (p.startsWith('!')) return false
+    const match = patternMatcher([p])
+    return !listed.some((e) => match(e.path))
+  })
 }

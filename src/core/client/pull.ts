@@ -44,7 +44,7 @@ export async function pullResuming(connect: () => Promise<AssetClient>, mirror: 
       client.close()
     }
   }
-  const summary: SyncSummary = { files: 0, downloaded: 0, upToDate: 0, deleted: 0, vanished: 0, bytesReceived, ms: 0 }
+  const summary: SyncSummary = { files: 0, downloaded: 0, upToDate: 0, modeChanged: 0, deleted: 0, vanished: 0, bytesReceived, ms: 0 }
   for (const ev of seen.values()) {
     if (ev.action === 'deleted') summary.deleted++
     else if (ev.action === 'vanished') summary.vanished++
@@ -52,6 +52,7 @@ export async function pullResuming(connect: () => Promise<AssetClient>, mirror: 
       summary.files++
       if (ev.action === 'downloaded') summary.downloaded++
       else summary.upToDate++
+      if (ev.action === 'mode') summary.modeChanged++
     }
   }
   summary.ms = Math.round(performance.now() - t0)
