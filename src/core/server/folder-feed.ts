@@ -6,7 +6,7 @@
 import { SETTLE_MS } from '../../limits.js'
 import type { Clock } from '../../protocol/clock.js'
 import type { FileMeta } from '../../protocol/messages.js'
-import { diffBatch } from './batch-diff.js'
+import { type Heard, diffBatch } from './batch-diff.js'
 import type { ChangeFeed, FeedSink } from './feed.js'
 import type { FolderSource } from './folder-source.js'
 import { FolderWatcher } from './watcher.js'
@@ -27,11 +27,11 @@ export class FolderFeed implements ChangeFeed {
   #sink: FeedSink | null = null
   #chain: Promise<void> = Promise.resolve()
   /**
-   * Each path's hash as last announced to subscribers (or listed at start). A batch is diffed
+   * Each path's hash and mode as last announced to subscribers (or listed at start). A batch is diffed
    * against this, not against the index: a REQUEST for a changed file refreshes the index before
    * the watcher's batch arrives, and the change must still be pushed.
    */
-  readonly #published = new Map<string, Uint8Array>()
+  readonly #published = new Map<string, Heard>()
 
   constructor(source: FolderSource, opts: FolderFeedOptions = {}) {
     this.#source = source
@@ -47,7 +47,7 @@ export class FolderFeed implements ChangeFeed {
     this.#sink = sink
     for (let after: string | null = ''; after !== null;) {
       const page = await this.#source.page(() => true, after, Infinity)
-      for (const e of page.entries) this.#published.set(e.path, e.hash)
+      for (const e of page.entries) this.#published.set(e.path, { hash: e.hash, mode: e.mode })
       after = page.done ? null : (page.entries.at(-1)?.path ?? null)
     }
     const source = this.#source
@@ -69,7 +69,7 @@ export class FolderFeed implements ChangeFeed {
     for (const p of paths) {
       const now = await this.#source.get(p)
       after.set(p, now)
-      if (now) this.#published.set(p, now.hash)
+      if (now) this.#published.set(p, { hash: now.hash, mode: now.mode })
       else this.#published.delete(p)
     }
     const entries = diffBatch(before, after)
