@@ -2,7 +2,8 @@
 import { Command, Option } from 'commander'
 import { AssetSyncError } from '../errors.js'
 import { HOOK_ENV_PATHS_MAX_BYTES, HOOK_TIMEOUT_MS } from '../limits.js'
-import { type ClientFlags, checkPatterns, clientOptions, parseDuration, toClientOptions, untilSignal } from './common.js'
+import { removeLiveTemps } from '../core/fs/atomic-write.js'
+import { type ClientFlags, abortOnSignal, checkPatterns, clientOptions, parseDuration, toClientOptions } from './common.js'
 import { Output, type OutputStreams, formatBytes } from './output.js'
 
 interface WatchFlags extends ClientFlags {
@@ -72,11 +73,23 @@ Hooks (--exec): one run per applied batch, never two at once, with the mirror fo
       out.note(`assetsync: warning: ${w.message}`)
     })
     live.on('fatal', (err) => { fatal = err })
-    await live.start()
-    await Promise.race([untilSignal(), live.done])
-    await live.stop()
-    await hooks?.idle()
-    hooks?.close()
+    // SIGINT / SIGTERM stop a watch (exit 0), in the initial sync too; a second one ends it at once.
+    const ac = new AbortController()
+    const stopSignals = abortOnSignal(ac)
+    const signalled = new Promise<void>((resolve) => ac.signal.addEventListener('abort', () => resolve(), { once: true }))
+    ac.signal.addEventListener('abort', () => { void live.stop() }, { once: true })
+    try {
+      await live.start()
+      await Promise.race([signalled, live.done])
+    } catch (err) {
+      if (!ac.signal.aborted) throw err // a sync cut short by the stop is not a failure
+    } finally {
+      await live.stop()
+      removeLiveTemps()
+      await hooks?.idle()
+      hooks?.close()
+      stopSignals()
+    }
     if (fatal) throw fatal
   })
 }
