@@ -15,7 +15,9 @@ import { isTempName } from '../../src/core/fs/atomic-write.js'
 import { WriteRoot, type WriteRootMode, procFdUsable } from '../../src/core/fs/write-root.js'
 import { AssetSyncError } from '../../src/errors.js'
 import { WRITE_DIR_HANDLES } from '../../src/limits.js'
-import { type LocalServer, startLocalServer, tempDir, writeFiles } from '../hardening/support.js'
+import { tempDir } from '../helpers/common.js'
+import { type LocalServer, startLocalServer } from '../helpers/raw-peers.js'
+import { writeTree } from '../helpers/trees.js'
 
 let work: string
 let remove: () => Promise<void>
@@ -24,7 +26,7 @@ let n = 0
 
 beforeAll(async () => {
   ({ dir: work, remove } = await tempDir('write-root'))
-  await writeFiles(join(work, 'src'), { 'd/a.txt': 'A\n', 'd/b.txt': 'B\n', 'd/sub/c.txt': 'C\n' })
+  await writeTree(join(work, 'src'), { 'd/a.txt': 'A\n', 'd/b.txt': 'B\n', 'd/sub/c.txt': 'C\n' })
   srv = await startLocalServer(join(work, 'src'), join(work, 'server-config'))
 })
 afterAll(async () => {

@@ -8,8 +8,10 @@
 import { chmod, mkdir, rm, stat, unlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import { type CliResult, Sandbox, type ServerHandle, ensureBuilt, lines, listFiles, parseEvents, writeTree } from '../helpers/cli.js'
-import { diffFiles } from '../helpers/watch.js'
+import { type CliResult, Sandbox, type ServerHandle, ensureBuilt, lines, parseEvents } from '../helpers/cli.js'
+import { diffTrees, listFiles, writeTree } from '../helpers/trees.js'
+
+const diffFiles = (a: string, b: string): Promise<string[]> => diffTrees(a, b, { filesOnly: true })
 
 let sb: Sandbox
 

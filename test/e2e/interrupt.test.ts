@@ -8,9 +8,9 @@
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import { type CliResult, Sandbox, type ServerHandle, type SpawnedCli, closedPort, ensureBuilt, filesUnder, isTemp, lines, parseEvents, waitFor, writeRandomFile, writeTree } from '../helpers/cli.js'
-
-const MiB = 1024 * 1024
+import { type CliResult, Sandbox, type ServerHandle, type SpawnedCli, closedPort, ensureBuilt, lines, parseEvents } from '../helpers/cli.js'
+import { MiB, waitFor } from '../helpers/common.js'
+import { filesUnder, isTemp, writeRandomFile, writeTree } from '../helpers/trees.js'
 
 let sb: Sandbox
 let server: ServerHandle

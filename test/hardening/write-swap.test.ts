@@ -11,7 +11,8 @@ import { spawn } from 'node:child_process'
 import { writeFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import { Sandbox, type ServerHandle, ensureBuilt, filesUnder, isTemp, parseEvents, writeTree } from '../helpers/cli.js'
+import { Sandbox, type ServerHandle, ensureBuilt, parseEvents } from '../helpers/cli.js'
+import { filesUnder, isTemp, writeTree } from '../helpers/trees.js'
 
 const SWAPPER = fileURLToPath(new URL('../fixtures/folder-swapper.mjs', import.meta.url))
 const FILES = 1500

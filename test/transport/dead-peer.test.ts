@@ -14,7 +14,8 @@ import { AssetSyncError } from '../../src/errors.js'
 import { IDLE_TIMEOUT_MS } from '../../src/limits.js'
 import type { Connection } from '../../src/protocol/connection.js'
 import { dial } from '../../src/protocol/endpoint.js'
-import { Cleanup, LOOPBACK, listen, nextEvent, withTimeout } from './support.js'
+import { Cleanup, LOOPBACK, nextEvent, withTimeout } from '../helpers/common.js'
+import { listen } from '../helpers/endpoints.js'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const root = join(here, '..', '..')

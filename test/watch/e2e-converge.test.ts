@@ -7,8 +7,10 @@
 import { chmod, mkdir, rm, stat, unlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import { Sandbox, type ServerHandle, ensureBuilt, writeTree } from '../helpers/cli.js'
-import { type WatchHandle, readHookRuns, recordingHook, startWatch, waitFor, waitForSameFiles } from '../helpers/watch.js'
+import { Sandbox, type ServerHandle, ensureBuilt } from '../helpers/cli.js'
+import { waitFor } from '../helpers/common.js'
+import { writeTree } from '../helpers/trees.js'
+import { type WatchHandle, readHookRuns, recordingHook, startWatch, waitForSameFiles } from '../helpers/watch.js'
 
 const CONVERGE_MS = 15_000
 

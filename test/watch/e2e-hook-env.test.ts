@@ -10,7 +10,8 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { HOOK_ENV_PATHS_MAX_BYTES } from '../../src/limits.js'
 import { Sandbox, type ServerHandle, ensureBuilt } from '../helpers/cli.js'
-import { type WatchHandle, shq, startWatch, waitFor } from '../helpers/watch.js'
+import { waitFor } from '../helpers/common.js'
+import { type WatchHandle, shq, startWatch } from '../helpers/watch.js'
 
 const FILES = 1500
 

@@ -19,7 +19,7 @@ import type { FileMeta, ManifestEntry } from '../../protocol/messages.js'
 import { isTempName, removeTemp, tempInstalled } from '../fs/atomic-write.js'
 import { HashCache, cacheFileFor } from '../fs/hash-cache.js'
 import { equalHash, hashFile } from '../fs/hash.js'
-import { ignoreMatcher, patternMatcher } from '../fs/ignore.js'
+import { ignoreMatcher, patternMatcher, selectionSet } from '../fs/ignore.js'
 import { configDir } from '../fs/keys.js'
 import { assertWirePath, checkWirePath, printable } from '../fs/paths.js'
 import { mapLimit } from '../fs/pool.js'
@@ -700,9 +700,7 @@ export class Mirror {
  * what they exclude.
  */
 export function unmatchedPatterns(patterns: readonly string[], listed: readonly { path: string }[]): string[] {
-  return patterns.filter((p) => {
-    if (p.startsWith('!')) return false
-    const match = patternMatcher([p])
-    return !listed.some((e) => match(e.path))
-  })
+  const set = selectionSet(patterns)
+  for (const e of listed) set.matching(e.path)
+  return set.unmatched('include')
 }
