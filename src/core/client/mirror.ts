@@ -3,124 +3,34 @@
  * what differs with several transfers in flight, apply mode-only changes, delete what the server
  * no longer has (prune). Used by `pull` and by `watch` (initial sync and resync after a reconnect).
  *
- * Rules (issue 11): only files the server listed into this mirror (ListedRecord) and that the
- * current patterns select are ever deleted, by prune, by a watcher, or to make room when a path
- * changes type (a file that became a folder, a folder that became a file). Every write goes
- * through a WriteRoot (issue 12): folders opened without following symlinks, creates and renames
- * through their descriptors, so no swap of a folder can redirect a write outside `--out`.
+ * Only files the server listed into this mirror (ListedRecord) and the patterns select are ever
+ * deleted: by prune, by a watcher, or to make room when a path changes type (issue 11). Writes go
+ * through a WriteRoot (folders opened without following symlinks, creates and renames through
+ * their descriptors): no swap of a folder can redirect one outside `--out` (issue 12).
  */
 import type { Stats } from 'node:fs'
-import { chmodSync, closeSync, constants, fchmodSync, lstatSync, openSync, renameSync, unlinkSync } from 'node:fs'
-import { mkdir, readdir, realpath, unlink } from 'node:fs/promises'
+import { lstatSync, renameSync } from 'node:fs'
+import { mkdir, realpath } from 'node:fs/promises'
 import { join } from 'node:path'
 import { AssetSyncError, writeError } from '../../errors.js'
 import { CLIENT_PARALLEL_CHECKS, CLIENT_PARALLEL_TRANSFERS } from '../../limits.js'
 import type { FileMeta, ManifestEntry } from '../../protocol/messages.js'
-import { isTempName, removeTemp, tempInstalled } from '../fs/atomic-write.js'
+import { removeTemp, tempInstalled } from '../fs/atomic-write.js'
 import { HashCache, cacheFileFor } from '../fs/hash-cache.js'
 import { equalHash, hashFile } from '../fs/hash.js'
-import { ignoreMatcher, patternMatcher, selectionSet } from '../fs/ignore.js'
+import { patternMatcher } from '../fs/ignore.js'
 import { configDir } from '../fs/keys.js'
 import { assertWirePath, checkWirePath, printable } from '../fs/paths.js'
 import { mapLimit } from '../fs/pool.js'
-import { walkFiles } from '../fs/walk.js'
-import { type PinnedDir, WriteRoot, type WriteRootMode } from '../fs/write-root.js'
+import { type PinnedDir, WriteRoot } from '../fs/write-root.js'
 import type { AssetClient } from './client.js'
 import { ListedRecord } from './listed.js'
+import { chmodFile, clearFolder, codeOf, folderInTheWay, localFile, removeEmptyParents, removeFile, removeTempFiles, split } from './local-writes.js'
+import type { FileAction, MirrorOptions, MirrorWarning, StagedFile, SyncOptions, SyncSummary } from './mirror-types.js'
+import { SyncTally, unmatchedPatterns } from './sync-tally.js'
 import { fileSink } from './temp-file-sink.js'
 
-/**
- * 'vanished': in the manifest, but gone from the server by the time it was requested (deleted or
- * renamed mid-pull); nothing is written, and the pull goes on (rsync: "file has vanished").
- * 'mode': the content was current, only the permission bits differed: applied with chmod.
- */
-export type FileAction = 'downloaded' | 'up-to-date' | 'mode' | 'deleted' | 'vanished'
-
-export interface FileEvent {
-  path: string
-  action: FileAction
-  /** File payload bytes received (0 for up-to-date, mode, deleted and dry runs). */
-  bytes: number
-}
-
-export interface SyncSummary {
-  /** Files in the selection the server has (downloaded + upToDate). */
-  files: number
-  downloaded: number
-  /** Files whose content was current (mode-only changes included). */
-  upToDate: number
-  /** Of upToDate: files whose permission bits were changed (no download). */
-  modeChanged: number
-  deleted: number
-  /** Manifest files the server no longer had when they were requested. */
-  vanished: number
-  bytesReceived: number
-  ms: number
-}
-
-/** Something the user should know that does not stop the sync. */
-export interface MirrorWarning {
-  /** NO_MATCH: a pattern selects no file on the server; RECORD_DAMAGED / RECORD_NOT_SAVED: see ListedRecord. */
-  code: 'NO_MATCH' | 'RECORD_DAMAGED' | 'RECORD_NOT_SAVED'
-  message: string
-  pattern?: string
-}
-
-/** A verified download waiting beside its final path (in a folder held open until install or discard). */
-export interface StagedFile {
-  wire: string
-  /** Names usable while the folder is held (see WriteRoot.at). */
-  temp: string
-  final: string
-  hash: Buffer
-  bytes: number
-  readonly dir: PinnedDir
-  readonly session: WriteRoot
-}
-
-export interface MirrorOptions {
-  /** The local folder. */
-  out: string
-  patterns?: string[]
-  configDir?: string
-  parallel?: number
-  /** Force the write path's fallback ('path') instead of folder descriptors (tests). */
-  writeMode?: WriteRootMode
-}
-
-export interface SyncOptions {
-  prune?: boolean
-  dryRun?: boolean
-  onFile?: (ev: FileEvent) => void
-  /** Bytes received so far, for progress output. */
-  onProgress?: (p: { bytes: number; done: number; total: number }) => void
-  /** Warnings (each reported once per Mirror). */
-  onWarning?: (w: MirrorWarning) => void
-}
-
-/**
- * What a local file is, or null if absent / not a regular file. Synchronous on purpose: a no-op
- * pull of 20,000 files spent a third of its time in async lstat round trips through the thread
- * pool (docs/benchmarks.md); one lstat syscall is microseconds.
- */
-function localFile(path: string): Stats | null {
-  try {
-    const st = lstatSync(path, { throwIfNoEntry: false })
-    return st?.isFile() ? st : null
-  } catch {
-    return null
-  }
-}
-
-const codeOf = (err: unknown): string | undefined => (err as NodeJS.ErrnoException)?.code
-/** The folder part and the name of a wire path ('' for the root). */
-function split(wire: string): [string, string] {
-  const cut = wire.lastIndexOf('/')
-  return cut < 0 ? ['', wire] : [wire.slice(0, cut), wire.slice(cut + 1)]
-}
-/** The rename failed because a folder stands at the final path. */
-const folderInTheWay = (err: unknown): boolean => ['EISDIR', 'ENOTEMPTY', 'EEXIST', 'EPERM'].includes(codeOf(err) ?? '')
-const { O_RDONLY = 0, O_NOFOLLOW = 0, O_NONBLOCK = 0 } = constants
+export type { FileAction, FileEvent, MirrorOptions, MirrorWarning, StagedFile, SyncOptions, SyncSummary } from './mirror-types.js'
 
 export class Mirror {
   readonly patterns: string[]
@@ -310,14 +220,7 @@ export class Mirror {
     const name = split(s.wire)[1]
     try {
       w.check(s.dir, s.wire)
-      try {
-        renameSync(s.temp, s.final)
-      } catch (err) {
-        if (!folderInTheWay(err)) throw err
-        await this.#clearFolder(w, s.wire)
-        w.check(s.dir, s.wire)
-        renameSync(s.temp, s.final)
-      }
+      await this.#rename(w, s.temp, s.final, s.wire, () => w.check(s.dir, s.wire))
       tempInstalled(s.temp)
       const st = localFile(w.at(s.dir, name))
       if (st) this.#cache?.set(s.wire, st, s.hash)
@@ -353,37 +256,9 @@ export class Mirror {
    */
   async setMode(wire: string, mode: number, hash: Uint8Array): Promise<boolean> {
     assertWirePath(wire)
-    return this.#withSession(async (w) => {
-      const [dirWire, name] = split(wire)
-      let dir: PinnedDir
-      try {
-        dir = await w.dir(dirWire, false)
-      } catch (err) {
-        if (codeOf(err) === 'ENOENT' || codeOf(err) === 'ENOTDIR') return false
-        throw err
-      }
-      try {
-        const at = w.at(dir, name)
-        let fd = -1
-        try {
-          fd = openSync(at, O_RDONLY | O_NOFOLLOW | O_NONBLOCK)
-          if (!localFile(at)) return false
-          fchmodSync(fd, mode & 0o777)
-        } catch (err) {
-          if (codeOf(err) === 'ENOENT' || codeOf(err) === 'ELOOP') return false
-          // Not readable by us (mode 000, say): chmod by name, only if it is a regular file.
-          if (codeOf(err) !== 'EACCES' || !localFile(at)) throw writeError(wire, err)
-          chmodSync(at, mode & 0o777)
-        } finally {
-          if (fd >= 0) closeSync(fd)
-        }
-        const st = localFile(at)
-        if (st) this.#cache?.set(wire, st, Buffer.from(hash))
-        return true
-      } finally {
-        w.release(dir)
-      }
-    })
+    const st = await this.#withSession((w) => chmodFile(w, wire, mode))
+    if (st) this.#cache?.set(wire, st, Buffer.from(hash))
+    return st !== null
   }
 
   /** Moves a local file (a rename whose content is already here: no download). */
@@ -404,15 +279,9 @@ export class Mirror {
         // `to`, recorded with the stamp taken after the rename (no re-hash on the next sync).
         const st = localFile(a)
         const known = st ? this.#cache?.lookup(from, st) ?? null : null
-        w.check(src, from)
-        w.check(dst, to)
-        try {
-          renameSync(a, b)
-        } catch (err) {
-          if (!folderInTheWay(err)) throw err
-          await this.#clearFolder(w, to)
-          renameSync(a, b)
-        }
+        const check = (): void => { w.check(src as PinnedDir, from); w.check(dst as PinnedDir, to) }
+        check()
+        await this.#rename(w, a, b, to, check)
         this.#forgetFile(from)
         this.#listed.add(to)
         const moved = known ? localFile(b) : null
@@ -425,7 +294,7 @@ export class Mirror {
         if (src) w.release(src)
         if (dst) w.release(dst)
       }
-      await this.#removeEmptyParents(w, fromDir)
+      await removeEmptyParents(w, fromDir)
     })
   }
 
@@ -435,132 +304,33 @@ export class Mirror {
    */
   async remove(wire: string): Promise<boolean> {
     if (!(await this.root(false)) || !this.#deletable(wire)) return false
-    return this.#withSession(async (w) => {
-      const [dirWire, name] = split(wire)
-      let dir: PinnedDir
-      try {
-        dir = await w.dir(dirWire, false)
-      } catch (err) {
-        if (codeOf(err) !== 'ENOENT' && codeOf(err) !== 'ENOTDIR') throw err
-        this.#forgetFile(wire) // nothing there: the path is no longer ours to track
-        return false
-      }
-      try {
-        const at = w.at(dir, name)
-        if (!localFile(at)) {
-          this.#forgetFile(wire)
-          return false
-        }
-        try {
-          unlinkSync(at)
-        } catch (err) {
-          if (codeOf(err) !== 'ENOENT') throw writeError(wire, err)
-        }
-        this.#forgetFile(wire)
-      } finally {
-        w.release(dir)
-      }
-      await this.#removeEmptyParents(w, dirWire)
-      return true
-    })
+    const removed = await this.#withSession((w) => removeFile(w, wire))
+    this.#forgetFile(wire) // deleted, or not there any more: no longer ours to track
+    return removed
   }
 
   /**
-   * A folder stands where a file must go: removed with everything in it, but only if every file
-   * inside is deletable (or one of our temp files) and nothing else is there; else ERR_WRITE
-   * naming what is kept, and nothing is removed.
+   * rename(a, b). A folder standing at `b` (the file `wire` was a folder here) is cleared first if
+   * all in it may go (clearFolder; what goes is reported as deleted), then `check` runs again.
    */
-  async #clearFolder(w: WriteRoot, wire: string): Promise<void> {
-    const files: string[] = []
-    const folders: string[] = []
-    const walk = async (dirWire: string): Promise<void> => {
-      const d = await w.dir(dirWire, false)
-      try {
-        folders.push(dirWire)
-        for (const ent of w.list(d)) {
-          const child = `${dirWire}/${ent.name}`
-          if (ent.isDirectory()) await walk(child)
-          else if (ent.isFile() && (isTempName(ent.name) || this.#deletable(child))) files.push(child)
-          else {
-            throw new AssetSyncError('ERR_WRITE',
-              `cannot replace the folder ${printable(wire)} with the server's file: ${printable(child)} is not a file the server sent (kept)`)
-          }
-        }
-      } finally {
-        w.release(d)
-      }
-    }
-    await walk(wire)
-    for (const f of files) {
-      const [dirWire, name] = split(f)
-      const d = await w.dir(dirWire, false)
-      try {
-        unlinkSync(w.at(d, name))
-      } finally {
-        w.release(d)
-      }
-      if (!isTempName(name)) {
+  async #rename(w: WriteRoot, a: string, b: string, wire: string, check: () => void): Promise<void> {
+    try {
+      renameSync(a, b)
+    } catch (err) {
+      if (!folderInTheWay(err)) throw err
+      await clearFolder(w, wire, (f) => this.#deletable(f), (f) => {
         this.#forgetFile(f)
         this.#cleared.push(f)
-      }
+      })
+      check()
+      renameSync(a, b)
     }
-    for (const f of folders.reverse()) {
-      const [dirWire, name] = split(f)
-      const d = await w.dir(dirWire, false)
-      try {
-        w.removeEmptyDir(d, name, f)
-      } finally {
-        w.release(d)
-      }
-    }
-  }
-
-  /** Removes the folders from `dirWire` up that are left empty, up to (not including) the root. */
-  async #removeEmptyParents(w: WriteRoot, dirWire: string): Promise<void> {
-    for (let dw = dirWire; dw !== '';) {
-      const [parentWire, name] = split(dw)
-      let parent: PinnedDir
-      try {
-        parent = await w.dir(parentWire, false)
-      } catch {
-        return
-      }
-      try {
-        if (!w.removeEmptyDir(parent, name, dw)) return
-      } finally {
-        w.release(parent)
-      }
-      dw = parentWire
-    }
-  }
-
-  /** Local files matching the patterns (wire paths), excluding ignores and our temp files. */
-  async localPaths(): Promise<string[]> {
-    const root = await this.root(false)
-    if (!root) return []
-    const out: string[] = []
-    for await (const f of walkFiles(root, ignoreMatcher())) if (this.#match(f.wire)) out.push(f.wire)
-    return out
   }
 
   /** Removes temp files a killed run left behind. */
   async cleanTemp(): Promise<void> {
     const root = await this.root(false)
-    if (!root) return
-    const stack = [root]
-    while (stack.length > 0) {
-      const dir = stack.pop() as string
-      let names
-      try {
-        names = await readdir(dir, { withFileTypes: true })
-      } catch {
-        continue
-      }
-      for (const d of names) {
-        if (d.isDirectory()) stack.push(join(dir, d.name))
-        else if (d.isFile() && isTempName(d.name)) await unlink(join(dir, d.name)).catch(() => {})
-      }
-    }
+    if (root) await removeTempFiles(root)
   }
 
   #warn(w: MirrorWarning, opts: SyncOptions): void {
@@ -587,8 +357,8 @@ export class Mirror {
   }
 
   async #sync(client: AssetClient, wanted: ManifestEntry[], opts: SyncOptions): Promise<SyncSummary> {
-    const t0 = performance.now()
-    const summary: SyncSummary = { files: 0, downloaded: 0, upToDate: 0, modeChanged: 0, deleted: 0, vanished: 0, bytesReceived: 0, ms: 0 }
+    const tally = new SyncTally(opts, wanted.length)
+    const report = tally.report.bind(tally)
     const dry = !!opts.dryRun
     const vanished = new Set<string>()
     if (!dry) await this.cleanTemp()
@@ -599,7 +369,6 @@ export class Mirror {
     // Listed now: the files this sync may later delete once the server no longer has them.
     if (!dry) for (const e of wanted) this.#listed.add(e.path)
     try {
-      let done = 0
       // What is already here: a synchronous lstat + cache lookup per file; only files the cache
       // cannot vouch for are hashed (stat- and read-bound: many at once).
       const looks = wanted.map((e) => (root ? this.#look(root, e.path) : null))
@@ -609,19 +378,6 @@ export class Mirror {
         const { full, st } = looks[i] as { full: string; st: Stats }
         haves[i] = await this.#hashLocal((wanted[i] as ManifestEntry).path, full, st)
       })
-      const report = (path: string, action: FileAction, bytes: number): void => {
-        if (action === 'vanished') summary.vanished++
-        else if (action === 'deleted') summary.deleted++
-        else {
-          summary.files++
-          if (action === 'downloaded') summary.downloaded++
-          else summary.upToDate++
-          if (action === 'mode') summary.modeChanged++
-        }
-        summary.bytesReceived += bytes
-        opts.onFile?.({ path, action, bytes })
-        if (action !== 'deleted') opts.onProgress?.({ bytes: summary.bytesReceived, done: ++done, total: wanted.length })
-      }
       const reportCleared = (): void => { for (const p of this.takeCleared()) report(p, 'deleted', 0) }
       // Up to date: reported at once, in manifest order, with no transfer slot and no promise.
       const toFetch: number[] = []
@@ -657,17 +413,16 @@ export class Mirror {
         reportCleared()
         report(e.path, action, bytes)
       })
-      if (opts.prune) await this.#prune(root, wanted, vanished, dry, report)
+      if (opts.prune) await this.#prune(root, wanted, vanished, dry, tally)
     } finally {
       await this.#save(opts, dry)
     }
-    summary.ms = Math.round(performance.now() - t0)
-    return summary
+    return tally.finish()
   }
 
   /** Deletes what the server listed before and no longer has (within the patterns); sorted. */
-  async #prune(root: string | null, wanted: ManifestEntry[], vanished: Set<string>, dry: boolean,
-    report: (path: string, action: FileAction, bytes: number) => void): Promise<void> {
+  async #prune(root: string | null, wanted: ManifestEntry[], vanished: Set<string>, dry: boolean, tally: SyncTally): Promise<void> {
+    const report = tally.report.bind(tally)
     const keep = new Set(wanted.filter((e) => !vanished.has(e.path)).map((e) => e.path))
     const gone = [...this.#listed.paths()].filter((p) => !keep.has(p) && this.#deletable(p)).sort()
     for (const p of gone) {
@@ -688,19 +443,5 @@ export class Mirror {
   }
 
   /** Saves the hash cache and the record of listed files. */
-  async saveCache(): Promise<void> {
-    await this.#cache?.save()
-    await this.#listed.save().catch(() => {})
-  }
-}
-
-/**
- * The include patterns (not `!` exclusions) that select none of the listed paths: a typo, or a
- * folder the server does not have. Exclusions are not judged: the server already left out
- * what they exclude.
- */
-export function unmatchedPatterns(patterns: readonly string[], listed: readonly { path: string }[]): string[] {
-  const set = selectionSet(patterns)
-  for (const e of listed) set.matching(e.path)
-  return set.unmatched('include')
+  async saveCache(): Promise<void> { await Promise.all([this.#cache?.save(), this.#listed.save().catch(() => {})]) }
 }
