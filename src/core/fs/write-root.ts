@@ -263,7 +263,7 @@ export class WriteRoot {
     } catch (err) {
       throw refused(wire, `a folder on the way is a symlink that does not resolve (${codeOf(err) ?? String(err)})`)
     }
-    if (real === this.root || !isInside(this.root, real)) throw refused(wire, `a parent folder resolves outside ${this.root}`)
+    if (!isInside(this.root, real)) throw refused(wire, `a parent folder resolves outside ${this.root}`)
     const realWire = toWirePath(relative(this.root, real))
     return realWire === '' ? this.#rootDir : (this.#dirs.get(realWire) ?? this.#open(realWire, false))
   }
