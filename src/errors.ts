@@ -17,8 +17,8 @@ export const EXIT = {
   /**
    * Stopped by SIGINT (Ctrl-C) or SIGTERM before the work was done (pull, get), after removing the
    * process's temp files: 128 + the signal's number, what a shell reports for a process that signal
-   * ended, so scripts and CI that already treat those as "interrupted" keep doing so. (serve and
-   * watch stop on these signals as their normal end: exit 0.)
+   * ended, so scripts and CI that already treat those as "interrupted" keep doing so. (serve, watch
+   * and run stop on these signals as their normal end: exit 0.)
    */
   INTERRUPTED: 130,
   TERMINATED: 143,
@@ -55,6 +55,19 @@ export class AssetSyncError extends Error {
     super(message, options)
     this.name = 'AssetSyncError'
     this.code = code
+  }
+}
+
+/**
+ * Not a failure: a command ends with a chosen exit code (`os.exit(n)` in a `run` script, 0–255).
+ * cli.ts returns `exitCode` and prints nothing.
+ */
+export class ExitRequest extends Error {
+  readonly exitCode: number
+  constructor(exitCode: number) {
+    super(`exit ${exitCode}`)
+    this.name = 'ExitRequest'
+    this.exitCode = exitCode
   }
 }
 
