@@ -165,3 +165,29 @@ describe.each(modes)('Mirror write path (%s)', (mode) => {
     expect(existsSync(join(root, 'd', 'a.txt'))).toBe(false)
   })
 })
+
+describe('Mirror write sessions', () => {
+  it('overlapping sessions (a batch and a resync) share one, closed when the last leaves', async () => {
+    const { root } = await arena()
+    const mirror = new Mirror({ out: root, configDir: join(work, `cfg-${n}`) })
+    const client = await AssetClient.connect({ server: srv.addr, key: srv.key, configDir: join(work, 'ccfg'), connectTimeoutMs: 5000 })
+    try {
+      let releaseFirst!: () => void
+      const first = mirror.writes(() => new Promise<void>((r) => { releaseFirst = r }))
+      const second = mirror.writes(async () => {
+        const a = await mirror.stage(client, 'd/a.txt', null)
+        releaseFirst() // the first ends while the second still writes
+        await first
+        const b = await mirror.stage(client, 'd/sub/c.txt', null)
+        // Still the same session: folders it holds are not closed under the second's feet.
+        expect(b?.session).toBe(a?.session)
+        for (const s of [a, b]) if (s) await mirror.install(s)
+      })
+      await second
+      expect(await readFile(join(root, 'd', 'a.txt'), 'utf8')).toBe('A\n')
+      expect(await readFile(join(root, 'd', 'sub', 'c.txt'), 'utf8')).toBe('C\n')
+    } finally {
+      client.close()
+    }
+  })
+})

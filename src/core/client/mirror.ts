@@ -41,6 +41,8 @@ export class Mirror {
   #cache: HashCache | null = null
   #listed: ListedRecord = ListedRecord.memory()
   #session: WriteRoot | null = null
+  #opening: Promise<WriteRoot> | null = null
+  #users = 0
   /** Paths removed to make room for a write (type changes), not yet reported (takeCleared). */
   #cleared: string[] = []
   readonly #warned = new Set<string>()
@@ -86,27 +88,29 @@ export class Mirror {
 
   /**
    * Runs `fn` inside one write session: folders opened for one file are reused by the next (one
-   * open per folder, not per file). Nested calls share the outer session.
+   * open per folder, not per file). Nested and overlapping calls share the session.
    */
   async writes<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.#session) return fn()
-    const w = await this.#openSession()
-    this.#session = w
+    this.#users++
     try {
+      if (!this.#session) {
+        this.#opening ??= this.#openSession().finally(() => { this.#opening = null })
+        this.#session = await this.#opening
+      }
       return await fn()
     } finally {
-      this.#session = null
-      w.close()
+      // Closed when the last user leaves (a batch and a resync may overlap after a reconnect).
+      if (--this.#users === 0 && this.#session) {
+        this.#session.close()
+        this.#session = null
+      }
     }
   }
 
   async #openSession(): Promise<WriteRoot> {
     const root = (await this.root()) as string
-    try {
-      await mkdir(root, { recursive: true }) // it may have been deleted since (watch)
-    } catch (err) {
-      throw writeError(this.#opts.out, err)
-    }
+    // It may have been deleted since (watch).
+    await mkdir(root, { recursive: true }).catch((err: unknown) => { throw writeError(this.#opts.out, err) })
     const w = WriteRoot.open(root, this.#opts.writeMode)
     this.#rootId = w.rootId
     return w
@@ -118,11 +122,7 @@ export class Mirror {
   }
 
   /** Paths removed to make room for a write since the last call (report them as deleted). */
-  takeCleared(): string[] {
-    const c = this.#cleared
-    this.#cleared = []
-    return c
-  }
+  takeCleared(): string[] { return this.#cleared.splice(0) }
 
   /** May `wire` be deleted? Only a file the server listed, in the current selection. */
   #deletable(wire: string): boolean {
