@@ -4,24 +4,7 @@ import { describe, expect, it } from 'vitest'
 import { Chunker, DEFAULT_CHUNKER, GEAR, GEAR_SEED, chunkBoundaries } from '../../src/core/delta/fastcdc.js'
 import { DELTA_MAX_CHUNK_BYTES, DELTA_MIN_CHUNK_BYTES } from '../../src/limits.js'
 import { mulberry32 } from '../helpers/lossy-proxy.js'
-
-/** `n` bytes from mulberry32(seed), one draw a byte. */
-export function seededBytes(n: number, seed: number): Uint8Array {
-  const r = mulberry32(seed)
-  const b = new Uint8Array(n)
-  for (let i = 0; i < n; i++) b[i] = Math.floor(r() * 256)
-  return b
-}
-
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((a, p) => a + p.length, 0))
-  let at = 0
-  for (const p of parts) {
-    out.set(p, at)
-    at += p.length
-  }
-  return out
-}
+import { concat, seededBytes } from './support.js'
 
 /**
  * Boundaries of `after` past `from` that are not boundaries of `before` moved by `shift`: each
