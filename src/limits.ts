@@ -189,9 +189,14 @@ export const LUA_MAX_NUMERAL_CHARS = 200
  * Changing any of these changes every boundary: it needs a new chunker id (chunk-list.ts).
  */
 export const DELTA_MIN_CHUNK_BYTES = 16 * KiB
-/** The normal point of normalized chunking: the strict mask before it, the loose mask after. */
+/** The normal point of normalized chunking (a power of two): the strict mask before it, the loose one after. */
 export const DELTA_AVG_CHUNK_BYTES = 64 * KiB
-export const DELTA_MAX_CHUNK_BYTES = 256 * KiB
+/**
+ * The forced cut. 192 KiB rather than 256: the chunk an edit lands in is size-biased, and at 256
+ * its 99th percentile plus the list was 260 KiB for a 64 MiB file (192: 222 KiB), with no change
+ * in how boundaries re-synchronize (forced cuts are ~1 % of chunks).
+ */
+export const DELTA_MAX_CHUNK_BYTES = 192 * KiB
 /**
  * Chunks one chunk list may have (a decoder refuses more). 2^20 chunks cover any file up to
  * 16 GiB whatever its content (every chunk but the last is ≥ 16 KiB) and ~64 GiB typically; a
@@ -204,9 +209,10 @@ export const DELTA_LIST_CACHE_BYTES = 64 * MiB
 export const DELTA_READ_BYTES = 1 * MiB
 /**
  * zstd: the largest window a received frame may declare. Decoding allocates the window, so a
- * 20-byte frame declaring 128 MiB would cost 128 MiB; level-1 frames declare 512 KiB.
+ * 20-byte frame declaring 128 MiB would cost 128 MiB. Level 1 declares 512 KiB, level 3 2 MiB,
+ * levels up to 19 at most 8 MiB (the stream encoder does not know the chunk's size).
  */
-export const DELTA_ZSTD_MAX_WINDOW_BYTES = 1 * MiB
+export const DELTA_ZSTD_MAX_WINDOW_BYTES = 8 * MiB
 /** zstd: bytes compressed as a sample to decide whether a chunk is worth compressing at all. */
 export const DELTA_ZSTD_SAMPLE_BYTES = 4 * KiB
 /** Resume: an interrupted download is kept for the next attempt only from this size on. */

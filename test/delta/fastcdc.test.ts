@@ -32,7 +32,7 @@ describe('chunk boundaries', () => {
 
   it('are the golden ones for a seeded 2 MiB buffer', () => {
     expect(chunkBoundaries(data)).toEqual([
-      68283, 88870, 140498, 227278, 341062, 407200, 669344, 764743, 851373, 918106, 1021053, 1103083, 1119719,
+      68283, 88870, 140498, 227278, 341062, 407200, 603808, 731676, 814929, 918106, 1021053, 1103083, 1119719,
       1186527, 1257405, 1375146, 1446126, 1548875, 1621674, 1639781, 1705755, 1804305, 1905216, 1937448, 2064812,
       2097152,
     ])
@@ -51,8 +51,8 @@ describe('chunk boundaries', () => {
   })
 
   it('cut a run of one byte value at the maximum, the same way every time', () => {
-    expect(chunkBoundaries(new Uint8Array(1024 * 1024))).toEqual([262144, 524288, 786432, 1048576])
-    expect(chunkBoundaries(new Uint8Array(600_000).fill(0x41))).toEqual([262144, 524288, 600_000])
+    expect(chunkBoundaries(new Uint8Array(1024 * 1024))).toEqual([196608, 393216, 589824, 786432, 983040, 1048576])
+    expect(chunkBoundaries(new Uint8Array(600_000).fill(0x41))).toEqual([196608, 393216, 589824, 600_000])
   })
 
   it('of nothing and of less than the minimum are none and one chunk', () => {
@@ -130,6 +130,7 @@ describe('Chunker (streaming)', () => {
     expect(() => c.push(new Uint8Array(1))).toThrow(/finished/)
     expect(() => new Chunker({ ...DEFAULT_CHUNKER, avgSize: 60_000 })).toThrow(RangeError)
     expect(() => new Chunker({ minSize: 65536, avgSize: 65536, maxSize: 262144 })).toThrow(RangeError)
-    expect(() => new Chunker({ minSize: 8192, avgSize: 32768, maxSize: 131072 })).not.toThrow()
+    expect(() => new Chunker({ minSize: 1000, avgSize: 32768, maxSize: 100_000 })).not.toThrow()
+    expect(() => new Chunker({ minSize: 1000, avgSize: 32768, maxSize: 2 ** 31 })).toThrow(RangeError)
   })
 })

@@ -142,7 +142,7 @@ describe('assemble', () => {
     const plan = planFile(list, new ChunkIndex())
     const s = server(old)
     const result = await assembleTo(join(dir, 'zeros.bin'), old, plan, s.fetch)
-    expect(result.selfBytes).toBeGreaterThanOrEqual(2 * 256 * 1024)
+    expect(result.selfBytes).toBeGreaterThanOrEqual(3 * 192 * 1024)
     expect(result.fetchedBytes).toBe(old.length - result.selfBytes)
     expect(Buffer.compare(await readFile(join(dir, 'zeros.bin')), old)).toBe(0)
   })

@@ -46,7 +46,7 @@ export const GEAR: Int32Array = (() => {
 /** GEAR shifted left once: the first byte of a two-byte step is hashed as (h << 2) + 2·GEAR[b]. */
 const GEAR2: Int32Array = GEAR.map((v) => v << 1)
 
-/** Chunk size bounds in bytes. `avgSize` is the normal point: a power of two, as are the others. */
+/** Chunk size bounds in bytes. `avgSize` is the normal point, a power of two (the masks have log2(avg) ± 1 bits). */
 export interface ChunkerOptions {
   minSize: number
   avgSize: number
@@ -66,9 +66,9 @@ function highMask(bits: number): number {
 }
 
 function checkOptions(o: ChunkerOptions): void {
-  const pow2 = (n: number): boolean => Number.isInteger(n) && n >= 64 && (n & (n - 1)) === 0 && n <= 2 ** 30
-  if (!pow2(o.minSize) || !pow2(o.avgSize) || !pow2(o.maxSize) || !(o.minSize < o.avgSize && o.avgSize < o.maxSize) || o.avgSize > 2 ** 29) {
-    throw new RangeError(`chunker sizes must be powers of two with min < avg < max (got ${o.minSize}/${o.avgSize}/${o.maxSize})`)
+  const pow2 = Number.isInteger(o.avgSize) && (o.avgSize & (o.avgSize - 1)) === 0 && o.avgSize <= 2 ** 29
+  if (!pow2 || !Number.isInteger(o.minSize) || !Number.isInteger(o.maxSize) || !(64 <= o.minSize && o.minSize < o.avgSize && o.avgSize < o.maxSize && o.maxSize <= 2 ** 30)) {
+    throw new RangeError(`chunker sizes must be integers 64 ≤ min < avg < max ≤ 2^30, avg a power of two (got ${o.minSize}/${o.avgSize}/${o.maxSize})`)
   }
 }
 
