@@ -6,19 +6,17 @@
  *
  * It is only a cache: a missing, truncated or damaged file reads as empty, a record whose list
  * does not decode strictly (or whose size is not its stamp's) is a miss, and a failed save is
- * ignored. ctimeMs is in the stamp (unlike the hash cache's) because a chunk list is read back
- * as local truth about bytes we then copy; a restored mtime must not hide a rewrite.
+ * ignored. The stamp is the one of src/core/fs/stamp.ts (size, mtime, ctime, inode), compared
+ * with `sameStamp` like the hash cache's.
  */
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { DELTA_LIST_CACHE_BYTES } from '../../limits.js'
 import { cacheFileFor } from '../fs/hash-cache.js'
+import { type FileStamp, sameStamp } from '../fs/stamp.js'
 import { type ChunkList, decodeChunkList, encodeChunkList } from './chunk-list.js'
 
-/** What the cache compares: an fs.Stats, or just these fields. */
-export interface ListStamp { size: number; mtimeMs: number; ino: number; ctimeMs: number }
-
-interface ListRecord { size: number; mtimeMs: number; ino: number; ctimeMs: number; list: Buffer }
+interface ListRecord extends FileStamp { list: Buffer }
 
 /**
  * File layout: "ASYNCCL" + version byte 1, then per record: path length u16, path UTF-8, size,
@@ -81,9 +79,9 @@ export class ChunkListCache {
   get size(): number { return this.#map.size }
 
   /** The cached list if the stamp still matches and the record decodes strictly; else null. */
-  lookup(path: string, st: ListStamp): ChunkList | null {
+  lookup(path: string, st: FileStamp): ChunkList | null {
     const r = this.#map.get(path)
-    if (!r || r.size !== st.size || r.mtimeMs !== st.mtimeMs || r.ino !== st.ino || r.ctimeMs !== st.ctimeMs) return null
+    if (!r || !sameStamp(r, st)) return null
     let list: ChunkList
     try {
       list = decodeChunkList(r.list, { size: st.size })
@@ -96,7 +94,7 @@ export class ChunkListCache {
     return list
   }
 
-  set(path: string, st: ListStamp, list: ChunkList): void {
+  set(path: string, st: FileStamp, list: ChunkList): void {
     this.#put(path, { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino, ctimeMs: st.ctimeMs, list: encodeChunkList(list) })
     this.#dirty = true
   }
