@@ -84,7 +84,7 @@ export class Chunker {
   /**
    * Normalized chunking, level 1: the strict mask has log2(avg) + 1 bits, the loose one
    * log2(avg) - 1. Level 2 (the paper's choice) gives tighter sizes but, measured on shifted
-   * data, re-synchronizes worse: after an insertion at the front, 7.6 % of cases moved more
+   * data, re-synchronizes worse: after an insertion at the front, ~8 % of cases moved more
    * than 2 boundaries (up to 11), against 0.4 % (up to 3) at level 1 (docs/delta.md).
    */
   readonly #maskS: number
