@@ -257,3 +257,58 @@ export const DELTA_STAGE_MAX_FILES = 16
 export const DELTA_STAGE_MAX_BYTES = 4 * 1024 * MiB
 /** Resume: a staged partial download older than this is removed, not offered. */
 export const DELTA_STAGE_MAX_AGE_MS = 7 * 24 * 3600 * 1000
+
+// --- scale-out (S3-compatible chunk store, NATS feed, edges; src/core/scale, docs/scale-out.md) ---
+/** Object-store requests one origin (uploads) or one edge (downloads) runs at once. */
+export const SCALE_S3_PARALLEL = 16
+/**
+ * One object-store request gives up after this long (per attempt): a stalled connection to the
+ * bucket must not hold a transfer forever.
+ */
+export const SCALE_S3_REQUEST_TIMEOUT_MS = 15_000
+/**
+ * An object-store operation is retried with jittered exponential backoff (SCALE_S3_RETRY_BASE_MS
+ * doubling, at most SCALE_S3_RETRY_MAX_MS apart) until this much time has passed since its first
+ * attempt: a bucket that is away for a few seconds costs a pause, not a failed pull. Stays well
+ * under REQUEST_TIMEOUT_MS, so a client waiting on an edge sees an answer first.
+ */
+export const SCALE_S3_RETRY_BUDGET_MS = 20_000
+/** First backoff of an object-store retry (then doubling, with ±50 % jitter). */
+export const SCALE_S3_RETRY_BASE_MS = 100
+/** Longest backoff between two object-store attempts. */
+export const SCALE_S3_RETRY_MAX_MS = 2_000
+/** Largest manifest object read from a bucket (~100 bytes an entry: room for MAX_MANIFEST_FILES of short paths). */
+export const SCALE_MAX_MANIFEST_BYTES = 512 * MiB
+/** Largest HEAD object read from a bucket (a few hundred bytes of JSON). */
+export const SCALE_MAX_HEAD_BYTES = 4 * KiB
+/**
+ * Largest change message put on NATS (its default max_payload is 1 MiB). A batch whose UPDATE
+ * frames do not fit goes without entries: edges then diff the two manifests themselves.
+ */
+export const SCALE_FEED_MESSAGE_BYTES = 512 * KiB
+/** How long JetStream keeps change messages; an edge away for longer catches up from HEAD. */
+export const SCALE_FEED_MAX_AGE_MS = 7 * 24 * 3600 * 1000
+/** Change messages JetStream keeps at most (the oldest go first); older history comes from HEAD. */
+export const SCALE_FEED_MAX_MSGS = 100_000
+/**
+ * An edge reads HEAD this often as a safety net; when HEAD stays ahead of what the feed delivered
+ * for two reads in a row (the feed is down, or lost messages), it catches up from HEAD.
+ */
+export const SCALE_HEAD_POLL_MS = 30_000
+/** Default size of an edge's disk chunk cache (--cache-size). */
+export const SCALE_CACHE_BYTES = 10 * 1024 * MiB
+/**
+ * Verified chunks an edge keeps in memory, so 20 clients pulling the same file read and hash
+ * each chunk from disk once, not 20 times.
+ */
+export const SCALE_MEMORY_CACHE_BYTES = 64 * MiB
+/** Chunks an edge reader fetches ahead of the one being sent (one file's transfer). */
+export const SCALE_READAHEAD_CHUNKS = 8
+/** Chunk or list objects one DIRECT frame may ask URLs for. */
+export const DIRECT_MAX_KEYS = 1024
+/** Longest URL a DIRECT_REPLY may carry. */
+export const DIRECT_MAX_URL_BYTES = 4 * KiB
+/** How long a presigned URL handed out for `pull --direct` stays valid. */
+export const DIRECT_URL_EXPIRES_S = 3600
+/** Chunks a `pull --direct` client downloads at once from the bucket (over all files). */
+export const DIRECT_PARALLEL_FETCHES = 16
