@@ -5,8 +5,9 @@ import { DEFAULT_PORT } from '../limits.js'
 import type { TransportName } from '../protocol/transport.js'
 import { parseDuration, tokenOption, transportOption, untilSignal } from './common.js'
 import { Output, type OutputStreams } from './output.js'
+import { type ScaleFlags, scaleOptions, serveRole, startScaleServer } from './scale-serve.js'
 
-interface ServeFlags {
+interface ServeFlags extends ScaleFlags {
   host: string
   port: string
   transport: TransportName
@@ -23,7 +24,7 @@ function parsePort(v: string): number {
 }
 
 export function serveCommand(io: OutputStreams): Command {
-  return new Command('serve')
+  const cmd = new Command('serve')
     .description('serve a folder to assetsync clients (pull, get, watch) until Ctrl-C')
     .argument('[dir]', 'folder to serve', '.')
     .option('--host <addr>', 'address to listen on', '0.0.0.0')
@@ -33,20 +34,24 @@ export function serveCommand(io: OutputStreams): Command {
     .option('--ignore <glob...>', 'more paths to ignore, on top of .git/**, node_modules/** and editor temp files')
     .addOption(new Option('--settle <ms>', 'quiet time before a changed file is announced (write-stable)'))
     .option('--json', 'NDJSON events on stdout')
-    .action(async (dir: string, flags: ServeFlags) => {
+  for (const o of scaleOptions()) cmd.addOption(o)
+  return cmd
+    .action(async (dir: string, flags: ServeFlags, self: Command) => {
       const out = new Output(!!flags.json, io)
       const settleMs = parseDuration('--settle', flags.settle, 'ms', 0)
-      // Loaded on use, so `--help` and the other commands start fast.
-      const { AssetServer } = await import('../core/server/server.js')
-      const server = await AssetServer.start({
-        root: dir,
+      const role = serveRole(flags, self.args.length > 0)
+      const base = {
         host: flags.host,
         port: parsePort(flags.port),
         transport: flags.transport,
         token: flags.token ?? null,
         ignore: flags.ignore ?? [],
         settleMs,
-      })
+      }
+      // Loaded on use, so `--help` and the other commands start fast.
+      const { AssetServer } = await import('../core/server/server.js')
+      const scale = role === 'folder' ? null : await startScaleServer(role, dir, flags, base, out)
+      const server = scale?.server ?? await AssetServer.start({ root: dir, ...base })
       const { host, port } = server.address()
       // Payload types come from AssetServerEvents; fields are named one by one (no spread) so a
       // renamed field fails to compile here instead of silently changing the --json contract.
@@ -76,12 +81,12 @@ export function serveCommand(io: OutputStreams): Command {
         out.event({ event: 'changes', changes: e.changes, clients: e.clients })
         out.line(`${e.changes.length} change(s) pushed to ${e.clients} client(s): ${e.changes.map((c) => c.path).slice(0, 5).join(', ')}${e.changes.length > 5 ? ', …' : ''}`)
       })
-      out.event({ event: 'listening', transport: server.transport, host, port, key, files: server.scan.files })
-      out.line(`assetsync serving ${dir} on ${server.transport}://${host}:${port}`)
+      out.event({ event: 'listening', transport: server.transport, host, port, key, files: server.scan.files, ...scale?.listening })
+      out.line(scale?.ready(server.transport, host, port) ?? `assetsync serving ${dir} on ${server.transport}://${host}:${port}`)
       out.line(`  ${server.scan.files} files indexed (${server.scan.hashed} hashed) in ${Math.round(server.scan.ms)} ms`)
       out.line(`  server key ${key}`)
       const sig = await untilSignal()
-      await server.close()
+      await (scale ? scale.close() : server.close())
       out.event({ event: 'stopped', signal: sig })
     })
 }

@@ -138,15 +138,7 @@ export class NatsLink {
    * rejects. Returns a stop function.
    */
   async consume(durable: string, handle: (d: FeedDelivery) => Promise<void>): Promise<() => void> {
-    const jsm = await this.#nc.jetstreamManager()
-    try {
-      await jsm.consumers.info(this.stream, durable)
-    } catch {
-      await jsm.consumers.add(this.stream, {
-        durable_name: durable, ack_policy: AckPolicy.Explicit, deliver_policy: DeliverPolicy.New,
-        max_ack_pending: 1, ack_wait: nanos(30_000), filter_subject: this.subject,
-      }).catch((err: unknown) => { throw wrap(err, `creating the consumer ${durable}`) })
-    }
+    await this.ensureConsumer(durable)
     let stopped = false
     let current: { stop(): void } | null = null
     const stop = (): void => {
@@ -172,6 +164,22 @@ export class NatsLink {
     }
     void loop()
     return stop
+  }
+
+  /**
+   * Creates the durable consumer `durable` if it is missing: it then starts at the next message
+   * published, so create it before reading HEAD (nothing published in between is missed).
+   */
+  async ensureConsumer(durable: string): Promise<void> {
+    const jsm = await this.#nc.jetstreamManager()
+    try {
+      await jsm.consumers.info(this.stream, durable)
+    } catch {
+      await jsm.consumers.add(this.stream, {
+        durable_name: durable, ack_policy: AckPolicy.Explicit, deliver_policy: DeliverPolicy.New,
+        max_ack_pending: 1, ack_wait: nanos(30_000), filter_subject: this.subject,
+      }).catch((err: unknown) => { throw wrap(err, `creating the consumer ${durable}`) })
+    }
   }
 
   async #deliver(m: JsMsg, handle: (d: FeedDelivery) => Promise<void>): Promise<void> {
