@@ -45,6 +45,8 @@ export const MSG = {
   subscribe: 0x04,
   manifest: 0x05,
   credit: 0x06,
+  // client -> server, optional: direct (0x3c–0x3f)
+  direct: 0x3c,
   // server -> client
   'auth-ok': 0x41,
   response: 0x42,
@@ -53,6 +55,8 @@ export const MSG = {
   'manifest-reply': 0x45,
   error: 0x46,
   'subscribe-ack': 0x47,
+  // server -> client, optional: direct (0x7c–0x7e)
+  'direct-reply': 0x7c,
   // both
   ping: 0x7f,
 } as const
@@ -95,7 +99,7 @@ function block(n: number): Readonly<Record<Sender, CodeRange>> {
  * Bits and code blocks are reserved here for wave 2 so that pieces built in parallel never
  * collide; the piece that implements a feature sets `implemented`, adds its frames to MSG within
  * its block, and documents them (docs/protocol.md §5). Bits 7–31 and the codes after the last
- * block (client 0x3c–0x3f, server 0x7c–0x7e) are free.
+ * block were free; `direct` (scale-out) took bit 7 and them: bits 8–31 are free.
  */
 export const FEATURES = {
   priority: { bit: 0, implemented: false, frames: block(0), about: 'request priority: a blocking require before bulk transfers' },
@@ -105,6 +109,11 @@ export const FEATURES = {
   'manifest-digest': { bit: 4, implemented: false, frames: block(4), about: 'a digest of the manifest, to skip an unchanged listing' },
   'batch-request': { bit: 5, implemented: false, frames: block(5), about: 'many files per request' },
   status: { bit: 6, implemented: false, frames: block(6), about: 'status query over the protocol' },
+  // The last block: server codes stop at 0x7e (0x7f is PING).
+  direct: {
+    bit: 7, implemented: true, frames: { client: { first: 0x3c, last: 0x3f }, server: { first: 0x7c, last: 0x7e } },
+    about: 'pull --direct: URLs of chunk and list objects in the S3 origin',
+  },
 } as const satisfies Record<string, FeatureSpec>
 
 /** The name of a feature in the registry (`FEATURES`). */
@@ -215,6 +224,13 @@ export interface ManifestMsg { type: 'manifest'; id: number; patterns: string[];
  * it), so the server may send that many more. The server starts with FLOW_WINDOW_BYTES of credit.
  */
 export interface CreditMsg { type: 'credit'; bytes: number }
+/** An object of a published tree that `pull --direct` reads: a chunk, or a file's chunk list. */
+export interface DirectKey { kind: 'chunk' | 'list'; hash: Uint8Array }
+/**
+ * `direct`: asks where to GET these objects (`chunks/<hash>`, `lists/<file hash>`) of the server's
+ * S3 origin; an empty list asks only for the store. Answered by DIRECT_REPLY.
+ */
+export interface DirectMsg { type: 'direct'; id: number; keys: DirectKey[] }
 
 // --- server -> client --------------------------------------------------------------------
 /**
@@ -232,11 +248,17 @@ export interface ManifestReplyMsg { type: 'manifest-reply'; id: number; done: bo
 /** `id` 0 is about the whole connection (then it closes); otherwise it ends that request. */
 export interface ErrorMsg { type: 'error'; id: number; code: string; message: string }
 export interface SubscribeAckMsg { type: 'subscribe-ack'; id: number }
+/**
+ * `direct`: the server's S3 origin (`s3://bucket/prefix`) and, when `expires` > 0, one presigned
+ * GET URL per asked key, in order, valid for `expires` seconds; `expires` 0 and no URLs: read the
+ * bucket with your own credentials. The client verifies every byte it GETs (BLAKE3).
+ */
+export interface DirectReplyMsg { type: 'direct-reply'; id: number; store: string; expires: number; urls: string[] }
 
 // --- both --------------------------------------------------------------------------------
 export interface PingMsg { type: 'ping' }
 
-export type ClientMessage = AuthMsg | RequestMsg | CancelMsg | SubscribeMsg | ManifestMsg | CreditMsg | PingMsg
+export type ClientMessage = AuthMsg | RequestMsg | CancelMsg | SubscribeMsg | ManifestMsg | CreditMsg | DirectMsg | PingMsg
 export type ServerMessage =
   | AuthOkMsg
   | ResponseMsg
@@ -245,13 +267,14 @@ export type ServerMessage =
   | ManifestReplyMsg
   | ErrorMsg
   | SubscribeAckMsg
+  | DirectReplyMsg
   | PingMsg
 export type Message = ClientMessage | ServerMessage
 export type MessageType = Message['type']
 
-const CLIENT_TYPES: ReadonlySet<MessageType> = new Set(['auth', 'request', 'cancel', 'subscribe', 'manifest', 'credit', 'ping'])
+const CLIENT_TYPES: ReadonlySet<MessageType> = new Set(['auth', 'request', 'cancel', 'subscribe', 'manifest', 'credit', 'direct', 'ping'])
 const SERVER_TYPES: ReadonlySet<MessageType> = new Set([
-  'auth-ok', 'response', 'chunk', 'update', 'manifest-reply', 'error', 'subscribe-ack', 'ping',
+  'auth-ok', 'response', 'chunk', 'update', 'manifest-reply', 'error', 'subscribe-ack', 'direct-reply', 'ping',
 ])
 
 export function allowedFrom(sender: Sender, type: MessageType): boolean {
@@ -259,13 +282,13 @@ export function allowedFrom(sender: Sender, type: MessageType): boolean {
 }
 
 /** Server replies that answer a request id. */
-export type ReplyMessage = ResponseMsg | ChunkMsg | ManifestReplyMsg | ErrorMsg | SubscribeAckMsg
+export type ReplyMessage = ResponseMsg | ChunkMsg | ManifestReplyMsg | ErrorMsg | SubscribeAckMsg | DirectReplyMsg
 
 /**
  * The server frame types the client routes to a pending request by `id` (an optional reply
  * frame joins this set and ReplyMessage). Every other server frame but AUTH_OK is a 'message'.
  */
-export const REPLY_TYPES: ReadonlySet<ServerMessage['type']> = new Set(['response', 'chunk', 'manifest-reply', 'error', 'subscribe-ack'])
+export const REPLY_TYPES: ReadonlySet<ServerMessage['type']> = new Set(['response', 'chunk', 'manifest-reply', 'error', 'subscribe-ack', 'direct-reply'])
 
 export function isReply(msg: ServerMessage): msg is ReplyMessage {
   return REPLY_TYPES.has(msg.type)

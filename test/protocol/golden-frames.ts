@@ -95,6 +95,8 @@ export const GOLDEN: readonly Golden[] = [
     h8(MSG.manifest), '00000100', len('0000'), len('0003'), '622f63'),
   g('credit', 'client', { type: 'credit', bytes: 0x00100000 },
     h8(MSG.credit), '00100000'),
+  g('direct', 'client', { type: 'direct', id: 3, keys: [{ kind: 'list', hash: HASH }, { kind: 'chunk', hash: Buffer.from(HASH2_HEX, 'hex') }] },
+    h8(MSG.direct), '00000003', len('0002'), '01', HASH_HEX, '00', HASH2_HEX),
   g('ping from the client', 'client', { type: 'ping' },
     h8(MSG.ping)),
 
@@ -146,6 +148,8 @@ export const GOLDEN: readonly Golden[] = [
     h8(MSG.error), '0000000c', len('0009'), '4552525f4c494d4954', len('0000')),
   g('subscribe-ack', 'server', { type: 'subscribe-ack', id: 9 },
     h8(MSG['subscribe-ack']), '00000009'),
+  g('direct-reply', 'server', { type: 'direct-reply', id: 5, store: 's3://b/p', expires: 60, urls: ['http://h/b/p/x'] },
+    h8(MSG['direct-reply']), '00000005', len('0008'), '73333a2f2f622f70', '0000003c', len('0001'), len('000e'), '687474703a2f2f682f622f702f78'),
   g('ping from the server', 'server', { type: 'ping' },
     h8(MSG.ping)),
 ]
