@@ -62,9 +62,9 @@ export interface ScaleServer {
 
 /** Starts an origin or an edge; `base` holds the plain server options (host, port, token, …). */
 export async function startScaleServer(role: 'origin' | 'edge', dir: string, f: ScaleFlags, base: AssetServerOptions, out: Output): Promise<ScaleServer> {
-  const [{ AssetServer }, loc, { S3Store }, { NatsLink }, { configDir, loadIdentity }] = await Promise.all([
+  const [{ AssetServer }, loc, { S3Store }, { NatsLink }, { configDir, loadIdentity }, { bucketDirect }] = await Promise.all([
     import('../core/server/server.js'), import('../core/scale/location.js'), import('../core/scale/s3-store.js'),
-    import('../core/scale/nats-link.js'), import('../core/fs/keys.js'),
+    import('../core/scale/nats-link.js'), import('../core/fs/keys.js'), import('../core/server/direct.js'),
   ])
   const url = (role === 'edge' ? f.origin : f.publish) as string
   const where = loc.parseBucketUrl(url, role === 'edge' ? '--origin' : '--publish')
@@ -89,7 +89,7 @@ export async function startScaleServer(role: 'origin' | 'edge', dir: string, f: 
         out.line(`published version ${e.version} to ${store.description}: ${e.changes} change(s), ${e.chunksUploaded} chunk(s) uploaded`)
       })
       publisher.on('error', onError)
-      const server = await AssetServer.start({ ...base, root: dir, keyPair, forward: [publisher] })
+      const server = await AssetServer.start({ ...base, root: dir, keyPair, forward: [publisher], direct: bucketDirect(store) })
       await publisher.start(server.source)
       return {
         server,
@@ -121,7 +121,7 @@ export async function startScaleServer(role: 'origin' | 'edge', dir: string, f: 
         out.line(`version ${e.version} from ${e.via}: ${e.changes} change(s)`)
       },
     })
-    const server = await AssetServer.start({ ...base, source, feed: edgeFeed, keyPair, configDir: cfg })
+    const server = await AssetServer.start({ ...base, source, feed: edgeFeed, keyPair, configDir: cfg, direct: bucketDirect(store) })
     return {
       server,
       listening: { role: 'edge', origin: store.description, feed: feed ? feed.display : null, version: source.version },

@@ -54,6 +54,11 @@ export interface MirrorOptions {
   patterns?: string[]
   configDir?: string
   parallel?: number
+  /**
+   * Stages a file some other way than a REQUEST to the server (`pull --direct`: from its S3
+   * origin). Null: that way is not available, download through the server.
+   */
+  fetcher?: ((client: AssetClient, meta: FileMeta, final: string) => Promise<{ tempPath: string; bytes: number } | null>) | null
 }
 
 export interface SyncOptions {
@@ -149,7 +154,7 @@ export class Mirror {
    * (watch installs a whole batch together). Returns null when the server says the local copy is
    * already current.
    */
-  async stage(client: AssetClient, wire: string, haveHash: Buffer | null): Promise<StagedFile | null> {
+  async stage(client: AssetClient, wire: string, haveHash: Buffer | null, meta?: FileMeta): Promise<StagedFile | null> {
     const root = (await this.root()) as string
     // Outside a sync (a watch batch) the set lives for this one file: an existing parent folder
     // is then resolved once, with no mkdir and no second check.
@@ -164,6 +169,10 @@ export class Mirror {
       }
       // Re-check after creating folders: a planted symlink must not have redirected them.
       final = await resolveForWrite(root, wire, checked)
+    }
+    if (meta && this.#opts.fetcher) {
+      const direct = await this.#opts.fetcher(client, meta, final)
+      if (direct) return { wire, temp: direct.tempPath, final, hash: Buffer.from(meta.hash), bytes: direct.bytes }
     }
     const r = await client.download(wire, fileSink(final, { stage: true }), haveHash)
     if (r.status === 'up-to-date') return null
@@ -191,8 +200,8 @@ export class Mirror {
   }
 
   /** Fetches one file into place (atomically). Returns payload bytes received. */
-  async fetch(client: AssetClient, wire: string, haveHash: Buffer | null): Promise<{ bytes: number; upToDate: boolean }> {
-    const staged = await this.stage(client, wire, haveHash)
+  async fetch(client: AssetClient, wire: string, haveHash: Buffer | null, meta?: FileMeta): Promise<{ bytes: number; upToDate: boolean }> {
+    const staged = await this.stage(client, wire, haveHash, meta)
     if (!staged) return { bytes: 0, upToDate: true }
     await this.install(staged)
     return { bytes: staged.bytes, upToDate: false }
@@ -336,7 +345,7 @@ export class Mirror {
       let bytes = 0
       if (!opts.dryRun) {
         try {
-          const r = await this.fetch(client, e.path, have)
+          const r = await this.fetch(client, e.path, have, e)
           bytes = r.bytes
           action = r.upToDate ? 'up-to-date' : 'downloaded'
         } catch (err) {

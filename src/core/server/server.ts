@@ -18,6 +18,7 @@ import { configDir, loadIdentity } from '../fs/keys.js'
 import { BufferPool } from '../fs/pool.js'
 import { checkBatch } from './batch-check.js'
 import { fanOut, splitFrames } from './changes.js'
+import type { DirectProvider } from './direct.js'
 import type { ChangeBatch, ChangeFeed, ChangePublisher } from './feed.js'
 import { FolderFeed } from './folder-feed.js'
 import { FolderSource } from './folder-source.js'
@@ -56,6 +57,8 @@ export interface AssetServerOptions extends TimingOptions {
   settleMs?: number
   /** Watch the folder and push changes to subscribers (default true; with `root`). */
   watch?: boolean
+  /** Answers DIRECT (`pull --direct`): a server that publishes to or serves from an S3 origin. */
+  direct?: DirectProvider | null
 }
 
 type Listener<K extends keyof AssetServerEvents> = (event: AssetServerEvents[K]) => void
@@ -75,6 +78,7 @@ export class AssetServer extends EventEmitter {
   readonly subscriptions = new Subscriptions<ClientSession>()
   readonly #forward: readonly ChangePublisher[]
   #feed: ChangeFeed | null = null
+  #direct: DirectProvider | null = null
 
   private constructor(source: AssetSource, endpoint: ServerEndpoint, publicKey: Buffer, scan: ScanResult, forward: readonly ChangePublisher[]) {
     super()
@@ -119,6 +123,7 @@ export class AssetServer extends EventEmitter {
         token: opts.token ?? null,
       })
       server = new AssetServer(source, endpoint, keyPair.publicKey, scan, opts.forward ?? [])
+      server.#direct = opts.direct ?? null
       if (feed) {
         const s = server
         await feed.start({ deliver: (batch) => s.#deliver(batch), error: (err) => { s.emit('error', err) } })
@@ -218,6 +223,15 @@ export class AssetServer extends EventEmitter {
         remote: conn.remote, action: msg.subscribe ? 'subscribe' : 'unsubscribe', instanceId: msg.instanceId,
         patterns: this.subscriptions.patternsOf(session).size,
       })
+    }
+    const direct = this.#direct
+    if (direct) {
+      session.onDirect = (msg) => {
+        direct.urls(msg.keys).then(
+          (r) => { conn.send({ type: 'direct-reply', id: msg.id, store: direct.store, expires: r.expires, urls: r.urls }) },
+          (err: unknown) => { conn.send({ type: 'error', id: msg.id, code: 'ERR_INTERNAL', message: `cannot sign URLs: ${(err as Error)?.message ?? err}` }) },
+        )
+      }
     }
     this.emit('connected', { remote: conn.remote })
     conn.once('close', (err: AssetSyncError | null) => {

@@ -53,6 +53,8 @@ export class ClientSession extends EventEmitter {
   readonly #matchers = new Map<string, PathMatcher>()
   /** Handles SUBSCRIBE (the server owns the registry). */
   onSubscribe: ((msg: Extract<ClientMessage, { type: 'subscribe' }>) => void) | null = null
+  /** Handles DIRECT (`direct` feature: a server with an S3 origin). */
+  onDirect: ((msg: Extract<ClientMessage, { type: 'direct' }>) => void) | null = null
 
   constructor(conn: SessionConnection, source: AssetSource, buffers: BufferPool) {
     super()
@@ -85,6 +87,10 @@ export class ClientSession extends EventEmitter {
       case 'subscribe':
         if (this.onSubscribe) this.onSubscribe(msg)
         else this.#fail(msg.id, new AssetSyncError('ERR_PROTOCOL', 'subscriptions are not enabled on this server'))
+        return
+      case 'direct':
+        if (this.onDirect) this.onDirect(msg)
+        else this.#fail(msg.id, new AssetSyncError('ERR_NOT_FOUND', 'this server has no S3 origin: pull through it instead'))
         return
       case 'auth':
         this.conn.fail(new ProtocolError('AUTH after authentication'))
