@@ -206,7 +206,14 @@ class UrlObjects implements ChunkObjects {
     let url = await this.#url(key)
     let renewed = false
     return withRetry(what, () => this.#http.run(async () => {
-      const res = await fetch(url, { signal: AbortSignal.timeout(SCALE_S3_REQUEST_TIMEOUT_MS) })
+      let res: Response
+      try {
+        res = await fetch(url, { signal: AbortSignal.timeout(SCALE_S3_REQUEST_TIMEOUT_MS) })
+      } catch (err) {
+        // No answer (refused, reset, timed out): worth another attempt. fetch says TypeError.
+        const cause = (err as { cause?: { code?: string } })?.cause?.code ?? (err as Error)?.name
+        throw Object.assign(new Error(`no answer from the store (${cause})`), { name: 'NetworkError' })
+      }
       if (res.status === 404) { await res.body?.cancel(); return null }
       if (res.status === 403 && !renewed) {
         // Expired (a long pull): ask for a fresh URL once.
