@@ -80,6 +80,8 @@ export class BucketPublisher extends EventEmitter<BucketPublisherEvents> impleme
   readonly #files = new Set<string>()
   /** Chunks (hash keys) known to be in the bucket. */
   readonly #chunks = new Set<string>()
+  /** Chunks being uploaded now (a file that needs one waits for it). */
+  readonly #chunkJobs = new Map<string, Promise<void>>()
   /** Paths to look at in the next pass; `all` for a full pass (start). */
   #touched = new Set<string>()
   #all = false
@@ -187,13 +189,27 @@ export class BucketPublisher extends EventEmitter<BucketPublisherEvents> impleme
       if (e && !this.#files.has(hashKey(e.hash))) toUpload.push(e)
       else after.set(path, e)
     }
-    await mapLimit(toUpload, 4, async (e) => {
+    // One upload per distinct content: the other paths with it wait for that one.
+    const byContent = new Map<string, ManifestEntry[]>()
+    for (const e of toUpload) {
+      const k = hashKey(e.hash)
+      const list = byContent.get(k)
+      if (list) list.push(e)
+      else byContent.set(k, [e])
+    }
+    await mapLimit([...byContent.values()], 4, async ([first, ...rest]) => {
+      const e = first as ManifestEntry
       const got = await this.#uploadFile(e, stats)
       if (got === 'changed') {
-        this.#touched.add(e.path) // read it again in the next pass; keep what edges have meanwhile
+        // Read them again in the next pass; keep what edges have meanwhile.
+        for (const x of [e, ...rest]) this.#touched.add(x.path)
         return
       }
       after.set(e.path, got)
+      for (const x of rest) {
+        if (got && equalHash(got.hash, x.hash)) after.set(x.path, x)
+        else this.#touched.add(x.path)
+      }
     })
     for (const [path, e] of after) {
       if (e) next.set(path, { path, ...metaOf(e) })
@@ -262,27 +278,33 @@ export class BucketPublisher extends EventEmitter<BucketPublisherEvents> impleme
       for (let i = 0; i < list.count; i++) {
         const key = list.chunkKey(i)
         if (this.#chunks.has(key)) continue
-        this.#chunks.add(key) // claimed: a chunk two files share is uploaded once
+        // Being uploaded for another file: wait for that upload (a chunk goes up once).
+        const pending = this.#chunkJobs.get(key)
+        if (pending) {
+          jobs.push(pending)
+          continue
+        }
         const hash = Buffer.from(list.chunkHash(i))
         const offset = list.offsets[i] as number
         const length = list.lengths[i] as number
-        jobs.push(this.#limit.run(async () => {
-          try {
-            if (changed) throw new AssetSyncError('ERR_CHANGED', 'changed')
-            const k = keys.chunk(loc, hash)
-            if (await this.#store.exists(k)) return
+        const job = this.#limit.run(async () => {
+          if (changed) throw new AssetSyncError('ERR_CHANGED', 'changed')
+          const k = keys.chunk(loc, hash)
+          if (!(await this.#store.exists(k))) {
             const bytes = Buffer.allocUnsafe(length)
             await reader.read(bytes, offset, length)
             if (!equalHash(hashBytes(bytes), hash)) throw new AssetSyncError('ERR_CHANGED', `${e.path} changed while it was published`)
             await this.#store.put(k, bytes, { immutable: true })
             stats.chunks++
             stats.bytes += length
-          } catch (err) {
-            this.#chunks.delete(key)
-            if (err instanceof AssetSyncError && err.code === 'ERR_CHANGED') changed = true
-            throw err
           }
-        }))
+          this.#chunks.add(key)
+        }).catch((err: unknown) => {
+          if (err instanceof AssetSyncError && err.code === 'ERR_CHANGED') changed = true
+          throw err
+        }).finally(() => this.#chunkJobs.delete(key))
+        this.#chunkJobs.set(key, job)
+        jobs.push(job)
       }
       const results = await Promise.allSettled(jobs)
       if (changed) return 'changed'
