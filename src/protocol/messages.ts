@@ -45,6 +45,9 @@ export const MSG = {
   subscribe: 0x04,
   manifest: 0x05,
   credit: 0x06,
+  // client -> server, optional (FEATURES.report, FEATURES.status)
+  report: 0x24,
+  status: 0x38,
   // client -> server, optional: direct (0x3c–0x3f)
   direct: 0x3c,
   // server -> client
@@ -55,6 +58,8 @@ export const MSG = {
   'manifest-reply': 0x45,
   error: 0x46,
   'subscribe-ack': 0x47,
+  // server -> client, optional (FEATURES.status)
+  'status-reply': 0x78,
   // server -> client, optional: direct (0x7c–0x7e)
   'direct-reply': 0x7c,
   // both
@@ -103,12 +108,12 @@ function block(n: number): Readonly<Record<Sender, CodeRange>> {
  */
 export const FEATURES = {
   priority: { bit: 0, implemented: false, frames: block(0), about: 'request priority: a blocking require before bulk transfers' },
-  report: { bit: 1, implemented: false, frames: block(1), about: 'client → server reload/hook report' },
+  report: { bit: 1, implemented: true, frames: block(1), about: 'client → server reload/hook report' },
   chunks: { bit: 2, implemented: false, frames: block(2), about: 'content-defined chunk lists and chunk fetch' },
   zstd: { bit: 3, implemented: false, frames: block(3), about: 'zstd-compressed chunks' },
   'manifest-digest': { bit: 4, implemented: false, frames: block(4), about: 'a digest of the manifest, to skip an unchanged listing' },
   'batch-request': { bit: 5, implemented: false, frames: block(5), about: 'many files per request' },
-  status: { bit: 6, implemented: false, frames: block(6), about: 'status query over the protocol' },
+  status: { bit: 6, implemented: true, frames: block(6), about: 'status query over the protocol' },
   // The last block: server codes stop at 0x7e (0x7f is PING).
   direct: {
     bit: 7, implemented: true, frames: { client: { first: 0x3c, last: 0x3f }, server: { first: 0x7c, last: 0x7e } },
@@ -224,6 +229,14 @@ export interface ManifestMsg { type: 'manifest'; id: number; patterns: string[];
  * it), so the server may send that many more. The server starts with FLOW_WINDOW_BYTES of credit.
  */
 export interface CreditMsg { type: 'credit'; bytes: number }
+/**
+ * Feature `report`, no reply: the device reloaded `paths` (ok), or failed to (`error`: a Lua
+ * message, a hook's failure), taking `ms`. At most REPORT_MAX_PATHS paths and
+ * REPORT_MAX_ERROR_BYTES of error; `error` is null when there is none (sent as "").
+ */
+export interface ReportMsg { type: 'report'; ok: boolean; ms: number; paths: string[]; error: string | null }
+/** Feature `status`: asks for the server's StatusJson; answered by STATUS_REPLY (or ERROR). */
+export interface StatusMsg { type: 'status'; id: number }
 /** An object of a published tree that `pull --direct` reads: a chunk, or a file's chunk list. */
 export interface DirectKey { kind: 'chunk' | 'list'; hash: Uint8Array }
 /**
@@ -249,6 +262,11 @@ export interface ManifestReplyMsg { type: 'manifest-reply'; id: number; done: bo
 export interface ErrorMsg { type: 'error'; id: number; code: string; message: string }
 export interface SubscribeAckMsg { type: 'subscribe-ack'; id: number }
 /**
+ * Feature `status`: the answer to STATUS, a StatusJson document as JSON text (at most
+ * STATUS_MAX_JSON_BYTES; read it with parseStatusJson, never trust its shape).
+ */
+export interface StatusReplyMsg { type: 'status-reply'; id: number; json: string }
+/**
  * `direct`: the server's S3 origin (`s3://bucket/prefix`) and, when `expires` > 0, one presigned
  * GET URL per asked key, in order, valid for `expires` seconds; `expires` 0 and no URLs: read the
  * bucket with your own credentials. The client verifies every byte it GETs (BLAKE3).
@@ -258,7 +276,8 @@ export interface DirectReplyMsg { type: 'direct-reply'; id: number; store: strin
 // --- both --------------------------------------------------------------------------------
 export interface PingMsg { type: 'ping' }
 
-export type ClientMessage = AuthMsg | RequestMsg | CancelMsg | SubscribeMsg | ManifestMsg | CreditMsg | DirectMsg | PingMsg
+export type ClientMessage =
+  | AuthMsg | RequestMsg | CancelMsg | SubscribeMsg | ManifestMsg | CreditMsg | ReportMsg | StatusMsg | DirectMsg | PingMsg
 export type ServerMessage =
   | AuthOkMsg
   | ResponseMsg
@@ -267,14 +286,15 @@ export type ServerMessage =
   | ManifestReplyMsg
   | ErrorMsg
   | SubscribeAckMsg
+  | StatusReplyMsg
   | DirectReplyMsg
   | PingMsg
 export type Message = ClientMessage | ServerMessage
 export type MessageType = Message['type']
 
-const CLIENT_TYPES: ReadonlySet<MessageType> = new Set(['auth', 'request', 'cancel', 'subscribe', 'manifest', 'credit', 'direct', 'ping'])
+const CLIENT_TYPES: ReadonlySet<MessageType> = new Set(['auth', 'request', 'cancel', 'subscribe', 'manifest', 'credit', 'report', 'status', 'direct', 'ping'])
 const SERVER_TYPES: ReadonlySet<MessageType> = new Set([
-  'auth-ok', 'response', 'chunk', 'update', 'manifest-reply', 'error', 'subscribe-ack', 'direct-reply', 'ping',
+  'auth-ok', 'response', 'chunk', 'update', 'manifest-reply', 'error', 'subscribe-ack', 'status-reply', 'direct-reply', 'ping',
 ])
 
 export function allowedFrom(sender: Sender, type: MessageType): boolean {
@@ -282,13 +302,15 @@ export function allowedFrom(sender: Sender, type: MessageType): boolean {
 }
 
 /** Server replies that answer a request id. */
-export type ReplyMessage = ResponseMsg | ChunkMsg | ManifestReplyMsg | ErrorMsg | SubscribeAckMsg | DirectReplyMsg
+export type ReplyMessage = ResponseMsg | ChunkMsg | ManifestReplyMsg | ErrorMsg | SubscribeAckMsg | StatusReplyMsg | DirectReplyMsg
 
 /**
  * The server frame types the client routes to a pending request by `id` (an optional reply
  * frame joins this set and ReplyMessage). Every other server frame but AUTH_OK is a 'message'.
  */
-export const REPLY_TYPES: ReadonlySet<ServerMessage['type']> = new Set(['response', 'chunk', 'manifest-reply', 'error', 'subscribe-ack', 'direct-reply'])
+export const REPLY_TYPES: ReadonlySet<ServerMessage['type']> = new Set([
+  'response', 'chunk', 'manifest-reply', 'error', 'subscribe-ack', 'status-reply', 'direct-reply',
+])
 
 export function isReply(msg: ServerMessage): msg is ReplyMessage {
   return REPLY_TYPES.has(msg.type)
