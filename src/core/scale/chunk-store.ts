@@ -75,6 +75,8 @@ export class ChunkStore {
   readonly #memory: MemoryCache | null
   readonly #inflight = new Map<string, Promise<Buffer>>()
   readonly #lists = new MemoryCache(8 * 1024 * 1024)
+  /** Files (hash keys) whose list was seen to assemble into the file: later readers skip the whole-file hash. */
+  readonly #proven = new Set<string>()
 
   constructor(objects: ChunkObjects, opts: ChunkStoreOptions = {}) {
     this.objects = objects
@@ -184,8 +186,18 @@ export class ChunkStore {
     return list
   }
 
+  /** Whether `fileHash`'s list was proven (its chunks made the file once). */
+  proven(fileHash: Uint8Array): boolean { return this.#proven.has(hex(fileHash)) }
+
+  /** Records that `fileHash`'s list assembled into exactly that file. */
+  prove(fileHash: Uint8Array): void {
+    if (this.#proven.size >= 1_000_000) this.#proven.clear()
+    this.#proven.add(hex(fileHash))
+  }
+
   /** Forgets a list (its chunks assembled into the wrong file). */
   async evictList(fileHash: Uint8Array): Promise<void> {
+    this.#proven.delete(hex(fileHash))
     const name = `l-${hex(fileHash)}`
     this.#lists.delete(name)
     await this.#disk?.delete(name)

@@ -8,12 +8,14 @@
  * The SDK's own retries are off (maxAttempts 1): every call goes through `withRetry`, so the
  * policy (budget, backoff, which failures count) is one, and visible in `stats`.
  */
-import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3'
+import type { S3Client } from '@aws-sdk/client-s3'
 import { AssetSyncError } from '../../errors.js'
 import { SCALE_S3_REQUEST_TIMEOUT_MS } from '../../limits.js'
 import { type BucketLocation, formatLocation } from './location.js'
 import { type ObjectStore, type RetryOptions, type StoreStats, withRetry } from './object-store.js'
 import { presignGet } from './presign.js'
+
+type Sdk = typeof import('@aws-sdk/client-s3')
 
 export interface S3StoreOptions {
   /** --s3-endpoint: overrides AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL. */
@@ -50,6 +52,7 @@ export class S3Store implements ObjectStore {
   readonly description: string
   readonly stats: StoreStats = { gets: 0, heads: 0, puts: 0, bytesDown: 0, bytesUp: 0, retries: 0 }
   readonly #client: S3Client
+  readonly #sdk: Sdk
   readonly #endpoint: string | undefined
   readonly #timeoutMs: number
   readonly #retry: RetryOptions
@@ -61,25 +64,28 @@ export class S3Store implements ObjectStore {
   static async open(location: BucketLocation, opts: S3StoreOptions = {}): Promise<S3Store> {
     // The SDK warns on every start under Node 20 (its next major needs 22); assetsync supports 20.
     process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true'
-    const store = new S3Store(location, opts, opts.region)
+    // Loaded on use: the SDK costs start-up time that the library's other users never need.
+    const sdk = await import('@aws-sdk/client-s3')
+    const store = new S3Store(sdk, location, opts, opts.region)
     if (opts.region) return store
     try {
       await store.#client.config.region()
       return store
     } catch {
       store.close()
-      return new S3Store(location, opts, 'us-east-1')
+      return new S3Store(sdk, location, opts, 'us-east-1')
     }
   }
 
-  private constructor(location: BucketLocation, opts: S3StoreOptions, region: string | undefined) {
+  private constructor(sdk: Sdk, location: BucketLocation, opts: S3StoreOptions, region: string | undefined) {
+    this.#sdk = sdk
     this.location = location
     this.description = formatLocation(location)
     const endpoint = opts.endpoint !== undefined ? checkEndpoint(opts.endpoint) : envEndpoint()
     this.#endpoint = endpoint
     this.#timeoutMs = opts.requestTimeoutMs ?? SCALE_S3_REQUEST_TIMEOUT_MS
     this.#retry = { budgetMs: opts.retryBudgetMs, onRetry: () => { this.stats.retries++ } }
-    this.#client = new S3Client({
+    this.#client = new sdk.S3Client({
       forcePathStyle: true,
       maxAttempts: 1,
       ...(endpoint ? { endpoint } : {}),
@@ -92,7 +98,7 @@ export class S3Store implements ObjectStore {
     return withRetry(`GET ${key}`, async () => {
       this.stats.gets++
       try {
-        const res = await this.#client.send(new GetObjectCommand({ Bucket: this.location.bucket, Key: key }), { abortSignal: AbortSignal.timeout(this.#timeoutMs) })
+        const res = await this.#client.send(new this.#sdk.GetObjectCommand({ Bucket: this.location.bucket, Key: key }), { abortSignal: AbortSignal.timeout(this.#timeoutMs) })
         const len = res.ContentLength
         if (len !== undefined && len > maxBytes) {
           await res.Body?.transformToByteArray().catch(() => {})
@@ -113,7 +119,7 @@ export class S3Store implements ObjectStore {
     return withRetry(`HEAD ${key}`, async () => {
       this.stats.heads++
       try {
-        await this.#client.send(new HeadObjectCommand({ Bucket: this.location.bucket, Key: key }), { abortSignal: AbortSignal.timeout(this.#timeoutMs) })
+        await this.#client.send(new this.#sdk.HeadObjectCommand({ Bucket: this.location.bucket, Key: key }), { abortSignal: AbortSignal.timeout(this.#timeoutMs) })
         return true
       } catch (err) {
         if (isNotFound(err)) return false
@@ -125,7 +131,7 @@ export class S3Store implements ObjectStore {
   async put(key: string, body: Uint8Array, opts: { immutable?: boolean; contentType?: string } = {}): Promise<void> {
     await withRetry(`PUT ${key}`, async () => {
       this.stats.puts++
-      await this.#client.send(new PutObjectCommand({
+      await this.#client.send(new this.#sdk.PutObjectCommand({
         Bucket: this.location.bucket, Key: key, Body: body, ContentLength: body.byteLength,
         ContentType: opts.contentType ?? 'application/octet-stream',
         // Content-addressed objects never change: a CDN may keep them forever.

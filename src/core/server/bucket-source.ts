@@ -116,14 +116,18 @@ class BucketReader implements SourceReader {
   readonly #chunks: ChunkStore
   #list: Promise<ChunkList> | null = null
   readonly #ahead = new Map<number, Promise<Buffer>>()
-  /** Whole-file BLAKE3 over reads made in order from 0 (null once reads went out of order). */
-  #hasher: Hasher | null = createHasher()
+  /**
+   * Whole-file BLAKE3 over reads made in order from 0 (null once reads went out of order, or when
+   * an earlier reader already proved this file's list: one hash pass per file, not per client).
+   */
+  #hasher: Hasher | null
   #hashed = 0
   #closed = false
 
   constructor(entry: ManifestEntry, chunks: ChunkStore) {
     this.entry = entry
     this.#chunks = chunks
+    this.#hasher = entry.size > 0 && !chunks.proven(entry.hash) ? createHasher() : null
   }
 
   #chunk(list: ChunkList, i: number): Promise<Buffer> {
@@ -170,7 +174,8 @@ class BucketReader implements SourceReader {
     if (this.#hashed < this.entry.size) return
     const ok = equalHash(this.#hasher.digest(), this.entry.hash)
     this.#hasher = null
-    if (!ok) {
+    if (ok) this.#chunks.prove(this.entry.hash)
+    else {
       void this.#chunks.evictList(this.entry.hash)
       throw new AssetSyncError('ERR_INTEGRITY', `${this.entry.path}: its chunk list in the bucket does not make the announced file; evicted`)
     }
