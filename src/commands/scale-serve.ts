@@ -4,11 +4,15 @@
  * (`serve --origin s3://bucket/prefix --feed nats://…`, no folder). serve.ts stays the plain
  * folder server and calls in here only when one of these flags is given.
  */
+import { setTimeout as sleep } from 'node:timers/promises'
 import { Option } from 'commander'
 import { AssetSyncError } from '../errors.js'
 import { SCALE_CACHE_BYTES, SCALE_MEMORY_CACHE_BYTES } from '../limits.js'
 import type { AssetServer, AssetServerOptions } from '../core/server/server.js'
 import type { Output } from './output.js'
+
+/** How long a stopping origin waits for its last publish. */
+const SHUTDOWN_PUBLISH_MS = 30_000
 
 export interface ScaleFlags {
   publish?: string
@@ -97,9 +101,14 @@ export async function startScaleServer(role: 'origin' | 'edge', dir: string, f: 
         ready: (t, h, p) => `assetsync serving ${dir} on ${t}://${h}:${p}, publishing to ${store.description}${feed ? ` (feed ${feed.display})` : ''}`,
         close: async () => {
           await server.close()
-          await publisher.idle()
-          await publisher.close()
+          // Publish what the folder feed handed over last, but never hang on a bucket or feed
+          // that is away: after the grace, the link closes and the pass under way gives up.
+          const grace = new AbortController()
+          await Promise.race([publisher.idle(), sleep(SHUTDOWN_PUBLISH_MS, undefined, { signal: grace.signal }).catch(() => {})])
+          grace.abort()
           await link?.close()
+          await publisher.close()
+          store.close()
         },
       }
     }

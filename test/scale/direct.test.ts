@@ -94,6 +94,15 @@ describe.skipIf(NATS_MISSING)('pull --direct', () => {
     expect(sum3.bytesReceived).toBeLessThan(600 * 1024)
   }, 120_000)
 
+  it('against a server with no bucket, pulls through the server', async () => {
+    const plain = await sb.serve(assets)
+    const out = await sb.mkdir('plain')
+    const r = await sb.run(['pull', '--server', plain.addr, '--out', out, '--direct'], { timeoutMs: 60_000 })
+    expect(r.code, r.stderr).toBe(0)
+    expect(await diffTrees(assets, out)).toEqual([])
+    await plain.stop()
+  }, 60_000)
+
   it('refuses a chunk tampered with in the bucket (exit 6, no file); the edge evicts a tampered cached copy and fetches it again', async () => {
     // Warm the edge's cache with a pull through it.
     const warm = await sb.mkdir('warm')

@@ -196,7 +196,11 @@ export class NatsLink {
     if (this.#closed) return
     this.#closed = true
     for (const s of this.#stops) s()
-    await this.#nc.drain().catch(() => this.#nc.close())
+    // Drain flushes what is queued; a link whose server is away closes without it.
+    let timer: NodeJS.Timeout | undefined
+    await Promise.race([this.#nc.drain().catch(() => {}), new Promise<void>((r) => { timer = setTimeout(r, 2_000) })])
+    clearTimeout(timer)
+    if (!this.#nc.isClosed()) await this.#nc.close().catch(() => {})
   }
 }
 
