@@ -125,21 +125,27 @@ describe('locations', () => {
 })
 
 describe('disk cache', () => {
-  it('keeps its byte cap, least recently used first, across reopening; drops temp files', async () => {
+  it('keeps its byte cap, least recently used first, across reopening; drops temp files; vouches only for its own unchanged writes', async () => {
     const { dir, remove } = await tempDir('scale-cache')
     cleanup.add(remove)
     const name = (i: number): string => `c-${hashBytes(Buffer.from([i])).toString('hex')}`
     const cache = await DiskCache.open(dir, 3000)
     for (let i = 0; i < 3; i++) await cache.put(name(i), Buffer.alloc(1000, i))
-    expect(await cache.get(name(0))).toEqual(Buffer.alloc(1000, 0)) // 0 is now the most recent
+    expect(await cache.get(name(0))).toEqual({ bytes: Buffer.alloc(1000, 0), vouched: true }) // 0 is now the most recent
     await cache.put(name(3), Buffer.alloc(1000, 3))
     expect(cache.has(name(1))).toBe(false) // the least recently used went
     expect(cache.has(name(0)) && cache.has(name(2)) && cache.has(name(3))).toBe(true)
     expect(cache.bytes).toBe(3000)
     const sub = name(0).slice(2, 4)
     await writeFile(join(dir, sub, '.tmp-1-1'), 'half')
+    // Written to behind its back: its stamp moved, so it is no longer vouched for.
+    await writeFile(join(dir, name(3).slice(2, 4), name(3)), Buffer.alloc(1000, 9))
+    expect((await cache.get(name(3)))?.vouched).toBe(false)
     const again = await DiskCache.open(dir, 2000)
     expect(again.count).toBe(2)
+    // A file from an earlier run is never vouched for: the chunk store hashes it.
+    const left = [name(0), name(2), name(3)].filter((n) => again.has(n))
+    for (const n of left) expect((await again.get(n))?.vouched).toBe(false)
     expect((await readdir(join(dir, sub))).some((n) => n.startsWith('.tmp-'))).toBe(false)
   })
 })

@@ -8,10 +8,16 @@
  * Files are written to a temp name and renamed, so a crash leaves no half-written entry under a
  * real name; temp files are removed on open. On open, existing entries are listed and ordered by
  * their modification time (reads bump it only in memory: no write per read).
+ *
+ * A file this process wrote (verified content) keeps its stamp (size, mtime, ctime, inode: the
+ * rule the hash cache of a served folder trusts, fs/stamp.ts); a read whose file still has that
+ * stamp is `vouched`, and the chunk store need not hash it again. Anything else — a file from an
+ * earlier run, or one whose stamp moved (written to, replaced) — is hashed before use.
  */
-import { mkdir, open, readFile, readdir, rename, stat, unlink } from 'node:fs/promises'
+import { mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { hashBytes } from '../fs/hash.js'
+import { type FileStamp, sameStamp, stampOf } from '../fs/stamp.js'
 import type { BucketLocation } from './location.js'
 import { formatLocation } from './location.js'
 
@@ -28,6 +34,8 @@ export class DiskCache {
   readonly capBytes: number
   /** name → size, least recently used first (a Map keeps insertion order; a hit re-inserts). */
   readonly #index = new Map<string, number>()
+  /** Stamps of files this process wrote, by name. */
+  readonly #stamps = new Map<string, FileStamp>()
   #bytes = 0
   #temp = 0
 
@@ -70,14 +78,30 @@ export class DiskCache {
     return join(this.dir, name.slice(2, 4), name)
   }
 
-  /** The file's bytes (and it becomes the most recently used), or null. */
-  async get(name: string): Promise<Buffer | null> {
+  /**
+   * The file's bytes (and it becomes the most recently used), or null. `vouched`: this process
+   * wrote it and its stamp has not moved since.
+   */
+  async get(name: string): Promise<{ bytes: Buffer; vouched: boolean } | null> {
     const size = this.#index.get(name)
     if (size === undefined) return null
     this.#index.delete(name)
     this.#index.set(name, size)
     try {
-      return await readFile(this.#path(name))
+      const fh = await open(this.#path(name), 'r')
+      try {
+        const st = await fh.stat()
+        const bytes = Buffer.allocUnsafe(st.size)
+        let got = 0
+        while (got < bytes.length) {
+          const { bytesRead } = await fh.read(bytes, got, bytes.length - got, got)
+          if (bytesRead === 0) break
+          got += bytesRead
+        }
+        return { bytes: bytes.subarray(0, got), vouched: got === st.size && sameStamp(this.#stamps.get(name), st) }
+      } finally {
+        await fh.close()
+      }
     } catch {
       this.#forget(name)
       return null
@@ -89,6 +113,7 @@ export class DiskCache {
     if (!NAME.test(name) || bytes.byteLength > this.capBytes) return
     const final = this.#path(name)
     const temp = join(this.dir, name.slice(2, 4), `.tmp-${process.pid}-${++this.#temp}`)
+    let stamp: FileStamp
     try {
       await mkdir(join(this.dir, name.slice(2, 4)), { recursive: true, mode: 0o700 })
       const fh = await open(temp, 'w', 0o600)
@@ -98,11 +123,14 @@ export class DiskCache {
         await fh.close()
       }
       await rename(temp, final)
+      stamp = stampOf(await stat(final))
     } catch {
+      this.#forget(name)
       await unlink(temp).catch(() => {})
       return
     }
     this.#forget(name)
+    this.#stamps.set(name, stamp)
     this.#index.set(name, bytes.byteLength)
     this.#bytes += bytes.byteLength
     await this.#trim()
@@ -116,6 +144,7 @@ export class DiskCache {
   }
 
   #forget(name: string): void {
+    this.#stamps.delete(name)
     const size = this.#index.get(name)
     if (size === undefined) return
     this.#index.delete(name)

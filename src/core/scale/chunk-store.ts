@@ -77,6 +77,7 @@ export class ChunkStore {
   readonly #lists = new MemoryCache(8 * 1024 * 1024)
   /** Files (hash keys) whose list was seen to assemble into the file: later readers skip the whole-file hash. */
   readonly #proven = new Set<string>()
+  readonly #proving = new Set<string>()
 
   constructor(objects: ChunkObjects, opts: ChunkStoreOptions = {}) {
     this.objects = objects
@@ -105,11 +106,13 @@ export class ChunkStore {
   async #loadChunk(name: string, hash: Buffer, length: number): Promise<Buffer> {
     const ok = (b: Buffer | null): b is Buffer => !!b && b.length === length && equalHash(hashBytes(b), hash)
     if (this.#disk) {
-      const cached = await this.#disk.get(name)
-      if (ok(cached)) {
+      const got = await this.#disk.get(name)
+      const cached = got?.bytes ?? null
+      // Vouched: written (verified) by this process, stamp unchanged since (chunk-cache.ts).
+      if (got && ((got.vouched && cached!.length === length) || ok(cached))) {
         this.stats.diskHits++
-        this.#memory?.set(name, cached)
-        return cached
+        this.#memory?.set(name, cached!)
+        return cached!
       }
       if (cached) {
         // Damaged or replaced on disk: never served, never kept.
@@ -153,7 +156,7 @@ export class ChunkStore {
     const expect = { size: meta.size, hash: meta.hash }
     const mem = this.#lists.get(name)
     if (mem) return decodeChunkList(mem, expect)
-    const cached = await this.#disk?.get(name)
+    const cached = (await this.#disk?.get(name))?.bytes
     if (cached) {
       try {
         const list = decodeChunkList(cached, expect)
@@ -189,8 +192,23 @@ export class ChunkStore {
   /** Whether `fileHash`'s list was proven (its chunks made the file once). */
   proven(fileHash: Uint8Array): boolean { return this.#proven.has(hex(fileHash)) }
 
+  /**
+   * Claims the proof of `fileHash`'s list for one reader: false if it is proven or another reader
+   * is proving it now (20 clients starting one file together hash it once). Give it back with
+   * `unclaim` if the reader ends before the last byte.
+   */
+  claimProof(fileHash: Uint8Array): boolean {
+    const k = hex(fileHash)
+    if (this.#proven.has(k) || this.#proving.has(k)) return false
+    this.#proving.add(k)
+    return true
+  }
+
+  unclaim(fileHash: Uint8Array): void { this.#proving.delete(hex(fileHash)) }
+
   /** Records that `fileHash`'s list assembled into exactly that file. */
   prove(fileHash: Uint8Array): void {
+    this.#proving.delete(hex(fileHash))
     if (this.#proven.size >= 1_000_000) this.#proven.clear()
     this.#proven.add(hex(fileHash))
   }
@@ -198,6 +216,7 @@ export class ChunkStore {
   /** Forgets a list (its chunks assembled into the wrong file). */
   async evictList(fileHash: Uint8Array): Promise<void> {
     this.#proven.delete(hex(fileHash))
+    this.#proving.delete(hex(fileHash))
     const name = `l-${hex(fileHash)}`
     this.#lists.delete(name)
     await this.#disk?.delete(name)

@@ -118,7 +118,7 @@ class BucketReader implements SourceReader {
   readonly #ahead = new Map<number, Promise<Buffer>>()
   /**
    * Whole-file BLAKE3 over reads made in order from 0 (null once reads went out of order, or when
-   * an earlier reader already proved this file's list: one hash pass per file, not per client).
+   * another reader proved or is proving this file's list: one hash pass per file, not per client).
    */
   #hasher: Hasher | null
   #hashed = 0
@@ -127,7 +127,7 @@ class BucketReader implements SourceReader {
   constructor(entry: ManifestEntry, chunks: ChunkStore) {
     this.entry = entry
     this.#chunks = chunks
-    this.#hasher = entry.size > 0 && !chunks.proven(entry.hash) ? createHasher() : null
+    this.#hasher = entry.size > 0 && chunks.claimProof(entry.hash) ? createHasher() : null
   }
 
   #chunk(list: ChunkList, i: number): Promise<Buffer> {
@@ -167,6 +167,7 @@ class BucketReader implements SourceReader {
     if (position !== this.#hashed) {
       this.#hasher.digest()
       this.#hasher = null
+      this.#chunks.unclaim(this.entry.hash)
       return
     }
     this.#hasher.update(bytes)
@@ -185,8 +186,11 @@ class BucketReader implements SourceReader {
     if (!this.#closed) {
       this.#closed = true
       this.#ahead.clear()
-      this.#hasher?.digest()
-      this.#hasher = null
+      if (this.#hasher) {
+        this.#hasher.digest()
+        this.#hasher = null
+        this.#chunks.unclaim(this.entry.hash) // ended early: a later reader proves it
+      }
     }
     return Promise.resolve()
   }
