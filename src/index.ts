@@ -5,7 +5,7 @@
 export { AssetServer, type AssetServerOptions } from './core/server/server.js'
 export type {
   AssetServerEvents, AssetServerEventName, BatchEvent, ClientConnectedEvent, ClientDisconnectedEvent, ClientRejectedEvent,
-  PathRefusedEvent, ReloadReportEvent, SubscriptionsEvent,
+  PathRefusedEvent, ReloadReportEvent, SubscriptionsEvent, SkippedEvent, InternalErrorEvent, ReindexedEvent, FatalEvent,
 } from './core/server/server-events.js'
 export { Metrics, type MetricsOptions, type RequestStatus, type ByteCounters } from './core/server/metrics.js'
 export {
@@ -20,9 +20,9 @@ export {
 } from './protocol/status-json.js'
 export { VERSION } from './version.js'
 export type { ChangeSummary } from './core/server/changes.js'
-export type { AssetSource, SourceReader, ManifestPage, ScanResult } from './core/server/source.js'
+export type { AssetSource, SourceReader, ManifestPage, ScanResult, OpenOptions, SkippedPath } from './core/server/source.js'
 export type { ChangeFeed, ChangeBatch, ChangePublisher, FeedSink } from './core/server/feed.js'
-export { FolderSource, type FolderSourceOptions } from './core/server/folder-source.js'
+export { FolderSource, type FolderSourceOptions, type RootState } from './core/server/folder-source.js'
 export { MemorySource } from './core/server/memory-source.js'
 export { FolderFeed, type FolderFeedOptions } from './core/server/folder-feed.js'
 export { MemoryFeed } from './core/server/memory-feed.js'

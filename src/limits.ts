@@ -361,3 +361,22 @@ export const BACKGROUND_WINDOW_BYTES = 256 * KiB
  * bytes (instead of CREDIT_UPDATE_BYTES), so background transfers flow in their small window.
  */
 export const PRIORITY_CREDIT_STEP_BYTES = 64 * KiB
+// --- server correctness (issue 11: every file converges) ---------------------------------------
+/**
+ * How often a watching server checks that its served folder is still the folder it indexed (one
+ * stat of the root). Deleting or moving the root itself raises an event on most systems; moving
+ * one of its parents raises none, so this check is what notices it.
+ */
+export const ROOT_CHECK_MS = 1000
+/**
+ * How long a served folder may be missing (deleted, moved away, replaced by a file) before the
+ * server gives up and stops (serve exits 5). A folder back at the path within this time is
+ * re-indexed; requests wait meanwhile rather than see a stale or empty list.
+ */
+export const ROOT_GONE_MS = 5000
+/**
+ * Completed transfers a server remembers per connection (path and hash sent). A new REQUEST for
+ * one of them without that hash as have-hash is the client retrying after the bytes failed their
+ * hash: the server re-hashes the file before it answers (docs/protocol.md §4.5).
+ */
+export const SENT_MEMORY_PER_CLIENT = 256

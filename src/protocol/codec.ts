@@ -77,6 +77,9 @@ class Writer implements Out {
   u16(v: number): void { this.#at = this.buf.writeUInt16BE(v, this.#at) }
   u32(v: number): void { this.#at = this.buf.writeUInt32BE(v >>> 0, this.#at) }
   u64(v: number): void {
+    // A u64 here is a count, an offset or a time since 1970: a negative or fractional value is a
+    // local bug (a file dated before 1970 is announced as 0: wireMtime in core/fs/stamp.ts).
+    if (!Number.isSafeInteger(v) || v < 0) throw new RangeError(`u64 field must be an integer in [0, 2^53), got ${v}`)
     this.#at = this.buf.writeUInt32BE(Math.floor(v / 0x1_0000_0000), this.#at)
     this.#at = this.buf.writeUInt32BE(v >>> 0, this.#at)
   }

@@ -11,7 +11,7 @@
  */
 import { EventEmitter } from 'node:events'
 import { AssetSyncError, ProtocolError } from '../../errors.js'
-import { BACKGROUND_WINDOW_BYTES, CHUNK_SIZE, FLOW_WINDOW_BYTES, MAX_INFLIGHT_PER_CLIENT, SERVER_READ_BYTES, STATUS_MAX_JSON_BYTES } from '../../limits.js'
+import { BACKGROUND_WINDOW_BYTES, CHUNK_SIZE, FLOW_WINDOW_BYTES, MAX_INFLIGHT_PER_CLIENT, SENT_MEMORY_PER_CLIENT, SERVER_READ_BYTES, STATUS_MAX_JSON_BYTES } from '../../limits.js'
 import {
   PRIORITY, type ClientMessage, type ManifestMsg, type PriorityRequestMsg, type ReportMsg, type RequestMsg, type RequestPriority,
   type ServerMessage,
@@ -60,6 +60,7 @@ const NO_METRICS: SessionMetrics = { request: () => {}, error: () => {}, transfe
 
 interface Transfer {
   id: number
+  path: string
   /** performance.now() when its REQUEST arrived. */
   started: number
   reader: SourceReader
@@ -90,6 +91,13 @@ export class ClientSession extends EventEmitter {
   readonly #buffers: BufferPool
   readonly #matchers = new Map<string, PathMatcher>()
   readonly #metrics: SessionMetrics
+  /**
+   * Path → hash of the transfers this connection completed lately (at most
+   * SENT_MEMORY_PER_CLIENT, oldest first). Asked again for one of them by a client that does not
+   * show that hash, we read it as "those bytes failed their hash" (every client retries a download
+   * exactly so, protocol 2 included) and have the source re-check the file first (issue 11).
+   */
+  readonly #sent = new Map<string, Uint8Array>()
   /** A STATUS_REPLY is still queued (not drained): the next STATUS waits for it. */
   #statusBusy = false
   /** Handles SUBSCRIBE (the server owns the registry). */
@@ -135,7 +143,7 @@ export class ClientSession extends EventEmitter {
         this.#reprioritize(msg.id, msg.priority)
         return
       case 'manifest':
-        void this.#onManifest(msg).catch((err: unknown) => this.#fail(msg.id, err))
+        void this.#onManifest(msg).catch((err: unknown) => this.#fail(msg.id, err, msg.type))
         return
       case 'cancel': {
         const t = this.#transfers.get(msg.id)
@@ -165,9 +173,18 @@ export class ClientSession extends EventEmitter {
     }
   }
 
-  /** Sends an ERROR for request `id` (and counts it). */
-  #fail(id: number, err: unknown): void {
-    const e = err instanceof AssetSyncError ? err : new AssetSyncError('ERR_INTERNAL', `server error: ${(err as Error)?.message ?? err}`)
+  /**
+   * Sends an ERROR for request `id` (and counts it). Anything but an AssetSyncError is a failure
+   * we did not plan for (a bug, or the file system failing): the client gets ERR_INTERNAL and the
+   * server's owner an 'internal' event with the cause (serve logs it), once.
+   */
+  #fail(id: number, err: unknown, frame = 'request'): void {
+    let e: AssetSyncError
+    if (err instanceof AssetSyncError) e = err
+    else {
+      e = new AssetSyncError('ERR_INTERNAL', `server error: ${(err as Error)?.message ?? err}`, { cause: err })
+      this.emit('internal', { frame, error: err })
+    }
     this.#metrics.error(e.code)
     this.conn.send({ type: 'error', id, code: e.code, message: e.message })
   }
@@ -228,9 +245,12 @@ export class ClientSession extends EventEmitter {
     const { id, path } = msg
     const why = checkWirePath(path)
     if (why !== null) return this.#refuse(id, path, why)
+    const sent = this.#sent.get(path)
+    if (sent) this.#sent.delete(path)
+    const distrust = sent && !equalHash(msg.haveHash, sent) ? sent : undefined
     let reader: SourceReader | null
     try {
-      reader = await this.#source.open(path)
+      reader = await this.#source.open(path, distrust ? { distrust } : undefined)
     } catch (err) {
       if (err instanceof AssetSyncError && err.code === 'ERR_PATH_REFUSED') return this.#refuse(id, path, err.message)
       throw err
@@ -250,7 +270,7 @@ export class ClientSession extends EventEmitter {
     }
     this.#metrics.request('file')
     this.conn.send({ type: 'response', id, status: 'file', hash: entry.hash, size: entry.size, mode: entry.mode, mtime: entry.mtime })
-    const t: Transfer = { id, started, reader, size: entry.size, offset: 0, cancelled: false, lane: this.#opening.get(id) ?? PRIORITY.normal }
+    const t: Transfer = { id, path, started, reader, size: entry.size, offset: 0, cancelled: false, lane: this.#opening.get(id) ?? PRIORITY.normal }
     this.#transfers.set(id, t)
     this.#enqueue(t)
     void this.#pump()
@@ -349,12 +369,20 @@ export class ClientSession extends EventEmitter {
       t.offset += want
       if (final) {
         this.#finish(t)
+        this.#remember(t.path, t.reader.entry.hash)
         this.#metrics.transferDone(performance.now() - t.started)
       }
       return ok
     } finally {
       this.#buffers.release(buf)
     }
+  }
+
+  /** Notes a completed transfer (see #sent). */
+  #remember(path: string, hash: Uint8Array): void {
+    this.#sent.delete(path)
+    this.#sent.set(path, hash)
+    if (this.#sent.size > SENT_MEMORY_PER_CLIENT) this.#sent.delete(this.#sent.keys().next().value as string)
   }
 
   #finish(t: Transfer): void {
