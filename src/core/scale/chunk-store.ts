@@ -68,6 +68,7 @@ export interface ChunkStoreOptions {
   memoryBytes?: number
 }
 
+/** Verified chunks and lists by hash: memory, then disk, then the objects (see the file comment). */
 export class ChunkStore {
   readonly objects: ChunkObjects
   readonly stats: ChunkStoreStats = { memoryHits: 0, diskHits: 0, fetched: 0, fetchedBytes: 0, evicted: 0, refused: 0 }

@@ -34,6 +34,7 @@ export interface FeedDelivery {
   working(): void
 }
 
+/** One published tree's NATS JetStream feed: publish change messages, or read them through a durable consumer. */
 export class NatsLink {
   readonly feed: FeedLocation
   readonly subject: string

@@ -47,6 +47,7 @@ function checkEndpoint(url: string): string {
   return url.replace(/\/+$/, '')
 }
 
+/** The ObjectStore over `@aws-sdk/client-s3`, path-style, every call through one retry policy. Open with `S3Store.open`. */
 export class S3Store implements ObjectStore {
   readonly location: BucketLocation
   readonly description: string

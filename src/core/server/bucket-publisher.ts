@@ -67,6 +67,7 @@ export interface BucketPublisherOptions {
   parallel?: number
 }
 
+/** The origin's publisher: a ChangePublisher that uploads versions to the bucket and announces them (see the file comment). */
 export class BucketPublisher extends EventEmitter<BucketPublisherEvents> implements ChangePublisher {
   readonly #store: ObjectStore
   readonly #link: NatsLink | null

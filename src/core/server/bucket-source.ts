@@ -28,6 +28,7 @@ import type { AssetSource, ManifestPage, ScanResult, SourceReader } from './sour
 /** An entry and the chunk list of its content (the `chunks` feature's shape). */
 export interface ChunkedEntry { entry: ManifestEntry; list: ChunkList }
 
+/** An edge's AssetSource: a manifest version from the bucket, bytes from verified chunks (see the file comment). */
 export class BucketSource implements AssetSource {
   readonly store: ObjectStore
   readonly chunks: ChunkStore

@@ -59,6 +59,7 @@ export function diffManifests(a: Manifest | null, b: Manifest): UpdateEntry[] {
   return diffBatch(before, after)
 }
 
+/** An edge's ChangeFeed: versions from the NATS feed (and HEAD), installed in the BucketSource, then delivered. */
 export class EdgeFeed implements ChangeFeed {
   readonly #source: BucketSource
   readonly #link: NatsLink | null
