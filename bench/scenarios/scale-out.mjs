@@ -1,6 +1,7 @@
 // Scale-out (issue 18, docs/scale-out.md): 20 clients pull the same tree (256 MiB; --quick 32 MiB)
 // (a) from one origin, (b) spread over two edges serving from the bucket (cold disk caches), and
-// (c) with --direct through those edges (bytes straight from the bucket). Loopback only, so the
+// (b2) again over the same edges, now warm, and (c) with --direct through those edges (bytes
+// straight from the bucket). Loopback only, so the
 // figures are ratios against (a) measured in the same run, and each server process's CPU seconds
 // (utime + stime from /proc): the point of edges and --direct is to take the work off the origin.
 // The bucket is s3rver (a Node S3 API server, far slower than real object storage) in a process of
@@ -88,6 +89,13 @@ export async function run(ctx) {
     const bCpu = { origin: c1.origin - c0.origin, s3: c1.s3 - c0.s3, edges: c1.edges.map((v, i) => v - c0.edges[i]) }
     ctx.log(`  two edges: ${clients} pulls in ${(b.ms / 1000).toFixed(1)} s, edge CPU ${bCpu.edges.map((v) => v.toFixed(1)).join(' + ')} s, bucket CPU ${bCpu.s3.toFixed(1)} s`)
 
+    // (b2) the same again: the edges' caches are warm now (memory, then disk).
+    c0 = cpu()
+    const w = await pullAll(ctx, 'warm', edges, clients, [], {})
+    c1 = cpu()
+    const wCpu = { s3: c1.s3 - c0.s3, edges: c1.edges.map((v, i) => v - c0.edges[i]) }
+    ctx.log(`  two warm edges: ${clients} pulls in ${(w.ms / 1000).toFixed(1)} s, edge CPU ${wCpu.edges.map((v) => v.toFixed(1)).join(' + ')} s, bucket CPU ${wCpu.s3.toFixed(1)} s`)
+
     // (c) --direct through the edges: bytes from the bucket.
     c0 = cpu()
     const c = await pullAll(ctx, 'direct', edges, clients, ['--direct'], {})
@@ -100,10 +108,12 @@ export async function run(ctx) {
     const rows = [
       row({ id: 'origin-wall', label: `${clients} × ${total / MiB} MiB from one origin: all done`, unit: 's', value: a.ms / 1000 }),
       row({ id: 'edges-wall', label: `same, over two edges (cold caches)`, unit: 's', value: b.ms / 1000, baseline: base }),
+      row({ id: 'warm-wall', label: 'same, over two edges (warm caches)', unit: 's', value: w.ms / 1000, baseline: base }),
       row({ id: 'direct-wall', label: 'same, --direct (bucket → client)', unit: 's', value: c.ms / 1000, baseline: base }),
       row({ id: 'origin-cpu', label: 'origin CPU serving the 20', unit: 's', value: aCpu.origin }),
       row({ id: 'edges-origin-cpu', label: 'origin CPU while two edges serve them', unit: 's', value: bCpu.origin, baseline: { label: 'origin serving all', value: aCpu.origin } }),
       row({ id: 'edges-cpu', label: 'edge CPU, both edges', unit: 's', value: sum(bCpu.edges), baseline: { label: 'origin serving all', value: aCpu.origin } }),
+      row({ id: 'warm-edges-cpu', label: 'edge CPU, both edges, warm', unit: 's', value: sum(wCpu.edges), baseline: { label: 'origin serving all', value: aCpu.origin } }),
       row({ id: 'edges-s3-cpu', label: 'bucket (s3rver) CPU, edges', unit: 's', value: bCpu.s3 }),
       row({ id: 'direct-edges-cpu', label: 'edge CPU, both edges, --direct', unit: 's', value: sum(cCpu.edges), baseline: { label: 'origin serving all', value: aCpu.origin } }),
       row({ id: 'direct-s3-cpu', label: 'bucket (s3rver) CPU, --direct', unit: 's', value: cCpu.s3 }),

@@ -34,6 +34,8 @@ export class DiskCache {
   readonly capBytes: number
   /** name → size, least recently used first (a Map keeps insertion order; a hit re-inserts). */
   readonly #index = new Map<string, number>()
+  /** Sub-folders known to exist (one mkdir each, not one per write). */
+  readonly #dirs = new Set<string>()
   /** Stamps of files this process wrote, by name. */
   readonly #stamps = new Map<string, FileStamp>()
   #bytes = 0
@@ -115,7 +117,11 @@ export class DiskCache {
     const temp = join(this.dir, name.slice(2, 4), `.tmp-${process.pid}-${++this.#temp}`)
     let stamp: FileStamp
     try {
-      await mkdir(join(this.dir, name.slice(2, 4)), { recursive: true, mode: 0o700 })
+      const sub = name.slice(2, 4)
+      if (!this.#dirs.has(sub)) {
+        await mkdir(join(this.dir, sub), { recursive: true, mode: 0o700 })
+        this.#dirs.add(sub)
+      }
       const fh = await open(temp, 'w', 0o600)
       try {
         await fh.write(bytes)
@@ -126,6 +132,7 @@ export class DiskCache {
       stamp = stampOf(await stat(final))
     } catch {
       this.#forget(name)
+      this.#dirs.delete(name.slice(2, 4)) // removed behind our back? make it again next time
       await unlink(temp).catch(() => {})
       return
     }

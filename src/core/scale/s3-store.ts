@@ -89,6 +89,10 @@ export class S3Store implements ObjectStore {
     this.#client = new sdk.S3Client({
       forcePathStyle: true,
       maxAttempts: 1,
+      // Every object is checked by BLAKE3 (chunks, lists) or its digest (manifests): the SDK's
+      // own CRC over each body would be a second pass of CPU for nothing.
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
       ...(endpoint ? { endpoint } : {}),
       ...(region ? { region } : {}),
       ...(opts.credentials ? { credentials: opts.credentials } : {}),
@@ -105,7 +109,8 @@ export class S3Store implements ObjectStore {
           await res.Body?.transformToByteArray().catch(() => {})
           throw new AssetSyncError('ERR_LIMIT', `${this.description}: ${key} is ${len} bytes, over ${maxBytes}`)
         }
-        const bytes = Buffer.from((await res.Body?.transformToByteArray()) ?? new Uint8Array(0))
+        const body = (await res.Body?.transformToByteArray()) ?? new Uint8Array(0)
+        const bytes = Buffer.from(body.buffer, body.byteOffset, body.byteLength) // a view, not a copy
         if (bytes.length > maxBytes) throw new AssetSyncError('ERR_LIMIT', `${this.description}: ${key} is over ${maxBytes} bytes`)
         this.stats.bytesDown += bytes.length
         return bytes
