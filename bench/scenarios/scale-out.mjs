@@ -1,9 +1,9 @@
 // Scale-out (issue 18, docs/scale-out.md): 20 clients pull the same tree (256 MiB; --quick 32 MiB)
-// (a) from one origin, (b) spread over two edges serving from the bucket (cold disk caches), and
-// (b2) again over the same edges, now warm, and (c) with --direct through those edges (bytes
-// straight from the bucket). Loopback only, so the
-// figures are ratios against (a) measured in the same run, and each server process's CPU seconds
-// (utime + stime from /proc): the point of edges and --direct is to take the work off the origin.
+// (a) from one origin, (b) spread over two edges serving from the bucket (cold caches), (b2) the
+// same again over the now warm edges, and (c) with --direct through those edges (bytes straight
+// from the bucket). Loopback only, so the figures are ratios against (a) measured in the same run,
+// and each server process's CPU seconds (utime + stime from /proc): the point of edges and
+// --direct is to take the work off the origin.
 // The bucket is s3rver (a Node S3 API server, far slower than real object storage) in a process of
 // its own; NATS is the Debian nats-server. Skipped (with the reason) if nats-server is missing.
 import { randomFillSync } from 'node:crypto'
