@@ -5,7 +5,7 @@
  * the changed chunks; a chunk tampered with in the bucket is refused (exit 6, nothing visible),
  * and the edge, whose cached copy was tampered with, evicts it and fetches it again.
  */
-import { readdir, writeFile, open as openFile } from 'node:fs/promises'
+import { readdir, readFile, writeFile, open as openFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ensureBuilt, parseEvents, Sandbox, type ServerHandle } from '../helpers/cli.js'
@@ -93,6 +93,14 @@ describe.skipIf(NATS_MISSING)('pull --direct', () => {
     expect(sum3.bytesReceived).toBeGreaterThan(0)
     expect(sum3.bytesReceived).toBeLessThan(600 * 1024)
   }, 120_000)
+
+  it('get through an edge writes the published bytes', async () => {
+    const r = await sb.run(['get', '--server', edge.addr, 'mid.bin'], { timeoutMs: 30_000 })
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stdout.equals(await readFile(join(assets, 'mid.bin')))).toBe(true)
+    const missing = await sb.run(['get', '--server', edge.addr, 'nope.bin'], { timeoutMs: 30_000 })
+    expect(missing.code).toBe(5)
+  })
 
   it('against a server with no bucket, pulls through the server', async () => {
     const plain = await sb.serve(assets)
