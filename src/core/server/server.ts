@@ -27,6 +27,7 @@ import { BufferPool } from '../fs/pool.js'
 import { checkBatch } from './batch-check.js'
 import { fanOutInSlices } from './batch-fanout.js'
 import { splitFrames } from './changes.js'
+import type { DirectProvider } from './direct.js'
 import type { ChangeBatch, ChangeFeed, ChangePublisher } from './feed.js'
 import { FolderFeed } from './folder-feed.js'
 import { FolderSource } from './folder-source.js'
@@ -78,6 +79,8 @@ export interface AssetServerOptions extends TimingOptions {
   settleMs?: number
   /** Watch the folder and push changes to subscribers (default true; with `root`). */
   watch?: boolean
+  /** Answers DIRECT (`pull --direct`): a server that publishes to or serves from an S3 origin. */
+  direct?: DirectProvider | null
   /** Include prom-client's default Node.js process metrics in `metrics` (default true). */
   processMetrics?: boolean
 }
@@ -114,6 +117,7 @@ export class AssetServer extends EventEmitter {
   readonly memory: MemoryBudget
   readonly #forward: readonly ChangePublisher[]
   #feed: ChangeFeed | null = null
+  #direct: DirectProvider | null = null
   /** This server's Prometheus series (`serve --http` serves them as /metrics). */
   readonly metrics: Metrics
   /** What this server is doing, as StatusJson: /status, the live page and STATUS replies. */
@@ -180,6 +184,7 @@ export class AssetServer extends EventEmitter {
       })
       server = new AssetServer(source, endpoint, keyPair.publicKey, scan, opts.forward ?? [], opts.processMetrics !== false,
         new MemoryBudget(opts.memory?.perConnection, opts.memory?.total))
+      server.#direct = opts.direct ?? null
       if (feed) {
         const s = server
         await feed.start({
@@ -327,6 +332,15 @@ export class AssetServer extends EventEmitter {
       })
     }
     session.statusJson = (maxBytes) => fitStatus(status.snapshot(), maxBytes)
+    const direct = this.#direct
+    if (direct) {
+      session.onDirect = (msg) => {
+        direct.urls(msg.keys).then(
+          (r) => { conn.send({ type: 'direct-reply', id: msg.id, store: direct.store, expires: r.expires, urls: r.urls }) },
+          (err: unknown) => { conn.send({ type: 'error', id: msg.id, code: 'ERR_INTERNAL', message: `cannot sign URLs: ${(err as Error)?.message ?? err}` }) },
+        )
+      }
+    }
     this.emit('connected', { remote: conn.remote })
     conn.once('close', (err: AssetSyncError | null) => {
       if (err?.code === 'ERR_INTERNAL') {
