@@ -23,7 +23,7 @@ import { mapLimit } from '../fs/pool.js'
 import { type FileStamp, sameStamp, wireMtime } from '../fs/stamp.js'
 import { type FileStat, type WalkedFile, walkFiles } from '../fs/walk.js'
 import { pageOf } from './manifest-page.js'
-import type { ManifestPage, ScanResult } from './source.js'
+import type { ManifestPage, PageWork, ScanResult } from './source.js'
 
 /** Files hashed at once during a scan. */
 const SCAN_PARALLEL = 4
@@ -192,9 +192,9 @@ export class Store {
   }
 
   /** One manifest page (see AssetSource.page). */
-  page(match: PathMatcher, after: string, maxBytes?: number): ManifestPage {
+  page(match: PathMatcher, after: string, maxBytes?: number, work?: PageWork): ManifestPage {
     this.#sorted ??= [...this.#entries.keys()].sort()
-    return pageOf(this.#sorted, (p) => this.#entries.get(p) as Entry, match, after, maxBytes)
+    return pageOf(this.#sorted, (p) => this.#entries.get(p) as Entry, match, after, maxBytes, work)
   }
 
   async saveCache(): Promise<void> { await this.#cache.save() }
