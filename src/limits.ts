@@ -178,3 +178,48 @@ export const RUNTIME_PARALLEL_FETCHES = 8
 export const LUA_READ_BUFFER_BYTES = 64 * KiB
 /** A numeral `file:read("n")` reads at most (Lua's own L_MAXLENNUM). */
 export const LUA_MAX_NUMERAL_CHARS = 200
+
+// --- delta (content-defined chunks, dedup, resume, compression; src/core/delta) ---------------
+/**
+ * FastCDC chunk sizes. A cut is never made before DELTA_MIN_CHUNK_BYTES (bytes before it are not
+ * even hashed: much of the speed), is likelier past the normal point DELTA_AVG_CHUNK_BYTES, and
+ * is forced at DELTA_MAX_CHUNK_BYTES. Chunks average ~76 KiB (docs/delta.md has the
+ * measurements): a 64 MiB file has ~860 chunks, a 30 KiB chunk list; a 1-byte edit costs one
+ * chunk, rarely two.
+ * Changing any of these changes every boundary: it needs a new chunker id (chunk-list.ts).
+ */
+export const DELTA_MIN_CHUNK_BYTES = 16 * KiB
+/** The normal point of normalized chunking (a power of two): the strict mask before it, the loose one after. */
+export const DELTA_AVG_CHUNK_BYTES = 64 * KiB
+/**
+ * The forced cut. 192 KiB rather than 256: the chunk an edit lands in is size-biased, and at 256
+ * its 99th percentile plus the list was 260 KiB for a 64 MiB file (192: 222 KiB), with no change
+ * in how boundaries re-synchronize (forced cuts are ~1 % of chunks).
+ */
+export const DELTA_MAX_CHUNK_BYTES = 192 * KiB
+/**
+ * Chunks one chunk list may have (a decoder refuses more). 2^20 chunks cover any file up to
+ * 16 GiB whatever its content (every chunk but the last is ≥ 16 KiB) and ~64 GiB typically; a
+ * list this long is 36 MiB encoded and ~44 MiB in memory. Larger files are sent whole.
+ */
+export const DELTA_MAX_LIST_CHUNKS = 1_048_576
+/** The persistent chunk-list cache file keeps at most this many bytes of lists (least recently used go first). */
+export const DELTA_LIST_CACHE_BYTES = 64 * MiB
+/** Bytes read at once while chunking a file or copying local chunks into a new version. */
+export const DELTA_READ_BYTES = 1 * MiB
+/**
+ * zstd: the largest window a received frame may declare. Decoding allocates the window, so a
+ * 20-byte frame declaring 128 MiB would cost 128 MiB. Level 1 declares 512 KiB, level 3 2 MiB,
+ * levels up to 19 at most 8 MiB (the stream encoder does not know the chunk's size).
+ */
+export const DELTA_ZSTD_MAX_WINDOW_BYTES = 8 * MiB
+/** zstd: bytes compressed as a sample to decide whether a chunk is worth compressing at all. */
+export const DELTA_ZSTD_SAMPLE_BYTES = 4 * KiB
+/** Resume: an interrupted download is kept for the next attempt only from this size on. */
+export const DELTA_STAGE_MIN_BYTES = 4 * MiB
+/** Resume: staged partial downloads kept per mirror folder (the oldest go first). */
+export const DELTA_STAGE_MAX_FILES = 16
+/** Resume: bytes of staged partial downloads kept per mirror folder (the oldest go first). */
+export const DELTA_STAGE_MAX_BYTES = 4 * 1024 * MiB
+/** Resume: a staged partial download older than this is removed, not offered. */
+export const DELTA_STAGE_MAX_AGE_MS = 7 * 24 * 3600 * 1000
