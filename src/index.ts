@@ -8,7 +8,7 @@ export type {
   PathRefusedEvent, SubscriptionsEvent,
 } from './core/server/server-events.js'
 export type { ChangeSummary } from './core/server/changes.js'
-export type { AssetSource, SourceReader, ManifestPage, ScanResult } from './core/server/source.js'
+export type { AssetSource, SourceReader, ManifestPage, ScanResult, ChunkedEntry } from './core/server/source.js'
 export type { ChangeFeed, ChangeBatch, ChangePublisher, FeedSink } from './core/server/feed.js'
 export { FolderSource, type FolderSourceOptions } from './core/server/folder-source.js'
 export { MemorySource } from './core/server/memory-source.js'
@@ -24,8 +24,13 @@ export { fileSink, type SavedFile, type FileSinkOptions } from './core/client/te
 export { MemorySink, memorySink } from './core/client/memory-sink.js'
 export { Mirror, type MirrorOptions, type SyncOptions, type SyncSummary, type FileEvent } from './core/client/mirror.js'
 export {
-  LiveMirror, reconnectDelay, type LiveMirrorOptions, type LiveMirrorEvents, type SyncedEvent, type ReconnectingEvent,
+  LiveMirror, reconnectDelay, type LiveMirrorOptions, type LiveMirrorEvents, type SyncedEvent, type ReconnectingEvent, type AppliedStats,
 } from './core/client/live-mirror.js'
+export {
+  ChunkList, ChunkListBuilder, chunkBytes, chunkFile, encodeChunkList, decodeChunkList, maxChunkListBytes, type ChunkListExpectation,
+} from './core/delta/chunk-list.js'
+export { ChunkListCache } from './core/delta/list-cache.js'
+export { compressChunk, decompressChunk, isCompressedExtension, CODING, type Coding, type EncodedChunk } from './core/delta/compress.js'
 export { HookRunner, type Change, type HookResult, type HookOptions, type HookRunnerEvents } from './core/client/hooks.js'
 export {
   AssetSyncError, ProtocolError, EXIT, ERROR_EXIT, ERROR_RECOVERY, exitCodeOf, recoveryOf, isTransient, isRetryable, needsReconnect, isFatal,

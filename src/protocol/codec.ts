@@ -6,12 +6,12 @@
  */
 import { ProtocolError } from '../errors.js'
 import {
-  CHUNK_SIZE, MAX_ERROR_CODE_BYTES, MAX_FRAME_BYTES, MAX_PATH_BYTES, MAX_PATTERN_BYTES, MAX_PATTERNS, MAX_TEXT_BYTES,
+  CHUNK_SIZE, DELTA_FETCH_MAX_CHUNKS, DELTA_MAX_CHUNK_BYTES, MAX_ERROR_CODE_BYTES, MAX_FRAME_BYTES, MAX_PATH_BYTES, MAX_PATTERN_BYTES, MAX_PATTERNS, MAX_TEXT_BYTES,
   MAX_TOKEN_BYTES, MAX_UPDATE_ENTRIES,
 } from '../limits.js'
 import {
   CHANGE_KIND, HASH_BYTES, MSG, STATUS, allowedFrom,
-  type ChangeKind, type FileMeta, type ManifestEntry, type Message, type MessageType, type ResponseStatus,
+  type ChangeKind, type ChunkRef, type FileMeta, type ManifestEntry, type Message, type MessageType, type ResponseStatus,
   type Sender, type UpdateEntry,
 } from './messages.js'
 
@@ -181,6 +181,19 @@ function writeBody(o: Out, m: Message): void {
       return
     case 'manifest': o.u32(m.id); writePatterns(o, m.patterns); o.str16(m.after); return
     case 'credit': o.u32(m.bytes); return
+    case 'chunk-list':
+      o.u32(m.id); o.str16(m.path)
+      if (m.hash) { o.u8(1); o.raw(m.hash) } else o.u8(0)
+      return
+    case 'chunk-fetch':
+      o.u32(m.id); o.str16(m.path); o.raw(m.hash); o.u16(m.chunks.length)
+      for (const c of m.chunks) { o.raw(c.hash); o.u32(c.length) }
+      return
+    case 'chunk-list-reply':
+      o.u32(m.id); o.u8(m.whole ? 1 : 0); writeMeta(o, m); o.u32(m.total); o.u32(m.offset); o.raw(m.data)
+      return
+    case 'chunk-data': o.u32(m.id); o.u16(m.index); o.u8(m.coding); o.raw(m.data); return
+    case 'chunk-z': o.u32(m.id); o.u64(m.offset); o.u8(m.final ? 1 : 0); o.u32(m.length); o.raw(m.data); return
     case 'auth-ok':
       o.u16(m.version)
       if (m.features !== undefined) o.u32(m.features)
@@ -275,6 +288,55 @@ function readBody(r: Reader, type: MessageType): Message {
       return { type, id, patterns, after: r.str16(MAX_PATH_BYTES, 'cursor') }
     }
     case 'credit': return { type, bytes: r.u32('credit bytes') }
+    case 'chunk-list': {
+      const id = r.u32('id')
+      const path = r.str16(MAX_PATH_BYTES, 'path')
+      const hash = r.bool('hash flag') ? r.raw(HASH_BYTES, 'file hash') : null
+      return { type, id, path, hash }
+    }
+    case 'chunk-fetch': {
+      const id = r.u32('id')
+      const path = r.str16(MAX_PATH_BYTES, 'path')
+      const hash = r.raw(HASH_BYTES, 'file hash')
+      const n = r.count(DELTA_FETCH_MAX_CHUNKS, 'chunk count')
+      if (n === 0) throw new ProtocolError('chunk fetch of no chunks')
+      const chunks: ChunkRef[] = []
+      for (let i = 0; i < n; i++) {
+        const h = r.raw(HASH_BYTES, 'chunk hash')
+        const length = r.u32('chunk length')
+        if (length === 0 || length > DELTA_MAX_CHUNK_BYTES) throw new ProtocolError(`chunk length ${length} out of range`)
+        chunks.push({ hash: h, length })
+      }
+      return { type, id, path, hash, chunks }
+    }
+    case 'chunk-list-reply': {
+      const id = r.u32('id')
+      const whole = r.bool('whole flag')
+      const meta = readMeta(r)
+      const total = r.u32('list bytes')
+      const offset = r.u32('list offset')
+      const data = r.rest()
+      if (offset + data.byteLength > total) throw new ProtocolError(`chunk list slice ends at ${offset + data.byteLength}, past its ${total} bytes`)
+      if (whole && total !== 0) throw new ProtocolError('a "whole" chunk list reply carries list bytes')
+      return { type, id, whole, ...meta, total, offset, data }
+    }
+    case 'chunk-data': {
+      const id = r.u32('id')
+      const index = r.u16('chunk index')
+      const coding = r.u8('coding')
+      if (coding > 1) throw new ProtocolError(`unknown chunk coding ${coding}`)
+      if (r.left > DELTA_MAX_CHUNK_BYTES) throw new ProtocolError(`chunk data of ${r.left} bytes exceeds ${DELTA_MAX_CHUNK_BYTES}`)
+      return { type, id, index, coding, data: r.rest() }
+    }
+    case 'chunk-z': {
+      const id = r.u32('id')
+      const offset = r.u64('offset')
+      const final = r.bool('final flag')
+      const length = r.u32('decoded length')
+      if (length > CHUNK_SIZE) throw new ProtocolError(`compressed chunk decodes to ${length} bytes, over ${CHUNK_SIZE}`)
+      if (r.left > CHUNK_SIZE) throw new ProtocolError(`compressed chunk of ${r.left} bytes exceeds ${CHUNK_SIZE}`)
+      return { type, id, offset, final, length, data: r.rest() }
+    }
     case 'auth-ok': {
       const version = r.u16('version')
       return r.left === 0 ? { type, version } : { type, version, features: r.u32('features') }

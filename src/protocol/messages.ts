@@ -45,6 +45,9 @@ export const MSG = {
   subscribe: 0x04,
   manifest: 0x05,
   credit: 0x06,
+  // client -> server, optional: chunks (0x28–0x2b)
+  'chunk-list': 0x28,
+  'chunk-fetch': 0x29,
   // server -> client
   'auth-ok': 0x41,
   response: 0x42,
@@ -53,6 +56,10 @@ export const MSG = {
   'manifest-reply': 0x45,
   error: 0x46,
   'subscribe-ack': 0x47,
+  // server -> client, optional: chunks (0x68–0x6b), zstd (0x6c–0x6f)
+  'chunk-list-reply': 0x68,
+  'chunk-data': 0x69,
+  'chunk-z': 0x6c,
   // both
   ping: 0x7f,
 } as const
@@ -100,8 +107,8 @@ function block(n: number): Readonly<Record<Sender, CodeRange>> {
 export const FEATURES = {
   priority: { bit: 0, implemented: false, frames: block(0), about: 'request priority: a blocking require before bulk transfers' },
   report: { bit: 1, implemented: false, frames: block(1), about: 'client → server reload/hook report' },
-  chunks: { bit: 2, implemented: false, frames: block(2), about: 'content-defined chunk lists and chunk fetch' },
-  zstd: { bit: 3, implemented: false, frames: block(3), about: 'zstd-compressed chunks' },
+  chunks: { bit: 2, implemented: true, frames: block(2), about: 'content-defined chunk lists and chunk fetch' },
+  zstd: { bit: 3, implemented: true, frames: block(3), about: 'zstd-compressed chunks' },
   'manifest-digest': { bit: 4, implemented: false, frames: block(4), about: 'a digest of the manifest, to skip an unchanged listing' },
   'batch-request': { bit: 5, implemented: false, frames: block(5), about: 'many files per request' },
   status: { bit: 6, implemented: false, frames: block(6), about: 'status query over the protocol' },
@@ -215,6 +222,18 @@ export interface ManifestMsg { type: 'manifest'; id: number; patterns: string[];
  * it), so the server may send that many more. The server starts with FLOW_WINDOW_BYTES of credit.
  */
 export interface CreditMsg { type: 'credit'; bytes: number }
+/**
+ * `chunks`: asks for the chunk list of `path` (docs/delta.md), of the content with `hash`, or of
+ * the current content when `hash` is null (`get -o`, which has no manifest entry).
+ */
+export interface ChunkListMsg { type: 'chunk-list'; id: number; path: string; hash: Uint8Array | null }
+/** One chunk asked for by CHUNK_FETCH: its BLAKE3 hash and length, from the file's chunk list. */
+export interface ChunkRef { hash: Uint8Array; length: number }
+/**
+ * `chunks`: asks for chunks of the content `hash` of `path` (at most DELTA_FETCH_MAX_CHUNKS), by
+ * chunk hash. Answered by one CHUNK_DATA per chunk, in order.
+ */
+export interface ChunkFetchMsg { type: 'chunk-fetch'; id: number; path: string; hash: Uint8Array; chunks: ChunkRef[] }
 
 // --- server -> client --------------------------------------------------------------------
 /**
@@ -232,11 +251,29 @@ export interface ManifestReplyMsg { type: 'manifest-reply'; id: number; done: bo
 /** `id` 0 is about the whole connection (then it closes); otherwise it ends that request. */
 export interface ErrorMsg { type: 'error'; id: number; code: string; message: string }
 export interface SubscribeAckMsg { type: 'subscribe-ack'; id: number }
+/**
+ * `chunks`: one slice, at `offset`, of the `total`-byte encoded chunk list (docs/delta.md §3) of
+ * the file described by the meta fields. `whole`: the server offers no list for this file (too
+ * small, too many chunks, or its source cannot chunk): the client sends REQUEST instead; then
+ * `total` is 0 and `data` empty.
+ */
+export type ChunkListReplyMsg = { type: 'chunk-list-reply'; id: number; whole: boolean; total: number; offset: number; data: Uint8Array } & FileMeta
+/**
+ * `chunks`: the chunk at `index` in the CHUNK_FETCH's list; `coding` 0 raw, 1 zstd (only when
+ * `zstd` was agreed). Its data bytes (as sent) are charged to flow control.
+ */
+export interface ChunkDataMsg { type: 'chunk-data'; id: number; index: number; coding: number; data: Uint8Array }
+/**
+ * `zstd`: a CHUNK whose data is one zstd frame that decodes to `length` (≤ CHUNK_SIZE) bytes. The
+ * compressed bytes are charged to flow control.
+ */
+export interface ChunkZMsg { type: 'chunk-z'; id: number; offset: number; final: boolean; length: number; data: Uint8Array }
 
 // --- both --------------------------------------------------------------------------------
 export interface PingMsg { type: 'ping' }
 
-export type ClientMessage = AuthMsg | RequestMsg | CancelMsg | SubscribeMsg | ManifestMsg | CreditMsg | PingMsg
+export type ClientMessage =
+  | AuthMsg | RequestMsg | CancelMsg | SubscribeMsg | ManifestMsg | CreditMsg | ChunkListMsg | ChunkFetchMsg | PingMsg
 export type ServerMessage =
   | AuthOkMsg
   | ResponseMsg
@@ -245,13 +282,18 @@ export type ServerMessage =
   | ManifestReplyMsg
   | ErrorMsg
   | SubscribeAckMsg
+  | ChunkListReplyMsg
+  | ChunkDataMsg
+  | ChunkZMsg
   | PingMsg
 export type Message = ClientMessage | ServerMessage
 export type MessageType = Message['type']
 
-const CLIENT_TYPES: ReadonlySet<MessageType> = new Set(['auth', 'request', 'cancel', 'subscribe', 'manifest', 'credit', 'ping'])
+const CLIENT_TYPES: ReadonlySet<MessageType> = new Set([
+  'auth', 'request', 'cancel', 'subscribe', 'manifest', 'credit', 'chunk-list', 'chunk-fetch', 'ping',
+])
 const SERVER_TYPES: ReadonlySet<MessageType> = new Set([
-  'auth-ok', 'response', 'chunk', 'update', 'manifest-reply', 'error', 'subscribe-ack', 'ping',
+  'auth-ok', 'response', 'chunk', 'update', 'manifest-reply', 'error', 'subscribe-ack', 'chunk-list-reply', 'chunk-data', 'chunk-z', 'ping',
 ])
 
 export function allowedFrom(sender: Sender, type: MessageType): boolean {
@@ -259,14 +301,25 @@ export function allowedFrom(sender: Sender, type: MessageType): boolean {
 }
 
 /** Server replies that answer a request id. */
-export type ReplyMessage = ResponseMsg | ChunkMsg | ManifestReplyMsg | ErrorMsg | SubscribeAckMsg
+export type ReplyMessage =
+  | ResponseMsg | ChunkMsg | ManifestReplyMsg | ErrorMsg | SubscribeAckMsg | ChunkListReplyMsg | ChunkDataMsg | ChunkZMsg
 
 /**
  * The server frame types the client routes to a pending request by `id` (an optional reply
  * frame joins this set and ReplyMessage). Every other server frame but AUTH_OK is a 'message'.
  */
-export const REPLY_TYPES: ReadonlySet<ServerMessage['type']> = new Set(['response', 'chunk', 'manifest-reply', 'error', 'subscribe-ack'])
+export const REPLY_TYPES: ReadonlySet<ServerMessage['type']> = new Set([
+  'response', 'chunk', 'manifest-reply', 'error', 'subscribe-ack', 'chunk-list-reply', 'chunk-data', 'chunk-z',
+])
 
 export function isReply(msg: ServerMessage): msg is ReplyMessage {
   return REPLY_TYPES.has(msg.type)
+}
+
+/** Frames whose data is charged to flow control (docs/protocol.md §4.6): file bytes as sent. */
+export type FlowMessage = ChunkMsg | ChunkZMsg | ChunkDataMsg
+
+/** The flow-control cost of a server frame: its data bytes as sent for CHUNK, CHUNK_Z, CHUNK_DATA; else 0. */
+export function flowBytes(msg: Message): number {
+  return msg.type === 'chunk' || msg.type === 'chunk-z' || msg.type === 'chunk-data' ? msg.data.byteLength : 0
 }

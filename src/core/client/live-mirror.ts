@@ -9,7 +9,7 @@ import { EventEmitter } from 'node:events'
 import { AssetSyncError, isFatal } from '../../errors.js'
 import { CLIENT_PARALLEL_TRANSFERS, RECONNECT_BASE_MS, RECONNECT_MAX_MS } from '../../limits.js'
 import type { Clock } from '../../protocol/clock.js'
-import type { UpdateEntry } from '../../protocol/messages.js'
+import type { FileMeta, UpdateEntry } from '../../protocol/messages.js'
 import { AssetClient, type AssetClientOptions } from './client.js'
 import { equalHash } from '../fs/hash.js'
 import { foregroundClock } from './foreground-clock.js'
@@ -35,14 +35,17 @@ export interface LiveMirrorOptions {
 /** A sync finished: the initial one, or a resync after a reconnect. */
 export interface SyncedEvent { summary: SyncSummary; initial: boolean }
 
+/** What an applied batch cost: payload bytes received on the wire, and bytes taken from local files. */
+export interface AppliedStats { bytesReceived: number; bytesReused: number }
+
 /** A reconnect attempt is due in `delayMs`. */
 export interface ReconnectingEvent { attempt: number; delayMs: number }
 
 /** The events of a LiveMirror, by name: the listener's arguments. */
 export type LiveMirrorEvents = {
   synced: [e: SyncedEvent]
-  /** A batch became visible (pushed, or the changes a resync made). */
-  applied: [changes: Change[]]
+  /** A batch became visible (pushed, or the changes a resync made), and what it cost. */
+  applied: [changes: Change[], stats: AppliedStats]
   /** The connection was lost (null: closed without an error); reconnecting follows. */
   disconnected: [err: AssetSyncError | null]
   reconnecting: [e: ReconnectingEvent]
@@ -149,7 +152,7 @@ export class LiveMirror extends EventEmitter<LiveMirrorEvents> {
       }
       for (const p of present) this.#known.add(p)
       this.emit('synced', { summary, initial })
-      if (!initial && changes.length > 0) this.emit('applied', changes)
+      if (!initial && changes.length > 0) this.emit('applied', changes, { bytesReceived: summary.bytesReceived, bytesReused: summary.bytesReused })
     } catch (err) {
       client.close()
       throw err
@@ -197,7 +200,7 @@ export class LiveMirror extends EventEmitter<LiveMirrorEvents> {
    * then makes the batch visible together.
    */
   async #applyBatch(client: AssetClient, entries: UpdateEntry[]): Promise<void> {
-    const fetches: { path: string; have: Buffer | null }[] = []
+    const fetches: { path: string; have: Buffer | null; meta: FileMeta }[] = []
     const moves: { from: string; to: string }[] = []
     const deletes: string[] = []
     const changes: Change[] = []
@@ -220,13 +223,14 @@ export class LiveMirror extends EventEmitter<LiveMirrorEvents> {
         if (!this.#match(e.path)) continue
         const have = await this.mirror.localHash(e.path)
         if (equalHash(have, e.hash)) continue // already here (e.g. applied by a resync)
-        fetches.push({ path: e.path, have })
+        fetches.push({ path: e.path, have, meta: e })
       }
       // Every download settles before anything is decided, so no staged temp file is left behind
-      // by a sibling's failure.
+      // by a sibling's failure. One delta context: the batch's files share sources (and chunks).
+      const ctx = this.mirror.deltaContext()
       const results = await mapLimit(fetches, CLIENT_PARALLEL_TRANSFERS, async (f) => {
         try {
-          return { staged: await this.mirror.stage(client, f.path, f.have) }
+          return { staged: await this.mirror.stage(client, f.path, f.have, f.meta, ctx) }
         } catch (err) {
           // Deleted again before we asked: the delete arrives in a later batch.
           if (err instanceof AssetSyncError && err.code === 'ERR_NOT_FOUND') return { staged: null }
@@ -261,6 +265,11 @@ export class LiveMirror extends EventEmitter<LiveMirrorEvents> {
     } catch (err) {
       this.emit('batch-error', asError(err))
     }
-    if (changes.length > 0) this.emit('applied', changes)
+    const stats: AppliedStats = { bytesReceived: 0, bytesReused: 0 }
+    for (const s of staged) {
+      stats.bytesReceived += s.bytes
+      stats.bytesReused += s.reused
+    }
+    if (changes.length > 0) this.emit('applied', changes, stats)
   }
 }

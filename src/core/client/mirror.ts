@@ -11,8 +11,12 @@ import { AssetSyncError, writeError } from '../../errors.js'
 import { CLIENT_PARALLEL_CHECKS, CLIENT_PARALLEL_TRANSFERS } from '../../limits.js'
 import type { FileMeta, ManifestEntry } from '../../protocol/messages.js'
 import { isTempName } from '../fs/atomic-write.js'
+import type { ChunkList } from '../delta/chunk-list.js'
+import { ChunkListCache, listCacheFileFor } from '../delta/list-cache.js'
+import type { ChunkSource } from '../delta/plan.js'
+import { capStaging, isStagingName } from '../delta/staging.js'
 import type { AssetClient } from './client.js'
-import { fileSink } from './temp-file-sink.js'
+import { DeltaContext, type LocalFile, fetchFile } from './delta-download.js'
 import { HashCache, cacheFileFor } from '../fs/hash-cache.js'
 import { equalHash, hashFile } from '../fs/hash.js'
 import { ignoreMatcher, patternMatcher } from '../fs/ignore.js'
@@ -30,8 +34,10 @@ export type FileAction = 'downloaded' | 'up-to-date' | 'deleted' | 'vanished'
 export interface FileEvent {
   path: string
   action: FileAction
-  /** File payload bytes received (0 for up-to-date, deleted and dry runs). */
+  /** File payload bytes received on the wire (0 for up-to-date, deleted and dry runs). */
   bytes: number
+  /** Bytes taken from local files instead of the wire (delta transfers, local copies). */
+  reused: number
 }
 
 export interface SyncSummary {
@@ -41,12 +47,26 @@ export interface SyncSummary {
   deleted: number
   /** Manifest files the server no longer had when they were requested. */
   vanished: number
+  /** Payload bytes received on the wire (compressed chunks and chunk lists as sent). */
   bytesReceived: number
+  /** Bytes taken from local files instead (chunks of old versions, copies of files already here). */
+  bytesReused: number
   ms: number
 }
 
 /** A verified download waiting beside its final path. */
-export interface StagedFile { wire: string; temp: string; final: string; hash: Buffer; bytes: number }
+export interface StagedFile {
+  wire: string
+  temp: string
+  final: string
+  hash: Buffer
+  /** Payload bytes received on the wire for it. */
+  bytes: number
+  /** Bytes taken from local files instead. */
+  reused: number
+  /** Its chunk list, when it was assembled from one (cached once installed). */
+  list?: ChunkList | null
+}
 
 export interface MirrorOptions {
   /** The local folder. */
@@ -83,6 +103,12 @@ export class Mirror {
   readonly #opts: MirrorOptions
   #root: string | null = null
   #cache: HashCache | null = null
+  /** Chunk lists of local files (old versions), by wire path and stamp. */
+  #lists: ChunkListCache | null = null
+  /** Wire paths by content hash (hex), built from the hash cache when first needed. */
+  #byHash: Map<string, string[]> | null = null
+  /** The delta context of the current `sync` (shared sources, dedup). */
+  #ctx: DeltaContext | null = null
   /**
    * Folders created and checked during the current `sync` (see resolveForWrite: one realpath and
    * one mkdir per folder, not per file). Only within one sync: between syncs (watch) folders may
@@ -105,7 +131,9 @@ export class Mirror {
       if (!create && (err as NodeJS.ErrnoException).code === 'ENOENT') return null
       throw writeError(this.#opts.out, err)
     }
-    this.#cache = await HashCache.load(cacheFileFor(this.#opts.configDir ?? configDir(), 'mirror', this.#root))
+    const dir = this.#opts.configDir ?? configDir()
+    this.#cache = await HashCache.load(cacheFileFor(dir, 'mirror', this.#root))
+    this.#lists = await ChunkListCache.load(listCacheFileFor(dir, 'mirror', this.#root))
     return this.#root
   }
 
@@ -145,11 +173,63 @@ export class Mirror {
   }
 
   /**
-   * Downloads one file to a verified temp file beside its final path, without making it visible
-   * (watch installs a whole batch together). Returns null when the server says the local copy is
-   * already current.
+   * What the downloads of one sync or watch batch share (docs/delta.md): the chunk-list cache,
+   * local copies by content hash, cached lists of other local files, and each other (dedup).
    */
-  async stage(client: AssetClient, wire: string, haveHash: Buffer | null): Promise<StagedFile | null> {
+  deltaContext(): DeltaContext {
+    const root = this.#root
+    return new DeltaContext({
+      lists: this.#lists,
+      copyOf: (hash, except) => (root ? this.#copyOf(root, hash, except) : null),
+      cachedSources: () => (root ? this.#cachedSources(root) : []),
+    })
+  }
+
+  /** A local file (other than `except`) whose cached hash is `hash` and whose stamp still vouches for it. */
+  #copyOf(root: string, hash: Uint8Array, except: string): LocalFile | null {
+    const cache = this.#cache
+    if (!cache) return null
+    if (!this.#byHash) {
+      this.#byHash = new Map()
+      for (const [wire, h] of cache.entries()) this.#indexHash(wire, h)
+    }
+    for (const wire of this.#byHash.get(Buffer.from(hash).toString('hex')) ?? []) {
+      if (wire === except) continue
+      const { full, st, hash: known } = this.#look(root, wire)
+      if (st && equalHash(known, hash)) return { path: full, wire, st }
+    }
+    return null
+  }
+
+  #indexHash(wire: string, hash: Buffer): void {
+    if (!this.#byHash) return
+    const key = hash.toString('hex')
+    const list = this.#byHash.get(key)
+    if (!list) this.#byHash.set(key, [wire])
+    else if (!list.includes(wire)) list.push(wire)
+  }
+
+  /** Local files whose chunk lists are cached and still current, as planner sources. */
+  #cachedSources(root: string): ChunkSource[] {
+    const lists = this.#lists
+    if (!lists) return []
+    const out: ChunkSource[] = []
+    for (const wire of [...lists.paths()]) {
+      const { full, st } = this.#look(root, wire)
+      const list = st ? lists.lookup(wire, st) : null
+      if (list) out.push({ path: full, list })
+    }
+    return out
+  }
+
+  /**
+   * Downloads one file to a verified temp file beside its final path, without making it visible
+   * (watch installs a whole batch together): a local copy, a delta transfer or the whole file
+   * (see delta-download.ts). `meta` (the manifest or UPDATE entry) enables local copies and
+   * deltas; `ctx` shares sources between the files of one batch. Returns null when the server
+   * says the local copy is already current.
+   */
+  async stage(client: AssetClient, wire: string, haveHash: Buffer | null, meta: FileMeta | null = null, ctx: DeltaContext | null = null): Promise<StagedFile | null> {
     const root = (await this.root()) as string
     // Outside a sync (a watch batch) the set lives for this one file: an existing parent folder
     // is then resolved once, with no mkdir and no second check.
@@ -165,9 +245,9 @@ export class Mirror {
       // Re-check after creating folders: a planted symlink must not have redirected them.
       final = await resolveForWrite(root, wire, checked)
     }
-    const r = await client.download(wire, fileSink(final, { stage: true }), haveHash)
-    if (r.status === 'up-to-date') return null
-    return { wire, temp: r.result.tempPath, final, hash: Buffer.from(r.meta.hash), bytes: r.bytes }
+    const r = await fetchFile(client, { wire, final, meta, have: haveHash, stage: true }, ctx ?? this.#ctx ?? this.deltaContext())
+    if (!r) return null
+    return { wire, temp: r.temp, final, hash: Buffer.from(r.meta.hash), bytes: r.bytes, reused: r.reused, list: r.list }
   }
 
   /**
@@ -181,8 +261,13 @@ export class Mirror {
       await unlink(s.temp).catch(() => {})
       throw writeError(s.wire, err)
     }
+    this.#ctx?.installed(s.temp, s.final)
     const st = localFile(s.final)
-    if (st) this.#cache?.set(s.wire, st, s.hash)
+    if (st) {
+      this.#cache?.set(s.wire, st, s.hash)
+      this.#indexHash(s.wire, s.hash)
+      if (s.list) this.#lists?.set(s.wire, st, s.list)
+    }
   }
 
   /** Drops a staged file that will not be installed. */
@@ -190,12 +275,12 @@ export class Mirror {
     await unlink(s.temp).catch(() => {})
   }
 
-  /** Fetches one file into place (atomically). Returns payload bytes received. */
-  async fetch(client: AssetClient, wire: string, haveHash: Buffer | null): Promise<{ bytes: number; upToDate: boolean }> {
-    const staged = await this.stage(client, wire, haveHash)
-    if (!staged) return { bytes: 0, upToDate: true }
+  /** Fetches one file into place (atomically). Returns payload bytes received and bytes reused. */
+  async fetch(client: AssetClient, wire: string, haveHash: Buffer | null, meta: FileMeta | null = null): Promise<{ bytes: number; reused: number; upToDate: boolean }> {
+    const staged = await this.stage(client, wire, haveHash, meta)
+    if (!staged) return { bytes: 0, reused: 0, upToDate: true }
     await this.install(staged)
-    return { bytes: staged.bytes, upToDate: false }
+    return { bytes: staged.bytes, reused: staged.reused, upToDate: false }
   }
 
   /** Moves a local file (a rename whose content is already here: no download). */
@@ -260,11 +345,15 @@ export class Mirror {
     return out
   }
 
-  /** Removes temp files a killed run left behind. */
+  /**
+   * Removes temp files a killed run left behind, but not resume staging files
+   * (delta/staging.ts): those are kept within their caps (`sweepStaging`) for the next attempt.
+   */
   async cleanTemp(): Promise<void> {
     const root = await this.root(false)
     if (!root) return
     const stack = [root]
+    const staged: string[] = []
     while (stack.length > 0) {
       const dir = stack.pop() as string
       let names
@@ -275,9 +364,13 @@ export class Mirror {
       }
       for (const d of names) {
         if (d.isDirectory()) stack.push(join(dir, d.name))
-        else if (d.isFile() && isTempName(d.name)) await unlink(join(dir, d.name)).catch(() => {})
+        else if (d.isFile() && isTempName(d.name)) {
+          if (isStagingName(d.name)) staged.push(join(dir, d.name))
+          else await unlink(join(dir, d.name)).catch(() => {})
+        }
       }
     }
+    if (staged.length > 0) await capStaging(staged)
   }
 
   /**
@@ -289,15 +382,18 @@ export class Mirror {
     const wanted = manifest.filter((e) => match(e.path))
     this.#dirsOk = new Set()
     try {
+      await this.root(!opts.dryRun)
+      this.#ctx = this.deltaContext()
       return await this.#sync(client, wanted, opts)
     } finally {
       this.#dirsOk = null
+      this.#ctx = null
     }
   }
 
   async #sync(client: AssetClient, wanted: ManifestEntry[], opts: SyncOptions): Promise<SyncSummary> {
     const t0 = performance.now()
-    const summary: SyncSummary = { files: 0, downloaded: 0, upToDate: 0, deleted: 0, vanished: 0, bytesReceived: 0, ms: 0 }
+    const summary: SyncSummary = { files: 0, downloaded: 0, upToDate: 0, deleted: 0, vanished: 0, bytesReceived: 0, bytesReused: 0, ms: 0 }
     const vanished = new Set<string>()
     if (!opts.dryRun) {
       await this.root()
@@ -314,7 +410,7 @@ export class Mirror {
       const { full, st } = looks[i] as { full: string; st: Stats }
       haves[i] = await this.#hashLocal((wanted[i] as ManifestEntry).path, full, st)
     })
-    const report = (path: string, action: FileAction, bytes: number): void => {
+    const report = (path: string, action: FileAction, bytes: number, reused = 0): void => {
       if (action === 'vanished') summary.vanished++
       else {
         summary.files++
@@ -322,7 +418,8 @@ export class Mirror {
         else summary.upToDate++
       }
       summary.bytesReceived += bytes
-      opts.onFile?.({ path, action, bytes })
+      summary.bytesReused += reused
+      opts.onFile?.({ path, action, bytes, reused })
       opts.onProgress?.({ bytes: summary.bytesReceived, done: ++done, total: wanted.length })
     }
     // Up to date: reported at once, in manifest order, with no transfer slot and no promise.
@@ -334,10 +431,12 @@ export class Mirror {
       const have = haves[i] ?? null
       let action: FileAction = 'downloaded'
       let bytes = 0
+      let reused = 0
       if (!opts.dryRun) {
         try {
-          const r = await this.fetch(client, e.path, have)
+          const r = await this.fetch(client, e.path, have, e)
           bytes = r.bytes
+          reused = r.reused
           action = r.upToDate ? 'up-to-date' : 'downloaded'
         } catch (err) {
           if (!(err instanceof AssetSyncError && err.code === 'ERR_NOT_FOUND')) throw err
@@ -345,7 +444,7 @@ export class Mirror {
           vanished.add(e.path)
         }
       }
-      report(e.path, action, bytes)
+      report(e.path, action, bytes, reused)
     })
     if (opts.prune) {
       const keep = new Set(wanted.filter((e) => !vanished.has(e.path)).map((e) => e.path))
@@ -353,13 +452,17 @@ export class Mirror {
         if (keep.has(p)) continue
         if (!opts.dryRun) await this.remove(p)
         summary.deleted++
-        opts.onFile?.({ path: p, action: 'deleted', bytes: 0 })
+        opts.onFile?.({ path: p, action: 'deleted', bytes: 0, reused: 0 })
       }
     }
     await this.#cache?.save()
+    await this.#lists?.save()
     summary.ms = Math.round(performance.now() - t0)
     return summary
   }
 
-  async saveCache(): Promise<void> { await this.#cache?.save() }
+  async saveCache(): Promise<void> {
+    await this.#cache?.save()
+    await this.#lists?.save()
+  }
 }

@@ -19,6 +19,7 @@ export async function pullResuming(connect: () => Promise<AssetClient>, mirror: 
   const attempts = opts.attempts ?? PULL_ATTEMPTS
   const seen = new Map<string, FileEvent>()
   let bytesReceived = 0
+  let bytesReused = 0
   for (let attempt = 1; ; attempt++) {
     // The first connect failing is final (wrong address, server down); later ones too.
     const client = await connect()
@@ -28,6 +29,7 @@ export async function pullResuming(connect: () => Promise<AssetClient>, mirror: 
         ...opts,
         onFile: (ev) => {
           bytesReceived += ev.bytes
+          bytesReused += ev.reused
           const before = seen.get(ev.path)
           // A file downloaded before the drop shows up as up to date on the resume: keep the first.
           if (before && before.action === 'downloaded' && ev.action === 'up-to-date') return
@@ -44,7 +46,7 @@ export async function pullResuming(connect: () => Promise<AssetClient>, mirror: 
       client.close()
     }
   }
-  const summary: SyncSummary = { files: 0, downloaded: 0, upToDate: 0, deleted: 0, vanished: 0, bytesReceived, ms: 0 }
+  const summary: SyncSummary = { files: 0, downloaded: 0, upToDate: 0, deleted: 0, vanished: 0, bytesReceived, bytesReused, ms: 0 }
   for (const ev of seen.values()) {
     if (ev.action === 'deleted') summary.deleted++
     else if (ev.action === 'vanished') summary.vanished++

@@ -78,6 +78,9 @@ export class ChunkListCache {
 
   get size(): number { return this.#map.size }
 
+  /** The paths with a cached list, least recently used first. */
+  paths(): IterableIterator<string> { return this.#map.keys() }
+
   /** The cached list if the stamp still matches and the record decodes strictly; else null. */
   lookup(path: string, st: FileStamp): ChunkList | null {
     const r = this.#map.get(path)

@@ -49,8 +49,17 @@ export class IncomingFile {
     this.meta = meta
   }
 
-  /** Creates the temp file beside `finalPath` (so a full disk or a read-only folder fails early). */
-  static async create(finalPath: string, meta: FileMeta): Promise<IncomingFile> {
+  /**
+   * Creates the temp file beside `finalPath` (so a full disk or a read-only folder fails early).
+   * `tempPath`, a temp name beside it (a resume staging name: delta/staging.ts), is used instead
+   * of a fresh name when it does not exist yet; otherwise a fresh name is.
+   */
+  static async create(finalPath: string, meta: FileMeta, opts: { tempPath?: string } = {}): Promise<IncomingFile> {
+    if (opts.tempPath && meta.size > SMALL_FILE_BYTES) {
+      const tempPath = opts.tempPath
+      const fh = await open(tempPath, 'wx', 0o600).catch(() => null)
+      if (fh) return new IncomingFile(finalPath, tempPath, -1, fh, meta)
+    }
     if (meta.size <= SMALL_FILE_BYTES) {
       const { tempPath, handle } = await createTemp(finalPath, (p) => openFd(p, 'wx', 0o600))
       return new IncomingFile(finalPath, tempPath, handle, null, meta)
@@ -116,8 +125,11 @@ export class IncomingFile {
     }
   }
 
-  /** Drops the file: closes and removes the temp file. Safe to call more than once. */
-  async discard(): Promise<void> {
+  /**
+   * Drops the file: closes and removes the temp file. With `keep`, closes it and leaves it where
+   * it is (a resume staging file: the caller owns it now). Safe to call more than once.
+   */
+  async discard(keep = false): Promise<void> {
     this.#hasher.digest()
     const fd = this.#fd
     const fh = this.#fh
@@ -131,6 +143,6 @@ export class IncomingFile {
     if (fh) await fh.close().catch(() => {})
     if (!this.#owned) return
     this.#owned = false
-    await removeTemp(this.tempPath)
+    if (!keep) await removeTemp(this.tempPath)
   }
 }

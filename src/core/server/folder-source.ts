@@ -8,11 +8,14 @@ import { constants } from 'node:fs'
 import { type FileHandle, open, realpath, stat } from 'node:fs/promises'
 import { AssetSyncError } from '../../errors.js'
 import type { ManifestEntry } from '../../protocol/messages.js'
+import { chunkFile } from '../delta/chunk-list.js'
+import { ChunkListCache } from '../delta/list-cache.js'
 import { HashCache } from '../fs/hash-cache.js'
+import { equalHash } from '../fs/hash.js'
 import { type PathMatcher, ignoreMatcher } from '../fs/ignore.js'
 import { resolveForRead } from '../fs/paths.js'
 import { type FileStamp, sameStamp, stampOf } from '../fs/stamp.js'
-import type { AssetSource, ManifestPage, ScanResult, SourceReader } from './source.js'
+import type { AssetSource, ChunkedEntry, ManifestPage, ScanResult, SourceReader } from './source.js'
 import { Store } from './store.js'
 
 /** Times an open re-reads a file that keeps changing under it before giving up (ERR_CHANGED). */
@@ -41,11 +44,16 @@ export class FolderSource implements AssetSource {
   /** What is never served or watched (the defaults plus `ignore`). */
   readonly ignored: PathMatcher
   readonly #store: Store
+  /** Chunk lists by path and stamp (beside the hash cache): a list is computed once per content. */
+  readonly #lists: ChunkListCache
+  /** Lists being computed, by path + hash: concurrent requests for one file chunk it once. */
+  readonly #chunking = new Map<string, Promise<ChunkedEntry | null>>()
 
-  private constructor(root: string, ignored: PathMatcher, store: Store) {
+  private constructor(root: string, ignored: PathMatcher, store: Store, lists: ChunkListCache) {
     this.root = root
     this.ignored = ignored
     this.#store = store
+    this.#lists = lists
   }
 
   /** Resolves `root` (ERR_NOT_FOUND unless it is a folder) and loads the hash cache. Call `scan` next. */
@@ -60,7 +68,8 @@ export class FolderSource implements AssetSource {
     const ignored = ignoreMatcher(opts.ignore ?? [])
     const file = typeof opts.cacheFile === 'function' ? opts.cacheFile(root) : opts.cacheFile ?? null
     const cache = await HashCache.load(file)
-    return new FolderSource(root, ignored, new Store(root, ignored, cache))
+    const lists = await ChunkListCache.load(file === null ? null : `${file.replace(/\.bin$/, '')}.chunks.bin`)
+    return new FolderSource(root, ignored, new Store(root, ignored, cache), lists)
   }
 
   get description(): string { return `folder ${this.root}` }
@@ -112,7 +121,50 @@ export class FolderSource implements AssetSource {
     throw new AssetSyncError('ERR_CHANGED', `${path} keeps changing; try again`)
   }
 
-  async close(): Promise<void> { await this.#store.saveCache() }
+  /**
+   * The chunk list of `path`'s content (see AssetSource.chunkList): from the list cache when the
+   * file's stamp is the one it was chunked with, else chunked now (one read pass) and kept. The
+   * list is computed from the bytes on disk and accepted only if its whole-file hash is the
+   * indexed one, so a list never describes other content than the announced hash.
+   */
+  async chunkList(path: string, hash: Uint8Array | null): Promise<ChunkedEntry | null> {
+    if (this.#store.isIgnored(path)) return null
+    const entry = await this.#store.refresh(path)
+    if (!entry) return null
+    if (hash && !equalHash(entry.hash, hash)) throw new AssetSyncError('ERR_CHANGED', `${path} changed; try again`)
+    const cached = this.#lists.lookup(path, entry)
+    if (cached && equalHash(cached.hash, entry.hash)) return { entry: publicEntry(entry), list: cached }
+    const key = `${path}\0${Buffer.from(entry.hash).toString('hex')}`
+    let job = this.#chunking.get(key)
+    if (!job) {
+      job = (async () => {
+        let real: string
+        try {
+          real = await resolveForRead(this.root, path)
+        } catch (err) {
+          if (err instanceof AssetSyncError && err.code === 'ERR_NOT_FOUND') return null
+          throw err
+        }
+        const list = await chunkFile(real)
+        if (list.size !== entry.size || !equalHash(list.hash, entry.hash)) {
+          throw new AssetSyncError('ERR_CHANGED', `${path} changed while it was chunked; try again`)
+        }
+        this.#lists.set(path, entry, list)
+        return { entry: publicEntry(entry), list }
+      })().finally(() => this.#chunking.delete(key))
+      this.#chunking.set(key, job)
+    }
+    return job
+  }
+
+  async close(): Promise<void> {
+    await this.#store.saveCache()
+    await this.#lists.save()
+  }
+}
+
+function publicEntry(e: ManifestEntry): ManifestEntry {
+  return { path: e.path, hash: e.hash, size: e.size, mode: e.mode, mtime: e.mtime }
 }
 
 /** An open file whose stamp matched the index entry when it was opened. */

@@ -9,11 +9,13 @@
 import { EventEmitter } from 'node:events'
 import { AssetSyncError, ProtocolError } from '../../errors.js'
 import { CHUNK_SIZE, MAX_INFLIGHT_PER_CLIENT, SERVER_READ_BYTES } from '../../limits.js'
-import type { ClientMessage, ManifestMsg, RequestMsg, ServerMessage } from '../../protocol/messages.js'
+import type { ChunkFetchMsg, ChunkListMsg, ClientMessage, FeatureName, ManifestMsg, RequestMsg, ServerMessage } from '../../protocol/messages.js'
+import { CODING, compressChunk } from '../delta/compress.js'
 import { equalHash } from '../fs/hash.js'
 import { type PathMatcher, patternMatcher } from '../fs/ignore.js'
 import type { BufferPool } from '../fs/pool.js'
 import { checkWirePath, printable } from '../fs/paths.js'
+import { type ChunkPlacement, ChunkLocator, LIST_SLICE_BYTES, answerChunkList } from './chunk-serving.js'
 import type { AssetSource, SourceReader } from './source.js'
 
 /**
@@ -28,6 +30,8 @@ export interface SessionConnection {
   send(msg: ServerMessage): boolean
   drained(): Promise<void>
   credited(bytes: number): Promise<void>
+  /** Whether a feature was agreed on this connection (docs/protocol.md §5). */
+  has(name: FeatureName): boolean
   /** Ends the connection with a protocol error. */
   fail(err: AssetSyncError): void
   on(event: 'message', listener: (msg: ClientMessage) => void): unknown
@@ -37,9 +41,15 @@ export interface SessionConnection {
 interface Transfer {
   id: number
   reader: SourceReader
+  /** Bytes to send: the file's size, or the requested chunks' total. */
   size: number
+  /** Bytes sent so far. */
   offset: number
   cancelled: boolean
+  /** The wire path (compression skips known-compressed extensions). */
+  path: string
+  /** A CHUNK_FETCH: the chunks to send, and the next one's index; null for a whole file. */
+  chunks: (ChunkPlacement & { next: number }) | null
 }
 
 export class ClientSession extends EventEmitter {
@@ -51,6 +61,7 @@ export class ClientSession extends EventEmitter {
   #pending = 0
   readonly #buffers: BufferPool
   readonly #matchers = new Map<string, PathMatcher>()
+  readonly #locator = new ChunkLocator()
   /** Handles SUBSCRIBE (the server owns the registry). */
   onSubscribe: ((msg: Extract<ClientMessage, { type: 'subscribe' }>) => void) | null = null
 
@@ -72,6 +83,17 @@ export class ClientSession extends EventEmitter {
         }
         this.#pending++
         void this.#onRequest(msg).catch((err: unknown) => this.#fail(msg.id, err)).finally(() => { this.#pending-- })
+        return
+      }
+      case 'chunk-list':
+      case 'chunk-fetch': {
+        if (this.#pending + this.#transfers.size >= MAX_INFLIGHT_PER_CLIENT) {
+          this.#fail(msg.id, new AssetSyncError('ERR_LIMIT', `more than ${MAX_INFLIGHT_PER_CLIENT} requests in flight`))
+          return
+        }
+        this.#pending++
+        const job = msg.type === 'chunk-list' ? this.#onChunkList(msg) : this.#onChunkFetch(msg)
+        void job.catch((err: unknown) => this.#fail(msg.id, err)).finally(() => { this.#pending-- })
         return
       }
       case 'manifest':
@@ -127,10 +149,79 @@ export class ClientSession extends EventEmitter {
       return
     }
     this.conn.send({ type: 'response', id, status: 'file', hash: entry.hash, size: entry.size, mode: entry.mode, mtime: entry.mtime })
-    const t: Transfer = { id, reader, size: entry.size, offset: 0, cancelled: false }
-    this.#transfers.set(id, t)
+    this.#start({ id, reader, size: entry.size, offset: 0, cancelled: false, path, chunks: null })
+  }
+
+  #start(t: Transfer): void {
+    this.#transfers.set(t.id, t)
     this.#queue.push(t)
     void this.#pump()
+  }
+
+  /** Opens `path` (a checked wire path) for a chunk fetch, answering as REQUEST would; null once answered. */
+  async #openFor(id: number, path: string): Promise<SourceReader | null> {
+    let reader: SourceReader | null
+    try {
+      reader = await this.#source.open(path)
+    } catch (err) {
+      if (!(err instanceof AssetSyncError && err.code === 'ERR_PATH_REFUSED')) throw err
+      this.#refuse(id, path, err.message)
+      return null
+    }
+    if (!reader) this.conn.send({ type: 'response', id, status: 'not-found', reason: `not found: ${path}` })
+    return reader
+  }
+
+  /** CHUNK_LIST: the file's chunk list in slices, or "whole" (the client then sends REQUEST). */
+  async #onChunkList(msg: ChunkListMsg): Promise<void> {
+    const { id, path } = msg
+    const why = checkWirePath(path)
+    if (why !== null) return this.#refuse(id, path, why)
+    let answer
+    try {
+      answer = await answerChunkList(this.#source, path, msg.hash)
+    } catch (err) {
+      if (err instanceof AssetSyncError && err.code === 'ERR_PATH_REFUSED') return this.#refuse(id, path, err.message)
+      throw err
+    }
+    if (this.conn.closed) return
+    if (answer.kind === 'not-found') {
+      this.conn.send({ type: 'response', id, status: 'not-found', reason: `not found: ${path}` })
+      return
+    }
+    const { hash, size, mode, mtime } = answer.entry
+    const meta = { type: 'chunk-list-reply', id, hash, size, mode, mtime } as const
+    if (answer.kind === 'whole') {
+      this.conn.send({ ...meta, whole: true, total: 0, offset: 0, data: new Uint8Array(0) })
+      return
+    }
+    const bytes = answer.bytes
+    for (let at = 0; at < bytes.length && !this.conn.closed; at += LIST_SLICE_BYTES) {
+      const data = bytes.subarray(at, Math.min(at + LIST_SLICE_BYTES, bytes.length))
+      if (!this.conn.send({ ...meta, whole: false, total: bytes.length, offset: at, data })) await this.conn.drained()
+    }
+  }
+
+  /** CHUNK_FETCH: the named chunks of the content `hash` of `path`, as CHUNK_DATA, through the pump. */
+  async #onChunkFetch(msg: ChunkFetchMsg): Promise<void> {
+    const { id, path } = msg
+    const why = checkWirePath(path)
+    if (why !== null) return this.#refuse(id, path, why)
+    if (!this.#source.chunkList) throw new AssetSyncError('ERR_NOT_FOUND', `${this.#source.description} serves no chunk lists`)
+    const chunked = await this.#source.chunkList(path, msg.hash)
+    if (!chunked) {
+      this.conn.send({ type: 'response', id, status: 'not-found', reason: `not found: ${path}` })
+      return
+    }
+    const placed = this.#locator.place(chunked.list, msg.chunks)
+    const reader = await this.#openFor(id, path)
+    if (!reader) return
+    if (this.conn.closed || !equalHash(reader.entry.hash, msg.hash)) {
+      void reader.close()
+      if (!this.conn.closed) throw new AssetSyncError('ERR_CHANGED', `${path} changed; try again`)
+      return
+    }
+    this.#start({ id, reader, size: placed.bytes, offset: 0, cancelled: false, path, chunks: { ...placed, next: 0 } })
   }
 
   async #onManifest(msg: ManifestMsg): Promise<void> {
@@ -158,12 +249,12 @@ export class ClientSession extends EventEmitter {
       while (this.#queue.length > 0 && !this.conn.closed) {
         const t = this.#queue.shift() as Transfer
         if (t.cancelled) continue
-        const want = Math.min(SERVER_READ_BYTES, t.size - t.offset)
+        const want = turnBytes(t)
         if (this.conn.credit < want) await this.conn.credited(want)
         if (t.cancelled) continue
         let ok: boolean
         try {
-          ok = await this.#sendTurn(t, want)
+          ok = await (t.chunks ? this.#sendChunkTurn(t, t.chunks, want) : this.#sendTurn(t, want))
         } catch (err) {
           this.#fail(t.id, err)
           this.#finish(t)
@@ -190,16 +281,58 @@ export class ClientSession extends EventEmitter {
       await t.reader.read(buf, t.offset, want)
       if (t.cancelled) return true
       const final = t.offset + want === t.size
+      const zstd = this.conn.has('zstd')
       let ok = true
       let at = 0
       do {
         const n = Math.min(CHUNK_SIZE, want - at)
         const last = at + n === want
-        ok = this.conn.send({ type: 'chunk', id: t.id, offset: t.offset + at, final: final && last, data: buf.subarray(at, at + n) })
+        const data = buf.subarray(at, at + n)
+        // zstd agreed: each CHUNK_SIZE piece that compresses goes as CHUNK_Z (its wire bytes spend credit).
+        const enc = zstd ? compressChunk(data, t.path) : null
+        ok = enc && enc.coding === CODING.ZSTD
+          ? this.conn.send({ type: 'chunk-z', id: t.id, offset: t.offset + at, final: final && last, length: n, data: enc.data })
+          : this.conn.send({ type: 'chunk', id: t.id, offset: t.offset + at, final: final && last, data })
         at += n
       } while (at < want)
       t.offset += want
       if (final) this.#finish(t)
+      return ok
+    } finally {
+      this.#buffers.release(buf)
+    }
+  }
+
+  /**
+   * Sends the next chunks of a CHUNK_FETCH (`want` bytes of them, read into one shared buffer) as
+   * CHUNK_DATA, compressed when `zstd` was agreed and it pays; finishes `t` after the last.
+   */
+  async #sendChunkTurn(t: Transfer, c: ChunkPlacement & { next: number }, want: number): Promise<boolean> {
+    const buf = await this.#buffers.acquire()
+    try {
+      const first = c.next
+      let at = 0
+      let k = first
+      for (; at < want; k++) {
+        const len = c.lengths[k]!
+        const stored = this.#source.readChunk ? await this.#source.readChunk(c.hashes[k]!, len) : null
+        if (stored && stored.byteLength === len) buf.set(stored, at)
+        else await t.reader.read(buf.subarray(at, at + len), c.offsets[k]!, len)
+        at += len
+      }
+      if (t.cancelled) return true
+      const zstd = this.conn.has('zstd')
+      let ok = true
+      for (let i = first, off = 0; i < k; i++) {
+        const len = c.lengths[i]!
+        const data = buf.subarray(off, off + len)
+        off += len
+        const enc = zstd ? compressChunk(data, t.path) : { coding: CODING.RAW, data }
+        ok = this.conn.send({ type: 'chunk-data', id: t.id, index: i, coding: enc.coding, data: enc.data })
+      }
+      c.next = k
+      t.offset += want
+      if (t.offset === t.size) this.#finish(t)
       return ok
     } finally {
       this.#buffers.release(buf)
@@ -217,4 +350,16 @@ export class ClientSession extends EventEmitter {
     for (const t of [...this.#transfers.values()]) this.#finish(t)
     this.#queue = []
   }
+}
+
+/**
+ * Bytes of `t`'s next turn: up to SERVER_READ_BYTES of a file, or whole chunks up to that (at
+ * least one: a chunk is at most DELTA_MAX_CHUNK_BYTES, within a read buffer).
+ */
+function turnBytes(t: Transfer): number {
+  const c = t.chunks
+  if (!c) return Math.min(SERVER_READ_BYTES, t.size - t.offset)
+  let want = c.lengths[c.next]!
+  for (let k = c.next + 1; k < c.lengths.length && want + c.lengths[k]! <= SERVER_READ_BYTES; k++) want += c.lengths[k]!
+  return want
 }
