@@ -15,7 +15,6 @@ import {
 
 const other = (s: Sender): Sender => (s === 'client' ? 'server' : 'client')
 const SENDERS: readonly Sender[] = ['client', 'server']
-const isChunk = (bytes: Buffer): boolean => bytes[0] === MSG.chunk
 /** An AUTH or AUTH_OK in the protocol-2 layout (no version range, no features). */
 const isV2Auth = (m: Message): boolean => (m.type === 'auth' && m.minVersion === undefined) || (m.type === 'auth-ok' && m.features === undefined)
 
