@@ -84,7 +84,7 @@ describe('delta transfers', () => {
     const s = await setup({ 'big.bin': data })
     const first = await s.pull()
     expect(first.bytesReceived).toBe(BIG) // random bytes do not compress
-    data[BIG >> 1] ^= 0xff
+    data[BIG >> 1] = (data[BIG >> 1] as number) ^ 0xff
     await writeFile(join(s.src, 'big.bin'), data)
     const second = await s.pull()
     expect(second.downloaded).toBe(1)
