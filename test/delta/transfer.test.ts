@@ -9,12 +9,13 @@ import { copyFile, readdir, readFile, rename, writeFile } from 'node:fs/promises
 import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { AssetClient } from '../../src/core/client/client.js'
+import { type AppliedStats, LiveMirror } from '../../src/core/client/live-mirror.js'
 import { Mirror, type SyncSummary } from '../../src/core/client/mirror.js'
 import { AssetServer } from '../../src/core/server/server.js'
 import { isTempName } from '../../src/core/fs/atomic-write.js'
 import { CHUNK_SIZE } from '../../src/limits.js'
 import type { ProtocolOffer } from '../../src/protocol/negotiation.js'
-import { Cleanup, KiB, LOOPBACK, MiB, tempDir } from '../helpers/common.js'
+import { Cleanup, KiB, LOOPBACK, MiB, tempDir, withTimeout } from '../helpers/common.js'
 import { diffTrees } from '../helpers/trees.js'
 import { jsonText, seededBytes } from './support.js'
 
@@ -188,5 +189,30 @@ describe('delta transfers', () => {
     expect(r.bytesReused).toBe(0)
     expect(r.bytesReceived).toBeLessThan(CHUNK_SIZE)
     expect(await diffTrees(s.src, s.out)).toEqual([])
+  })
+
+  it('watch: a 1-byte edit pushed to a live mirror applies with one chunk on the wire', async () => {
+    const id = n++
+    const src = join(work, `src-${id}`)
+    const out = join(work, `out-${id}`)
+    const configDir = join(work, `cfg-${id}`)
+    const data = Buffer.from(seededBytes(BIG, 11))
+    await writeAt(join(src, 'big.bin'), data)
+    const server = await AssetServer.start({ root: src, configDir, host: LOOPBACK, port: 0, settleMs: 20 })
+    cleanup.add(() => server.close())
+    const live = new LiveMirror({ client: { server: `${LOOPBACK}:${server.address().port}`, key: server.publicKey.toString('hex') }, out, configDir })
+    cleanup.add(() => live.stop())
+    await live.start()
+    const applied = new Promise<AppliedStats>((resolve) => {
+      live.on('applied', (changes, stats) => { if (changes.some((c) => c.path === 'big.bin')) resolve(stats) })
+    })
+    data[12345] = (data[12345] as number) ^ 0xff
+    // Replaced in one step (written beside the folder, renamed in): the watcher sees only the new version.
+    await writeFile(join(work, `next-${id}.bin`), data)
+    await rename(join(work, `next-${id}.bin`), join(src, 'big.bin'))
+    const stats = await withTimeout(applied, 20_000, 'the applied batch')
+    expect(stats.bytesReceived).toBeLessThan(256 * KiB)
+    expect(stats.bytesReused).toBeGreaterThan(BIG - 256 * KiB)
+    expect((await readFile(join(out, 'big.bin'))).equals(data)).toBe(true)
   })
 })
