@@ -5,8 +5,20 @@
 export { AssetServer, type AssetServerOptions } from './core/server/server.js'
 export type {
   AssetServerEvents, AssetServerEventName, BatchEvent, ClientConnectedEvent, ClientDisconnectedEvent, ClientRejectedEvent,
-  PathRefusedEvent, SubscriptionsEvent,
+  PathRefusedEvent, ReloadReportEvent, SubscriptionsEvent,
 } from './core/server/server-events.js'
+export { Metrics, type MetricsOptions, type RequestStatus, type ByteCounters } from './core/server/metrics.js'
+export {
+  StatusTracker, errorLocation, type StatusProvider, type StatusTrackerOptions, type ClientProbe, type ReportInput,
+} from './core/server/status.js'
+export {
+  HttpStatusServer, parseHttpAddress, isLoopback, type HttpStatusOptions, type MetricsSource,
+} from './core/server/http-status.js'
+export {
+  parseStatusJson, fitStatus, type StatusJson, type ClientStatus, type BatchStatus, type ReloadReport, type ReloadError,
+  type SubscriptionStatus,
+} from './protocol/status-json.js'
+export { VERSION } from './version.js'
 export type { ChangeSummary } from './core/server/changes.js'
 export type { AssetSource, SourceReader, ManifestPage, ScanResult, ChunkedEntry } from './core/server/source.js'
 export type { ChangeFeed, ChangeBatch, ChangePublisher, FeedSink } from './core/server/feed.js'
@@ -17,7 +29,8 @@ export { MemoryFeed } from './core/server/memory-feed.js'
 export type { KeyPair } from './protocol/keypair.js'
 export { DEFAULT_PORT } from './limits.js'
 export {
-  AssetClient, parseServer, type AssetClientOptions, type AssetClientEvents, type DownloadResult, type DownloadStatus, type ReadOptions,
+  AssetClient, parseServer, type AssetClientOptions, type AssetClientEvents, type ClientReport, type DownloadResult, type DownloadStatus,
+  type ReadOptions,
 } from './core/client/client.js'
 export type { FileSink, SinkFactory } from './core/client/file-sink.js'
 export { fileSink, type SavedFile, type FileSinkOptions } from './core/client/temp-file-sink.js'
@@ -31,7 +44,7 @@ export {
 } from './core/delta/chunk-list.js'
 export { ChunkListCache } from './core/delta/list-cache.js'
 export { compressChunk, decompressChunk, isCompressedExtension, CODING, type Coding, type EncodedChunk } from './core/delta/compress.js'
-export { HookRunner, type Change, type HookResult, type HookOptions, type HookRunnerEvents } from './core/client/hooks.js'
+export { HookRunner, hookFailure, type Change, type HookResult, type HookOptions, type HookRunnerEvents } from './core/client/hooks.js'
 export {
   AssetSyncError, ProtocolError, EXIT, ERROR_EXIT, ERROR_RECOVERY, exitCodeOf, recoveryOf, isTransient, isRetryable, needsReconnect, isFatal,
   type ErrorCode, type Recovery,
@@ -40,5 +53,6 @@ export { ManualClock, type Clock } from './protocol/clock.js'
 export {
   PROTOCOL_VERSION, MIN_PROTOCOL_VERSION, FEATURES, type FeatureName, type ManifestEntry, type UpdateEntry, type FileMeta,
 } from './protocol/messages.js'
+export { PatternSet, scanSelected, type PatternMode, type PatternBudget } from './core/fs/patterns.js'
 export type { TransportName } from './protocol/transport.js'
 export * as limits from './limits.js'

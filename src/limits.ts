@@ -124,6 +124,11 @@ export const HOOK_TIMEOUT_MS = 60_000
  * quadratically: 256 B cost 0.3 ms here, 2 KiB 4 ms, 4 KiB 7.5 ms; a new process 10–15 ms.
  */
 export const HOOK_WARM_MAX_PATH_BYTES = 2048
+/**
+ * After a hook exits, how long to wait for the rest of its stderr (kept for its reload report) if
+ * the pipe is still open: a background process it started may hold it open for good.
+ */
+export const HOOK_STDERR_GRACE_MS = 100
 /** Reconnect backoff for `watch`: full jitter between 0 and min(cap, base * 2^attempt). */
 export const RECONNECT_BASE_MS = 250
 export const RECONNECT_MAX_MS = 5000
@@ -248,3 +253,57 @@ export const DELTA_LIST_SOURCE_CHUNKS = 262_144
  * so a chunk fetched again after a failed local read never waits behind them. Local.
  */
 export const DELTA_FETCH_AHEAD_BYTES = 4 * MiB
+
+// --- patterns ------------------------------------------------------------------------------------
+// Globs (pull/watch selections, MANIFEST/SUBSCRIBE, serve --ignore) compile to one automaton per
+// pattern set (src/core/fs/glob, docs/patterns.md). Matching never backtracks: a path costs at
+// most (states × path length) steps. These caps bound compile time, memory and match work; a set
+// over a cap is refused with ERR_LIMIT. MAX_PATTERNS and MAX_PATTERN_BYTES (above) cap the input.
+/**
+ * Alternatives one pattern's braces may expand to (`{a,b}{c,d}` is 4, `{1..300}` is 300). Counted
+ * before anything is built: `{f,g}` 73 times (2^73) is refused at once.
+ */
+export const PATTERN_MAX_EXPANSIONS = 256
+/**
+ * Automaton states of one pattern set: about one per pattern character after brace expansion
+ * ('a'.repeat(1023) is 1024; a `*` is 2, a `**\/` 4, a trailing `/**` 5). Bounds compile time
+ * and memory (~22 bytes a state): room for a connection's 256 subscriptions of 60-character paths.
+ */
+export const PATTERN_SET_MAX_STATES = 16_384
+/**
+ * Width of one pattern set: how many automaton states can be active at once, which bounds the
+ * work per path character. Each brace alternative counts 2, plus all its states from its first
+ * `*` or `**\/` on (text before that is matched one state at a time). `**\/*.psd` is 13,
+ * `textures/**` 2. Worst case per path: width × path length steps.
+ */
+export const PATTERN_SET_MAX_WIDTH = 2048
+/**
+ * Cells (4 bytes each) of one pattern set's DFA cache: cached states × alphabet width + the NFA
+ * states each holds. When full the cache is dropped and rebuilt as paths need it: memory stays
+ * bounded, matching stays linear.
+ */
+export const PATTERN_DFA_CACHE_CELLS = 65_536
+/**
+ * Match work (steps, as PatternSet.steps counts them) one MANIFEST page may spend filtering the
+ * index; the page is cut there, done = false. About 10 ms here.
+ */
+export const MANIFEST_PAGE_MATCH_STEPS = 2_000_000
+
+// --- reload reports and the status query (features `report` and `status`) -----------------------
+/** Paths one REPORT frame carries; a client sends the first ones, the server refuses more. */
+export const REPORT_MAX_PATHS = 256
+/**
+ * The error text of one REPORT (a Lua message with its traceback, a hook's last stderr lines),
+ * in UTF-8 bytes; a client cuts a longer one.
+ */
+export const REPORT_MAX_ERROR_BYTES = 8 * KiB
+/**
+ * The StatusJson one STATUS_REPLY carries, in UTF-8 bytes: the server cuts the document to fit
+ * (fitStatus, `truncated: true`), the client refuses a longer one.
+ */
+export const STATUS_MAX_JSON_BYTES = 512 * KiB
+/**
+ * A batch whose newest file was saved (mtime) longer ago than this did not come from a save just
+ * now (cp -p, tar, rsync -t keep old mtimes): its watcher lag is unknown rather than days long.
+ */
+export const WATCHER_LAG_MAX_MS = 60_000

@@ -45,6 +45,9 @@ export const MSG = {
   subscribe: 0x04,
   manifest: 0x05,
   credit: 0x06,
+  // client -> server, optional (FEATURES.report, FEATURES.status)
+  report: 0x24,
+  status: 0x38,
   // client -> server, optional: chunks (0x28–0x2b)
   'chunk-list': 0x28,
   'chunk-fetch': 0x29,
@@ -56,6 +59,8 @@ export const MSG = {
   'manifest-reply': 0x45,
   error: 0x46,
   'subscribe-ack': 0x47,
+  // server -> client, optional (FEATURES.status)
+  'status-reply': 0x78,
   // server -> client, optional: chunks (0x68–0x6b), zstd (0x6c–0x6f)
   'chunk-list-reply': 0x68,
   'chunk-data': 0x69,
@@ -106,12 +111,12 @@ function block(n: number): Readonly<Record<Sender, CodeRange>> {
  */
 export const FEATURES = {
   priority: { bit: 0, implemented: false, frames: block(0), about: 'request priority: a blocking require before bulk transfers' },
-  report: { bit: 1, implemented: false, frames: block(1), about: 'client → server reload/hook report' },
+  report: { bit: 1, implemented: true, frames: block(1), about: 'client → server reload/hook report' },
   chunks: { bit: 2, implemented: true, frames: block(2), about: 'content-defined chunk lists and chunk fetch' },
   zstd: { bit: 3, implemented: true, frames: block(3), about: 'zstd-compressed chunks' },
   'manifest-digest': { bit: 4, implemented: false, frames: block(4), about: 'a digest of the manifest, to skip an unchanged listing' },
   'batch-request': { bit: 5, implemented: false, frames: block(5), about: 'many files per request' },
-  status: { bit: 6, implemented: false, frames: block(6), about: 'status query over the protocol' },
+  status: { bit: 6, implemented: true, frames: block(6), about: 'status query over the protocol' },
 } as const satisfies Record<string, FeatureSpec>
 
 /** The name of a feature in the registry (`FEATURES`). */
@@ -223,6 +228,14 @@ export interface ManifestMsg { type: 'manifest'; id: number; patterns: string[];
  */
 export interface CreditMsg { type: 'credit'; bytes: number }
 /**
+ * Feature `report`, no reply: the device reloaded `paths` (ok), or failed to (`error`: a Lua
+ * message, a hook's failure), taking `ms`. At most REPORT_MAX_PATHS paths and
+ * REPORT_MAX_ERROR_BYTES of error; `error` is null when there is none (sent as "").
+ */
+export interface ReportMsg { type: 'report'; ok: boolean; ms: number; paths: string[]; error: string | null }
+/** Feature `status`: asks for the server's StatusJson; answered by STATUS_REPLY (or ERROR). */
+export interface StatusMsg { type: 'status'; id: number }
+/**
  * `chunks`: asks for the chunk list of `path` (docs/delta.md), of the content with `hash`, or of
  * the current content when `hash` is null (`get -o`, which has no manifest entry).
  */
@@ -252,6 +265,11 @@ export interface ManifestReplyMsg { type: 'manifest-reply'; id: number; done: bo
 export interface ErrorMsg { type: 'error'; id: number; code: string; message: string }
 export interface SubscribeAckMsg { type: 'subscribe-ack'; id: number }
 /**
+ * Feature `status`: the answer to STATUS, a StatusJson document as JSON text (at most
+ * STATUS_MAX_JSON_BYTES; read it with parseStatusJson, never trust its shape).
+ */
+export interface StatusReplyMsg { type: 'status-reply'; id: number; json: string }
+/**
  * `chunks`: one slice, at `offset`, of the `total`-byte encoded chunk list (docs/delta.md §3) of
  * the file described by the meta fields. `whole`: the server offers no list for this file (too
  * small, too many chunks, or its source cannot chunk): the client sends REQUEST instead; then
@@ -273,7 +291,7 @@ export interface ChunkZMsg { type: 'chunk-z'; id: number; offset: number; final:
 export interface PingMsg { type: 'ping' }
 
 export type ClientMessage =
-  | AuthMsg | RequestMsg | CancelMsg | SubscribeMsg | ManifestMsg | CreditMsg | ChunkListMsg | ChunkFetchMsg | PingMsg
+  | AuthMsg | RequestMsg | CancelMsg | SubscribeMsg | ManifestMsg | CreditMsg | ReportMsg | StatusMsg | ChunkListMsg | ChunkFetchMsg | PingMsg
 export type ServerMessage =
   | AuthOkMsg
   | ResponseMsg
@@ -282,6 +300,7 @@ export type ServerMessage =
   | ManifestReplyMsg
   | ErrorMsg
   | SubscribeAckMsg
+  | StatusReplyMsg
   | ChunkListReplyMsg
   | ChunkDataMsg
   | ChunkZMsg
@@ -290,10 +309,11 @@ export type Message = ClientMessage | ServerMessage
 export type MessageType = Message['type']
 
 const CLIENT_TYPES: ReadonlySet<MessageType> = new Set([
-  'auth', 'request', 'cancel', 'subscribe', 'manifest', 'credit', 'chunk-list', 'chunk-fetch', 'ping',
+  'auth', 'request', 'cancel', 'subscribe', 'manifest', 'credit', 'report', 'status', 'chunk-list', 'chunk-fetch', 'ping',
 ])
 const SERVER_TYPES: ReadonlySet<MessageType> = new Set([
-  'auth-ok', 'response', 'chunk', 'update', 'manifest-reply', 'error', 'subscribe-ack', 'chunk-list-reply', 'chunk-data', 'chunk-z', 'ping',
+  'auth-ok', 'response', 'chunk', 'update', 'manifest-reply', 'error', 'subscribe-ack', 'status-reply', 'chunk-list-reply', 'chunk-data', 'chunk-z',
+  'ping',
 ])
 
 export function allowedFrom(sender: Sender, type: MessageType): boolean {
@@ -302,14 +322,14 @@ export function allowedFrom(sender: Sender, type: MessageType): boolean {
 
 /** Server replies that answer a request id. */
 export type ReplyMessage =
-  | ResponseMsg | ChunkMsg | ManifestReplyMsg | ErrorMsg | SubscribeAckMsg | ChunkListReplyMsg | ChunkDataMsg | ChunkZMsg
+  | ResponseMsg | ChunkMsg | ManifestReplyMsg | ErrorMsg | SubscribeAckMsg | StatusReplyMsg | ChunkListReplyMsg | ChunkDataMsg | ChunkZMsg
 
 /**
  * The server frame types the client routes to a pending request by `id` (an optional reply
  * frame joins this set and ReplyMessage). Every other server frame but AUTH_OK is a 'message'.
  */
 export const REPLY_TYPES: ReadonlySet<ServerMessage['type']> = new Set([
-  'response', 'chunk', 'manifest-reply', 'error', 'subscribe-ack', 'chunk-list-reply', 'chunk-data', 'chunk-z',
+  'response', 'chunk', 'manifest-reply', 'error', 'subscribe-ack', 'status-reply', 'chunk-list-reply', 'chunk-data', 'chunk-z',
 ])
 
 export function isReply(msg: ServerMessage): msg is ReplyMessage {
