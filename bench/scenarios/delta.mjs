@@ -5,9 +5,10 @@
 // chunk lists, chunks and compressed frames as sent) from pull's summary and watch's applied
 // events. Cases: a 1-byte edit in a large file (pull and watch), 1 MiB inserted at its front, a
 // set of JSON/Lua text files replaced by a new version, a 300-file folder renamed, a file copied
-// to a second path. Then two timings against the build before wave 2 (ASSETSYNC_BENCH_BASE: a
-// checkout with dist/ built), alternating rounds: a cold pull of incompressible data (the cost
-// of the compression sampling) and a cold pull of the mixed tree.
+// to a second path. Then two cold-pull timings, alternating rounds: incompressible data (the cost
+// of compression sampling) and the mixed tree, each against this build with its features off
+// (bench/lib/serve-features.mjs) and, with ASSETSYNC_BENCH_BASE (a checkout with dist/ built),
+// against the build before wave 2.
 import { randomFillSync } from 'node:crypto'
 import { closeSync, existsSync, openSync, writeSync } from 'node:fs'
 import { copyFile, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
@@ -216,33 +217,40 @@ export async function run(ctx) {
     const result = { params: { big, text: text2, folderFiles, folderFileBytes, rounds, coldPullBytes: cold.bytesReceived }, rows }
     for (const s of stops.splice(0).reverse()) await s()
 
-    if (!base) {
-      ctx.log('ASSETSYNC_BENCH_BASE not set: the timings against the build before wave 2 are skipped')
-      return result
-    }
-    // 6, 7. Cold pulls against the build before wave 2, alternating rounds.
-    ctx.log(`timings against ${process.env.ASSETSYNC_BENCH_BASE}: incompressible ${incompressible / MiB} MiB, mixed tree ${mixedBytes / MiB} MiB`)
+    // 6, 7. Cold pulls, alternating rounds: this build with its features against the same build
+    // offering none (the cost of compression sampling and negotiation alone), and, when
+    // ASSETSYNC_BENCH_BASE is set, against the build before wave 2 (serve and pull both).
+    if (!base) ctx.log('ASSETSYNC_BENCH_BASE not set: the timings against the build before wave 2 are skipped')
+    ctx.log(`cold-pull timings: incompressible ${incompressible / MiB} MiB, mixed tree ${mixedBytes / MiB} MiB`)
     await rm(join(ctx.tmp, 'src'), { recursive: true, force: true })
     const fresh = freshOut(ctx)
+    const nowBin = join(ctx.repo, 'bin', 'assetsync.js')
+    const featuresScript = join(ctx.repo, 'bench', 'lib', 'serve-features.mjs')
+    const variants = {
+      now: { serve: (tree) => [nowBin, 'serve', tree, '--host', '127.0.0.1', '--port', '0', '--json'], pull: nowBin },
+      off: { serve: (tree) => [featuresScript, tree, '0'], pull: nowBin },
+      ...(base ? { base: { serve: (tree) => [base, 'serve', tree, '--host', '127.0.0.1', '--port', '0', '--json'], pull: base } } : {}),
+    }
     const timed = async (tree, bytes, label) => {
       const servers = {}
-      for (const [k, bin] of [['now', join(ctx.repo, 'bin', 'assetsync.js')], ['base', base]]) {
-        const p = startNode(bin, ['serve', tree, '--host', '127.0.0.1', '--port', '0', '--json'], { env })
+      for (const [k, v] of Object.entries(variants)) {
+        const p = startNode(v.serve(tree)[0], v.serve(tree).slice(1), { env })
         const ev = await waitEvent(p, (e) => e.event === 'listening', 300_000, `${k} serve`)
-        servers[k] = { p, port: ev.port, key: ev.key, bin }
+        servers[k] = { p, port: ev.port, key: ev.key, bin: v.pull }
         stops.push(() => stop(p, 3000))
       }
-      const ms = { now: [], base: [] }
-      for (let i = 0; i < rounds + 1; i++) {
-        for (const k of i % 2 === 0 ? ['now', 'base'] : ['base', 'now']) {
+      const ms = Object.fromEntries(Object.keys(variants).map((k) => [k, []]))
+      const keys = Object.keys(variants)
+      for (let i = 0; i < 2 * rounds + 1; i++) {
+        for (const k of i % 2 === 0 ? keys : [...keys].reverse()) {
           const s = servers[k]
           const r = await fresh((o) => runToEnd(process.execPath, [s.bin, 'pull', '--server', `127.0.0.1:${s.port}`, '--key', s.key, '--out', o, '--json'], { env }))
           if (r.code !== 0) throw new Error(`${k} pull exited ${r.code}: ${r.p.stderrText.slice(-300)}`)
-          if (i > 0) ms[k].push(r.wallMs) // the first round warms the page cache and both servers
+          if (i > 0) ms[k].push(r.wallMs) // the first round warms the page cache and the servers
         }
       }
       for (const s of stops.splice(0).reverse()) await s()
-      ctx.log(`  ${label}: now ${(median(ms.now) / 1000).toFixed(2)} s, before ${(median(ms.base) / 1000).toFixed(2)} s (${(bytes / MiB).toFixed(0)} MiB)`)
+      ctx.log(`  ${label} (${(bytes / MiB).toFixed(0)} MiB): ${keys.map((k) => `${k} ${(median(ms[k]) / 1000).toFixed(2)} s`).join(', ')}`)
       return ms
     }
     const incDir = join(ctx.tmp, 'incompressible')
@@ -253,12 +261,21 @@ export async function run(ctx) {
     const mixDir = join(ctx.tmp, 'mixed')
     const mixed = await mixedTree(mixDir, mixedBytes)
     const mix = await timed(mixDir, mixed.bytes, 'mixed-tree cold pull')
+    const secs = (a) => a.map((v) => v / 1000)
     rows.push(
-      row({ id: 'incompressible-time', label: `cold pull, ${incompressible / MiB} MiB incompressible: time`, unit: 's', runs: inc.now.map((v) => v / 1000),
-        baseline: { label: 'the same pull before wave 2', value: median(inc.base) / 1000 }, target: { on: 'ratio', op: '<=', value: 1.03, text: '≤ 1.03× before' } }),
-      row({ id: 'mixed-cold-time', label: `cold pull, ${(mixed.bytes / MiB).toFixed(0)} MiB mixed tree: time`, unit: 's', runs: mix.now.map((v) => v / 1000),
-        baseline: { label: 'the same pull before wave 2', value: median(mix.base) / 1000 }, target: { on: 'ratio', op: '<=', value: 1.0, text: 'no slower than before' } }),
+      row({ id: 'incompressible-vs-off', label: `cold pull, ${incompressible / MiB} MiB incompressible: time`, unit: 's', runs: secs(inc.now),
+        baseline: { label: 'the same build, features off', value: median(inc.off) / 1000 }, target: { on: 'ratio', op: '<=', value: 1.03, text: '≤ 1.03× without' } }),
+      row({ id: 'mixed-cold-vs-off', label: `cold pull, ${(mixed.bytes / MiB).toFixed(0)} MiB mixed tree: time`, unit: 's', runs: secs(mix.now),
+        baseline: { label: 'the same build, features off', value: median(mix.off) / 1000 }, target: { on: 'ratio', op: '<=', value: 1.0, text: 'no slower' } }),
     )
+    if (base) {
+      rows.push(
+        row({ id: 'incompressible-vs-before', label: `cold pull, ${incompressible / MiB} MiB incompressible: time`, unit: 's', runs: secs(inc.now),
+          baseline: { label: 'the build before wave 2', value: median(inc.base) / 1000 }, target: { on: 'ratio', op: '<=', value: 1.03, text: '≤ 1.03× before' } }),
+        row({ id: 'mixed-cold-vs-before', label: `cold pull, ${(mixed.bytes / MiB).toFixed(0)} MiB mixed tree: time`, unit: 's', runs: secs(mix.now),
+          baseline: { label: 'the build before wave 2', value: median(mix.base) / 1000 }, target: { on: 'ratio', op: '<=', value: 1.0, text: 'no slower than before' } }),
+      )
+    }
     return result
   } finally {
     for (const s of stops.reverse()) await s()
