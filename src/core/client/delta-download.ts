@@ -195,8 +195,9 @@ async function fetchDelta(client: DownloadClient, t: FetchTarget, ctx: DeltaCont
   ctx.addCachedSources()
   const plan = planFile(target, ctx.index, old ?? undefined)
   const refs: ChunkRef[] = Array.from(plan.fetch, (i) => ({ hash: target.chunkHash(i), length: target.lengths[i]! }))
-  const fetcher = new ChunkFetcher(client.conn, client.server, t.wire, meta.hash, refs)
+  // The temp file first: a full disk or a read-only folder fails before any chunk is asked for.
   const file = await IncomingFile.create(t.final, meta, { tempPath: meta.size >= DELTA_STAGE_MIN_BYTES ? staging ?? undefined : undefined })
+  const fetcher = new ChunkFetcher(client.conn, client.server, t.wire, meta.hash, refs)
   const io = incomingFileIO(file, ctx.resolve)
   let result
   try {

@@ -18,6 +18,8 @@ import { type FileStamp, sameStamp, stampOf } from '../fs/stamp.js'
 import type { AssetSource, ChunkedEntry, ManifestPage, ScanResult, SourceReader } from './source.js'
 import { Store } from './store.js'
 
+/** Decoded chunk lists a folder source keeps at hand (a 64 MiB file's list is ~40 KiB in memory). */
+const RECENT_LISTS = 16
 /** Times an open re-reads a file that keeps changing under it before giving up (ERR_CHANGED). */
 const OPEN_RETRIES = 3
 /**
@@ -48,6 +50,8 @@ export class FolderSource implements AssetSource {
   readonly #lists: ChunkListCache
   /** Lists being computed, by path + hash: concurrent requests for one file chunk it once. */
   readonly #chunking = new Map<string, Promise<ChunkedEntry | null>>()
+  /** The last RECENT_LISTS lists served, decoded, by path + hash (most recent last). */
+  readonly #recent = new Map<string, ChunkedEntry>()
 
   private constructor(root: string, ignored: PathMatcher, store: Store, lists: ChunkListCache) {
     this.root = root
@@ -132,9 +136,12 @@ export class FolderSource implements AssetSource {
     const entry = await this.#store.refresh(path)
     if (!entry) return null
     if (hash && !equalHash(entry.hash, hash)) throw new AssetSyncError('ERR_CHANGED', `${path} changed; try again`)
-    const cached = this.#lists.lookup(path, entry)
-    if (cached && equalHash(cached.hash, entry.hash)) return { entry: publicEntry(entry), list: cached }
     const key = `${path}\0${Buffer.from(entry.hash).toString('hex')}`
+    // The lists just served, decoded: a CHUNK_FETCH after its CHUNK_LIST needs the same one.
+    const recent = this.#recent.get(key)
+    if (recent) return recent
+    const cached = this.#lists.lookup(path, entry)
+    if (cached && equalHash(cached.hash, entry.hash)) return this.#remember(key, { entry: publicEntry(entry), list: cached })
     let job = this.#chunking.get(key)
     if (!job) {
       job = (async () => {
@@ -150,11 +157,18 @@ export class FolderSource implements AssetSource {
           throw new AssetSyncError('ERR_CHANGED', `${path} changed while it was chunked; try again`)
         }
         this.#lists.set(path, entry, list)
-        return { entry: publicEntry(entry), list }
+        return this.#remember(key, { entry: publicEntry(entry), list })
       })().finally(() => this.#chunking.delete(key))
       this.#chunking.set(key, job)
     }
     return job
+  }
+
+  #remember(key: string, chunked: ChunkedEntry): ChunkedEntry {
+    this.#recent.delete(key)
+    this.#recent.set(key, chunked)
+    if (this.#recent.size > RECENT_LISTS) this.#recent.delete(this.#recent.keys().next().value as string)
+    return chunked
   }
 
   async close(): Promise<void> {
