@@ -15,7 +15,7 @@ import { copyFile, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promis
 import { join } from 'node:path'
 import { cliEnv, pull, startServe } from '../lib/assetsync.mjs'
 import { mulberry32 } from '../lib/lossy-proxy.mjs'
-import { now, runToEnd, startNode, stop, waitEvent } from '../lib/procs.mjs'
+import { cpuSecondsOf, now, runToEnd, startNode, stop, waitEvent } from '../lib/procs.mjs'
 import { row } from '../lib/report.mjs'
 import { rsyncPull, startRsyncDaemon } from '../lib/rsync.mjs'
 import { freshOut } from '../lib/scenario.mjs'
@@ -240,18 +240,23 @@ export async function run(ctx) {
         stops.push(() => stop(p, 3000))
       }
       const ms = Object.fromEntries(Object.keys(variants).map((k) => [k, []]))
+      const cpu = Object.fromEntries(Object.keys(variants).map((k) => [k, []]))
       const keys = Object.keys(variants)
       for (let i = 0; i < 2 * rounds + 1; i++) {
         for (const k of i % 2 === 0 ? keys : [...keys].reverse()) {
           const s = servers[k]
+          const c0 = cpuSecondsOf(s.p.pid)
           const r = await fresh((o) => runToEnd(process.execPath, [s.bin, 'pull', '--server', `127.0.0.1:${s.port}`, '--key', s.key, '--out', o, '--json'], { env }))
           if (r.code !== 0) throw new Error(`${k} pull exited ${r.code}: ${r.p.stderrText.slice(-300)}`)
-          if (i > 0) ms[k].push(r.wallMs) // the first round warms the page cache and the servers
+          if (i > 0) { // the first round warms the page cache and the servers
+            ms[k].push(r.wallMs)
+            cpu[k].push(cpuSecondsOf(s.p.pid) - c0)
+          }
         }
       }
       for (const s of stops.splice(0).reverse()) await s()
-      ctx.log(`  ${label} (${(bytes / MiB).toFixed(0)} MiB): ${keys.map((k) => `${k} ${(median(ms[k]) / 1000).toFixed(2)} s`).join(', ')}`)
-      return ms
+      ctx.log(`  ${label} (${(bytes / MiB).toFixed(0)} MiB): ${keys.map((k) => `${k} ${(median(ms[k]) / 1000).toFixed(2)} s (server CPU ${median(cpu[k]).toFixed(2)} s)`).join(', ')}`)
+      return { ...ms, cpu }
     }
     const incDir = join(ctx.tmp, 'incompressible')
     await mkdir(incDir, { recursive: true })
@@ -264,9 +269,11 @@ export async function run(ctx) {
     const secs = (a) => a.map((v) => v / 1000)
     rows.push(
       row({ id: 'incompressible-vs-off', label: `cold pull, ${incompressible / MiB} MiB incompressible: time`, unit: 's', runs: secs(inc.now),
-        baseline: { label: 'the same build, features off', value: median(inc.off) / 1000 }, target: { on: 'ratio', op: '<=', value: 1.03, text: '≤ 1.03× without' } }),
+        baseline: { label: 'the same build, features off', value: median(inc.off) / 1000 }, target: { on: 'ratio', op: '<=', value: 1.03, text: '≤ 1.03× without' },
+        extra: { serverCpuS: median(inc.cpu.now), serverCpuSOff: median(inc.cpu.off) } }),
       row({ id: 'mixed-cold-vs-off', label: `cold pull, ${(mixed.bytes / MiB).toFixed(0)} MiB mixed tree: time`, unit: 's', runs: secs(mix.now),
-        baseline: { label: 'the same build, features off', value: median(mix.off) / 1000 }, target: { on: 'ratio', op: '<=', value: 1.0, text: 'no slower' } }),
+        baseline: { label: 'the same build, features off', value: median(mix.off) / 1000 }, target: { on: 'ratio', op: '<=', value: 1.0, text: 'no slower' },
+        extra: { serverCpuS: median(mix.cpu.now), serverCpuSOff: median(mix.cpu.off) } }),
     )
     if (base) {
       rows.push(

@@ -13,10 +13,10 @@ import type { FileMeta, ManifestEntry } from '../../protocol/messages.js'
 import { isTempName } from '../fs/atomic-write.js'
 import type { ChunkList } from '../delta/chunk-list.js'
 import { ChunkListCache, listCacheFileFor } from '../delta/list-cache.js'
-import type { ChunkSource } from '../delta/plan.js'
 import { capStaging, isStagingName } from '../delta/staging.js'
 import type { AssetClient } from './client.js'
-import { DeltaContext, type LocalFile, fetchFile } from './delta-download.js'
+import { DeltaContext, fetchFile } from './delta-download.js'
+import { LocalContent } from './local-content.js'
 import { HashCache, cacheFileFor } from '../fs/hash-cache.js'
 import { equalHash, hashFile } from '../fs/hash.js'
 import { ignoreMatcher, patternMatcher } from '../fs/ignore.js'
@@ -105,8 +105,8 @@ export class Mirror {
   #cache: HashCache | null = null
   /** Chunk lists of local files (old versions), by wire path and stamp. */
   #lists: ChunkListCache | null = null
-  /** Wire paths by content hash (hex), built from the hash cache when first needed. */
-  #byHash: Map<string, string[]> | null = null
+  /** What the folder holds, by content (local copies, chunk sources). */
+  #local: LocalContent | null = null
   /** The delta context of the current `sync` (shared sources, dedup). */
   #ctx: DeltaContext | null = null
   /**
@@ -134,6 +134,7 @@ export class Mirror {
     const dir = this.#opts.configDir ?? configDir()
     this.#cache = await HashCache.load(cacheFileFor(dir, 'mirror', this.#root))
     this.#lists = await ChunkListCache.load(listCacheFileFor(dir, 'mirror', this.#root))
+    this.#local = new LocalContent(this.#root, this.#cache, this.#lists)
     return this.#root
   }
 
@@ -177,49 +178,7 @@ export class Mirror {
    * local copies by content hash, cached lists of other local files, and each other (dedup).
    */
   deltaContext(): DeltaContext {
-    const root = this.#root
-    return new DeltaContext({
-      lists: this.#lists,
-      copyOf: (hash, except) => (root ? this.#copyOf(root, hash, except) : null),
-      cachedSources: () => (root ? this.#cachedSources(root) : []),
-    })
-  }
-
-  /** A local file (other than `except`) whose cached hash is `hash` and whose stamp still vouches for it. */
-  #copyOf(root: string, hash: Uint8Array, except: string): LocalFile | null {
-    const cache = this.#cache
-    if (!cache) return null
-    if (!this.#byHash) {
-      this.#byHash = new Map()
-      for (const [wire, h] of cache.entries()) this.#indexHash(wire, h)
-    }
-    for (const wire of this.#byHash.get(Buffer.from(hash).toString('hex')) ?? []) {
-      if (wire === except) continue
-      const { full, st, hash: known } = this.#look(root, wire)
-      if (st && equalHash(known, hash)) return { path: full, wire, st }
-    }
-    return null
-  }
-
-  #indexHash(wire: string, hash: Buffer): void {
-    if (!this.#byHash) return
-    const key = hash.toString('hex')
-    const list = this.#byHash.get(key)
-    if (!list) this.#byHash.set(key, [wire])
-    else if (!list.includes(wire)) list.push(wire)
-  }
-
-  /** Local files whose chunk lists are cached and still current, as planner sources. */
-  #cachedSources(root: string): ChunkSource[] {
-    const lists = this.#lists
-    if (!lists) return []
-    const out: ChunkSource[] = []
-    for (const wire of [...lists.paths()]) {
-      const { full, st } = this.#look(root, wire)
-      const list = st ? lists.lookup(wire, st) : null
-      if (list) out.push({ path: full, list })
-    }
-    return out
+    return this.#local?.context() ?? new DeltaContext()
   }
 
   /**
@@ -265,8 +224,7 @@ export class Mirror {
     const st = localFile(s.final)
     if (st) {
       this.#cache?.set(s.wire, st, s.hash)
-      this.#indexHash(s.wire, s.hash)
-      if (s.list) this.#lists?.set(s.wire, st, s.list)
+      this.#local?.installed(s.wire, st, s.hash, s.list)
     }
   }
 
