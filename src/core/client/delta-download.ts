@@ -29,7 +29,7 @@ import { ChunkIndex, type ChunkSource, planFile } from '../delta/plan.js'
 import { discardStaged, stagedSource, stagingPathFor } from '../delta/staging.js'
 import { IncomingFile } from '../fs/atomic-file.js'
 import { equalHash } from '../fs/hash.js'
-import { ChunkFetcher, type ChunkConnection, requestChunkList } from './chunk-requests.js'
+import { ChunkFetcher, type ChunkConnection, type ListedFile, requestChunkList } from './chunk-requests.js'
 import type { ReceiveConnection } from './receive.js'
 import { receiveFile } from './receive.js'
 import { fileSink } from './temp-file-sink.js'
@@ -156,7 +156,14 @@ export async function fetchFile(client: DownloadClient, t: FetchTarget, ctx: Del
     const old = await statFile(t.final)
     const part = previous ? await statFile(previous) : null
     if ((old && old.size >= DELTA_MIN_CHUNK_BYTES && !equalHash(t.have, t.meta?.hash)) || part) {
-      const done = await ctx.serial(() => fetchDelta(client, t, ctx, old, staging, previous))
+      // The list and the old version's list are fetched and computed in parallel with other
+      // files; planning and assembly then run one file at a time (see DeltaContext).
+      const [listed, oldList, partList] = await Promise.all([
+        requestChunkList(client.conn, client.server, t.wire, t.meta?.hash ?? null, t.meta?.size),
+        oldSource(t, ctx, old),
+        part && previous ? stagedSource(previous) : Promise.resolve(null),
+      ])
+      const done = listed.list ? await ctx.serial(() => fetchDelta(client, t, ctx, { ...listed, list: listed.list as ChunkList }, oldList, partList, staging, previous)) : null
       if (done) return done
     }
   }
@@ -181,15 +188,10 @@ async function oldSource(t: FetchTarget, ctx: DeltaContext, st: Stats | null): P
   return { path: t.final, list }
 }
 
-/** The delta path; null when the server sends this file whole (then REQUEST is used). */
-async function fetchDelta(client: DownloadClient, t: FetchTarget, ctx: DeltaContext, oldSt: Stats | null, staging: string | null, previous: string | null): Promise<FetchedFile | null> {
-  const [listed, old, part] = await Promise.all([
-    requestChunkList(client.conn, client.server, t.wire, t.meta?.hash ?? null, t.meta?.size),
-    oldSource(t, ctx, oldSt),
-    previous ? stagedSource(previous) : Promise.resolve(null),
-  ])
+/** The delta path, once the file's list is here: plan against the context's sources, fetch, assemble. */
+async function fetchDelta(client: DownloadClient, t: FetchTarget, ctx: DeltaContext, listed: ListedFile & { list: ChunkList },
+  old: ChunkSource | null, part: ChunkSource | null, staging: string | null, previous: string | null): Promise<FetchedFile> {
   const target = listed.list
-  if (!target) return null
   const meta = listed.meta
   if (part) ctx.index.add(part)
   ctx.addCachedSources()
