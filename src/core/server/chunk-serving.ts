@@ -37,10 +37,9 @@ export async function answerChunkList(source: AssetSource, path: string, hash: U
     return entry ? { kind: 'whole', entry } : { kind: 'not-found' }
   }
   if (hash === null) {
-    // Decide "whole" before chunking anything.
+    // Decide "whole" before chunking anything (no entry: chunkList says not-found or refused).
     const entry = await source.get(path)
-    if (!entry) return { kind: 'not-found' }
-    if (listDeclined(entry.size)) return { kind: 'whole', entry }
+    if (entry && listDeclined(entry.size)) return { kind: 'whole', entry }
   }
   const chunked = await source.chunkList(path, hash)
   if (!chunked) return { kind: 'not-found' }
