@@ -8,7 +8,7 @@ import { AssetSyncError, isRetryable } from '../../errors.js'
 import { DEFAULT_PORT, DOWNLOAD_ATTEMPTS, MAX_MANIFEST_FILES } from '../../limits.js'
 import type { ClientConnection } from '../../protocol/connection.js'
 import { type TimingOptions, dial } from '../../protocol/endpoint.js'
-import type { ManifestEntry, ReplyMessage, UpdateEntry, UpdateMsg } from '../../protocol/messages.js'
+import type { ManifestEntry, ReplyMessage, RequestPriority, UpdateEntry, UpdateMsg } from '../../protocol/messages.js'
 import { type StatusJson, parseStatusJson } from '../../protocol/status-json.js'
 import type { TransportName } from '../../protocol/transport.js'
 import { KnownServers, configDir, parseKeyHex } from '../fs/keys.js'
@@ -16,7 +16,7 @@ import { assertWirePath } from '../fs/paths.js'
 import { fetchFile } from './delta-download.js'
 import type { SinkFactory } from './file-sink.js'
 import { memorySink } from './memory-sink.js'
-import { type Received, receiveFile } from './receive.js'
+import { type ReceiveOptions, type Received, receiveFile } from './receive.js'
 import type { SavedFile } from './temp-file-sink.js'
 
 /** Attempts of one download on one connection (now in limits.ts; kept here for callers). */
@@ -54,8 +54,11 @@ export type DownloadStatus = 'downloaded' | 'up-to-date'
  */
 export type DownloadResult<T = SavedFile> = Received<T>
 
+/** Options of `AssetClient.download`: the request's priority class (feature `priority`). */
+export type DownloadOptions = ReceiveOptions
+
 /** Options of `AssetClient.read`. */
-export interface ReadOptions {
+export interface ReadOptions extends DownloadOptions {
   /** Largest file taken into memory; default MAX_READ_BYTES. */
   maxBytes?: number
 }
@@ -175,19 +178,23 @@ export class AssetClient extends EventEmitter<AssetClientEvents> {
    * answers up-to-date instead of sending bytes. A file that changed on the server mid-transfer,
    * or failed its hash, is fetched again on this connection (DOWNLOAD_ATTEMPTS in all; see
    * ERROR_RECOVERY). Throws ERR_NOT_FOUND / ERR_PATH_REFUSED for what the server refuses.
+   * `opts.priority` is sent when the server agreed to the `priority` feature.
    *
    * To a local path that already holds a version of the file, only the chunks that changed cross
    * the wire when the server agreed on `chunks` (docs/delta.md); a large download interrupted
    * even by kill -9 resumes from what it wrote. `bytes` counts what crossed the wire, `reused`
    * what was taken from the local file.
    */
-  download(path: string, target: string, haveHash?: Uint8Array | null): Promise<DownloadResult<SavedFile>>
-  download<T>(path: string, target: SinkFactory<T>, haveHash?: Uint8Array | null): Promise<DownloadResult<T>>
-  async download<T>(path: string, target: string | SinkFactory<T>, haveHash: Uint8Array | null = null): Promise<DownloadResult<T | SavedFile>> {
+  download(path: string, target: string, haveHash?: Uint8Array | null, opts?: DownloadOptions): Promise<DownloadResult<SavedFile>>
+  download<T>(path: string, target: SinkFactory<T>, haveHash?: Uint8Array | null, opts?: DownloadOptions): Promise<DownloadResult<T>>
+  async download<T>(
+    path: string, target: string | SinkFactory<T>, haveHash: Uint8Array | null = null, opts: DownloadOptions = {},
+  ): Promise<DownloadResult<T | SavedFile>> {
     for (let attempt = 1; ; attempt++) {
       try {
-        if (typeof target !== 'string') return await receiveFile(this.conn, this.server, path, haveHash, target)
-        const r = await fetchFile(this, { wire: path, final: target, meta: null, have: haveHash ? Buffer.from(haveHash) : null, stage: false })
+        if (typeof target !== 'string') return await receiveFile(this.conn, this.server, path, haveHash, target, opts)
+        const have = haveHash ? Buffer.from(haveHash) : null
+        const r = await fetchFile(this, { wire: path, final: target, meta: null, have, stage: false, priority: opts.priority })
         if (!r) return { status: 'up-to-date', meta: null, bytes: 0, reused: 0 }
         return { status: 'downloaded', meta: r.meta, bytes: r.bytes, reused: r.reused, result: { finalPath: target, tempPath: r.temp, installed: true } }
       } catch (err) {
@@ -204,8 +211,16 @@ export class AssetClient extends EventEmitter<AssetClientEvents> {
   read(path: string, haveHash?: null, opts?: ReadOptions): Promise<Buffer>
   read(path: string, haveHash: Uint8Array | null, opts?: ReadOptions): Promise<Buffer | null>
   async read(path: string, haveHash: Uint8Array | null = null, opts: ReadOptions = {}): Promise<Buffer | null> {
-    const r = await this.download(path, memorySink(opts.maxBytes), haveHash)
+    const r = await this.download(path, memorySink(opts.maxBytes), haveHash, opts)
     return r.status === 'downloaded' ? r.result : null
+  }
+
+  /**
+   * Moves open request `id` (see DownloadOptions.onRequest) to another priority class. A no-op
+   * when the server did not agree to the `priority` feature or the request has ended.
+   */
+  reprioritize(id: number, priority: RequestPriority): void {
+    if (this.conn.has('priority')) this.conn.reprioritize(id, priority)
   }
 
   /** Subscribes (or unsubscribes) `instanceId` to `patterns`; updates arrive as 'update' events. */

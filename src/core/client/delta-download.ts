@@ -21,7 +21,7 @@ import type { Stats } from 'node:fs'
 import { lstat, open, rename } from 'node:fs/promises'
 import { AssetSyncError } from '../../errors.js'
 import { DELTA_LIST_SOURCE_CHUNKS, DELTA_MIN_CHUNK_BYTES, DELTA_MIN_FILE_BYTES, DELTA_READ_BYTES, DELTA_STAGE_MIN_BYTES } from '../../limits.js'
-import type { ChunkRef, FileMeta } from '../../protocol/messages.js'
+import type { ChunkRef, FileMeta, RequestPriority } from '../../protocol/messages.js'
 import { assemble, incomingFileIO } from '../delta/assemble.js'
 import { type ChunkList, chunkFile } from '../delta/chunk-list.js'
 import type { ChunkListCache } from '../delta/list-cache.js'
@@ -112,6 +112,8 @@ export interface FetchTarget {
   have: Buffer | null
   /** Keep the verified file at its temp path (the caller installs it); else renamed into place. */
   stage: boolean
+  /** A whole-file REQUEST's priority class (feature `priority`; see ReceiveOptions). */
+  priority?: RequestPriority
 }
 
 /** A file brought in (verified). */
@@ -167,7 +169,7 @@ export async function fetchFile(client: DownloadClient, t: FetchTarget, ctx: Del
       if (done) return done
     }
   }
-  const r = await receiveFile(client.conn, client.server, t.wire, t.have, fileSink(t.final, { stage: t.stage, stagingPath: staging }))
+  const r = await receiveFile(client.conn, client.server, t.wire, t.have, fileSink(t.final, { stage: t.stage, stagingPath: staging }), { priority: t.priority })
   if (r.status === 'up-to-date') return null
   if (previous) await discardStaged(previous)
   return {

@@ -1,23 +1,26 @@
 /**
  * The server's side of one client connection: answers REQUEST, MANIFEST, CANCEL (and SUBSCRIBE
  * through the server's registry). Transfers are interleaved round robin, SERVER_READ_BYTES a turn,
- * so a small file is never stuck behind a big one. Each turn waits for flow-control credit and
+ * so a small file is never stuck behind a big one. With the `priority` feature, transfers carry a
+ * class (blocking, normal, background): every queued transfer of a more urgent class gets its
+ * turns first, so a program's blocking `require` never waits behind bulk `load_asset_async`
+ * downloads (issue 13); without it every request is `normal` and the order is plain round robin. Each turn waits for flow-control credit and
  * the connection to drain (backpressure), so a slow client costs bounded memory and never slows
  * the others. Entries and bytes come from the server's AssetSource: a session never touches the
  * file system, so it serves a folder, memory or a remote store alike.
  */
 import { EventEmitter } from 'node:events'
 import { AssetSyncError, ProtocolError } from '../../errors.js'
-import { CHUNK_SIZE, MAX_INFLIGHT_PER_CLIENT, SERVER_READ_BYTES, STATUS_MAX_JSON_BYTES } from '../../limits.js'
-import type {
-  ChunkFetchMsg, ChunkListMsg, ClientMessage, FeatureName, ManifestMsg, ReportMsg, RequestMsg, ServerMessage,
+import { BACKGROUND_WINDOW_BYTES, CHUNK_SIZE, FLOW_WINDOW_BYTES, MAX_INFLIGHT_PER_CLIENT, SENT_MEMORY_PER_CLIENT, SERVER_READ_BYTES, STATUS_MAX_JSON_BYTES } from '../../limits.js'
+import {
+  PRIORITY, type ChunkFetchMsg, type ChunkListMsg, type ClientMessage, type FeatureName, type ManifestMsg, type PriorityRequestMsg,
+  type ReportMsg, type RequestMsg, type RequestPriority, type ServerMessage,
 } from '../../protocol/messages.js'
-import { CODING, compressChunk } from '../delta/compress.js'
 import { equalHash } from '../fs/hash.js'
 import { type PathMatcher, patternMatcher } from '../fs/ignore.js'
 import type { BufferPool } from '../fs/pool.js'
 import { checkWirePath, printable } from '../fs/paths.js'
-import { type ChunkPlacement, ChunkLocator, LIST_SLICE_BYTES, answerChunkList } from './chunk-serving.js'
+import { type ChunkTransfer, ChunkLocator, openChunkFetch, pieceFrame, sendChunkTurn, sendChunkList } from './chunk-serving.js'
 import type { AssetSource, SourceReader } from './source.js'
 
 /**
@@ -60,31 +63,47 @@ const NO_METRICS: SessionMetrics = { request: () => {}, error: () => {}, transfe
 
 interface Transfer {
   id: number
+  path: string
   /** performance.now() when its REQUEST arrived. */
   started: number
   reader: SourceReader
-  /** Bytes to send: the file's size, or the requested chunks' total. */
   size: number
-  /** Bytes sent so far. */
   offset: number
   cancelled: boolean
-  /** The wire path (compression skips known-compressed extensions). */
-  path: string
-  /** A CHUNK_FETCH: the chunks to send, and the next one's index; null for a whole file. */
-  chunks: (ChunkPlacement & { next: number }) | null
+  /** Index of its lane (PRIORITY value). */
+  lane: number
+  /** A CHUNK_FETCH (feature `chunks`): the chunks to send; absent for a whole file. */
+  chunks?: ChunkTransfer
 }
+
+/** How many priority classes there are (one lane each). */
+const LANES = Object.keys(PRIORITY).length
 
 export class ClientSession extends EventEmitter {
   readonly conn: SessionConnection
   readonly #source: AssetSource
   readonly #transfers = new Map<number, Transfer>()
-  #queue: Transfer[] = []
+  /** Queued transfers by priority class, most urgent first; round robin within each. */
+  #lanes: Transfer[][] = Array.from({ length: LANES }, () => [])
+  /** Priorities of requests still being opened (a REPRIORITIZE may come before the transfer exists). */
+  readonly #opening = new Map<number, number>()
+  /** Wakes a pump that waits for credit: a transfer was queued that may be more urgent. */
+  #nudge: (() => void) | null = null
+  /** The pending wait for flow-control credit (one at a time: a wake only means "look again"). */
+  #creditWait: { bytes: number; done: Promise<void> } | null = null
   #pumping = false
   #pending = 0
   readonly #buffers: BufferPool
   readonly #matchers = new Map<string, PathMatcher>()
   readonly #locator = new ChunkLocator()
   readonly #metrics: SessionMetrics
+  /**
+   * Path → hash of the transfers this connection completed lately (at most
+   * SENT_MEMORY_PER_CLIENT, oldest first). Asked again for one of them by a client that does not
+   * show that hash, we read it as "those bytes failed their hash" (every client retries a download
+   * exactly so, protocol 2 included) and have the source re-check the file first (issue 11).
+   */
+  readonly #sent = new Map<string, Uint8Array>()
   /** A STATUS_REPLY is still queued (not drained): the next STATUS waits for it. */
   #statusBusy = false
   /** Handles SUBSCRIBE (the server owns the registry). */
@@ -106,32 +125,39 @@ export class ClientSession extends EventEmitter {
 
   #onMessage(msg: ClientMessage): void {
     switch (msg.type) {
-      case 'request': {
+      case 'request':
+      case 'priority-request': {
         if (this.#pending + this.#transfers.size >= MAX_INFLIGHT_PER_CLIENT) {
           this.#metrics.request('error')
           this.#fail(msg.id, new AssetSyncError('ERR_LIMIT', `more than ${MAX_INFLIGHT_PER_CLIENT} requests in flight`))
           return
         }
         this.#pending++
+        this.#opening.set(msg.id, PRIORITY[msg.type === 'request' ? 'normal' : msg.priority])
         void this.#onRequest(msg, performance.now()).catch((err: unknown) => {
           this.#metrics.request('error')
           this.#fail(msg.id, err)
-        }).finally(() => { this.#pending-- })
+        }).finally(() => {
+          this.#pending--
+          this.#opening.delete(msg.id)
+        })
         return
       }
+      case 'reprioritize':
+        this.#reprioritize(msg.id, msg.priority)
+        return
       case 'chunk-list':
-      case 'chunk-fetch': {
+      case 'chunk-fetch': { // feature `chunks` (docs/delta.md): answered like REQUEST, in the normal lane
         if (this.#pending + this.#transfers.size >= MAX_INFLIGHT_PER_CLIENT) {
           this.#fail(msg.id, new AssetSyncError('ERR_LIMIT', `more than ${MAX_INFLIGHT_PER_CLIENT} requests in flight`))
           return
         }
         this.#pending++
-        const job = msg.type === 'chunk-list' ? this.#onChunkList(msg) : this.#onChunkFetch(msg)
-        void job.catch((err: unknown) => this.#fail(msg.id, err)).finally(() => { this.#pending-- })
+        void this.#onChunks(msg).catch((err: unknown) => this.#fail(msg.id, err, msg.type)).finally(() => { this.#pending-- })
         return
       }
       case 'manifest':
-        void this.#onManifest(msg).catch((err: unknown) => this.#fail(msg.id, err))
+        void this.#onManifest(msg).catch((err: unknown) => this.#fail(msg.id, err, msg.type))
         return
       case 'cancel': {
         const t = this.#transfers.get(msg.id)
@@ -157,9 +183,18 @@ export class ClientSession extends EventEmitter {
     }
   }
 
-  /** Sends an ERROR for request `id` (and counts it). */
-  #fail(id: number, err: unknown): void {
-    const e = err instanceof AssetSyncError ? err : new AssetSyncError('ERR_INTERNAL', `server error: ${(err as Error)?.message ?? err}`)
+  /**
+   * Sends an ERROR for request `id` (and counts it). Anything but an AssetSyncError is a failure
+   * we did not plan for (a bug, or the file system failing): the client gets ERR_INTERNAL and the
+   * server's owner an 'internal' event with the cause (serve logs it), once.
+   */
+  #fail(id: number, err: unknown, frame = 'request'): void {
+    let e: AssetSyncError
+    if (err instanceof AssetSyncError) e = err
+    else {
+      e = new AssetSyncError('ERR_INTERNAL', `server error: ${(err as Error)?.message ?? err}`, { cause: err })
+      this.emit('internal', { frame, error: err })
+    }
     this.#metrics.error(e.code)
     this.conn.send({ type: 'error', id, code: e.code, message: e.message })
   }
@@ -168,6 +203,38 @@ export class ClientSession extends EventEmitter {
     this.emit('refused', { path: printable(path), reason })
     this.#metrics.request('refused')
     this.conn.send({ type: 'response', id, status: 'refused', reason })
+  }
+
+  /** Moves request `id` to the lane of `priority` (a queued transfer keeps its place in the round). */
+  #reprioritize(id: number, priority: RequestPriority): void {
+    const lane = PRIORITY[priority]
+    if (this.#opening.has(id)) this.#opening.set(id, lane)
+    const t = this.#transfers.get(id)
+    if (!t || t.lane === lane) return
+    const from = this.#lanes[t.lane] as Transfer[]
+    const at = from.indexOf(t)
+    t.lane = lane
+    if (at < 0) return // taking its turn now: it re-queues into its new lane
+    from.splice(at, 1)
+    this.#enqueue(t)
+  }
+
+  #enqueue(t: Transfer): void {
+    ;(this.#lanes[t.lane] as Transfer[]).push(t)
+    const nudge = this.#nudge
+    this.#nudge = null
+    nudge?.()
+  }
+
+  /** The next transfer to take a turn: the head of the most urgent non-empty lane. */
+  #next(): Transfer | null {
+    for (const lane of this.#lanes) {
+      while (lane.length > 0) {
+        const t = lane.shift() as Transfer
+        if (!t.cancelled) return t
+      }
+    }
+    return null
   }
 
   /**
@@ -184,13 +251,16 @@ export class ClientSession extends EventEmitter {
     this.conn.drained().then(() => { this.#statusBusy = false }, () => { /* closed */ })
   }
 
-  async #onRequest(msg: RequestMsg, started: number): Promise<void> {
+  async #onRequest(msg: RequestMsg | PriorityRequestMsg, started: number): Promise<void> {
     const { id, path } = msg
     const why = checkWirePath(path)
     if (why !== null) return this.#refuse(id, path, why)
+    const sent = this.#sent.get(path)
+    if (sent) this.#sent.delete(path)
+    const distrust = sent && !equalHash(msg.haveHash, sent) ? sent : undefined
     let reader: SourceReader | null
     try {
-      reader = await this.#source.open(path)
+      reader = await this.#source.open(path, distrust ? { distrust } : undefined)
     } catch (err) {
       if (err instanceof AssetSyncError && err.code === 'ERR_PATH_REFUSED') return this.#refuse(id, path, err.message)
       throw err
@@ -210,79 +280,28 @@ export class ClientSession extends EventEmitter {
     }
     this.#metrics.request('file')
     this.conn.send({ type: 'response', id, status: 'file', hash: entry.hash, size: entry.size, mode: entry.mode, mtime: entry.mtime })
-    this.#start({ id, started, reader, size: entry.size, offset: 0, cancelled: false, path, chunks: null })
-  }
-
-  #start(t: Transfer): void {
-    this.#transfers.set(t.id, t)
-    this.#queue.push(t)
+    const t: Transfer = { id, path, started, reader, size: entry.size, offset: 0, cancelled: false, lane: this.#opening.get(id) ?? PRIORITY.normal }
+    this.#transfers.set(id, t)
+    this.#enqueue(t)
     void this.#pump()
   }
 
-  /** Opens `path` (a checked wire path) for a chunk fetch, answering as REQUEST would; null once answered. */
-  async #openFor(id: number, path: string): Promise<SourceReader | null> {
-    let reader: SourceReader | null
+  /** CHUNK_LIST: the list in slices (or "whole"); CHUNK_FETCH: a transfer of the named chunks. */
+  async #onChunks(msg: ChunkListMsg | ChunkFetchMsg): Promise<void> {
+    const why = checkWirePath(msg.path)
+    if (why !== null) return this.#refuse(msg.id, msg.path, why)
     try {
-      reader = await this.#source.open(path)
+      if (msg.type === 'chunk-list') return await sendChunkList(this.conn, this.#source, msg)
+      const opened = await openChunkFetch(this.conn, this.#source, this.#locator, msg)
+      if (!opened) return
+      const t: Transfer = { id: msg.id, path: msg.path, started: performance.now(), ...opened, offset: 0, cancelled: false, lane: PRIORITY.normal }
+      this.#transfers.set(t.id, t)
+      this.#enqueue(t)
+      void this.#pump()
     } catch (err) {
-      if (!(err instanceof AssetSyncError && err.code === 'ERR_PATH_REFUSED')) throw err
-      this.#refuse(id, path, err.message)
-      return null
-    }
-    if (!reader) this.conn.send({ type: 'response', id, status: 'not-found', reason: `not found: ${path}` })
-    return reader
-  }
-
-  /** CHUNK_LIST: the file's chunk list in slices, or "whole" (the client then sends REQUEST). */
-  async #onChunkList(msg: ChunkListMsg): Promise<void> {
-    const { id, path } = msg
-    const why = checkWirePath(path)
-    if (why !== null) return this.#refuse(id, path, why)
-    let answer
-    try {
-      answer = await answerChunkList(this.#source, path, msg.hash)
-    } catch (err) {
-      if (err instanceof AssetSyncError && err.code === 'ERR_PATH_REFUSED') return this.#refuse(id, path, err.message)
+      if (err instanceof AssetSyncError && err.code === 'ERR_PATH_REFUSED') return this.#refuse(msg.id, msg.path, err.message)
       throw err
     }
-    if (this.conn.closed) return
-    if (answer.kind === 'not-found') {
-      this.conn.send({ type: 'response', id, status: 'not-found', reason: `not found: ${path}` })
-      return
-    }
-    const { hash, size, mode, mtime } = answer.entry
-    const meta = { type: 'chunk-list-reply', id, hash, size, mode, mtime } as const
-    if (answer.kind === 'whole') {
-      this.conn.send({ ...meta, whole: true, total: 0, offset: 0, data: new Uint8Array(0) })
-      return
-    }
-    const bytes = answer.bytes
-    for (let at = 0; at < bytes.length && !this.conn.closed; at += LIST_SLICE_BYTES) {
-      const data = bytes.subarray(at, Math.min(at + LIST_SLICE_BYTES, bytes.length))
-      if (!this.conn.send({ ...meta, whole: false, total: bytes.length, offset: at, data })) await this.conn.drained()
-    }
-  }
-
-  /** CHUNK_FETCH: the named chunks of the content `hash` of `path`, as CHUNK_DATA, through the pump. */
-  async #onChunkFetch(msg: ChunkFetchMsg): Promise<void> {
-    const { id, path } = msg
-    const why = checkWirePath(path)
-    if (why !== null) return this.#refuse(id, path, why)
-    if (!this.#source.chunkList) throw new AssetSyncError('ERR_NOT_FOUND', `${this.#source.description} serves no chunk lists`)
-    const chunked = await this.#source.chunkList(path, msg.hash)
-    if (!chunked) {
-      this.conn.send({ type: 'response', id, status: 'not-found', reason: `not found: ${path}` })
-      return
-    }
-    const placed = this.#locator.place(chunked.list, msg.chunks)
-    const reader = await this.#openFor(id, path)
-    if (!reader) return
-    if (this.conn.closed || !equalHash(reader.entry.hash, msg.hash)) {
-      void reader.close()
-      if (!this.conn.closed) throw new AssetSyncError('ERR_CHANGED', `${path} changed; try again`)
-      return
-    }
-    this.#start({ id, started: performance.now(), reader, size: placed.bytes, offset: 0, cancelled: false, path, chunks: { ...placed, next: 0 } })
   }
 
   async #onManifest(msg: ManifestMsg): Promise<void> {
@@ -299,36 +318,62 @@ export class ClientSession extends EventEmitter {
   }
 
   /**
-   * Gives each active transfer a turn of up to SERVER_READ_BYTES (one read, sent as CHUNK frames)
-   * in round-robin order until all are done or the peer is gone. Waits for flow-control credit
-   * before reading a turn, and for the stream to drain after it.
+   * Gives each active transfer a turn of up to SERVER_READ_BYTES (one read, sent as CHUNK frames):
+   * the most urgent lane first, round robin within it, until all are done or the peer is gone.
+   * Waits for flow-control credit before reading a turn, and for the stream to drain after it.
+   * A transfer queued while the pump waits for credit is looked at again: a blocking one whose
+   * turn fits the credit left goes first instead of waiting behind a bulk turn.
    */
   async #pump(): Promise<void> {
     if (this.#pumping) return
     this.#pumping = true
     try {
-      while (this.#queue.length > 0 && !this.conn.closed) {
-        const t = this.#queue.shift() as Transfer
-        if (t.cancelled) continue
-        const want = turnBytes(t)
-        if (this.conn.credit < want) await this.conn.credited(want)
-        if (t.cancelled) continue
+      while (!this.conn.closed) {
+        const t = this.#next()
+        if (!t) break
+        // A background turn is one CHUNK: a blocking file queued behind it waits for less. A
+        // CHUNK_FETCH turn is whole chunks (at least one).
+        const want = t.chunks ? t.chunks.turnBytes() : Math.min(t.lane === PRIORITY.background ? CHUNK_SIZE : SERVER_READ_BYTES, t.size - t.offset)
+        // A background turn also keeps the data outstanding within BACKGROUND_WINDOW_BYTES: all of
+        // it is queued ahead of the next blocking file in the one ordered stream.
+        const need = t.lane === PRIORITY.background ? FLOW_WINDOW_BYTES - BACKGROUND_WINDOW_BYTES + want : want
+        if (this.conn.credit < need) {
+          const nudged = new Promise<void>((resolve) => { this.#nudge = resolve })
+          await Promise.race([this.#credited(need), nudged])
+          this.#nudge = null
+          // Credit came, or a transfer was queued: t goes back to the head of its lane, and the
+          // most urgent transfer is chosen again.
+          if (!t.cancelled) (this.#lanes[t.lane] as Transfer[]).unshift(t)
+          continue
+        }
         let ok: boolean
         try {
-          ok = await (t.chunks ? this.#sendChunkTurn(t, t.chunks, want) : this.#sendTurn(t, want))
+          ok = await (t.chunks ? this.#sendChunks(t, t.chunks, want) : this.#sendTurn(t, want))
         } catch (err) {
           this.#fail(t.id, err)
           this.#finish(t)
           continue
         }
-        if (!t.cancelled) this.#queue.push(t)
+        if (!t.cancelled) (this.#lanes[t.lane] as Transfer[]).push(t)
         if (!ok) await this.conn.drained()
       }
     } catch {
       // drained() and credited() reject when the connection closes; #closeAll releases the files.
     } finally {
       this.#pumping = false
+      this.#nudge = null
     }
+  }
+
+  /** Resolves once `bytes` of credit are there (or earlier: the caller looks again); rejects once closed. */
+  #credited(bytes: number): Promise<void> {
+    const w = this.#creditWait
+    if (w && w.bytes <= bytes) return w.done
+    const done = this.conn.credited(bytes)
+    const wait = { bytes, done }
+    this.#creditWait = wait
+    done.then(() => { if (this.#creditWait === wait) this.#creditWait = null }, () => {})
+    return done
   }
 
   /**
@@ -342,23 +387,20 @@ export class ClientSession extends EventEmitter {
       await t.reader.read(buf, t.offset, want)
       if (t.cancelled) return true
       const final = t.offset + want === t.size
-      const zstd = (this.conn.has?.('zstd') ?? false)
+      const zstd = this.conn.has?.('zstd') ?? false
       let ok = true
       let at = 0
       do {
         const n = Math.min(CHUNK_SIZE, want - at)
         const last = at + n === want
-        const data = buf.subarray(at, at + n)
-        // zstd agreed: each CHUNK_SIZE piece that compresses goes as CHUNK_Z (its wire bytes spend credit).
-        const enc = zstd ? compressChunk(data, t.path) : null
-        ok = enc && enc.coding === CODING.ZSTD
-          ? this.conn.send({ type: 'chunk-z', id: t.id, offset: t.offset + at, final: final && last, length: n, data: enc.data })
-          : this.conn.send({ type: 'chunk', id: t.id, offset: t.offset + at, final: final && last, data })
+        // zstd agreed: a piece that compresses goes as CHUNK_Z (its wire bytes spend the credit).
+        ok = this.conn.send(pieceFrame(t.id, t.path, t.offset + at, final && last, buf.subarray(at, at + n), zstd))
         at += n
       } while (at < want)
       t.offset += want
       if (final) {
         this.#finish(t)
+        this.#remember(t.path, t.reader.entry.hash)
         this.#metrics.transferDone(performance.now() - t.started)
       }
       return ok
@@ -367,43 +409,22 @@ export class ClientSession extends EventEmitter {
     }
   }
 
-  /**
-   * Sends the next chunks of a CHUNK_FETCH (`want` bytes of them, read into one shared buffer) as
-   * CHUNK_DATA, compressed when `zstd` was agreed and it pays; finishes `t` after the last.
-   */
-  async #sendChunkTurn(t: Transfer, c: ChunkPlacement & { next: number }, want: number): Promise<boolean> {
-    const buf = await this.#buffers.acquire()
-    try {
-      const first = c.next
-      let at = 0
-      let k = first
-      for (; at < want; k++) {
-        const len = c.lengths[k]!
-        const stored = this.#source.readChunk ? await this.#source.readChunk(c.hashes[k]!, len) : null
-        if (stored && stored.byteLength === len) buf.set(stored, at)
-        else await t.reader.read(buf.subarray(at, at + len), c.offsets[k]!, len)
-        at += len
-      }
-      if (t.cancelled) return true
-      const zstd = (this.conn.has?.('zstd') ?? false)
-      let ok = true
-      for (let i = first, off = 0; i < k; i++) {
-        const len = c.lengths[i]!
-        const data = buf.subarray(off, off + len)
-        off += len
-        const enc = zstd ? compressChunk(data, t.path) : { coding: CODING.RAW, data }
-        ok = this.conn.send({ type: 'chunk-data', id: t.id, index: i, coding: enc.coding, data: enc.data })
-      }
-      c.next = k
-      t.offset += want
-      if (t.offset === t.size) {
-        this.#finish(t)
-        this.#metrics.transferDone(performance.now() - t.started)
-      }
-      return ok
-    } finally {
-      this.#buffers.release(buf)
+  /** A CHUNK_FETCH turn: its next chunks as CHUNK_DATA (chunk-serving.ts); finishes `t` after the last. */
+  async #sendChunks(t: Transfer, c: ChunkTransfer, want: number): Promise<boolean> {
+    const ok = await sendChunkTurn(this.conn, this.#source, this.#buffers, { id: t.id, path: t.path, reader: t.reader, cancelled: () => t.cancelled }, c, want)
+    t.offset += want
+    if (t.offset === t.size) {
+      this.#finish(t)
+      this.#metrics.transferDone(performance.now() - t.started)
     }
+    return ok
+  }
+
+  /** Notes a completed transfer (see #sent). */
+  #remember(path: string, hash: Uint8Array): void {
+    this.#sent.delete(path)
+    this.#sent.set(path, hash)
+    if (this.#sent.size > SENT_MEMORY_PER_CLIENT) this.#sent.delete(this.#sent.keys().next().value as string)
   }
 
   #finish(t: Transfer): void {
@@ -415,18 +436,7 @@ export class ClientSession extends EventEmitter {
 
   #closeAll(): void {
     for (const t of [...this.#transfers.values()]) this.#finish(t)
-    this.#queue = []
+    this.#lanes = Array.from({ length: LANES }, () => [])
+    this.#nudge?.()
   }
-}
-
-/**
- * Bytes of `t`'s next turn: up to SERVER_READ_BYTES of a file, or whole chunks up to that (at
- * least one: a chunk is at most DELTA_MAX_CHUNK_BYTES, within a read buffer).
- */
-function turnBytes(t: Transfer): number {
-  const c = t.chunks
-  if (!c) return Math.min(SERVER_READ_BYTES, t.size - t.offset)
-  let want = c.lengths[c.next]!
-  for (let k = c.next + 1; k < c.lengths.length && want + c.lengths[k]! <= SERVER_READ_BYTES; k++) want += c.lengths[k]!
-  return want
 }
