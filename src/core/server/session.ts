@@ -20,7 +20,9 @@ import { equalHash } from '../fs/hash.js'
 import { type PathMatcher, patternMatcher } from '../fs/ignore.js'
 import type { BufferPool } from '../fs/pool.js'
 import { checkWirePath, printable } from '../fs/paths.js'
-import { type ChunkTransfer, ChunkLocator, openChunkFetch, pieceFrame, sendChunkTurn, sendChunkList } from './chunk-serving.js'
+import {
+  type ChunkTransfer, ChunkLocator, type PieceState, openChunkFetch, pieceFrame, sendChunkTurn, sendChunkList,
+} from './chunk-serving.js'
 import type { AssetSource, SourceReader } from './source.js'
 
 /**
@@ -74,6 +76,8 @@ interface Transfer {
   lane: number
   /** A CHUNK_FETCH (feature `chunks`): the chunks to send; absent for a whole file. */
   chunks?: ChunkTransfer
+  /** Compression of a whole file's pieces (feature `zstd`). */
+  pieces?: PieceState
 }
 
 /** How many priority classes there are (one lane each). */
@@ -394,7 +398,7 @@ export class ClientSession extends EventEmitter {
         const n = Math.min(CHUNK_SIZE, want - at)
         const last = at + n === want
         // zstd agreed: a piece that compresses goes as CHUNK_Z (its wire bytes spend the credit).
-        ok = this.conn.send(pieceFrame(t.id, t.path, t.offset + at, final && last, buf.subarray(at, at + n), zstd))
+        ok = this.conn.send(pieceFrame(t.id, t.path, t.offset + at, final && last, buf.subarray(at, at + n), zstd, t.pieces ??= { skip: 0 }))
         at += n
       } while (at < want)
       t.offset += want
