@@ -194,7 +194,7 @@ export class AssetClient extends EventEmitter<AssetClientEvents> {
       try {
         if (typeof target !== 'string') return await receiveFile(this.conn, this.server, path, haveHash, target, opts)
         const have = haveHash ? Buffer.from(haveHash) : null
-        const r = await fetchFile(this, { wire: path, final: target, meta: null, have, stage: false, priority: opts.priority })
+        const r = await fetchFile(this, { wire: path, final: target, meta: null, have, stage: false, receive: opts })
         if (!r) return { status: 'up-to-date', meta: null, bytes: 0, reused: 0 }
         return { status: 'downloaded', meta: r.meta, bytes: r.bytes, reused: r.reused, result: { finalPath: target, tempPath: r.temp, installed: true } }
       } catch (err) {

@@ -21,7 +21,7 @@ import type { Stats } from 'node:fs'
 import { lstat, open, rename } from 'node:fs/promises'
 import { AssetSyncError } from '../../errors.js'
 import { DELTA_LIST_SOURCE_CHUNKS, DELTA_MIN_CHUNK_BYTES, DELTA_MIN_FILE_BYTES, DELTA_READ_BYTES, DELTA_STAGE_MIN_BYTES } from '../../limits.js'
-import type { ChunkRef, FileMeta, RequestPriority } from '../../protocol/messages.js'
+import type { ChunkRef, FileMeta } from '../../protocol/messages.js'
 import { assemble, incomingFileIO } from '../delta/assemble.js'
 import { type ChunkList, chunkFile } from '../delta/chunk-list.js'
 import type { ChunkListCache } from '../delta/list-cache.js'
@@ -30,7 +30,7 @@ import { discardStaged, stagedSource, stagingPathFor } from '../delta/staging.js
 import { IncomingFile } from '../fs/atomic-file.js'
 import { equalHash } from '../fs/hash.js'
 import { ChunkFetcher, type ChunkConnection, type ListedFile, requestChunkList } from './chunk-requests.js'
-import type { ReceiveConnection } from './receive.js'
+import type { ReceiveConnection, ReceiveOptions } from './receive.js'
 import { receiveFile } from './receive.js'
 import { fileSink } from './temp-file-sink.js'
 
@@ -112,8 +112,8 @@ export interface FetchTarget {
   have: Buffer | null
   /** Keep the verified file at its temp path (the caller installs it); else renamed into place. */
   stage: boolean
-  /** A whole-file REQUEST's priority class (feature `priority`; see ReceiveOptions). */
-  priority?: RequestPriority
+  /** Options of a whole-file REQUEST (its priority class, feature `priority`; see ReceiveOptions). */
+  receive?: ReceiveOptions
 }
 
 /** A file brought in (verified). */
@@ -165,11 +165,16 @@ export async function fetchFile(client: DownloadClient, t: FetchTarget, ctx: Del
         oldSource(t, ctx, old),
         part && previous ? stagedSource(previous) : Promise.resolve(null),
       ])
+      // Asked without a manifest entry (get -o, a program's fetch) while holding the current content.
+      if (t.have && equalHash(listed.meta.hash, t.have)) {
+        if (previous) await discardStaged(previous)
+        return null
+      }
       const done = listed.list ? await ctx.serial(() => fetchDelta(client, t, ctx, { ...listed, list: listed.list as ChunkList }, oldList, partList, staging, previous)) : null
       if (done) return done
     }
   }
-  const r = await receiveFile(client.conn, client.server, t.wire, t.have, fileSink(t.final, { stage: t.stage, stagingPath: staging }), { priority: t.priority })
+  const r = await receiveFile(client.conn, client.server, t.wire, t.have, fileSink(t.final, { stage: t.stage, stagingPath: staging }), t.receive)
   if (r.status === 'up-to-date') return null
   if (previous) await discardStaged(previous)
   return {
