@@ -19,8 +19,10 @@
  */
 import type { Stats } from 'node:fs'
 import { lstat, open, rename } from 'node:fs/promises'
-import { AssetSyncError } from '../../errors.js'
-import { DELTA_LIST_SOURCE_CHUNKS, DELTA_MIN_CHUNK_BYTES, DELTA_MIN_FILE_BYTES, DELTA_READ_BYTES, DELTA_STAGE_MIN_BYTES } from '../../limits.js'
+import { AssetSyncError, isRetryable } from '../../errors.js'
+import {
+  DELTA_LIST_SOURCE_CHUNKS, DELTA_MIN_CHUNK_BYTES, DELTA_MIN_FILE_BYTES, DELTA_READ_BYTES, DELTA_STAGE_MIN_BYTES, DOWNLOAD_ATTEMPTS,
+} from '../../limits.js'
 import type { ChunkRef, FileMeta } from '../../protocol/messages.js'
 import { assemble, incomingFileIO } from '../delta/assemble.js'
 import { type ChunkList, chunkFile } from '../delta/chunk-list.js'
@@ -36,7 +38,7 @@ import { fileSink } from './temp-file-sink.js'
 
 /** What a download needs of the client: its connection and the server's name (for messages). */
 export interface DownloadClient {
-  readonly conn: ChunkConnection & ReceiveConnection
+  readonly conn: ChunkConnection & ReceiveConnection & { readonly closed: boolean }
   readonly server: string
 }
 
@@ -179,6 +181,21 @@ export async function fetchFile(client: DownloadClient, t: FetchTarget, ctx: Del
   if (previous) await discardStaged(previous)
   return {
     temp: r.result.tempPath, final: t.final, installed: r.result.installed, meta: r.meta, bytes: r.bytes, reused: 0, list: null, how: 'whole',
+  }
+}
+
+/**
+ * `fetchFile`, again on the same connection after ERR_CHANGED or ERR_INTEGRITY (the file changed
+ * on the server mid-transfer, or bytes failed their hash), DOWNLOAD_ATTEMPTS in all, as
+ * `AssetClient.download` does (see ERROR_RECOVERY).
+ */
+export async function fetchFileRetrying(client: DownloadClient, t: FetchTarget, ctx?: DeltaContext): Promise<FetchedFile | null> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fetchFile(client, t, ctx)
+    } catch (err) {
+      if (!isRetryable(err) || attempt >= DOWNLOAD_ATTEMPTS || client.conn.closed) throw err
+    }
   }
 }
 

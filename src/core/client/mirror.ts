@@ -15,7 +15,7 @@ import type { ChunkList } from '../delta/chunk-list.js'
 import { ChunkListCache, listCacheFileFor } from '../delta/list-cache.js'
 import { capStaging, isStagingName } from '../delta/staging.js'
 import type { AssetClient } from './client.js'
-import { DeltaContext, fetchFile } from './delta-download.js'
+import { DeltaContext, fetchFileRetrying } from './delta-download.js'
 import { LocalContent } from './local-content.js'
 import { HashCache, cacheFileFor } from '../fs/hash-cache.js'
 import { equalHash, hashFile } from '../fs/hash.js'
@@ -204,7 +204,7 @@ export class Mirror {
       // Re-check after creating folders: a planted symlink must not have redirected them.
       final = await resolveForWrite(root, wire, checked)
     }
-    const r = await fetchFile(client, { wire, final, meta, have: haveHash, stage: true }, ctx ?? this.#ctx ?? this.deltaContext())
+    const r = await fetchFileRetrying(client, { wire, final, meta, have: haveHash, stage: true }, ctx ?? this.#ctx ?? this.deltaContext())
     if (!r) return null
     return { wire, temp: r.temp, final, hash: Buffer.from(r.meta.hash), bytes: r.bytes, reused: r.reused, list: r.list }
   }
