@@ -7,8 +7,8 @@
 // set of JSON/Lua text files replaced by a new version, a 300-file folder renamed, a file copied
 // to a second path. Then two cold-pull timings, alternating rounds: incompressible data (the cost
 // of compression sampling) and the mixed tree, each against this build with its features off
-// (bench/lib/serve-features.mjs) and, with ASSETSYNC_BENCH_BASE (a checkout with dist/ built),
-// against the build before wave 2.
+// (bench/lib/serve-features.mjs for both) and, with ASSETSYNC_BENCH_BASE (a checkout with dist/
+// built), against the build before wave 2.
 import { randomFillSync } from 'node:crypto'
 import { closeSync, existsSync, openSync, writeSync } from 'node:fs'
 import { copyFile, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
@@ -226,8 +226,10 @@ export async function run(ctx) {
     const fresh = freshOut(ctx)
     const nowBin = join(ctx.repo, 'bin', 'assetsync.js')
     const featuresScript = join(ctx.repo, 'bench', 'lib', 'serve-features.mjs')
+    // `now` and `off` are the same server process kind (the library's AssetServer, no watcher), so
+    // their only difference is the features; `base` is the old CLI's `serve` (with its watcher).
     const variants = {
-      now: { serve: (tree) => [nowBin, 'serve', tree, '--host', '127.0.0.1', '--port', '0', '--json'], pull: nowBin },
+      now: { serve: (tree) => [featuresScript, tree, 'default'], pull: nowBin },
       off: { serve: (tree) => [featuresScript, tree, '0'], pull: nowBin },
       ...(base ? { base: { serve: (tree) => [base, 'serve', tree, '--host', '127.0.0.1', '--port', '0', '--json'], pull: base } } : {}),
     }
