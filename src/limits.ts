@@ -183,6 +183,40 @@ export const RUNTIME_PARALLEL_FETCHES = 8
 export const LUA_READ_BUFFER_BYTES = 64 * KiB
 /** A numeral `file:read("n")` reads at most (Lua's own L_MAXLENNUM). */
 export const LUA_MAX_NUMERAL_CHARS = 200
+// --- patterns ------------------------------------------------------------------------------------
+// Globs (pull/watch selections, MANIFEST/SUBSCRIBE, serve --ignore) compile to one automaton per
+// pattern set (src/core/fs/glob, docs/patterns.md). Matching never backtracks: a path costs at
+// most (states × path length) steps. These caps bound compile time, memory and match work; a set
+// over a cap is refused with ERR_LIMIT. MAX_PATTERNS and MAX_PATTERN_BYTES (above) cap the input.
+/**
+ * Alternatives one pattern's braces may expand to (`{a,b}{c,d}` is 4, `{1..300}` is 300). Counted
+ * before anything is built: `{f,g}` 73 times (2^73) is refused at once.
+ */
+export const PATTERN_MAX_EXPANSIONS = 256
+/**
+ * Automaton states of one pattern set: about one per pattern character after brace expansion
+ * ('a'.repeat(1023) is 1024; a `*` is 2, a `**\/` 4, a trailing `/**` 5). Bounds compile time
+ * and memory (~22 bytes a state): room for a connection's 256 subscriptions of 60-character paths.
+ */
+export const PATTERN_SET_MAX_STATES = 16_384
+/**
+ * Width of one pattern set: how many automaton states can be active at once, which bounds the
+ * work per path character. Each brace alternative counts 2, plus all its states from its first
+ * `*` or `**\/` on (text before that is matched one state at a time). `**\/*.psd` is 13,
+ * `textures/**` 2. Worst case per path: width × path length steps.
+ */
+export const PATTERN_SET_MAX_WIDTH = 2048
+/**
+ * Cells (4 bytes each) of one pattern set's DFA cache: cached states × alphabet width + the NFA
+ * states each holds. When full the cache is dropped and rebuilt as paths need it: memory stays
+ * bounded, matching stays linear.
+ */
+export const PATTERN_DFA_CACHE_CELLS = 65_536
+/**
+ * Match work (steps, as PatternSet.steps counts them) one MANIFEST page may spend filtering the
+ * index; the page is cut there, done = false. About 10 ms here.
+ */
+export const MANIFEST_PAGE_MATCH_STEPS = 2_000_000
 
 // --- delta (content-defined chunks, dedup, resume, compression; src/core/delta) ---------------
 /**
@@ -229,66 +263,61 @@ export const DELTA_STAGE_MAX_BYTES = 4 * 1024 * MiB
 /** Resume: a staged partial download older than this is removed, not offered. */
 export const DELTA_STAGE_MAX_AGE_MS = 7 * 24 * 3600 * 1000
 
-// --- delta on the wire (issue 16 phase 2: the chunks and zstd features) ------------------------
+// --- scale-out (S3-compatible chunk store, NATS feed, edges; src/core/scale, docs/scale-out.md) ---
+/** Object-store requests one origin (uploads) or one edge (downloads) runs at once. */
+export const SCALE_S3_PARALLEL = 16
 /**
- * Chunks one CHUNK_FETCH may ask for (a longer list is refused by the decoder). 1024 chunks are at
- * most 192 MiB of data and a 37 KiB frame; a client splits larger fetches.
+ * One object-store request gives up after this long (per attempt): a stalled connection to the
+ * bucket must not hold a transfer forever.
  */
-export const DELTA_FETCH_MAX_CHUNKS = 1024
+export const SCALE_S3_REQUEST_TIMEOUT_MS = 15_000
 /**
- * The smallest file a client fetches through a chunk list when it has a local version of it;
- * smaller files are sent whole (compressed): the list's extra round trip buys little below this.
- * Local.
+ * An object-store operation is retried with jittered exponential backoff (SCALE_S3_RETRY_BASE_MS
+ * doubling, at most SCALE_S3_RETRY_MAX_MS apart) until this much time has passed since its first
+ * attempt: a bucket that is away for a few seconds costs a pause, not a failed pull. Stays well
+ * under REQUEST_TIMEOUT_MS, so a client waiting on an edge sees an answer first.
  */
-export const DELTA_MIN_FILE_BYTES = 256 * KiB
+export const SCALE_S3_RETRY_BUDGET_MS = 20_000
+/** First backoff of an object-store retry (then doubling, with ±50 % jitter). */
+export const SCALE_S3_RETRY_BASE_MS = 100
+/** Longest backoff between two object-store attempts. */
+export const SCALE_S3_RETRY_MAX_MS = 2_000
+/** Largest manifest object read from a bucket (~100 bytes an entry: room for MAX_MANIFEST_FILES of short paths). */
+export const SCALE_MAX_MANIFEST_BYTES = 512 * MiB
+/** Largest HEAD object read from a bucket (a few hundred bytes of JSON). */
+export const SCALE_MAX_HEAD_BYTES = 4 * KiB
 /**
- * Chunks of other local files' cached chunk lists a client offers the planner as sources in one
- * sync (beyond each target's old version and staged part): ~20 GiB of files, an index of ~20 MiB
- * built in ~50 ms. Local.
+ * Largest change message put on NATS (its default max_payload is 1 MiB). A batch whose UPDATE
+ * frames do not fit goes without entries: edges then diff the two manifests themselves.
  */
-export const DELTA_LIST_SOURCE_CHUNKS = 262_144
+export const SCALE_FEED_MESSAGE_BYTES = 512 * KiB
+/** How long JetStream keeps change messages; an edge away for longer catches up from HEAD. */
+export const SCALE_FEED_MAX_AGE_MS = 7 * 24 * 3600 * 1000
+/** Change messages JetStream keeps at most (the oldest go first); older history comes from HEAD. */
+export const SCALE_FEED_MAX_MSGS = 100_000
 /**
- * Chunk bytes a client asks for (CHUNK_FETCH) beyond what its assembler has written: the memory
- * one delta transfer holds for prefetched chunks. They leave the flow-control window on arrival,
- * so a chunk fetched again after a failed local read never waits behind them. Local.
+ * An edge reads HEAD this often as a safety net; when HEAD stays ahead of what the feed delivered
+ * for two reads in a row (the feed is down, or lost messages), it catches up from HEAD.
  */
-export const DELTA_FETCH_AHEAD_BYTES = 4 * MiB
-
-// --- patterns ------------------------------------------------------------------------------------
-// Globs (pull/watch selections, MANIFEST/SUBSCRIBE, serve --ignore) compile to one automaton per
-// pattern set (src/core/fs/glob, docs/patterns.md). Matching never backtracks: a path costs at
-// most (states × path length) steps. These caps bound compile time, memory and match work; a set
-// over a cap is refused with ERR_LIMIT. MAX_PATTERNS and MAX_PATTERN_BYTES (above) cap the input.
+export const SCALE_HEAD_POLL_MS = 30_000
+/** Default size of an edge's disk chunk cache (--cache-size). */
+export const SCALE_CACHE_BYTES = 10 * 1024 * MiB
 /**
- * Alternatives one pattern's braces may expand to (`{a,b}{c,d}` is 4, `{1..300}` is 300). Counted
- * before anything is built: `{f,g}` 73 times (2^73) is refused at once.
+ * Verified chunks an edge keeps in memory, so 20 clients pulling the same files read each chunk
+ * from disk once, not 20 times (a disk read allocates a buffer per client: garbage collection
+ * was a quarter of an edge's CPU with 64 MiB for a 96 MiB tree).
  */
-export const PATTERN_MAX_EXPANSIONS = 256
-/**
- * Automaton states of one pattern set: about one per pattern character after brace expansion
- * ('a'.repeat(1023) is 1024; a `*` is 2, a `**\/` 4, a trailing `/**` 5). Bounds compile time
- * and memory (~22 bytes a state): room for a connection's 256 subscriptions of 60-character paths.
- */
-export const PATTERN_SET_MAX_STATES = 16_384
-/**
- * Width of one pattern set: how many automaton states can be active at once, which bounds the
- * work per path character. Each brace alternative counts 2, plus all its states from its first
- * `*` or `**\/` on (text before that is matched one state at a time). `**\/*.psd` is 13,
- * `textures/**` 2. Worst case per path: width × path length steps.
- */
-export const PATTERN_SET_MAX_WIDTH = 2048
-/**
- * Cells (4 bytes each) of one pattern set's DFA cache: cached states × alphabet width + the NFA
- * states each holds. When full the cache is dropped and rebuilt as paths need it: memory stays
- * bounded, matching stays linear.
- */
-export const PATTERN_DFA_CACHE_CELLS = 65_536
-/**
- * Match work (steps, as PatternSet.steps counts them) one MANIFEST page may spend filtering the
- * index; the page is cut there, done = false. About 10 ms here.
- */
-export const MANIFEST_PAGE_MATCH_STEPS = 2_000_000
-
+export const SCALE_MEMORY_CACHE_BYTES = 256 * MiB
+/** Chunks an edge reader fetches ahead of the one being sent (one file's transfer). */
+export const SCALE_READAHEAD_CHUNKS = 8
+/** Chunk or list objects one DIRECT frame may ask URLs for. */
+export const DIRECT_MAX_KEYS = 1024
+/** Longest URL a DIRECT_REPLY may carry. */
+export const DIRECT_MAX_URL_BYTES = 4 * KiB
+/** How long a presigned URL handed out for `pull --direct` stays valid. */
+export const DIRECT_URL_EXPIRES_S = 3600
+/** Chunks a `pull --direct` client downloads at once from the bucket (over all files). */
+export const DIRECT_PARALLEL_FETCHES = 16
 // --- reload reports and the status query (features `report` and `status`) -----------------------
 /** Paths one REPORT frame carries; a client sends the first ones, the server refuses more. */
 export const REPORT_MAX_PATHS = 256
@@ -352,3 +381,42 @@ export const ROOT_GONE_MS = 5000
  * hash: the server re-hashes the file before it answers (docs/protocol.md §4.5).
  */
 export const SENT_MEMORY_PER_CLIENT = 256
+// --- client correctness (issue 11) and the write path (issue 12) -------------------------------
+/**
+ * Folders a mirror's write session keeps open while no transfer uses them (Linux: each held by a
+ * descriptor that creates and renames go through, see src/core/fs/write-root.ts); the least
+ * recently used beyond this are closed and opened again when needed.
+ */
+export const WRITE_DIR_HANDLES = 256
+/**
+ * Largest ASSETSYNC_PATHS a hook gets, in bytes (newline-joined). A bigger batch gets an empty
+ * ASSETSYNC_PATHS and ASSETSYNC_PATHS_TRUNCATED=1 (ASSETSYNC_PATH_COUNT and the JSON on stdin
+ * are always complete): one environment string may not exceed 128 KiB on Linux
+ * (MAX_ARG_STRLEN: exec fails with E2BIG) and 32,767 characters on Windows.
+ */
+export const HOOK_ENV_PATHS_MAX_BYTES = 32_000
+
+// --- delta on the wire (issue 16 phase 2: the chunks and zstd features) ------------------------
+/**
+ * Chunks one CHUNK_FETCH may ask for (a longer list is refused by the decoder). 1024 chunks are at
+ * most 192 MiB of data and a 37 KiB frame; a client splits larger fetches.
+ */
+export const DELTA_FETCH_MAX_CHUNKS = 1024
+/**
+ * The smallest file a client fetches through a chunk list when it has a local version of it;
+ * smaller files are sent whole (compressed): the list's extra round trip buys little below this.
+ * Local.
+ */
+export const DELTA_MIN_FILE_BYTES = 256 * KiB
+/**
+ * Chunks of other local files' cached chunk lists a client offers the planner as sources in one
+ * sync (beyond each target's old version and staged part): ~20 GiB of files, an index of ~20 MiB
+ * built in ~50 ms. Local.
+ */
+export const DELTA_LIST_SOURCE_CHUNKS = 262_144
+/**
+ * Chunk bytes a client asks for (CHUNK_FETCH) beyond what its assembler has written: the memory
+ * one delta transfer holds for prefetched chunks. They leave the flow-control window on arrival,
+ * so a chunk fetched again after a failed local read never waits behind them. Local.
+ */
+export const DELTA_FETCH_AHEAD_BYTES = 4 * MiB

@@ -53,6 +53,8 @@ export const MSG = {
   // client -> server, optional: chunks (0x28–0x2b)
   'chunk-list': 0x28,
   'chunk-fetch': 0x29,
+  // client -> server, optional: direct (0x3c–0x3f)
+  direct: 0x3c,
   // server -> client
   'auth-ok': 0x41,
   response: 0x42,
@@ -67,6 +69,8 @@ export const MSG = {
   'chunk-list-reply': 0x68,
   'chunk-data': 0x69,
   'chunk-z': 0x6c,
+  // server -> client, optional: direct (0x7c–0x7e)
+  'direct-reply': 0x7c,
   // both
   ping: 0x7f,
 } as const
@@ -109,7 +113,7 @@ function block(n: number): Readonly<Record<Sender, CodeRange>> {
  * Bits and code blocks are reserved here for wave 2 so that pieces built in parallel never
  * collide; the piece that implements a feature sets `implemented`, adds its frames to MSG within
  * its block, and documents them (docs/protocol.md §5). Bits 7–31 and the codes after the last
- * block (client 0x3c–0x3f, server 0x7c–0x7e) are free.
+ * block were free; `direct` (scale-out) took bit 7 and them: bits 8–31 are free.
  */
 export const FEATURES = {
   priority: { bit: 0, implemented: true, frames: block(0), about: 'request priority: a blocking require before bulk transfers' },
@@ -119,6 +123,11 @@ export const FEATURES = {
   'manifest-digest': { bit: 4, implemented: false, frames: block(4), about: 'a digest of the manifest, to skip an unchanged listing' },
   'batch-request': { bit: 5, implemented: false, frames: block(5), about: 'many files per request' },
   status: { bit: 6, implemented: true, frames: block(6), about: 'status query over the protocol' },
+  // The last block: server codes stop at 0x7e (0x7f is PING).
+  direct: {
+    bit: 7, implemented: true, frames: { client: { first: 0x3c, last: 0x3f }, server: { first: 0x7c, last: 0x7e } },
+    about: 'pull --direct: URLs of chunk and list objects in the S3 origin',
+  },
 } as const satisfies Record<string, FeatureSpec>
 
 /** The name of a feature in the registry (`FEATURES`). */
@@ -262,6 +271,13 @@ export interface ChunkRef { hash: Uint8Array; length: number }
  * chunk hash. Answered by one CHUNK_DATA per chunk, in order.
  */
 export interface ChunkFetchMsg { type: 'chunk-fetch'; id: number; path: string; hash: Uint8Array; chunks: ChunkRef[] }
+/** An object of a published tree that `pull --direct` reads: a chunk, or a file's chunk list. */
+export interface DirectKey { kind: 'chunk' | 'list'; hash: Uint8Array }
+/**
+ * `direct`: asks where to GET these objects (`chunks/<hash>`, `lists/<file hash>`) of the server's
+ * S3 origin; an empty list asks only for the store. Answered by DIRECT_REPLY.
+ */
+export interface DirectMsg { type: 'direct'; id: number; keys: DirectKey[] }
 
 // --- server -> client --------------------------------------------------------------------
 /**
@@ -301,13 +317,19 @@ export interface ChunkDataMsg { type: 'chunk-data'; id: number; index: number; c
  * compressed bytes are charged to flow control.
  */
 export interface ChunkZMsg { type: 'chunk-z'; id: number; offset: number; final: boolean; length: number; data: Uint8Array }
+/**
+ * `direct`: the server's S3 origin (`s3://bucket/prefix`) and, when `expires` > 0, one presigned
+ * GET URL per asked key, in order, valid for `expires` seconds; `expires` 0 and no URLs: read the
+ * bucket with your own credentials. The client verifies every byte it GETs (BLAKE3).
+ */
+export interface DirectReplyMsg { type: 'direct-reply'; id: number; store: string; expires: number; urls: string[] }
 
 // --- both --------------------------------------------------------------------------------
 export interface PingMsg { type: 'ping' }
 
 export type ClientMessage =
   | AuthMsg | RequestMsg | CancelMsg | SubscribeMsg | ManifestMsg | CreditMsg | PriorityRequestMsg | ReprioritizeMsg | ReportMsg | StatusMsg
-  | ChunkListMsg | ChunkFetchMsg | PingMsg
+  | ChunkListMsg | ChunkFetchMsg | DirectMsg | PingMsg
 export type ServerMessage =
   | AuthOkMsg
   | ResponseMsg
@@ -320,17 +342,18 @@ export type ServerMessage =
   | ChunkListReplyMsg
   | ChunkDataMsg
   | ChunkZMsg
+  | DirectReplyMsg
   | PingMsg
 export type Message = ClientMessage | ServerMessage
 export type MessageType = Message['type']
 
 const CLIENT_TYPES: ReadonlySet<MessageType> = new Set([
   'auth', 'request', 'cancel', 'subscribe', 'manifest', 'credit', 'priority-request', 'reprioritize', 'report', 'status', 'chunk-list',
-  'chunk-fetch', 'ping',
+  'chunk-fetch', 'direct', 'ping',
 ])
 const SERVER_TYPES: ReadonlySet<MessageType> = new Set([
   'auth-ok', 'response', 'chunk', 'update', 'manifest-reply', 'error', 'subscribe-ack', 'status-reply', 'chunk-list-reply', 'chunk-data', 'chunk-z',
-  'ping',
+  'direct-reply', 'ping',
 ])
 
 export function allowedFrom(sender: Sender, type: MessageType): boolean {
@@ -340,6 +363,7 @@ export function allowedFrom(sender: Sender, type: MessageType): boolean {
 /** Server replies that answer a request id. */
 export type ReplyMessage =
   | ResponseMsg | ChunkMsg | ManifestReplyMsg | ErrorMsg | SubscribeAckMsg | StatusReplyMsg | ChunkListReplyMsg | ChunkDataMsg | ChunkZMsg
+  | DirectReplyMsg
 
 /**
  * The server frame types the client routes to a pending request by `id` (an optional reply
@@ -347,6 +371,7 @@ export type ReplyMessage =
  */
 export const REPLY_TYPES: ReadonlySet<ServerMessage['type']> = new Set([
   'response', 'chunk', 'manifest-reply', 'error', 'subscribe-ack', 'status-reply', 'chunk-list-reply', 'chunk-data', 'chunk-z',
+  'direct-reply',
 ])
 
 export function isReply(msg: ServerMessage): msg is ReplyMessage {

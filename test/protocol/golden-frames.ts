@@ -112,6 +112,8 @@ export const GOLDEN: readonly Golden[] = [
     chunks: [{ hash: Buffer.from(HASH2_HEX, 'hex'), length: 0x10000 }, { hash: HASH, length: 0x4000 }],
   },
   h8(MSG['chunk-fetch']), '00000008', len('0005'), '612e62696e', HASH_HEX, len('0002'), HASH2_HEX, '00010000', HASH_HEX, '00004000'),
+  g('direct', 'client', { type: 'direct', id: 3, keys: [{ kind: 'list', hash: HASH }, { kind: 'chunk', hash: Buffer.from(HASH2_HEX, 'hex') }] },
+    h8(MSG.direct), '00000003', len('0002'), '01', HASH_HEX, '00', HASH2_HEX),
   g('ping from the client', 'client', { type: 'ping' },
     h8(MSG.ping)),
 
@@ -179,6 +181,8 @@ export const GOLDEN: readonly Golden[] = [
   // zstd (optional, 0x6c–0x6f)
   g('chunk-z', 'server', { type: 'chunk-z', id: 5, offset: 0x10000, final: true, length: 0x10000, data: Buffer.from('28b52ffd00', 'hex') },
     h8(MSG['chunk-z']), '00000005', '0000000000010000', '01', '00010000', '28b52ffd00'),
+  g('direct-reply', 'server', { type: 'direct-reply', id: 5, store: 's3://b/p', expires: 60, urls: ['http://h/b/p/x'] },
+    h8(MSG['direct-reply']), '00000005', len('0008'), '73333a2f2f622f70', '0000003c', len('0001'), len('000e'), '687474703a2f2f682f622f702f78'),
   g('ping from the server', 'server', { type: 'ping' },
     h8(MSG.ping)),
 

@@ -176,7 +176,7 @@ export async function fetchFile(client: DownloadClient, t: FetchTarget, ctx: Del
       if (done) return done
     }
   }
-  const r = await receiveFile(client.conn, client.server, t.wire, t.have, fileSink(t.final, { stage: t.stage, stagingPath: staging }), t.receive)
+  const r = await receiveFile(client.conn, client.server, t.wire, t.have, fileSink(t.final, { stage: t.stage, stagingPath: staging, label: t.wire }), t.receive)
   if (r.status === 'up-to-date') return null
   if (previous) await discardStaged(previous)
   return {
@@ -222,7 +222,7 @@ async function fetchDelta(client: DownloadClient, t: FetchTarget, ctx: DeltaCont
   const plan = planFile(target, ctx.index, old ?? undefined)
   const refs: ChunkRef[] = Array.from(plan.fetch, (i) => ({ hash: target.chunkHash(i), length: target.lengths[i]! }))
   // The temp file first: a full disk or a read-only folder fails before any chunk is asked for.
-  const file = await IncomingFile.create(t.final, meta, { tempPath: meta.size >= DELTA_STAGE_MIN_BYTES ? staging ?? undefined : undefined })
+  const file = await IncomingFile.create(t.final, meta, t.wire, { tempPath: meta.size >= DELTA_STAGE_MIN_BYTES ? staging ?? undefined : undefined })
   const fetcher = new ChunkFetcher(client.conn, client.server, t.wire, meta.hash, refs)
   const io = incomingFileIO(file, ctx.resolve)
   let result
@@ -253,7 +253,7 @@ async function fetchDelta(client: DownloadClient, t: FetchTarget, ctx: DeltaCont
 
 /** Copies a local file with the wanted content (verified like a download); null if it did not match. */
 async function copyLocal(src: string, t: FetchTarget, meta: FileMeta): Promise<FetchedFile | null> {
-  const file = await IncomingFile.create(t.final, meta)
+  const file = await IncomingFile.create(t.final, meta, t.wire)
   try {
     const fh = await open(src, 'r')
     try {

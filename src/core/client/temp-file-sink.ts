@@ -28,6 +28,8 @@ export interface FileSinkOptions {
    * (or the process is killed): the next attempt reuses its chunks.
    */
   stagingPath?: string | null
+  /** What messages call the file (e.g. its wire path); default the final path. */
+  label?: string
 }
 
 class TempFileSink implements FileSink<SavedFile> {
@@ -62,7 +64,7 @@ export function fileSink(finalPath: string, opts: FileSinkOptions = {}): SinkFac
   const install = !opts.stage
   const stagingPath = opts.stagingPath ?? undefined
   return async (meta) => {
-    const file = await IncomingFile.create(finalPath, meta, { tempPath: meta.size >= DELTA_STAGE_MIN_BYTES ? stagingPath : undefined })
+    const file = await IncomingFile.create(finalPath, meta, opts.label, { tempPath: meta.size >= DELTA_STAGE_MIN_BYTES ? stagingPath : undefined })
     return new TempFileSink(file, install, file.tempPath === stagingPath)
   }
 }

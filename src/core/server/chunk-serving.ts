@@ -1,6 +1,6 @@
 /**
  * What a session needs to serve the `chunks` and `zstd` features (docs/delta.md, docs/protocol.md
- * §4.8): the answer to CHUNK_LIST (a list in slices, or "whole" when the server offers none for a
+ * §4.9): the answer to CHUNK_LIST (a list in slices, or "whole" when the server offers none for a
  * file), the lookup of the chunks a CHUNK_FETCH names (by chunk hash, in that file's list), one
  * turn of CHUNK_DATA frames, and a REQUEST's piece as CHUNK or CHUNK_Z. The order of turns is the
  * session's pump, like any transfer's.
