@@ -9,7 +9,7 @@ import type { Stats } from 'node:fs'
 import { lstatSync } from 'node:fs'
 import { join } from 'node:path'
 import type { ChunkList } from '../delta/chunk-list.js'
-import type { ChunkListCache } from '../delta/list-cache.js'
+import { ChunkListCache, listCacheFileFor } from '../delta/list-cache.js'
 import type { ChunkSource } from '../delta/plan.js'
 import type { HashCache } from '../fs/hash-cache.js'
 import { equalHash } from '../fs/hash.js'
@@ -37,6 +37,14 @@ export class LocalContent {
     this.#hashes = hashes
     this.#lists = lists
   }
+
+  /** The mirror folder `root`'s content, with its chunk-list cache loaded from `configDirectory`. */
+  static async load(configDirectory: string, root: string, hashes: HashCache): Promise<LocalContent> {
+    return new LocalContent(root, hashes, await ChunkListCache.load(listCacheFileFor(configDirectory, 'mirror', root)))
+  }
+
+  /** Saves the chunk-list cache (failures ignored: it is only a cache). */
+  save(): Promise<void> { return this.#lists.save() }
 
   /** A new context for one sync or watch batch: these local sources, shared by its downloads. */
   context(): DeltaContext {

@@ -23,7 +23,6 @@ import { configDir } from '../fs/keys.js'
 import { assertWirePath, checkWirePath, printable } from '../fs/paths.js'
 import { mapLimit } from '../fs/pool.js'
 import { type PinnedDir, WriteRoot } from '../fs/write-root.js'
-import { ChunkListCache, listCacheFileFor } from '../delta/list-cache.js'
 import type { AssetClient } from './client.js'
 import { DeltaContext, fetchFileRetrying } from './delta-download.js'
 import { LocalContent } from './local-content.js'
@@ -43,11 +42,8 @@ export class Mirror {
   #cache: HashCache | null = null
   #listed: ListedRecord = ListedRecord.memory()
   #session: WriteRoot | null = null
-  /** Chunk lists of local files (old versions), by wire path and stamp. */
-  #lists: ChunkListCache | null = null
-  /** What the folder holds, by content (local copies, chunk sources). */
+  /** What the folder holds by content, and the current sync's delta context (docs/delta.md). */
   #local: LocalContent | null = null
-  /** The delta context of the current `sync` (shared sources, dedup). */
   #ctx: DeltaContext | null = null
   #opening: Promise<WriteRoot> | null = null
   #users = 0
@@ -74,8 +70,7 @@ export class Mirror {
     const dir = this.#opts.configDir ?? configDir()
     this.#cache = await HashCache.load(cacheFileFor(dir, 'mirror', this.#root))
     this.#listed = await ListedRecord.load(cacheFileFor(dir, 'listed', this.#root))
-    this.#lists = await ChunkListCache.load(listCacheFileFor(dir, 'mirror', this.#root))
-    this.#local = new LocalContent(this.#root, this.#cache, this.#lists)
+    this.#local = await LocalContent.load(dir, this.#root, this.#cache)
     return this.#root
   }
 
@@ -276,10 +271,7 @@ export class Mirror {
     })
   }
 
-  /**
-   * What the downloads of one sync or watch batch share (docs/delta.md): the chunk-list cache,
-   * local copies by content hash, cached lists of other local files, and each other (dedup).
-   */
+  /** What the downloads of one sync or watch batch share: local sources and each other (dedup). */
   deltaContext(): DeltaContext {
     return this.#local?.context() ?? new DeltaContext()
   }
@@ -391,11 +383,7 @@ export class Mirror {
     return this.writes(async () => {
       await this.root()
       this.#ctx = this.deltaContext()
-      try {
-        return await this.#sync(client, wanted, opts)
-      } finally {
-        this.#ctx = null
-      }
+      return this.#sync(client, wanted, opts).finally(() => { this.#ctx = null })
     })
   }
 
@@ -479,7 +467,7 @@ export class Mirror {
 
   async #save(opts: SyncOptions, dry: boolean): Promise<void> {
     await this.#cache?.save()
-    await this.#lists?.save()
+    await this.#local?.save()
     if (dry) return
     try {
       await this.#listed.save()
@@ -489,5 +477,5 @@ export class Mirror {
   }
 
   /** Saves the hash cache and the record of listed files. */
-  async saveCache(): Promise<void> { await Promise.all([this.#cache?.save(), this.#lists?.save(), this.#listed.save().catch(() => {})]) }
+  async saveCache(): Promise<void> { await Promise.all([this.#cache?.save(), this.#local?.save(), this.#listed.save().catch(() => {})]) }
 }

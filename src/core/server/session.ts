@@ -155,12 +155,10 @@ export class ClientSession extends EventEmitter {
       case 'chunk-list':
       case 'chunk-fetch': { // feature `chunks` (docs/delta.md): answered like REQUEST, in the normal lane
         if (this.#pending + this.#transfers.size >= MAX_INFLIGHT_PER_CLIENT) {
-          this.#fail(msg.id, new AssetSyncError('ERR_LIMIT', `more than ${MAX_INFLIGHT_PER_CLIENT} requests in flight`))
-          return
+          return this.#fail(msg.id, new AssetSyncError('ERR_LIMIT', `more than ${MAX_INFLIGHT_PER_CLIENT} requests in flight`))
         }
         this.#pending++
-        void this.#onChunks(msg).catch((err: unknown) => this.#fail(msg.id, err, msg.type)).finally(() => { this.#pending-- })
-        return
+        return void this.#onChunks(msg).catch((err: unknown) => this.#fail(msg.id, err, msg.type)).finally(() => { this.#pending-- })
       }
       case 'manifest':
         void this.#onManifest(msg).catch((err: unknown) => this.#fail(msg.id, err, msg.type))
@@ -341,8 +339,7 @@ export class ClientSession extends EventEmitter {
       while (!this.conn.closed) {
         const t = this.#next()
         if (!t) break
-        // A background turn is one CHUNK: a blocking file queued behind it waits for less. A
-        // CHUNK_FETCH turn is whole chunks (at least one).
+        // A background turn is one CHUNK: a blocking file queued behind it waits for less.
         const want = t.chunks ? t.chunks.turnBytes() : Math.min(t.lane === PRIORITY.background ? CHUNK_SIZE : SERVER_READ_BYTES, t.size - t.offset)
         // A background turn also keeps the data outstanding within BACKGROUND_WINDOW_BYTES: all of
         // it is queued ahead of the next blocking file in the one ordered stream.
@@ -422,11 +419,9 @@ export class ClientSession extends EventEmitter {
   /** A CHUNK_FETCH turn: its next chunks as CHUNK_DATA (chunk-serving.ts); finishes `t` after the last. */
   async #sendChunks(t: Transfer, c: ChunkTransfer, want: number): Promise<boolean> {
     const ok = await sendChunkTurn(this.conn, this.#source, this.#buffers, { id: t.id, path: t.path, reader: t.reader, cancelled: () => t.cancelled }, c, want)
-    t.offset += want
-    if (t.offset === t.size) {
-      this.#finish(t)
-      this.#metrics.transferDone(performance.now() - t.started)
-    }
+    if ((t.offset += want) < t.size) return ok
+    this.#finish(t)
+    this.#metrics.transferDone(performance.now() - t.started)
     return ok
   }
 
