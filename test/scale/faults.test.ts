@@ -32,7 +32,7 @@ describe.skipIf(NATS_MISSING)('scale-out faults', () => {
     try {
       const assets = await sb.mkdir('assets')
       const names = ['a.bin', 'b.bin', 'c.bin', 'd.bin']
-      for (const n of names) await writeRandomFile(join(assets, n), 8 * 1024 * 1024)
+      for (const n of names) await writeRandomFile(join(assets, n), 24 * 1024 * 1024)
       const origin = await sb.serve(assets, ['--publish', `s3://${BUCKET}/o`, '--feed', nats.url], { env: s3.env() })
       await waitPublished(origin, 1, 120_000)
       for (const mode of ['edge', 'direct'] as const) {
@@ -42,6 +42,8 @@ describe.skipIf(NATS_MISSING)('scale-out faults', () => {
         // As soon as the first temp file exists, the bucket goes away for 5 s.
         await waitFor(async () => (await listFiles(out).catch(() => [])).length > 0, 30_000, `the ${mode} pull to start writing`)
         await s3.stop()
+        // The outage must really fall inside the pull, or this test would prove nothing.
+        expect(pull.proc.exitCode, `the ${mode} pull ended before the bucket went away`).toBeNull()
         const t0 = Date.now()
         while (Date.now() - t0 < 5000) {
           // Whatever is at a final path is complete and right: a partial file never shows.
