@@ -483,3 +483,28 @@ export const WRITE_DIR_HANDLES = 256
  * (MAX_ARG_STRLEN: exec fails with E2BIG) and 32,767 characters on Windows.
  */
 export const HOOK_ENV_PATHS_MAX_BYTES = 32_000
+
+// --- delta on the wire (issue 16 phase 2: the chunks and zstd features) ------------------------
+/**
+ * Chunks one CHUNK_FETCH may ask for (a longer list is refused by the decoder). 1024 chunks are at
+ * most 192 MiB of data and a 37 KiB frame; a client splits larger fetches.
+ */
+export const DELTA_FETCH_MAX_CHUNKS = 1024
+/**
+ * The smallest file a client fetches through a chunk list when it has a local version of it;
+ * smaller files are sent whole (compressed): the list's extra round trip buys little below this.
+ * Local.
+ */
+export const DELTA_MIN_FILE_BYTES = 256 * KiB
+/**
+ * Chunks of other local files' cached chunk lists a client offers the planner as sources in one
+ * sync (beyond each target's old version and staged part): ~20 GiB of files, an index of ~20 MiB
+ * built in ~50 ms. Local.
+ */
+export const DELTA_LIST_SOURCE_CHUNKS = 262_144
+/**
+ * Chunk bytes a client asks for (CHUNK_FETCH) beyond what its assembler has written: the memory
+ * one delta transfer holds for prefetched chunks. They leave the flow-control window on arrival,
+ * so a chunk fetched again after a failed local read never waits behind them. Local.
+ */
+export const DELTA_FETCH_AHEAD_BYTES = 4 * MiB

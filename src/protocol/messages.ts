@@ -50,6 +50,9 @@ export const MSG = {
   reprioritize: 0x21,
   report: 0x24,
   status: 0x38,
+  // client -> server, optional: chunks (0x28–0x2b)
+  'chunk-list': 0x28,
+  'chunk-fetch': 0x29,
   // client -> server, optional: direct (0x3c–0x3f)
   direct: 0x3c,
   // server -> client
@@ -62,6 +65,10 @@ export const MSG = {
   'subscribe-ack': 0x47,
   // server -> client, optional (FEATURES.status)
   'status-reply': 0x78,
+  // server -> client, optional: chunks (0x68–0x6b), zstd (0x6c–0x6f)
+  'chunk-list-reply': 0x68,
+  'chunk-data': 0x69,
+  'chunk-z': 0x6c,
   // server -> client, optional: direct (0x7c–0x7e)
   'direct-reply': 0x7c,
   // both
@@ -111,8 +118,8 @@ function block(n: number): Readonly<Record<Sender, CodeRange>> {
 export const FEATURES = {
   priority: { bit: 0, implemented: true, frames: block(0), about: 'request priority: a blocking require before bulk transfers' },
   report: { bit: 1, implemented: true, frames: block(1), about: 'client → server reload/hook report' },
-  chunks: { bit: 2, implemented: false, frames: block(2), about: 'content-defined chunk lists and chunk fetch' },
-  zstd: { bit: 3, implemented: false, frames: block(3), about: 'zstd-compressed chunks' },
+  chunks: { bit: 2, implemented: true, frames: block(2), about: 'content-defined chunk lists and chunk fetch' },
+  zstd: { bit: 3, implemented: true, frames: block(3), about: 'zstd-compressed chunks' },
   'manifest-digest': { bit: 4, implemented: false, frames: block(4), about: 'a digest of the manifest, to skip an unchanged listing' },
   'batch-request': { bit: 5, implemented: false, frames: block(5), about: 'many files per request' },
   status: { bit: 6, implemented: true, frames: block(6), about: 'status query over the protocol' },
@@ -252,6 +259,18 @@ export interface CreditMsg { type: 'credit'; bytes: number }
 export interface ReportMsg { type: 'report'; ok: boolean; ms: number; paths: string[]; error: string | null }
 /** Feature `status`: asks for the server's StatusJson; answered by STATUS_REPLY (or ERROR). */
 export interface StatusMsg { type: 'status'; id: number }
+/**
+ * `chunks`: asks for the chunk list of `path` (docs/delta.md), of the content with `hash`, or of
+ * the current content when `hash` is null (`get -o`, which has no manifest entry).
+ */
+export interface ChunkListMsg { type: 'chunk-list'; id: number; path: string; hash: Uint8Array | null }
+/** One chunk asked for by CHUNK_FETCH: its BLAKE3 hash and length, from the file's chunk list. */
+export interface ChunkRef { hash: Uint8Array; length: number }
+/**
+ * `chunks`: asks for chunks of the content `hash` of `path` (at most DELTA_FETCH_MAX_CHUNKS), by
+ * chunk hash. Answered by one CHUNK_DATA per chunk, in order.
+ */
+export interface ChunkFetchMsg { type: 'chunk-fetch'; id: number; path: string; hash: Uint8Array; chunks: ChunkRef[] }
 /** An object of a published tree that `pull --direct` reads: a chunk, or a file's chunk list. */
 export interface DirectKey { kind: 'chunk' | 'list'; hash: Uint8Array }
 /**
@@ -282,6 +301,23 @@ export interface SubscribeAckMsg { type: 'subscribe-ack'; id: number }
  */
 export interface StatusReplyMsg { type: 'status-reply'; id: number; json: string }
 /**
+ * `chunks`: one slice, at `offset`, of the `total`-byte encoded chunk list (docs/delta.md §3) of
+ * the file described by the meta fields. `whole`: the server offers no list for this file (too
+ * small, too many chunks, or its source cannot chunk): the client sends REQUEST instead; then
+ * `total` is 0 and `data` empty.
+ */
+export type ChunkListReplyMsg = { type: 'chunk-list-reply'; id: number; whole: boolean; total: number; offset: number; data: Uint8Array } & FileMeta
+/**
+ * `chunks`: the chunk at `index` in the CHUNK_FETCH's list; `coding` 0 raw, 1 zstd (only when
+ * `zstd` was agreed). Its data bytes (as sent) are charged to flow control.
+ */
+export interface ChunkDataMsg { type: 'chunk-data'; id: number; index: number; coding: number; data: Uint8Array }
+/**
+ * `zstd`: a CHUNK whose data is one zstd frame that decodes to `length` (≤ CHUNK_SIZE) bytes. The
+ * compressed bytes are charged to flow control.
+ */
+export interface ChunkZMsg { type: 'chunk-z'; id: number; offset: number; final: boolean; length: number; data: Uint8Array }
+/**
  * `direct`: the server's S3 origin (`s3://bucket/prefix`) and, when `expires` > 0, one presigned
  * GET URL per asked key, in order, valid for `expires` seconds; `expires` 0 and no URLs: read the
  * bucket with your own credentials. The client verifies every byte it GETs (BLAKE3).
@@ -293,7 +329,7 @@ export interface PingMsg { type: 'ping' }
 
 export type ClientMessage =
   | AuthMsg | RequestMsg | CancelMsg | SubscribeMsg | ManifestMsg | CreditMsg | PriorityRequestMsg | ReprioritizeMsg | ReportMsg | StatusMsg
-  | DirectMsg | PingMsg
+  | ChunkListMsg | ChunkFetchMsg | DirectMsg | PingMsg
 export type ServerMessage =
   | AuthOkMsg
   | ResponseMsg
@@ -303,16 +339,21 @@ export type ServerMessage =
   | ErrorMsg
   | SubscribeAckMsg
   | StatusReplyMsg
+  | ChunkListReplyMsg
+  | ChunkDataMsg
+  | ChunkZMsg
   | DirectReplyMsg
   | PingMsg
 export type Message = ClientMessage | ServerMessage
 export type MessageType = Message['type']
 
 const CLIENT_TYPES: ReadonlySet<MessageType> = new Set([
-  'auth', 'request', 'cancel', 'subscribe', 'manifest', 'credit', 'priority-request', 'reprioritize', 'report', 'status', 'direct', 'ping',
+  'auth', 'request', 'cancel', 'subscribe', 'manifest', 'credit', 'priority-request', 'reprioritize', 'report', 'status', 'chunk-list',
+  'chunk-fetch', 'direct', 'ping',
 ])
 const SERVER_TYPES: ReadonlySet<MessageType> = new Set([
-  'auth-ok', 'response', 'chunk', 'update', 'manifest-reply', 'error', 'subscribe-ack', 'status-reply', 'direct-reply', 'ping',
+  'auth-ok', 'response', 'chunk', 'update', 'manifest-reply', 'error', 'subscribe-ack', 'status-reply', 'chunk-list-reply', 'chunk-data', 'chunk-z',
+  'direct-reply', 'ping',
 ])
 
 export function allowedFrom(sender: Sender, type: MessageType): boolean {
@@ -320,16 +361,27 @@ export function allowedFrom(sender: Sender, type: MessageType): boolean {
 }
 
 /** Server replies that answer a request id. */
-export type ReplyMessage = ResponseMsg | ChunkMsg | ManifestReplyMsg | ErrorMsg | SubscribeAckMsg | StatusReplyMsg | DirectReplyMsg
+export type ReplyMessage =
+  | ResponseMsg | ChunkMsg | ManifestReplyMsg | ErrorMsg | SubscribeAckMsg | StatusReplyMsg | ChunkListReplyMsg | ChunkDataMsg | ChunkZMsg
+  | DirectReplyMsg
 
 /**
  * The server frame types the client routes to a pending request by `id` (an optional reply
  * frame joins this set and ReplyMessage). Every other server frame but AUTH_OK is a 'message'.
  */
 export const REPLY_TYPES: ReadonlySet<ServerMessage['type']> = new Set([
-  'response', 'chunk', 'manifest-reply', 'error', 'subscribe-ack', 'status-reply', 'direct-reply',
+  'response', 'chunk', 'manifest-reply', 'error', 'subscribe-ack', 'status-reply', 'chunk-list-reply', 'chunk-data', 'chunk-z',
+  'direct-reply',
 ])
 
 export function isReply(msg: ServerMessage): msg is ReplyMessage {
   return REPLY_TYPES.has(msg.type)
+}
+
+/** Frames whose data is charged to flow control (docs/protocol.md §4.6): file bytes as sent. */
+export type FlowMessage = ChunkMsg | ChunkZMsg | ChunkDataMsg
+
+/** The flow-control cost of a server frame: its data bytes as sent for CHUNK, CHUNK_Z, CHUNK_DATA; else 0. */
+export function flowBytes(msg: Message): number {
+  return msg.type === 'chunk' || msg.type === 'chunk-z' || msg.type === 'chunk-data' ? msg.data.byteLength : 0
 }

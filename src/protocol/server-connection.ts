@@ -6,7 +6,7 @@ import { createHash, timingSafeEqual } from 'node:crypto'
 import { AssetSyncError, ProtocolError } from '../errors.js'
 import { FLOW_WINDOW_BYTES } from '../limits.js'
 import { FrameChannel } from './frame-channel.js'
-import type { ChunkMsg, Message } from './messages.js'
+import { type FlowMessage, type Message, flowBytes } from './messages.js'
 import { describeVersions, negotiate, offerOfAuth } from './negotiation.js'
 
 function tokenDigest(token: string): Buffer {
@@ -31,16 +31,17 @@ export class ServerConnection extends FrameChannel {
   #sendCredit = FLOW_WINDOW_BYTES
 
   /**
-   * Queues one frame (see FrameChannel.send). A CHUNK spends flow-control credit; sending one
+   * Queues one frame (see FrameChannel.send). A CHUNK (CHUNK_Z, CHUNK_DATA) spends flow-control credit; sending one
    * beyond the credit is a bug (RangeError): wait with `credited()` or use `sendChunk()`.
    */
   override send(msg: Message): boolean {
     if (this.closed) return false
-    if (msg.type === 'chunk') {
-      if (msg.data.byteLength > this.#sendCredit) {
-        throw new RangeError(`CHUNK of ${msg.data.byteLength} bytes exceeds the flow-control credit of ${this.#sendCredit}`)
+    const cost = flowBytes(msg) // CHUNK, CHUNK_Z, CHUNK_DATA: data bytes as sent
+    if (cost > 0) {
+      if (cost > this.#sendCredit) {
+        throw new RangeError(`${msg.type} of ${cost} bytes exceeds the flow-control credit of ${this.#sendCredit}`)
       }
-      this.#sendCredit -= msg.data.byteLength
+      this.#sendCredit -= cost
     }
     return super.send(msg)
   }
@@ -63,9 +64,9 @@ export class ServerConnection extends FrameChannel {
     })
   }
 
-  /** Sends a CHUNK once the client's credit allows it, then waits for the stream to drain. */
-  async sendChunk(msg: ChunkMsg): Promise<void> {
-    await this.credited(msg.data.byteLength)
+  /** Sends a CHUNK (CHUNK_Z, CHUNK_DATA) once the client's credit allows it, then waits for the stream to drain. */
+  async sendChunk(msg: FlowMessage): Promise<void> {
+    await this.credited(flowBytes(msg))
     if (!this.send(msg)) await this.drained()
   }
 

@@ -24,11 +24,12 @@ import { assertWirePath, checkWirePath, printable } from '../fs/paths.js'
 import { mapLimit } from '../fs/pool.js'
 import { type PinnedDir, WriteRoot } from '../fs/write-root.js'
 import type { AssetClient } from './client.js'
+import { DeltaContext, fetchFileRetrying } from './delta-download.js'
+import { LocalContent } from './local-content.js'
 import { ListedRecord } from './listed.js'
 import { chmodFile, clearFolder, codeOf, folderInTheWay, localFile, removeEmptyParents, removeFile, removeTempFiles, split } from './local-writes.js'
 import type { FileAction, MirrorOptions, MirrorWarning, StagedFile, SyncOptions, SyncSummary } from './mirror-types.js'
 import { SyncTally, unmatchedPatterns } from './sync-tally.js'
-import { fileSink } from './temp-file-sink.js'
 
 export type { FileAction, FileEvent, MirrorOptions, MirrorWarning, StagedFile, SyncOptions, SyncSummary } from './mirror-types.js'
 
@@ -41,6 +42,9 @@ export class Mirror {
   #cache: HashCache | null = null
   #listed: ListedRecord = ListedRecord.memory()
   #session: WriteRoot | null = null
+  /** What the folder holds by content, and the current sync's delta context (docs/delta.md). */
+  #local: LocalContent | null = null
+  #ctx: DeltaContext | null = null
   #opening: Promise<WriteRoot> | null = null
   #users = 0
   /** Paths removed to make room for a write (type changes), not yet reported (takeCleared). */
@@ -66,6 +70,7 @@ export class Mirror {
     const dir = this.#opts.configDir ?? configDir()
     this.#cache = await HashCache.load(cacheFileFor(dir, 'mirror', this.#root))
     this.#listed = await ListedRecord.load(cacheFileFor(dir, 'listed', this.#root))
+    this.#local = await LocalContent.load(dir, this.#root, this.#cache)
     return this.#root
   }
 
@@ -189,7 +194,7 @@ export class Mirror {
    * (watch installs a whole batch together). Returns null when the server says the local copy is
    * already current. The temp file is created in its folder as pinned by the write session.
    */
-  async stage(client: AssetClient, wire: string, haveHash: Buffer | null, meta?: FileMeta): Promise<StagedFile | null> {
+  async stage(client: AssetClient, wire: string, haveHash: Buffer | null, meta?: FileMeta, ctx?: DeltaContext): Promise<StagedFile | null> {
     assertWirePath(wire)
     this.#listed.add(wire)
     return this.#withSession(async (w) => {
@@ -199,19 +204,21 @@ export class Mirror {
         // pull --direct: the file comes from the origin's bucket, into the same pinned folder.
         try {
           const direct = await this.#opts.fetcher(client, meta, w.at(dir, name))
-          if (direct) return { wire, temp: direct.tempPath, final: w.at(dir, name), hash: Buffer.from(meta.hash), bytes: direct.bytes, dir, session: w }
+          if (direct) return { wire, temp: direct.tempPath, final: w.at(dir, name), hash: Buffer.from(meta.hash), bytes: direct.bytes, reused: 0, dir, session: w }
         } catch (err) {
           w.release(dir)
           throw err
         }
       }
       try {
-        const r = await client.download(wire, fileSink(w.at(dir, name), { stage: true, label: wire }), haveHash)
-        if (r.status === 'up-to-date') {
+        // Local copy, delta or whole file (delta-download.ts), retried as AssetClient.download is.
+        const final = w.at(dir, name)
+        const r = await fetchFileRetrying(client, { wire, final, meta: meta ?? null, have: haveHash, stage: true }, ctx ?? this.#ctx ?? this.deltaContext())
+        if (!r) {
           w.release(dir)
           return null
         }
-        return { wire, temp: r.result.tempPath, final: r.result.finalPath, hash: Buffer.from(r.meta.hash), bytes: r.bytes, dir, session: w }
+        return { wire, temp: r.temp, final, hash: Buffer.from(r.meta.hash), bytes: r.bytes, reused: r.reused, list: r.list, dir, session: w }
       } catch (err) {
         w.release(dir)
         throw err
@@ -233,7 +240,12 @@ export class Mirror {
       await this.#rename(w, s.temp, s.final, s.wire, () => w.check(s.dir, s.wire))
       tempInstalled(s.temp)
       const st = localFile(w.at(s.dir, name))
-      if (st) this.#cache?.set(s.wire, st, s.hash)
+      // Later files of the sync read this one by its real path (the pinned folder is released).
+      this.#ctx?.installed(s.temp, join(this.#root as string, ...s.wire.split('/')))
+      if (st) {
+        this.#cache?.set(s.wire, st, s.hash)
+        this.#local?.installed(s.wire, st, s.hash, s.list)
+      }
       this.#listed.add(s.wire)
     } catch (err) {
       await removeTemp(s.temp)
@@ -249,14 +261,19 @@ export class Mirror {
     s.session.release(s.dir)
   }
 
-  /** Fetches one file into place (atomically). Returns payload bytes received. */
-  async fetch(client: AssetClient, wire: string, haveHash: Buffer | null, meta?: FileMeta): Promise<{ bytes: number; upToDate: boolean }> {
+  /** Fetches one file into place (atomically). Returns payload bytes received and bytes reused. */
+  async fetch(client: AssetClient, wire: string, haveHash: Buffer | null, meta?: FileMeta): Promise<{ bytes: number; reused: number; upToDate: boolean }> {
     return this.#withSession(async () => {
       const staged = await this.stage(client, wire, haveHash, meta)
-      if (!staged) return { bytes: 0, upToDate: true }
+      if (!staged) return { bytes: 0, reused: 0, upToDate: true }
       await this.install(staged)
-      return { bytes: staged.bytes, upToDate: false }
+      return { bytes: staged.bytes, reused: staged.reused, upToDate: false }
     })
+  }
+
+  /** What the downloads of one sync or watch batch share: local sources and each other (dedup). */
+  deltaContext(): DeltaContext {
+    return this.#local?.context() ?? new DeltaContext()
   }
 
   /**
@@ -363,7 +380,11 @@ export class Mirror {
       }
     }
     if (opts.dryRun) return this.#sync(client, wanted, opts)
-    return this.writes(() => this.#sync(client, wanted, opts))
+    return this.writes(async () => {
+      await this.root()
+      this.#ctx = this.deltaContext()
+      return this.#sync(client, wanted, opts).finally(() => { this.#ctx = null })
+    })
   }
 
   async #sync(client: AssetClient, wanted: ManifestEntry[], opts: SyncOptions): Promise<SyncSummary> {
@@ -408,10 +429,12 @@ export class Mirror {
         const have = haves[i] ?? null
         let action: FileAction = 'downloaded'
         let bytes = 0
+        let reused = 0
         if (!dry) {
           try {
             const r = await this.fetch(client, e.path, have, e)
             bytes = r.bytes
+            reused = r.reused
             action = r.upToDate ? 'up-to-date' : 'downloaded'
           } catch (err) {
             reportCleared()
@@ -421,7 +444,7 @@ export class Mirror {
           }
         }
         reportCleared()
-        report(e.path, action, bytes)
+        report(e.path, action, bytes, reused)
       })
       if (opts.prune) await this.#prune(root, wanted, vanished, dry, tally)
     } finally {
@@ -444,6 +467,7 @@ export class Mirror {
 
   async #save(opts: SyncOptions, dry: boolean): Promise<void> {
     await this.#cache?.save()
+    await this.#local?.save()
     if (dry) return
     try {
       await this.#listed.save()
@@ -453,5 +477,5 @@ export class Mirror {
   }
 
   /** Saves the hash cache and the record of listed files. */
-  async saveCache(): Promise<void> { await Promise.all([this.#cache?.save(), this.#listed.save().catch(() => {})]) }
+  async saveCache(): Promise<void> { await Promise.all([this.#cache?.save(), this.#local?.save(), this.#listed.save().catch(() => {})]) }
 }

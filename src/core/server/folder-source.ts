@@ -18,16 +18,21 @@ import { EventEmitter } from 'node:events'
 import { constants } from 'node:fs'
 import { type FileHandle, lstat, open, realpath, stat } from 'node:fs/promises'
 import { AssetSyncError } from '../../errors.js'
+import { DELTA_READ_BYTES } from '../../limits.js'
 import type { ManifestEntry } from '../../protocol/messages.js'
+import { ChunkListBuilder } from '../delta/chunk-list.js'
+import { ChunkListCache } from '../delta/list-cache.js'
 import type { SkippedPath } from '../fs/disk-names.js'
 import { HashCache } from '../fs/hash-cache.js'
 import { equalHash } from '../fs/hash.js'
 import { type PathMatcher, ignoreMatcher } from '../fs/ignore.js'
 import { diskPath, printable, resolveForRead } from '../fs/paths.js'
 import { type FileStamp, sameStamp, stampOf } from '../fs/stamp.js'
-import type { AssetSource, ManifestPage, OpenOptions, PageWork, ScanResult, SourceReader } from './source.js'
+import type { AssetSource, ChunkedEntry, ManifestPage, OpenOptions, PageWork, ScanResult, SourceReader } from './source.js'
 import { type Entry, Store } from './store.js'
 
+/** Decoded chunk lists a folder source keeps at hand (a 64 MiB file's list is ~40 KiB in memory). */
+const RECENT_LISTS = 16
 /** Times an open re-reads a file that keeps changing under it before giving up (ERR_CHANGED). */
 const OPEN_RETRIES = 3
 /**
@@ -71,6 +76,12 @@ export class FolderSource extends EventEmitter implements AssetSource {
   /** What is never served or watched (the defaults plus `ignore`). */
   readonly ignored: PathMatcher
   readonly #store: Store
+  /** Chunk lists by path and stamp (beside the hash cache): a list is computed once per content. */
+  readonly #lists: ChunkListCache
+  /** Lists being computed, by path + hash: concurrent requests for one file chunk it once. */
+  readonly #chunking = new Map<string, Promise<ChunkedEntry | null>>()
+  /** The last RECENT_LISTS lists served, decoded, by path + hash (most recent last). */
+  readonly #recent = new Map<string, ChunkedEntry>()
   #rootId: FolderId
   /** While set, the root is being looked for: every call waits for it. */
   #gate: Promise<void> | null = null
@@ -81,9 +92,10 @@ export class FolderSource extends EventEmitter implements AssetSource {
   /** Skipped paths reported so far (path and reason), so each is reported once. */
   readonly #reported = new Set<string>()
 
-  private constructor(root: string, ignored: PathMatcher, store: Store, rootId: FolderId) {
+  private constructor(root: string, ignored: PathMatcher, store: Store, rootId: FolderId, lists: ChunkListCache) {
     super()
     this.root = root
+    this.#lists = lists
     this.ignored = ignored
     this.#store = store
     this.#rootId = rootId
@@ -108,7 +120,8 @@ export class FolderSource extends EventEmitter implements AssetSource {
     const ignored = ignoreMatcher(opts.ignore ?? [])
     const file = typeof opts.cacheFile === 'function' ? opts.cacheFile(root) : opts.cacheFile ?? null
     const cache = await HashCache.load(file)
-    return new FolderSource(root, ignored, new Store(root, ignored, cache), id)
+    const lists = await ChunkListCache.load(file === null ? null : `${file.replace(/\.bin$/, '')}.chunks.bin`)
+    return new FolderSource(root, ignored, new Store(root, ignored, cache), id, lists)
   }
 
   get description(): string { return `folder ${this.root}` }
@@ -192,7 +205,70 @@ export class FolderSource extends EventEmitter implements AssetSource {
     throw new AssetSyncError('ERR_CHANGED', `${printable(path)} keeps changing; try again`)
   }
 
-  async close(): Promise<void> { await this.#store.saveCache() }
+  /**
+   * The chunk list of `path`'s content (see AssetSource.chunkList): from the list cache when the
+   * file's stamp is the one it was chunked with, else chunked now (one read pass) and kept. The
+   * list is computed from the bytes on disk and accepted only if its whole-file hash is the
+   * indexed one, so a list never describes other content than the announced hash.
+   */
+  async chunkList(path: string, hash: Uint8Array | null): Promise<ChunkedEntry | null> {
+    await this.#ready()
+    if (this.#store.isIgnored(path)) return null
+    const entry = await this.#store.refresh(path)
+    if (!entry) return await this.#absent(path)
+    if (hash && !equalHash(entry.hash, hash)) throw new AssetSyncError('ERR_CHANGED', `${path} changed; try again`)
+    const key = `${path}\0${Buffer.from(entry.hash).toString('hex')}`
+    // The lists just served, decoded: a CHUNK_FETCH after its CHUNK_LIST needs the same one.
+    const recent = this.#recent.get(key)
+    if (recent) return recent
+    const cached = this.#lists.lookup(path, entry)
+    if (cached && equalHash(cached.hash, entry.hash)) return this.#remember(key, { entry: publicEntry(entry), list: cached })
+    let job = this.#chunking.get(key)
+    if (!job) {
+      job = (async () => {
+        // Through the hardened read path (no links followed, the inode the index hashed).
+        const reader = await this.open(path)
+        if (!reader) return null
+        const b = new ChunkListBuilder()
+        let list
+        try {
+          if (!equalHash(reader.entry.hash, entry.hash)) throw new AssetSyncError('ERR_CHANGED', `${path} changed; try again`)
+          const buf = Buffer.allocUnsafe(Math.min(DELTA_READ_BYTES, Math.max(1, entry.size)))
+          for (let pos = 0; pos < entry.size;) {
+            const n = Math.min(buf.length, entry.size - pos)
+            await reader.read(buf, pos, n)
+            b.push(buf.subarray(0, n))
+            pos += n
+          }
+          list = b.finish()
+        } catch (err) {
+          b.abort()
+          throw err
+        } finally {
+          await reader.close()
+        }
+        if (list.size !== entry.size || !equalHash(list.hash, entry.hash)) {
+          throw new AssetSyncError('ERR_CHANGED', `${path} changed while it was chunked; try again`)
+        }
+        this.#lists.set(path, entry, list)
+        return this.#remember(key, { entry: publicEntry(entry), list })
+      })().finally(() => this.#chunking.delete(key))
+      this.#chunking.set(key, job)
+    }
+    return job
+  }
+
+  #remember(key: string, chunked: ChunkedEntry): ChunkedEntry {
+    this.#recent.delete(key)
+    this.#recent.set(key, chunked)
+    if (this.#recent.size > RECENT_LISTS) this.#recent.delete(this.#recent.keys().next().value as string)
+    return chunked
+  }
+
+  async close(): Promise<void> {
+    await this.#store.saveCache()
+    await this.#lists.save()
+  }
 
   /** No entry at `path`: null (not found), or ERR_PATH_REFUSED when it leads out of the root. */
   async #absent(path: string): Promise<null> {
@@ -307,4 +383,9 @@ class FolderReader implements SourceReader {
     this.#closed = true
     await this.#fh.close().catch(() => {})
   }
+}
+
+/** Just the manifest fields of an index entry (not its stamp or disk name). */
+function publicEntry(e: ManifestEntry): ManifestEntry {
+  return { path: e.path, hash: e.hash, size: e.size, mode: e.mode, mtime: e.mtime }
 }

@@ -13,13 +13,16 @@ import { EventEmitter } from 'node:events'
 import { AssetSyncError, ProtocolError } from '../../errors.js'
 import { BACKGROUND_WINDOW_BYTES, CHUNK_SIZE, FLOW_WINDOW_BYTES, SENT_MEMORY_PER_CLIENT, SERVER_READ_BYTES, STATUS_MAX_JSON_BYTES } from '../../limits.js'
 import {
-  PRIORITY, type ClientMessage, type PriorityRequestMsg, type ReportMsg, type RequestMsg, type RequestPriority,
-  type ServerMessage,
+  PRIORITY, type ChunkFetchMsg, type ChunkListMsg, type ClientMessage, type FeatureName, type PriorityRequestMsg,
+  type ReportMsg, type RequestMsg, type RequestPriority, type ServerMessage,
 } from '../../protocol/messages.js'
 import { equalHash } from '../fs/hash.js'
 import type { BufferPool } from '../fs/pool.js'
 import { checkWirePath, printable } from '../fs/paths.js'
 import { SessionBudget, type SessionGuard, ownGuard } from './session-budget.js'
+import {
+  type ChunkTransfer, ChunkLocator, type PieceState, openChunkFetch, pieceFrame, sendChunkTurn, sendChunkList,
+} from './chunk-serving.js'
 import type { AssetSource, SourceReader } from './source.js'
 
 /**
@@ -39,6 +42,8 @@ export interface SessionConnection {
   send(msg: ServerMessage): boolean
   drained(): Promise<void>
   credited(bytes: number): Promise<void>
+  /** Whether a feature was agreed on this connection (docs/protocol.md §5); absent: none was. */
+  has?(name: FeatureName): boolean
   /** Ends the connection with a protocol error. */
   fail(err: AssetSyncError): void
   on(event: 'message', listener: (msg: ClientMessage) => void): unknown
@@ -71,6 +76,10 @@ interface Transfer {
   cancelled: boolean
   /** Index of its lane (PRIORITY value). */
   lane: number
+  /** A CHUNK_FETCH (feature `chunks`): the chunks to send; absent for a whole file. */
+  chunks?: ChunkTransfer
+  /** Compression of a whole file's pieces (feature `zstd`). */
+  pieces?: PieceState
 }
 
 /** How many priority classes there are (one lane each). */
@@ -93,6 +102,7 @@ export class ClientSession extends EventEmitter {
   readonly #buffers: BufferPool
   /** In-flight requests, MANIFEST/SUBSCRIBE order and cost, memory and queued frames (issue 12). */
   readonly budget: SessionBudget
+  readonly #locator = new ChunkLocator()
   readonly #metrics: SessionMetrics
   /**
    * Path → hash of the transfers this connection completed lately (at most
@@ -152,6 +162,16 @@ export class ClientSession extends EventEmitter {
       case 'reprioritize':
         this.#reprioritize(msg.id, msg.priority)
         return
+      case 'chunk-list':
+      case 'chunk-fetch': { // feature `chunks` (docs/delta.md): admitted and answered like REQUEST, in the normal lane
+        const refused = this.budget.admit()
+        if (refused) return this.#fail(msg.id, refused, msg.type)
+        this.#pending++
+        return void this.#onChunks(msg).catch((err: unknown) => this.#fail(msg.id, err, msg.type)).finally(() => {
+          this.#pending--
+          this.budget.settle()
+        })
+      }
       case 'manifest':
         this.budget.manifest(msg, (err) => this.#fail(msg.id, err, msg.type))
         return
@@ -288,6 +308,24 @@ export class ClientSession extends EventEmitter {
     void this.#pump()
   }
 
+  /** CHUNK_LIST: the list in slices (or "whole"); CHUNK_FETCH: a transfer of the named chunks. */
+  async #onChunks(msg: ChunkListMsg | ChunkFetchMsg): Promise<void> {
+    const why = checkWirePath(msg.path)
+    if (why !== null) return this.#refuse(msg.id, msg.path, why)
+    try {
+      if (msg.type === 'chunk-list') return await sendChunkList(this.conn, this.#source, msg)
+      const opened = await openChunkFetch(this.conn, this.#source, this.#locator, msg)
+      if (!opened) return
+      const t: Transfer = { id: msg.id, path: msg.path, started: performance.now(), ...opened, offset: 0, cancelled: false, lane: PRIORITY.normal }
+      this.#transfers.set(t.id, t)
+      this.#enqueue(t)
+      void this.#pump()
+    } catch (err) {
+      if (err instanceof AssetSyncError && err.code === 'ERR_PATH_REFUSED') return this.#refuse(msg.id, msg.path, err.message)
+      throw err
+    }
+  }
+
   /**
    * Gives each active transfer a turn of up to SERVER_READ_BYTES (one read, sent as CHUNK frames):
    * the most urgent lane first, round robin within it, until all are done or the peer is gone.
@@ -303,7 +341,7 @@ export class ClientSession extends EventEmitter {
         const t = this.#next()
         if (!t) break
         // A background turn is one CHUNK: a blocking file queued behind it waits for less.
-        const want = Math.min(t.lane === PRIORITY.background ? CHUNK_SIZE : SERVER_READ_BYTES, t.size - t.offset)
+        const want = t.chunks ? t.chunks.turnBytes() : Math.min(t.lane === PRIORITY.background ? CHUNK_SIZE : SERVER_READ_BYTES, t.size - t.offset)
         // A background turn also keeps the data outstanding within BACKGROUND_WINDOW_BYTES: all of
         // it is queued ahead of the next blocking file in the one ordered stream.
         const need = t.lane === PRIORITY.background ? FLOW_WINDOW_BYTES - BACKGROUND_WINDOW_BYTES + want : want
@@ -318,7 +356,7 @@ export class ClientSession extends EventEmitter {
         }
         let ok: boolean
         try {
-          ok = await this.#sendTurn(t, want)
+          ok = await (t.chunks ? this.#sendChunks(t, t.chunks, want) : this.#sendTurn(t, want))
         } catch (err) {
           this.#fail(t.id, err)
           this.#finish(t)
@@ -357,12 +395,14 @@ export class ClientSession extends EventEmitter {
       await t.reader.read(buf, t.offset, want)
       if (t.cancelled) return true
       const final = t.offset + want === t.size
+      const zstd = this.conn.has?.('zstd') ?? false
       let ok = true
       let at = 0
       do {
         const n = Math.min(CHUNK_SIZE, want - at)
         const last = at + n === want
-        ok = this.conn.send({ type: 'chunk', id: t.id, offset: t.offset + at, final: final && last, data: buf.subarray(at, at + n) })
+        // zstd agreed: a piece that compresses goes as CHUNK_Z (its wire bytes spend the credit).
+        ok = this.conn.send(pieceFrame(t.id, t.path, t.offset + at, final && last, buf.subarray(at, at + n), zstd, t.pieces ??= { skip: 0 }))
         at += n
       } while (at < want)
       t.offset += want
@@ -375,6 +415,15 @@ export class ClientSession extends EventEmitter {
     } finally {
       this.#buffers.release(buf)
     }
+  }
+
+  /** A CHUNK_FETCH turn: its next chunks as CHUNK_DATA (chunk-serving.ts); finishes `t` after the last. */
+  async #sendChunks(t: Transfer, c: ChunkTransfer, want: number): Promise<boolean> {
+    const ok = await sendChunkTurn(this.conn, this.#source, this.#buffers, { id: t.id, path: t.path, reader: t.reader, cancelled: () => t.cancelled }, c, want)
+    if ((t.offset += want) < t.size) return ok
+    this.#finish(t)
+    this.#metrics.transferDone(performance.now() - t.started)
+    return ok
   }
 
   /** Notes a completed transfer (see #sent). */

@@ -8,6 +8,7 @@
  * before it sends a byte; the client checks it before a file becomes visible.
  */
 import type { ManifestEntry } from '../../protocol/messages.js'
+import type { ChunkList } from '../delta/chunk-list.js'
 import type { SkippedPath } from '../fs/disk-names.js'
 import type { PathMatcher } from '../fs/ignore.js'
 
@@ -110,4 +111,31 @@ export interface AssetSource {
   open(path: string, opts?: OpenOptions): Promise<SourceReader | null>
   /** Releases what the source holds (the folder: saves its hash cache). */
   close(): Promise<void>
+  /**
+   * Optional, the `chunks` feature (docs/delta.md): the content-defined chunk list of `path`'s
+   * content. Without it the server declines every chunk list and clients fetch whole files.
+   */
+  chunkList?(path: string, hash: Uint8Array | null): Promise<ChunkedEntry | null>
+  /**
+   * Optional: the bytes of one chunk by its BLAKE3 hash (a chunk store, or S3 keyed by chunk hash).
+   * Without it, the server reads a chunk as a range of the file (`open(path)`, then `read` at the
+   * chunk's offset in the list): a chunk is addressed by (path, file hash, offset, length) or by
+   * chunk hash. May resolve null (not stored): the server then reads the range. The server
+   * never trusts it blindly: the client verifies every chunk's hash.
+   */
+  readChunk?(hash: Uint8Array, length: number): Promise<Uint8Array | null>
 }
+
+/** An entry and the chunk list of its content (`list.hash` = `entry.hash`, `list.size` = `entry.size`). */
+export interface ChunkedEntry {
+  entry: ManifestEntry
+  list: ChunkList
+}
+
+/**
+ * What `AssetSource.chunkList` promises: resolves the list of the entry at `path` now, provided
+ * its content hash is `hash` (any content when null); null when there is no such entry; rejects
+ * with ERR_CHANGED when the entry's content is no longer `hash`, ERR_PATH_REFUSED as `open` does.
+ * A source computes a list once per content (the folder: a persistent cache keyed by stamp).
+ */
+export type ChunkListFn = NonNullable<AssetSource['chunkList']>
