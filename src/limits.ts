@@ -281,3 +281,17 @@ export const ROOT_GONE_MS = 5000
  * hash: the server re-hashes the file before it answers (docs/protocol.md §4.5).
  */
 export const SENT_MEMORY_PER_CLIENT = 256
+// --- speed: serve start-up (issue 15) -----------------------------------------------------------
+/**
+ * How long `serve` waits for its folder's index before it says it is listening. A folder indexed
+ * within this time is announced complete, exactly as before; a larger one (100,000 files: seconds
+ * warm, tens of seconds cold) goes on indexing in the background while clients are served: a
+ * REQUEST looks at its one path itself, a MANIFEST pages over what is complete (INDEX_PAGE_WAIT_MS).
+ */
+export const SERVE_LISTEN_WAIT_MS = 1000
+/**
+ * While the background index runs, how long a MANIFEST page waits for the index to fill it before
+ * it is sent with what is complete (at least one entry; a page that would be empty waits on, since
+ * an empty page ends a protocol-2 client's listing).
+ */
+export const INDEX_PAGE_WAIT_MS = 250

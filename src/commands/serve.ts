@@ -132,12 +132,24 @@ export function serveCommand(io: OutputStreams): Command {
         out.line(`the served folder was replaced: ${e.files} files indexed again (${e.hashed} hashed) in ${Math.round(e.ms)} ms`)
       })
       const fatal = new Promise<AssetSyncError>((resolve) => server.once('fatal', (e) => resolve(e.error)))
-      out.event({ event: 'listening', transport: server.transport, host, port, key, files: server.scan.files, ...(http ? { http: http.url } : {}) })
+      const indexing = server.indexing
+      out.event({
+        event: 'listening', transport: server.transport, host, port, key, files: server.scan.files,
+        ...(indexing ? { indexing: true } : {}), ...(http ? { http: http.url } : {}),
+      })
       out.line(`assetsync serving ${dir} on ${server.transport}://${host}:${port}`)
-      out.line(`  ${server.scan.files} files indexed (${server.scan.hashed} hashed) in ${Math.round(server.scan.ms)} ms`)
+      if (indexing) out.line(`  indexing in the background (${server.scan.files} files so far); requests are answered meanwhile`)
+      else out.line(`  ${server.scan.files} files indexed (${server.scan.hashed} hashed) in ${Math.round(server.scan.ms)} ms`)
       out.line(`  server key ${key}`)
       if (http) out.line(`  status page ${http.url}/${http.requiresToken ? ' (token required: open it once with ?token=<token>)' : ''}`)
-      for (const e of server.scan.skipped ?? []) skipped(e)
+      if (indexing) {
+        // A large folder: listening came first (issue 15); the index's summary follows when done.
+        server.indexed.then((e) => {
+          out.event({ event: 'indexed', files: e.files, hashed: e.hashed, ms: Math.round(e.ms) })
+          out.line(`  ${e.files} files indexed (${e.hashed} hashed) in ${Math.round(e.ms)} ms`)
+          for (const k of e.skipped ?? []) skipped(k)
+        }, () => { /* a failed index ends serve through 'fatal' */ })
+      } else for (const e of server.scan.skipped ?? []) skipped(e)
       const end = await Promise.race([untilSignal(), fatal])
       await http?.close()
       await server.close()

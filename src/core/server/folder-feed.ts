@@ -24,6 +24,13 @@ import { FolderWatcher } from './watcher.js'
 
 /** How often a missing root is looked for again (within ROOT_GONE_MS). */
 const ROOT_RETRY_MS = 100
+/**
+ * "Subscribers may have any version of it": the published hash of a path that changed while the
+ * folder was being indexed in the background. A client may have fetched such a path on demand
+ * before the change, so its next batch is announced whatever the index holds (an extra
+ * announcement costs a client one hash compare; a missing one would be a lost update).
+ */
+const UNKNOWN = new Uint8Array(0)
 
 export interface FolderFeedOptions {
   /** Quiet time before a changed file is announced; default SETTLE_MS. */
@@ -51,6 +58,10 @@ export class FolderFeed implements ChangeFeed {
   readonly #published = new Map<string, Uint8Array>()
   /** While a batch is processed: paths the source changed on its own meanwhile (they join it). */
   #joining: Set<string> | null = null
+  /** #published holds the whole listing (the source's index was complete). */
+  #listed = false
+  /** Paths that changed before that: their published hash is UNKNOWN. */
+  readonly #early = new Set<string>()
   #cancelRootCheck: (() => void) | null = null
   /** The root is being checked or recovered (one at a time). */
   #rootBusy: Promise<void> | null = null
@@ -71,16 +82,28 @@ export class FolderFeed implements ChangeFeed {
   /** Folders watched (one OS watch each). */
   get folders(): number { return this.#watcher?.folders ?? 0 }
 
+  /**
+   * Starts watching. With the source indexed already, its listing is what subscribers start from.
+   * Otherwise (the server indexes in the background, after this resolves) the watch comes first,
+   * so nothing changed while the folder is listed is missed, and batches wait for the index.
+   */
   async start(sink: FeedSink): Promise<void> {
     this.#sink = sink
-    for (let after: string | null = ''; after !== null;) {
-      const page = await this.#source.page(() => true, after, Infinity)
-      for (const e of page.entries) this.#published.set(e.path, e.hash)
-      after = page.done ? null : (page.entries.at(-1)?.path ?? null)
+    const source = this.#source
+    if (source.complete) this.#list()
+    else {
+      this.#chain = source.whenIndexed().then(() => this.#list()).catch((err: unknown) => this.#sink?.error(err))
     }
-    this.#source.on('changed', this.#onChanged)
+    source.on('changed', this.#onChanged)
     await this.#startWatcher()
     this.#cancelRootCheck = this.#clock.every(ROOT_CHECK_MS, () => this.#checkRoot(false))
+  }
+
+  /** What subscribers start from: the whole index, as it is now. */
+  #list(): void {
+    if (this.#listed) return
+    for (const [p, h] of this.#source.hashes()) this.#published.set(p, h)
+    this.#listed = true
   }
 
   async #startWatcher(): Promise<void> {
@@ -102,6 +125,7 @@ export class FolderFeed implements ChangeFeed {
 
   /** Settled paths are processed one batch at a time, in order. */
   #enqueue(paths: string[], disk?: Map<string, string>): void {
+    if (!this.#listed) for (const p of paths) this.#early.add(p)
     this.#chain = this.#chain.then(() => this.#onPaths(paths, disk)).catch((err: unknown) => this.#sink?.error(err))
   }
 
@@ -129,7 +153,7 @@ export class FolderFeed implements ChangeFeed {
   async #publish(after: ReadonlyMap<string, FileMeta | null>): Promise<void> {
     const before = new Map<string, Uint8Array | null>()
     for (const [p, now] of after) {
-      before.set(p, this.#published.get(p) ?? null)
+      before.set(p, this.#early.delete(p) ? UNKNOWN : this.#published.get(p) ?? null)
       if (now) this.#published.set(p, now.hash)
       else this.#published.delete(p)
     }

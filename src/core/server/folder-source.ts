@@ -80,6 +80,10 @@ export class FolderSource extends EventEmitter implements AssetSource {
   #gone: AssetSyncError | null = null
   /** Skipped paths reported so far (path and reason), so each is reported once. */
   readonly #reported = new Set<string>()
+  /** Resolves once the folder has been indexed (scan or index done). */
+  readonly #complete: Promise<void>
+  #markComplete!: () => void
+  #isComplete = false
 
   private constructor(root: string, ignored: PathMatcher, store: Store, rootId: FolderId) {
     super()
@@ -87,13 +91,22 @@ export class FolderSource extends EventEmitter implements AssetSource {
     this.ignored = ignored
     this.#store = store
     this.#rootId = rootId
+    this.#complete = new Promise((resolve) => {
+      this.#markComplete = () => {
+        this.#isComplete = true
+        resolve()
+      }
+    })
     store.events = {
       changed: (paths) => this.emit('changed', paths),
       skipped: (s) => this.reportSkipped(s),
     }
   }
 
-  /** Resolves `root` (ERR_NOT_FOUND unless it is a folder) and loads the hash cache. Call `scan` next. */
+  /**
+   * Resolves `root` (ERR_NOT_FOUND unless it is a folder) and starts loading the hash cache (what
+   * needs it waits for it). Call `scan` or `index` next.
+   */
   static async open(opts: FolderSourceOptions): Promise<FolderSource> {
     let root: string
     let id: FolderId
@@ -107,8 +120,7 @@ export class FolderSource extends EventEmitter implements AssetSource {
     }
     const ignored = ignoreMatcher(opts.ignore ?? [])
     const file = typeof opts.cacheFile === 'function' ? opts.cacheFile(root) : opts.cacheFile ?? null
-    const cache = await HashCache.load(file)
-    return new FolderSource(root, ignored, new Store(root, ignored, cache), id)
+    return new FolderSource(root, ignored, new Store(root, ignored, HashCache.load(file)), id)
   }
 
   get description(): string { return `folder ${this.root}` }
@@ -121,12 +133,37 @@ export class FolderSource extends EventEmitter implements AssetSource {
   async scan(): Promise<ScanResult> {
     const result = await this.#store.scan()
     for (const s of result.skipped ?? []) this.#reported.add(`${s.path}\0${s.reason}`)
+    this.#markComplete()
     return result
   }
 
+  /**
+   * Indexes the folder in the background (see AssetSource.index and index-run.ts): every call
+   * works meanwhile. Its `skipped` are the paths not reported otherwise (the watcher may have
+   * reported some first).
+   */
+  async index(): Promise<ScanResult> {
+    const result = await this.#store.index()
+    const skipped = (result.skipped ?? []).filter((s) => !this.#reported.has(`${s.path}\0${s.reason}`))
+    for (const s of skipped) this.#reported.add(`${s.path}\0${s.reason}`)
+    this.#markComplete()
+    return { ...result, skipped }
+  }
+
+  /** The background index is still running. */
+  get indexing(): boolean { return this.#store.indexing }
+
+  /** Resolves once the folder has been indexed (`scan` or `index` done). */
+  whenIndexed(): Promise<void> { return this.#complete }
+  /** The folder has been indexed (`scan` or `index` done). */
+  get complete(): boolean { return this.#isComplete }
+
+  /** Every indexed path and its hash, now (the folder feed's starting point). */
+  hashes(): Map<string, Uint8Array> { return this.#store.hashes() }
+
   async page(match: PathMatcher, after: string, maxBytes?: number): Promise<ManifestPage> {
     await this.#ready()
-    return this.#store.page(match, after, maxBytes)
+    return this.#store.pageWhenReady(match, after, maxBytes)
   }
 
   async get(path: string): Promise<ManifestEntry | null> {
@@ -192,7 +229,10 @@ export class FolderSource extends EventEmitter implements AssetSource {
     throw new AssetSyncError('ERR_CHANGED', `${printable(path)} keeps changing; try again`)
   }
 
-  async close(): Promise<void> { await this.#store.saveCache() }
+  async close(): Promise<void> {
+    await this.#store.stopIndex()
+    await this.#store.saveCache()
+  }
 
   /** No entry at `path`: null (not found), or ERR_PATH_REFUSED when it leads out of the root. */
   async #absent(path: string): Promise<null> {

@@ -10,7 +10,7 @@
  * too, and the ones that changed are told to `events.changed` (the feed announces them).
  */
 import { constants } from 'node:fs'
-import { type FileHandle, lstat, open, stat } from 'node:fs/promises'
+import { type FileHandle, lstat, open, realpath, stat } from 'node:fs/promises'
 import { relative, sep } from 'node:path'
 import { AssetSyncError } from '../../errors.js'
 import type { ManifestEntry } from '../../protocol/messages.js'
@@ -21,12 +21,19 @@ import type { PathMatcher } from '../fs/ignore.js'
 import { diskPath, findOnDisk, printable, resolveForRead } from '../fs/paths.js'
 import { mapLimit } from '../fs/pool.js'
 import { type FileStamp, sameStamp, wireMtime } from '../fs/stamp.js'
-import { type FileStat, type WalkedFile, walkFiles } from '../fs/walk.js'
+import { type FileStat, type ListedFile, type WalkedFile, listFiles, statListed, walkFiles } from '../fs/walk.js'
+import { INDEX_PAGE_WAIT_MS, MANIFEST_PAGE_BYTES } from '../../limits.js'
+import { IndexRun } from './index-run.js'
 import { pageOf } from './manifest-page.js'
 import type { ManifestPage, ScanResult } from './source.js'
 
 /** Files hashed at once during a scan. */
 const SCAN_PARALLEL = 4
+/**
+ * Paths looked at once by the background index: most only need a stat (the hash cache vouches
+ * for them), and more stats in flight keep the thread pool busy while the main thread serves.
+ */
+const INDEX_PARALLEL = 8
 /** Looks at a path that keeps changing while it is hashed, before refresh gives up (ERR_CHANGED). */
 const LOOK_ATTEMPTS = 3
 /** Hashing opens the resolved path without following a link: a swap in between is seen (ELOOP). */
@@ -77,27 +84,60 @@ const isMissing = (err: unknown): boolean => {
   return code === 'ENOENT' || code === 'ENOTDIR' || code === 'ENAMETOOLONG'
 }
 
+/** The byWire choice between two names on disk with one NFC form (see Store.scan). */
+function keepFirst(root: string, wire: string, a: { full: string }, b: { full: string }): boolean {
+  const aOwn = diskRel(root, wire, a.full) === undefined
+  const bOwn = diskRel(root, wire, b.full) === undefined
+  return aOwn || (!bOwn && a.full < b.full)
+}
+
 export class Store {
   readonly root: string
   readonly #ignored: PathMatcher
-  readonly #cache: HashCache
+  /** The hash cache; an empty stand-in while the file loads (#loading): only `#useCache` callers touch it. */
+  #cache: HashCache
+  #loading: Promise<void> | null
   #entries = new Map<string, Entry>()
+  /** The background index in progress (see index-run.ts), or null. */
+  #run: IndexRun | null = null
   /** Inode → the indexed path(s) with it (aliases: hard links, symlinks to one file). */
   #byIno = new Map<number, string | string[]>()
   #sorted: string[] | null = null
   /** Set by the owner (FolderSource); none by default. */
   events: StoreEvents | null = null
 
-  constructor(root: string, ignored: PathMatcher, cache: HashCache) {
+  /** `cache` may still be loading: calls that need it wait for it (serve listens meanwhile). */
+  constructor(root: string, ignored: PathMatcher, cache: HashCache | Promise<HashCache>) {
     this.root = root
     this.#ignored = ignored
-    this.#cache = cache
+    if (cache instanceof HashCache) {
+      this.#cache = cache
+      this.#loading = null
+    } else {
+      this.#cache = new HashCache(null)
+      this.#loading = cache.then((c) => {
+        this.#cache = c
+        this.#loading = null
+      }, () => { this.#loading = null }) // only a cache: none then
+    }
+  }
+
+  async #useCache(): Promise<void> {
+    if (this.#loading) await this.#loading
   }
 
   get size(): number { return this.#entries.size }
+  /** The background index is still running (`index`). */
+  get indexing(): boolean { return this.#run !== null }
   get(path: string): Entry | undefined { return this.#entries.get(path) }
   isIgnored(path: string): boolean { return this.#ignored(path) }
   paths(): IterableIterator<string> { return this.#entries.keys() }
+  /** Every indexed path and its hash. */
+  hashes(): Map<string, Uint8Array> {
+    const m = new Map<string, Uint8Array>()
+    for (const [p, e] of this.#entries) m.set(p, e.hash)
+    return m
+  }
 
   /**
    * Indexes the whole folder, hashing only what the cache cannot vouch for. The index is replaced
@@ -105,6 +145,8 @@ export class Store {
    * Paths that cannot be served are in `skipped`.
    */
   async scan(): Promise<ScanResult> {
+    await this.stopIndex()
+    await this.#useCache()
     const t0 = performance.now()
     const skipped: SkippedPath[] = []
     const byWire = new Map<string, WalkedFile>()
@@ -115,10 +157,7 @@ export class Store {
         continue
       }
       // Two names on disk with one NFC form: the one stored as NFC wins, else the first by bytes.
-      const otherOwn = diskRel(this.root, f.wire, other.full) === undefined
-      const fOwn = diskRel(this.root, f.wire, f.full) === undefined
-      const keepOther = otherOwn || (!fOwn && other.full < f.full)
-      const [keep, drop] = keepOther ? [other, f] : [f, other]
+      const [keep, drop] = keepFirst(this.root, f.wire, other, f) ? [other, f] : [f, other]
       byWire.set(f.wire, keep)
       skipped.push(this.#collision(drop.full, keep.full))
     }
@@ -149,6 +188,110 @@ export class Store {
   }
 
   /**
+   * Indexes the whole folder in the background (issue 15): the index fills as paths are looked
+   * at, in wire order, while every other call works (a REQUEST looks at its one path itself;
+   * `pageWhenReady` pages over what is complete). Lists first (names only), then stats and hashes
+   * what the cache cannot vouch for. Resolves with what it did when every listed path was looked
+   * at, or early after `stopIndex`. Paths that cannot be served are in `skipped`.
+   */
+  async index(): Promise<ScanResult> {
+    await this.stopIndex()
+    const run = new IndexRun()
+    this.#run = run
+    const t0 = performance.now()
+    const skipped: SkippedPath[] = []
+    const onSkip = (k: SkippedPath): void => { skipped.push(k) }
+    let hashed = 0
+    let bytes = 0
+    try {
+      const byWire = new Map<string, ListedFile>()
+      for await (const f of listFiles(this.root, this.#ignored, { onSkip })) {
+        if (run.stopped) break
+        const other = byWire.get(f.wire)
+        if (!other) {
+          byWire.set(f.wire, f)
+          continue
+        }
+        const [keep, drop] = keepFirst(this.root, f.wire, other, f) ? [other, f] : [f, other]
+        byWire.set(f.wire, keep)
+        skipped.push(this.#collision(drop.full, keep.full))
+      }
+      await this.#useCache()
+      run.setListed([...byWire.values()])
+      byWire.clear()
+      const listed = run.listed as ListedFile[]
+      await mapLimit(listed, INDEX_PARALLEL, async (f, i) => {
+        try {
+          if (run.stopped) return
+          const entry = await this.#indexOne(f, onSkip)
+          if (entry && entry.hashed) {
+            hashed++
+            bytes += entry.e.size
+          }
+          if (entry && !run.touched.has(f.wire)) this.#put(f.wire, entry.e)
+        } finally {
+          run.lookedAt(i)
+        }
+      })
+      if (!run.stopped) {
+        this.#cache.retain(new Set(this.#entries.keys()))
+        await this.#cache.save()
+      }
+      return { files: this.#entries.size, hashed, bytes, ms: performance.now() - t0, skipped }
+    } finally {
+      if (this.#run === run) this.#run = null
+      this.#sorted = null
+      run.end()
+    }
+  }
+
+  /** Stops a background index in progress (its paths looked at so far stay indexed) and waits for it to end. */
+  async stopIndex(): Promise<void> {
+    const run = this.#run
+    if (!run) return
+    run.stopped = true
+    while (this.#run === run) await run.progress()
+  }
+
+  /** One listed path for the background index: its entry (and whether it was hashed), or null. */
+  async #indexOne(f: ListedFile, onSkip: (k: SkippedPath) => void): Promise<{ e: Entry; hashed: boolean } | null> {
+    for (let attempt = 0; attempt < LOOK_ATTEMPTS; attempt++) {
+      const w = await statListed(this.root, f, { onSkip })
+      if (!w) return null
+      const disk = diskRel(this.root, f.wire, f.full)
+      const hash = this.#cache.lookup(f.wire, w.st)
+      if (hash) return { e: entryOf(f.wire, w.st, hash, f.link, disk), hashed: false }
+      let real: string
+      try {
+        real = f.link ? await realpath(f.full) : f.full
+      } catch {
+        return null
+      }
+      const fresh = await this.#hashAt(real, w.st).catch(() => null)
+      if (!fresh) continue // changed while hashed (or gone): look again
+      this.#cache.set(f.wire, w.st, fresh)
+      return { e: entryOf(f.wire, w.st, fresh, f.link, disk), hashed: true }
+    }
+    return null // keeps changing: the watcher's events bring it once it settles
+  }
+
+  /**
+   * One manifest page (see AssetSource.page). While the background index runs, a page covers
+   * only paths before its frontier: it waits until the frontier has moved far enough to fill a
+   * page, the index is done, or INDEX_PAGE_WAIT_MS passed with at least one entry to send.
+   */
+  async pageWhenReady(match: PathMatcher, after: string, maxBytes = MANIFEST_PAGE_BYTES): Promise<ManifestPage> {
+    const started = performance.now()
+    for (;;) {
+      const run = this.#run
+      if (!run) return this.page(match, after, maxBytes)
+      const { page, full } = run.page((p) => this.#entries.get(p), match, after, maxBytes)
+      if (full || (page.entries.length > 0 && performance.now() - started >= INDEX_PAGE_WAIT_MS)) return page
+      await Promise.race([run.progress(), new Promise((resolve) => setTimeout(resolve, INDEX_PAGE_WAIT_MS).unref())])
+    }
+  }
+
+  /**
    * Re-reads one path from disk and updates the index. Returns the current entry, or null if the
    * path is gone, ignored, not a regular file or outside the root. Hashes only when the file's
    * stamp moved (sameStamp). `hint`: where a watcher saw it on disk (relative to the root), when
@@ -156,6 +299,7 @@ export class Store {
    * (see the module comment) before this resolves. ERR_CHANGED if it kept changing while hashed.
    */
   async refresh(path: string, hint?: string): Promise<Entry | null> {
+    await this.#useCache()
     const old = this.#entries.get(path) ?? null
     const entry = await this.#look(path, old, hint)
     this.#set(path, entry)
@@ -197,7 +341,10 @@ export class Store {
     return pageOf(this.#sorted, (p) => this.#entries.get(p) as Entry, match, after, maxBytes)
   }
 
-  async saveCache(): Promise<void> { await this.#cache.save() }
+  async saveCache(): Promise<void> {
+    await this.#useCache()
+    await this.#cache.save()
+  }
 
   // --- internals -----------------------------------------------------------------------------
 
@@ -314,8 +461,14 @@ export class Store {
     if (changed.length > 0) this.events?.changed(changed)
   }
 
-  /** Puts `entry` (null: none) at `path` in the index, keeping the inode index and order in step. */
+  /** `#set` from any look but the background index's own: the index run then leaves `path` be. */
   #set(path: string, entry: Entry | null): void {
+    this.#run?.touch(path, entry !== null)
+    this.#put(path, entry)
+  }
+
+  /** Puts `entry` (null: none) at `path` in the index, keeping the inode index and order in step. */
+  #put(path: string, entry: Entry | null): void {
     const cur = this.#entries.get(path)
     if (cur === entry) return
     if (cur) this.#unindexIno(cur.ino, path)
