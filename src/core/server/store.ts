@@ -194,10 +194,15 @@ export class Store {
    * what the cache cannot vouch for. Resolves with what it did when every listed path was looked
    * at, or early after `stopIndex`. Paths that cannot be served are in `skipped`.
    */
-  async index(): Promise<ScanResult> {
-    await this.stopIndex()
+  index(): Promise<ScanResult> {
+    if (this.#run) return this.stopIndex().then(() => this.index())
+    // Set before the first await: `indexing` is true as soon as this returns.
     const run = new IndexRun()
     this.#run = run
+    return this.#index(run)
+  }
+
+  async #index(run: IndexRun): Promise<ScanResult> {
     const t0 = performance.now()
     const skipped: SkippedPath[] = []
     const onSkip = (k: SkippedPath): void => { skipped.push(k) }
