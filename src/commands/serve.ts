@@ -4,7 +4,7 @@
  */
 import { Command, Option } from 'commander'
 import { AssetSyncError } from '../errors.js'
-import { DEFAULT_PORT } from '../limits.js'
+import { DEFAULT_PORT, SETTLE_MS } from '../limits.js'
 import type { HttpStatusServer } from '../core/server/http-status.js'
 import type { SkippedEvent } from '../core/server/server-events.js'
 import type { TransportName } from '../protocol/transport.js'
@@ -44,7 +44,7 @@ export function serveCommand(io: OutputStreams): Command {
     .addOption(transportOption())
     .addOption(tokenOption('require clients to present this access token (or env ASSETSYNC_TOKEN)'))
     .option('--ignore <glob...>', 'more paths to ignore, on top of .git/**, node_modules/** and editor temp files')
-    .addOption(new Option('--settle <ms>', 'quiet time before a changed file is announced (write-stable)'))
+    .addOption(new Option('--settle <ms>', `quiet time in ms before a changed file is announced (write-stable; default ${SETTLE_MS})`))
     .option('--http <[host:]port>', 'also serve /metrics, /status and a live status page over HTTP (host 127.0.0.1 unless given; any other host needs the token)')
     .option('--json', 'NDJSON events on stdout')
     .action(async (dir: string, flags: ServeFlags) => {
