@@ -116,6 +116,13 @@ export const HANDSHAKE_RATE_PER_ADDR = 500
  */
 export const SETTLE_MS = 10
 /**
+ * Quiet time an *empty* changed file needs before it is announced (unless the settle time is 0):
+ * a save that truncates first (writeFile, most in-place writers) leaves the file empty until its
+ * first write, and on a busy machine that write came more than SETTLE_MS later (a hook saw an
+ * empty file). A file really saved empty is announced this much later; no other file waits.
+ */
+export const SETTLE_EMPTY_MS = 60
+/**
  * Every changed path is looked at once more this long after its last event, in case a write
  * raised no event of its own (inotify merges events; chokidar's per-file watcher, used before,
  * dropped 'change' events within 50 ms of another).

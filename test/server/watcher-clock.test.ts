@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { ignoreMatcher } from '../../src/core/fs/ignore.js'
 import { FolderWatcher } from '../../src/core/server/watcher.js'
-import { WATCH_TRAILING_CHECK_MS } from '../../src/limits.js'
+import { SETTLE_EMPTY_MS, WATCH_TRAILING_CHECK_MS } from '../../src/limits.js'
 import { ManualClock } from '../../src/protocol/clock.js'
 import { waitFor } from '../helpers/common.js'
 
@@ -72,6 +72,24 @@ describe('FolderWatcher on a manual clock', () => {
     expect(watcher.pending).toBe(0)
     await advance(10 * SETTLE)
     expect(batches).toEqual([['a.txt']])
+    expect(errors).toEqual([])
+  })
+
+  it('an empty file (a truncating save before its first write) is announced only after SETTLE_EMPTY_MS of quiet; a full one after settleMs', async () => {
+    expect(SETTLE_EMPTY_MS).toBeGreaterThan(SETTLE)
+    const outside = join(work, '.empty.new')
+    await writeFile(outside, '')
+    await utimes(outside, t0 / 1000, t0 / 1000)
+    await rename(outside, join(root, 'empty.txt'))
+    await arrive('full.txt', t0)
+    await waitFor(() => watcher.pending === 2, 5000, 'the events for empty.txt and full.txt')
+    await advance(SETTLE)
+    expect(batches).toEqual([])
+    // full.txt is ready, and waits (at most one settle time) for empty.txt to settle too.
+    await advance(SETTLE_EMPTY_MS - SETTLE - 1)
+    expect(batches.flat()).not.toContain('empty.txt')
+    await advance(1)
+    expect(batches.flat().sort()).toEqual(['empty.txt', 'full.txt'])
     expect(errors).toEqual([])
   })
 

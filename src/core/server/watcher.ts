@@ -16,7 +16,7 @@
 import { stat } from 'node:fs/promises'
 import { join, relative } from 'node:path'
 import { EventEmitter } from 'node:events'
-import { SETTLE_MS, WATCH_TRAILING_CHECK_MS } from '../../limits.js'
+import { SETTLE_EMPTY_MS, SETTLE_MS, WATCH_TRAILING_CHECK_MS } from '../../limits.js'
 import { type Clock, systemClock } from '../../protocol/clock.js'
 import { FolderWatches } from './folder-watches.js'
 import type { PathMatcher } from '../fs/ignore.js'
@@ -29,6 +29,8 @@ interface Pending {
   due: number
   /** Stamp at the previous look (for the identical-stamp rule). */
   last: FileStamp | null
+  /** When `last` was first seen. */
+  lastAt: number
   ready: boolean
   readySince: number
   /** Stamp when it became ready (null: gone). */
@@ -123,7 +125,7 @@ export class FolderWatcher extends EventEmitter {
       p.ready = false
       p.due = Math.min(p.due, now + this.settleMs)
     } else {
-      this.#pending.set(wire, { full, due: now + this.settleMs, last: null, ready: false, readySince: 0, seen: null, gen: 0 })
+      this.#pending.set(wire, { full, due: now + this.settleMs, last: null, lastAt: 0, ready: false, readySince: 0, seen: null, gen: 0 })
     }
     this.#disk.set(wire, full)
     // One more look after the last event (see WATCH_TRAILING_CHECK_MS). Re-inserted so the map
@@ -155,7 +157,7 @@ export class FolderWatcher extends EventEmitter {
     if (this.#closed || this.#pending.has(wire)) return
     // Look once more; #check decides whether anything moved since it was announced.
     const now = this.#clock.now()
-    this.#pending.set(wire, { full, due: now, last: null, ready: false, readySince: 0, seen: null, gen: 0 })
+    this.#pending.set(wire, { full, due: now, last: null, lastAt: 0, ready: false, readySince: 0, seen: null, gen: 0 })
     this.#schedule(now)
   }
 
@@ -186,8 +188,9 @@ export class FolderWatcher extends EventEmitter {
         } catch { /* gone: stable as a deletion */ }
         if (p.gen !== gen) continue // an event arrived meanwhile: look again (it is due already)
         const t = this.#clock.now()
-        const quietByMtime = st === null || t - st.mtimeMs >= this.settleMs
-        const quietByStamp = p.last !== null && st !== null && sameStamp(p.last, st)
+        const quiet = this.#quietFor(st)
+        const quietByMtime = st === null || t - st.mtimeMs >= quiet
+        const quietByStamp = p.last !== null && st !== null && sameStamp(p.last, st) && (st.size > 0 || t - p.lastAt >= quiet)
         if (quietByMtime || quietByStamp) {
           // Exactly as announced moments ago: nothing new (a duplicate event or the trailing look).
           const announced = this.#announced.get(wire)
@@ -199,9 +202,10 @@ export class FolderWatcher extends EventEmitter {
           p.readySince = t
           p.seen = st
         } else {
+          if (!sameStamp(p.last, st)) p.lastAt = t
           p.last = st
-          const byMtime = st ? st.mtimeMs + this.settleMs : Infinity
-          p.due = Math.min(Math.max(byMtime, t + 1), t + this.settleMs)
+          const byMtime = st ? st.mtimeMs + quiet : Infinity
+          p.due = Math.min(Math.max(byMtime, t + 1), t + quiet)
         }
       }
       this.#flush(this.#clock.now())
@@ -212,6 +216,15 @@ export class FolderWatcher extends EventEmitter {
     let next = Infinity
     for (const p of this.#pending.values()) next = Math.min(next, p.ready ? p.readySince + this.settleMs : p.due)
     if (next !== Infinity) this.#schedule(next)
+  }
+
+  /**
+   * The quiet time `st` needs. An empty file needs SETTLE_EMPTY_MS (unless settleMs is 0): a save
+   * that truncates first (most in-place writers) leaves the file empty until its first write, and
+   * on a busy machine that write may come later than the settle time.
+   */
+  #quietFor(st: FileStamp | null): number {
+    return st !== null && st.size === 0 && this.settleMs > 0 ? Math.max(this.settleMs, SETTLE_EMPTY_MS) : this.settleMs
   }
 
   /**
