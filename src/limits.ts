@@ -300,7 +300,7 @@ export const SENT_MEMORY_PER_CLIENT = 256
  * warm, tens of seconds cold) goes on indexing in the background while clients are served: a
  * REQUEST looks at its one path itself, a MANIFEST pages over what is complete (INDEX_PAGE_WAIT_MS).
  */
-export const SERVE_LISTEN_WAIT_MS = 1000
+export const SERVE_LISTEN_WAIT_MS = 500
 /**
  * While the background index runs, how long a MANIFEST page waits for the index to fill it before
  * it is sent with what is complete (at least one entry; a page that would be empty waits on, since

@@ -17,10 +17,11 @@ import { ROOT_CHECK_MS, ROOT_GONE_MS, SETTLE_MS } from '../../limits.js'
 import { type Clock, systemClock } from '../../protocol/clock.js'
 import type { FileMeta } from '../../protocol/messages.js'
 import type { SkippedPath } from '../fs/disk-names.js'
+import { type FileStamp, sameStamp } from '../fs/stamp.js'
 import { diffBatch } from './batch-diff.js'
 import type { ChangeFeed, FeedSink } from './feed.js'
 import type { FolderSource } from './folder-source.js'
-import { FolderWatcher } from './watcher.js'
+import { FolderWatcher, quietTime } from './watcher.js'
 
 /** How often a missing root is looked for again (within ROOT_GONE_MS). */
 const ROOT_RETRY_MS = 100
@@ -109,7 +110,7 @@ export class FolderFeed implements ChangeFeed {
   async #startWatcher(): Promise<void> {
     const source = this.#source
     const watcher = new FolderWatcher(source.root, source.ignored, () => source.paths(), this.#settleMs, this.#clock)
-    watcher.on('batch', (paths: string[], disk?: Map<string, string>) => this.#enqueue(paths, disk))
+    watcher.on('batch', (paths: string[], disk?: Map<string, string>, seen?: Map<string, FileStamp | null>) => this.#enqueue(paths, disk, seen))
     watcher.on('error', (err: unknown) => this.#sink?.error(err))
     watcher.on('skipped', (s: SkippedPath) => source.reportSkipped(s))
     watcher.on('root', () => this.#checkRoot(true))
@@ -124,19 +125,33 @@ export class FolderFeed implements ChangeFeed {
   }
 
   /** Settled paths are processed one batch at a time, in order. */
-  #enqueue(paths: string[], disk?: Map<string, string>): void {
+  #enqueue(paths: string[], disk?: Map<string, string>, seen?: Map<string, FileStamp | null>): void {
     if (!this.#listed) for (const p of paths) this.#early.add(p)
-    this.#chain = this.#chain.then(() => this.#onPaths(paths, disk)).catch((err: unknown) => this.#sink?.error(err))
+    this.#chain = this.#chain.then(() => this.#onPaths(paths, disk, seen)).catch((err: unknown) => this.#sink?.error(err))
   }
 
-  async #onPaths(paths: string[], disk?: Map<string, string>): Promise<void> {
+  /**
+   * The file was written again after the watcher found it stable (`seen`), so recently that it is
+   * not quiet now: a save in progress (a truncating save is empty until its first write). That
+   * write raised an event, so the watcher announces it again once it settles; announcing what is
+   * there now could show subscribers a half-written file.
+   */
+  #writtenSince(now: (FileMeta & FileStamp) | null, seen: FileStamp | null | undefined): boolean {
+    if (!now || seen === undefined || sameStamp(now, seen)) return false
+    const age = this.#clock.now() - now.mtimeMs
+    return age >= 0 && age < quietTime(this.#settleMs, now)
+  }
+
+  async #onPaths(paths: string[], disk?: Map<string, string>, seen?: Map<string, FileStamp | null>): Promise<void> {
     const after = new Map<string, FileMeta | null>()
     const joining = new Set<string>()
     this.#joining = joining
     try {
       for (const p of paths) {
         try {
-          after.set(p, await this.#source.refreshAt(p, disk?.get(p)))
+          const now = await this.#source.refreshAt(p, disk?.get(p))
+          if (this.#writtenSince(now, seen?.get(p))) continue
+          after.set(p, now)
         } catch (err) {
           // Still being written: its next event brings it. Anything else ends the batch.
           if (!(err instanceof AssetSyncError && err.code === 'ERR_CHANGED')) throw err

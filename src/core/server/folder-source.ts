@@ -172,7 +172,7 @@ export class FolderSource extends EventEmitter implements AssetSource {
   }
 
   /** `get`, with where a watcher saw the path on disk (relative to the root) when that is not its own name. */
-  async refreshAt(path: string, disk?: string): Promise<ManifestEntry | null> {
+  async refreshAt(path: string, disk?: string): Promise<(ManifestEntry & FileStamp) | null> {
     await this.#ready()
     return this.#store.refresh(path, disk)
   }

@@ -39,12 +39,23 @@ interface Pending {
   gen: number
 }
 
+/**
+ * The quiet time a file with stamp `st` needs before it is announced: `settleMs`, or for an empty
+ * file SETTLE_EMPTY_MS (unless settleMs is 0): a save that truncates first (most in-place writers)
+ * leaves the file empty until its first write, and on a busy machine that write may come later
+ * than the settle time.
+ */
+export function quietTime(settleMs: number, st: FileStamp | null): number {
+  return st !== null && st.size === 0 && settleMs > 0 ? Math.max(settleMs, SETTLE_EMPTY_MS) : settleMs
+}
+
 /** How long an announcement is remembered to drop duplicates (covers the trailing re-check). */
 const ANNOUNCED_TTL_MS = WATCH_TRAILING_CHECK_MS + 1000
 
 /**
  * Events: 'batch' (paths: string[], disk: Map<string, string>: for the paths whose name on disk
- * is not their wire path's own (NFD), that name relative to the root), 'error' (err), 'skipped'
+ * is not their wire path's own (NFD), that name relative to the root; seen: Map<string,
+ * FileStamp | null>: each path's stamp at the look that found it stable, null for gone), 'error' (err), 'skipped'
  * (SkippedPath: an entry whose path cannot travel), 'root' (the root folder itself was deleted or
  * moved: the watch no longer sees it).
  */
@@ -188,7 +199,7 @@ export class FolderWatcher extends EventEmitter {
         } catch { /* gone: stable as a deletion */ }
         if (p.gen !== gen) continue // an event arrived meanwhile: look again (it is due already)
         const t = this.#clock.now()
-        const quiet = this.#quietFor(st)
+        const quiet = quietTime(this.settleMs, st)
         const quietByMtime = st === null || t - st.mtimeMs >= quiet
         const quietByStamp = p.last !== null && st !== null && sameStamp(p.last, st) && (st.size > 0 || t - p.lastAt >= quiet)
         if (quietByMtime || quietByStamp) {
@@ -219,15 +230,6 @@ export class FolderWatcher extends EventEmitter {
   }
 
   /**
-   * The quiet time `st` needs. An empty file needs SETTLE_EMPTY_MS (unless settleMs is 0): a save
-   * that truncates first (most in-place writers) leaves the file empty until its first write, and
-   * on a busy machine that write may come later than the settle time.
-   */
-  #quietFor(st: FileStamp | null): number {
-    return st !== null && st.size === 0 && this.settleMs > 0 ? Math.max(this.settleMs, SETTLE_EMPTY_MS) : this.settleMs
-  }
-
-  /**
    * Emits the ready paths as one batch. Ready paths wait (at most one more settle time) for paths
    * still settling, so files saved together are announced together.
    */
@@ -254,6 +256,6 @@ export class FolderWatcher extends EventEmitter {
       const rel = relative(this.root, p.full)
       if (rel !== join(...wire.split('/'))) disk.set(wire, rel)
     }
-    this.emit('batch', ready.map(([wire]) => wire), disk)
+    this.emit('batch', ready.map(([wire]) => wire), disk, new Map(ready.map(([wire, p]) => [wire, p.seen])))
   }
 }
