@@ -104,8 +104,8 @@ export class FolderSource extends EventEmitter implements AssetSource {
   }
 
   /**
-   * Resolves `root` (ERR_NOT_FOUND unless it is a folder) and starts loading the hash cache (what
-   * needs it waits for it). Call `scan` or `index` next.
+   * Resolves `root` (ERR_NOT_FOUND unless it is a folder); the hash cache is loaded when first
+   * needed (what needs it waits for it). Call `scan` or `index` next.
    */
   static async open(opts: FolderSourceOptions): Promise<FolderSource> {
     let root: string
@@ -120,7 +120,7 @@ export class FolderSource extends EventEmitter implements AssetSource {
     }
     const ignored = ignoreMatcher(opts.ignore ?? [])
     const file = typeof opts.cacheFile === 'function' ? opts.cacheFile(root) : opts.cacheFile ?? null
-    return new FolderSource(root, ignored, new Store(root, ignored, HashCache.load(file)), id)
+    return new FolderSource(root, ignored, new Store(root, ignored, () => HashCache.load(file)), id)
   }
 
   get description(): string { return `folder ${this.root}` }

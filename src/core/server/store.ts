@@ -96,9 +96,10 @@ function keepFirst(root: string, wire: string, a: { full: string }, b: { full: s
 export class Store {
   readonly root: string
   readonly #ignored: PathMatcher
-  /** The hash cache; an empty stand-in while the file loads (#loading): only `#useCache` callers touch it. */
+  /** The hash cache; an empty stand-in until it is loaded: only `#useCache` callers touch it. */
   #cache: HashCache
-  #loading: Promise<void> | null
+  #loader: (() => Promise<HashCache>) | null
+  #loading: Promise<void> | null = null
   #entries = new Map<string, Entry>()
   /** The background index in progress (see index-run.ts), or null. */
   #run: IndexRun | null = null
@@ -110,23 +111,28 @@ export class Store {
   /** Set by the owner (FolderSource); none by default. */
   events: StoreEvents | null = null
 
-  /** `cache` may still be loading: calls that need it wait for it (serve listens meanwhile). */
-  constructor(root: string, ignored: PathMatcher, cache: HashCache | Promise<HashCache>) {
+  /**
+   * `cache`, or how to load it: then it is loaded on first need (the background index needs it
+   * only after listing the folder, so `serve` listens before it parses 100,000 records).
+   */
+  constructor(root: string, ignored: PathMatcher, cache: HashCache | (() => Promise<HashCache>)) {
     this.root = root
     this.#ignored = ignored
     if (cache instanceof HashCache) {
       this.#cache = cache
-      this.#loading = null
+      this.#loader = null
     } else {
       this.#cache = new HashCache(null)
-      this.#loading = cache.then((c) => {
-        this.#cache = c
-        this.#loading = null
-      }, () => { this.#loading = null }) // only a cache: none then
+      this.#loader = cache
     }
   }
 
   async #useCache(): Promise<void> {
+    if (this.#loader) {
+      const load = this.#loader
+      this.#loader = null
+      this.#loading = load().then((c) => { this.#cache = c }, () => { /* only a cache: none then */ })
+    }
     if (this.#loading) await this.#loading
   }
 
@@ -419,6 +425,7 @@ export class Store {
   }
 
   async saveCache(): Promise<void> {
+    if (this.#loader) return // never loaded: nothing changed
     await this.#useCache()
     await this.#cache.save()
   }
