@@ -23,9 +23,10 @@ import * as hotReload from './scenarios/hot-reload.mjs'
 import * as fanOut from './scenarios/fan-out.mjs'
 import * as memory from './scenarios/memory.mjs'
 import * as runScenario from './scenarios/run.mjs'
+import * as scaleOut from './scenarios/scale-out.mjs'
 import * as serveStart from './scenarios/serve-start.mjs'
 
-const SCENARIOS = [coldPull, warmNoop, lossy, hotReload, fanOut, memory, runScenario, serveStart]
+const SCENARIOS = [coldPull, warmNoop, lossy, hotReload, fanOut, memory, runScenario, scaleOut, serveStart]
 /** The seed's transport budget: Renet's default 60,000 bytes per tick at 60 Hz. */
 const SEED_BYTES_PER_SECOND = 60_000 * 60
 

@@ -50,6 +50,8 @@ export const MSG = {
   reprioritize: 0x21,
   report: 0x24,
   status: 0x38,
+  // client -> server, optional: direct (0x3c–0x3f)
+  direct: 0x3c,
   // server -> client
   'auth-ok': 0x41,
   response: 0x42,
@@ -60,6 +62,8 @@ export const MSG = {
   'subscribe-ack': 0x47,
   // server -> client, optional (FEATURES.status)
   'status-reply': 0x78,
+  // server -> client, optional: direct (0x7c–0x7e)
+  'direct-reply': 0x7c,
   // both
   ping: 0x7f,
 } as const
@@ -102,7 +106,7 @@ function block(n: number): Readonly<Record<Sender, CodeRange>> {
  * Bits and code blocks are reserved here for wave 2 so that pieces built in parallel never
  * collide; the piece that implements a feature sets `implemented`, adds its frames to MSG within
  * its block, and documents them (docs/protocol.md §5). Bits 7–31 and the codes after the last
- * block (client 0x3c–0x3f, server 0x7c–0x7e) are free.
+ * block were free; `direct` (scale-out) took bit 7 and them: bits 8–31 are free.
  */
 export const FEATURES = {
   priority: { bit: 0, implemented: true, frames: block(0), about: 'request priority: a blocking require before bulk transfers' },
@@ -112,6 +116,11 @@ export const FEATURES = {
   'manifest-digest': { bit: 4, implemented: false, frames: block(4), about: 'a digest of the manifest, to skip an unchanged listing' },
   'batch-request': { bit: 5, implemented: false, frames: block(5), about: 'many files per request' },
   status: { bit: 6, implemented: true, frames: block(6), about: 'status query over the protocol' },
+  // The last block: server codes stop at 0x7e (0x7f is PING).
+  direct: {
+    bit: 7, implemented: true, frames: { client: { first: 0x3c, last: 0x3f }, server: { first: 0x7c, last: 0x7e } },
+    about: 'pull --direct: URLs of chunk and list objects in the S3 origin',
+  },
 } as const satisfies Record<string, FeatureSpec>
 
 /** The name of a feature in the registry (`FEATURES`). */
@@ -243,6 +252,13 @@ export interface CreditMsg { type: 'credit'; bytes: number }
 export interface ReportMsg { type: 'report'; ok: boolean; ms: number; paths: string[]; error: string | null }
 /** Feature `status`: asks for the server's StatusJson; answered by STATUS_REPLY (or ERROR). */
 export interface StatusMsg { type: 'status'; id: number }
+/** An object of a published tree that `pull --direct` reads: a chunk, or a file's chunk list. */
+export interface DirectKey { kind: 'chunk' | 'list'; hash: Uint8Array }
+/**
+ * `direct`: asks where to GET these objects (`chunks/<hash>`, `lists/<file hash>`) of the server's
+ * S3 origin; an empty list asks only for the store. Answered by DIRECT_REPLY.
+ */
+export interface DirectMsg { type: 'direct'; id: number; keys: DirectKey[] }
 
 // --- server -> client --------------------------------------------------------------------
 /**
@@ -265,13 +281,19 @@ export interface SubscribeAckMsg { type: 'subscribe-ack'; id: number }
  * STATUS_MAX_JSON_BYTES; read it with parseStatusJson, never trust its shape).
  */
 export interface StatusReplyMsg { type: 'status-reply'; id: number; json: string }
+/**
+ * `direct`: the server's S3 origin (`s3://bucket/prefix`) and, when `expires` > 0, one presigned
+ * GET URL per asked key, in order, valid for `expires` seconds; `expires` 0 and no URLs: read the
+ * bucket with your own credentials. The client verifies every byte it GETs (BLAKE3).
+ */
+export interface DirectReplyMsg { type: 'direct-reply'; id: number; store: string; expires: number; urls: string[] }
 
 // --- both --------------------------------------------------------------------------------
 export interface PingMsg { type: 'ping' }
 
 export type ClientMessage =
   | AuthMsg | RequestMsg | CancelMsg | SubscribeMsg | ManifestMsg | CreditMsg | PriorityRequestMsg | ReprioritizeMsg | ReportMsg | StatusMsg
-  | PingMsg
+  | DirectMsg | PingMsg
 export type ServerMessage =
   | AuthOkMsg
   | ResponseMsg
@@ -281,15 +303,16 @@ export type ServerMessage =
   | ErrorMsg
   | SubscribeAckMsg
   | StatusReplyMsg
+  | DirectReplyMsg
   | PingMsg
 export type Message = ClientMessage | ServerMessage
 export type MessageType = Message['type']
 
 const CLIENT_TYPES: ReadonlySet<MessageType> = new Set([
-  'auth', 'request', 'cancel', 'subscribe', 'manifest', 'credit', 'priority-request', 'reprioritize', 'report', 'status', 'ping',
+  'auth', 'request', 'cancel', 'subscribe', 'manifest', 'credit', 'priority-request', 'reprioritize', 'report', 'status', 'direct', 'ping',
 ])
 const SERVER_TYPES: ReadonlySet<MessageType> = new Set([
-  'auth-ok', 'response', 'chunk', 'update', 'manifest-reply', 'error', 'subscribe-ack', 'status-reply', 'ping',
+  'auth-ok', 'response', 'chunk', 'update', 'manifest-reply', 'error', 'subscribe-ack', 'status-reply', 'direct-reply', 'ping',
 ])
 
 export function allowedFrom(sender: Sender, type: MessageType): boolean {
@@ -297,13 +320,15 @@ export function allowedFrom(sender: Sender, type: MessageType): boolean {
 }
 
 /** Server replies that answer a request id. */
-export type ReplyMessage = ResponseMsg | ChunkMsg | ManifestReplyMsg | ErrorMsg | SubscribeAckMsg | StatusReplyMsg
+export type ReplyMessage = ResponseMsg | ChunkMsg | ManifestReplyMsg | ErrorMsg | SubscribeAckMsg | StatusReplyMsg | DirectReplyMsg
 
 /**
  * The server frame types the client routes to a pending request by `id` (an optional reply
  * frame joins this set and ReplyMessage). Every other server frame but AUTH_OK is a 'message'.
  */
-export const REPLY_TYPES: ReadonlySet<ServerMessage['type']> = new Set(['response', 'chunk', 'manifest-reply', 'error', 'subscribe-ack', 'status-reply'])
+export const REPLY_TYPES: ReadonlySet<ServerMessage['type']> = new Set([
+  'response', 'chunk', 'manifest-reply', 'error', 'subscribe-ack', 'status-reply', 'direct-reply',
+])
 
 export function isReply(msg: ServerMessage): msg is ReplyMessage {
   return REPLY_TYPES.has(msg.type)

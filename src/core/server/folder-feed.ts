@@ -18,7 +18,7 @@ import { type Clock, systemClock } from '../../protocol/clock.js'
 import type { FileMeta } from '../../protocol/messages.js'
 import type { SkippedPath } from '../fs/disk-names.js'
 import { type FileStamp, sameStamp } from '../fs/stamp.js'
-import { diffBatch } from './batch-diff.js'
+import { type Heard, diffBatch } from './batch-diff.js'
 import type { ChangeFeed, FeedSink } from './feed.js'
 import type { FolderSource } from './folder-source.js'
 import { FolderWatcher, quietTime } from './watcher.js'
@@ -52,11 +52,11 @@ export class FolderFeed implements ChangeFeed {
   #sink: FeedSink | null = null
   #chain: Promise<void> = Promise.resolve()
   /**
-   * Each path's hash as last announced to subscribers (or listed at start). A batch is diffed
+   * Each path's hash and mode as last announced to subscribers (or listed at start). A batch is diffed
    * against this, not against the index: a REQUEST for a changed file refreshes the index before
    * the watcher's batch arrives, and the change must still be pushed.
    */
-  readonly #published = new Map<string, Uint8Array>()
+  readonly #published = new Map<string, Heard>()
   /** While a batch is processed: paths the source changed on its own meanwhile (they join it). */
   #joining: Set<string> | null = null
   /** #published holds the whole listing (the source's index was complete). */
@@ -103,7 +103,7 @@ export class FolderFeed implements ChangeFeed {
   /** What subscribers start from: the whole index, as it is now. */
   #list(): void {
     if (this.#listed) return
-    for (const [p, h] of this.#source.hashes()) this.#published.set(p, h)
+    for (const [p, h] of this.#source.heard()) this.#published.set(p, h)
     this.#listed = true
   }
 
@@ -166,10 +166,10 @@ export class FolderFeed implements ChangeFeed {
 
   /** Delivers what changed in `after` (each path's entry now) against what was published. */
   async #publish(after: ReadonlyMap<string, FileMeta | null>): Promise<void> {
-    const before = new Map<string, Uint8Array | null>()
+    const before = new Map<string, Heard | null>()
     for (const [p, now] of after) {
       before.set(p, this.#early.delete(p) ? UNKNOWN : this.#published.get(p) ?? null)
-      if (now) this.#published.set(p, now.hash)
+      if (now) this.#published.set(p, { hash: now.hash, mode: now.mode })
       else this.#published.delete(p)
     }
     const entries = diffBatch(before, after)

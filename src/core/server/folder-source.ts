@@ -158,8 +158,8 @@ export class FolderSource extends EventEmitter implements AssetSource {
   /** The folder has been indexed (`scan` or `index` done). */
   get complete(): boolean { return this.#isComplete }
 
-  /** Every indexed path and its hash, now (the folder feed's starting point). */
-  hashes(): Map<string, Uint8Array> { return this.#store.hashes() }
+  /** Every indexed path with its hash and mode, now (the folder feed's starting point). */
+  heard(): Map<string, { hash: Uint8Array; mode: number }> { return this.#store.heard() }
 
   async page(match: PathMatcher, after: string, maxBytes?: number): Promise<ManifestPage> {
     await this.#ready()

@@ -142,10 +142,10 @@ export class Store {
   get(path: string): Entry | undefined { return this.#entries.get(path) }
   isIgnored(path: string): boolean { return this.#ignored(path) }
   paths(): IterableIterator<string> { return this.#entries.keys() }
-  /** Every indexed path and its hash. */
-  hashes(): Map<string, Uint8Array> {
-    const m = new Map<string, Uint8Array>()
-    for (const [p, e] of this.#entries) m.set(p, e.hash)
+  /** Every indexed path with its hash and mode. */
+  heard(): Map<string, { hash: Uint8Array; mode: number }> {
+    const m = new Map<string, { hash: Uint8Array; mode: number }>()
+    for (const [p, e] of this.#entries) m.set(p, { hash: e.hash, mode: e.mode })
     return m
   }
 
