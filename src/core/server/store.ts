@@ -9,45 +9,33 @@
  * finds a path changed, every other path that shared its old or has its new inode is refreshed
  * too, and the ones that changed are told to `events.changed` (the feed announces them).
  */
-import { closeSync, constants, fstatSync, openSync, statSync } from 'node:fs'
-import { type FileHandle, lstat, open, realpath, stat } from 'node:fs/promises'
+import { constants } from 'node:fs'
+import { type FileHandle, lstat, open, stat } from 'node:fs/promises'
 import { relative, sep } from 'node:path'
 import { AssetSyncError } from '../../errors.js'
-import type { ManifestEntry } from '../../protocol/messages.js'
 import { type SkippedPath, displayName } from '../fs/disk-names.js'
 import { HashCache } from '../fs/hash-cache.js'
-import { equalHash, hashFdSync, hashFile, hashHandle } from '../fs/hash.js'
+import { equalHash, hashFile, hashHandle } from '../fs/hash.js'
 import type { PathMatcher } from '../fs/ignore.js'
 import { diskPath, findOnDisk, printable, resolveForRead } from '../fs/paths.js'
 import { mapLimit } from '../fs/pool.js'
-import { type FileStamp, sameStamp, wireMtime } from '../fs/stamp.js'
-import { type FileStat, type ListedFile, type WalkedFile, listFiles, statListed, walkFiles } from '../fs/walk.js'
+import { type FileStamp, sameStamp } from '../fs/stamp.js'
+import { type WalkedFile, walkFiles } from '../fs/walk.js'
 import { INDEX_PAGE_WAIT_MS, MANIFEST_PAGE_BYTES } from '../../limits.js'
 import { IndexRun } from './index-run.js'
 import { pageOf } from './manifest-page.js'
 import type { ManifestPage, ScanResult } from './source.js'
+import { type Entry, diskRel, entryOf, keepFirst, ownRel } from './store-entry.js'
+import { type IndexHost, indexFolder } from './store-index.js'
+
+export type { Entry } from './store-entry.js'
 
 /** Files hashed at once during a scan. */
 const SCAN_PARALLEL = 4
-/**
- * The background index stats files synchronously for at most this long before it lets the event
- * loop serve (a slice of ~1,000 files on this VM at ~5 µs a stat).
- */
-const INDEX_SLICE_MS = 8
-/** Files up to this size are hashed synchronously by the background index (in its slices). */
-const INDEX_SYNC_HASH_BYTES = 64 * 1024
 /** Looks at a path that keeps changing while it is hashed, before refresh gives up (ERR_CHANGED). */
 const LOOK_ATTEMPTS = 3
 /** Hashing opens the resolved path without following a link: a swap in between is seen (ELOOP). */
 const HASH_FLAGS = constants.O_RDONLY | (constants.O_NONBLOCK ?? 0) | (constants.O_NOFOLLOW ?? 0)
-
-/** An indexed file: what clients are told, the stamp it was hashed at, and where it is. */
-export interface Entry extends ManifestEntry, FileStamp {
-  /** Where it is on disk, relative to the root (platform separators), when that is not the wire path's own name (an NFD name). */
-  disk?: string
-  /** The path is a symlink (to a file inside the root): it is read through the link. */
-  link: boolean
-}
 
 /** What the store tells its owner besides the answers to its calls. */
 export interface StoreEvents {
@@ -57,40 +45,15 @@ export interface StoreEvents {
   skipped(skipped: SkippedPath): void
 }
 
-function entryOf(path: string, st: FileStat, hash: Buffer, link: boolean, disk: string | undefined): Entry {
-  const e: Entry = {
-    path, hash, size: st.size, mode: st.mode & 0o777, mtime: wireMtime(st.mtimeMs),
-    mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, ino: st.ino, link,
-  }
-  if (disk !== undefined) e.disk = disk
-  return e
-}
-
 function sameEntry(a: Entry | null | undefined, b: Entry | null | undefined): boolean {
   if (!a || !b) return !a && !b
   return sameStamp(a, b) && a.link === b.link && a.disk === b.disk && equalHash(a.hash, b.hash)
-}
-
-/** The wire path as a relative disk path (platform separators). */
-const ownRel = (wire: string): string => wire.split('/').join(sep)
-
-/** `full`'s path relative to root when it is not the wire path's own, else undefined. */
-function diskRel(root: string, wire: string, full: string): string | undefined {
-  const rel = relative(root, full)
-  return rel === ownRel(wire) ? undefined : rel
 }
 
 /** Nothing by that name: gone, a file where a folder should be, or a name no file system holds. */
 const isMissing = (err: unknown): boolean => {
   const code = (err as NodeJS.ErrnoException | null)?.code
   return code === 'ENOENT' || code === 'ENOTDIR' || code === 'ENAMETOOLONG'
-}
-
-/** The byWire choice between two names on disk with one NFC form (see Store.scan). */
-function keepFirst(root: string, wire: string, a: { full: string }, b: { full: string }): boolean {
-  const aOwn = diskRel(root, wire, a.full) === undefined
-  const bOwn = diskRel(root, wire, b.full) === undefined
-  return aOwn || (!bOwn && a.full < b.full)
 }
 
 export class Store {
@@ -103,8 +66,6 @@ export class Store {
   #entries = new Map<string, Entry>()
   /** The background index in progress (see index-run.ts), or null. */
   #run: IndexRun | null = null
-  /** The read buffer of `#hashSmallSync`. */
-  #scratch: Buffer | null = null
   /** Inode → the indexed path(s) with it (aliases: hard links, symlinks to one file). */
   #byIno = new Map<number, string | string[]>()
   #sorted: string[] | null = null
@@ -198,109 +159,33 @@ export class Store {
   }
 
   /**
-   * Indexes the whole folder in the background (issue 15): the index fills as paths are looked
-   * at, in wire order, while every other call works (a REQUEST looks at its one path itself;
-   * `pageWhenReady` pages over what is complete). Lists first (names only), then stats and hashes
-   * what the cache cannot vouch for. Resolves with what it did when every listed path was looked
-   * at, or early after `stopIndex`. Paths that cannot be served are in `skipped`.
+   * Indexes the whole folder in the background (issue 15; store-index.ts): the index fills as
+   * paths are looked at, in wire order, while every other call works (a REQUEST looks at its one
+   * path itself; `pageWhenReady` pages over what is complete). Resolves with what it did when
+   * every listed path was looked at, or early after `stopIndex`.
    */
   index(): Promise<ScanResult> {
     if (this.#run) return this.stopIndex().then(() => this.index())
     // Set before the first await: `indexing` is true as soon as this returns.
     const run = new IndexRun()
     this.#run = run
-    return this.#index(run)
-  }
-
-  async #index(run: IndexRun): Promise<ScanResult> {
-    const t0 = performance.now()
-    const skipped: SkippedPath[] = []
-    const onSkip = (k: SkippedPath): void => { skipped.push(k) }
-    let hashed = 0
-    let bytes = 0
-    try {
-      const byWire = new Map<string, ListedFile>()
-      for await (const f of listFiles(this.root, this.#ignored, { onSkip })) {
-        if (run.stopped) break
-        const other = byWire.get(f.wire)
-        if (!other) {
-          byWire.set(f.wire, f)
-          continue
-        }
-        const [keep, drop] = keepFirst(this.root, f.wire, other, f) ? [other, f] : [f, other]
-        byWire.set(f.wire, keep)
-        skipped.push(this.#collision(drop.full, keep.full))
-      }
-      await this.#useCache()
-      run.setListed([...byWire.values()])
-      byWire.clear()
-      const listed = run.listed as ListedFile[]
-      const done = (f: ListedFile, i: number, entry: { e: Entry; hashed: boolean } | null): void => {
-        if (entry?.hashed) {
-          hashed++
-          bytes += entry.e.size
-        }
-        if (entry && !run.touched.has(f.wire)) this.#put(f.wire, entry.e)
-        run.lookedAt(i)
-      }
-      // Most files only need a stat that the hash cache vouches for: those are stat'ed
-      // synchronously, in slices (no thread-pool round trip and promise per file: that was most
-      // of a warm start's CPU), yielding between slices so requests are served meanwhile. Links
-      // and files to hash go the async way, a few at a time.
-      const busy = new Set<Promise<void>>()
-      const later = async (f: ListedFile, i: number, st: FileStat | null): Promise<void> => {
-        let entry: { e: Entry; hashed: boolean } | null = null
-        try {
-          entry = await this.#indexOne(f, onSkip, st)
-        } finally {
-          done(f, i, entry)
-        }
-      }
-      let sliceStart = performance.now()
-      for (let i = 0; i < listed.length && !run.stopped; i++) {
-        const f = listed[i] as ListedFile
-        let st: FileStat | null = null
-        if (!f.link) {
-          try {
-            const s = statSync(f.full)
-            if (s.isFile()) st = { size: s.size, mtimeMs: s.mtimeMs, ctimeMs: s.ctimeMs, ino: s.ino, mode: s.mode }
-          } catch { /* vanished or unreadable: not a file we can serve */ }
-          if (!st) {
-            run.lookedAt(i)
-            continue
-          }
-          let hash = this.#cache.lookup(f.wire, st)
-          let fresh = false
-          if (!hash && st.size <= INDEX_SYNC_HASH_BYTES) {
-            hash = this.#hashSmallSync(f.full, st)
-            fresh = hash !== null
-            if (hash) this.#cache.set(f.wire, st, hash)
-          }
-          if (hash) {
-            done(f, i, { e: entryOf(f.wire, st, hash, false, diskRel(this.root, f.wire, f.full)), hashed: fresh })
-            if (performance.now() - sliceStart >= INDEX_SLICE_MS) {
-              await new Promise((resolve) => setImmediate(resolve))
-              sliceStart = performance.now()
-            }
-            continue
-          }
-        }
-        const task = later(f, i, st).catch(() => {}).finally(() => busy.delete(task))
-        busy.add(task)
-        if (busy.size >= SCAN_PARALLEL) await Promise.race(busy)
-        sliceStart = performance.now()
-      }
-      await Promise.all(busy)
-      if (!run.stopped) {
-        this.#cache.retain(new Set(this.#entries.keys()))
-        await this.#cache.save()
-      }
-      return { files: this.#entries.size, hashed, bytes, ms: performance.now() - t0, skipped }
-    } finally {
+    const host: IndexHost = {
+      root: this.root,
+      ignored: this.#ignored,
+      cache: async () => {
+        await this.#useCache()
+        return this.#cache
+      },
+      indexed: () => this.#entries,
+      put: (path, entry) => this.#put(path, entry),
+      hashAt: (real, st) => this.#hashAt(real, st),
+      collision: (drop, keep) => this.#collision(drop, keep),
+    }
+    return indexFolder(run, host).finally(() => {
       if (this.#run === run) this.#run = null
       this.#sorted = null
       run.end()
-    }
+    })
   }
 
   /** Stops a background index in progress (its paths looked at so far stay indexed) and waits for it to end. */
@@ -309,53 +194,6 @@ export class Store {
     if (!run) return
     run.stopped = true
     while (this.#run === run) await run.progress()
-  }
-
-  /**
-   * `#hashAt` for a small file, synchronously: hashes the regular file at `full` through one
-   * descriptor opened without following a link, only if it is the stat'ed inode before and after.
-   * Null if it changed or cannot be read (the async path then looks again).
-   */
-  #hashSmallSync(full: string, st: FileStamp): Buffer | null {
-    let fd: number
-    try {
-      fd = openSync(full, HASH_FLAGS)
-    } catch {
-      return null
-    }
-    try {
-      if (!sameStamp(fstatSync(fd), st)) return null
-      this.#scratch ??= Buffer.allocUnsafe(INDEX_SYNC_HASH_BYTES + 1)
-      const { hash, size } = hashFdSync(fd, this.#scratch)
-      if (size !== st.size || !sameStamp(fstatSync(fd), st)) return null
-      return hash
-    } catch {
-      return null
-    } finally {
-      closeSync(fd)
-    }
-  }
-
-  /** One listed path for the background index: its entry (and whether it was hashed), or null. */
-  async #indexOne(f: ListedFile, onSkip: (k: SkippedPath) => void, known: FileStat | null): Promise<{ e: Entry; hashed: boolean } | null> {
-    for (let attempt = 0; attempt < LOOK_ATTEMPTS; attempt++) {
-      const w = attempt === 0 && known ? { st: known } : await statListed(this.root, f, { onSkip })
-      if (!w) return null
-      const disk = diskRel(this.root, f.wire, f.full)
-      const hash = this.#cache.lookup(f.wire, w.st)
-      if (hash) return { e: entryOf(f.wire, w.st, hash, f.link, disk), hashed: false }
-      let real: string
-      try {
-        real = f.link ? await realpath(f.full) : f.full
-      } catch {
-        return null
-      }
-      const fresh = await this.#hashAt(real, w.st).catch(() => null)
-      if (!fresh) continue // changed while hashed (or gone): look again
-      this.#cache.set(f.wire, w.st, fresh)
-      return { e: entryOf(f.wire, w.st, fresh, f.link, disk), hashed: true }
-    }
-    return null // keeps changing: the watcher's events bring it once it settles
   }
 
   /**
