@@ -6,7 +6,11 @@ export { AssetServer, type AssetServerOptions } from './core/server/server.js'
 export type {
   AssetServerEvents, AssetServerEventName, BatchEvent, ClientConnectedEvent, ClientDisconnectedEvent, ClientRejectedEvent,
   PathRefusedEvent, ReloadReportEvent, SubscriptionsEvent, SkippedEvent, InternalErrorEvent, ReindexedEvent, IndexedEvent, FatalEvent,
+  AuthFailuresEvent,
 } from './core/server/server-events.js'
+export type { RejectReason } from './protocol/endpoint.js'
+export type { MatchStats } from './core/server/match-work.js'
+export type { MemoryBudget } from './core/server/memory-budget.js'
 export { Metrics, type MetricsOptions, type RequestStatus, type ByteCounters } from './core/server/metrics.js'
 export {
   StatusTracker, errorLocation, type StatusProvider, type StatusTrackerOptions, type ClientProbe, type ReportInput,

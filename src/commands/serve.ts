@@ -94,8 +94,16 @@ export function serveCommand(io: OutputStreams): Command {
         out.line(`client ${e.remote} disconnected (${e.reason})`)
       })
       server.on('rejected', (e) => {
-        out.event({ event: 'rejected', remote: e.remote, code: e.code, message: e.message })
+        out.event({ event: 'rejected', remote: e.remote, code: e.code, reason: e.reason, message: e.message })
         out.line(`client ${e.remote} rejected: ${e.message}`)
+      })
+      server.on('auth-failures', (e) => {
+        out.event({ event: 'auth-failures', remote: e.remote, count: e.count, delayMs: e.delayMs })
+        if (!out.json) {
+          out.note(e.remote === '*'
+            ? `assetsync: warning: ${e.count} wrong access tokens from many addresses; token checks are rationed (next in ${Math.ceil(e.delayMs / 1000)} s)`
+            : `assetsync: warning: ${e.count} wrong access tokens in a row from ${e.remote}; its next attempt waits ${Math.ceil(e.delayMs / 1000)} s`)
+        }
       })
       server.on('refused', (e) => {
         out.event({ event: 'refused', remote: e.remote, path: e.path, reason: e.reason })

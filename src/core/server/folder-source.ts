@@ -25,7 +25,7 @@ import { equalHash } from '../fs/hash.js'
 import { type PathMatcher, ignoreMatcher } from '../fs/ignore.js'
 import { diskPath, printable, resolveForRead } from '../fs/paths.js'
 import { type FileStamp, sameStamp, stampOf } from '../fs/stamp.js'
-import type { AssetSource, ManifestPage, OpenOptions, ScanResult, SourceReader } from './source.js'
+import type { AssetSource, ManifestPage, OpenOptions, PageWork, ScanResult, SourceReader } from './source.js'
 import { type Entry, Store } from './store.js'
 
 /** Times an open re-reads a file that keeps changing under it before giving up (ERR_CHANGED). */
@@ -161,9 +161,9 @@ export class FolderSource extends EventEmitter implements AssetSource {
   /** Every indexed path with its hash and mode, now (the folder feed's starting point). */
   heard(): Map<string, { hash: Uint8Array; mode: number }> { return this.#store.heard() }
 
-  async page(match: PathMatcher, after: string, maxBytes?: number): Promise<ManifestPage> {
+  async page(match: PathMatcher, after: string, maxBytes?: number, work?: PageWork): Promise<ManifestPage> {
     await this.#ready()
-    return this.#store.pageWhenReady(match, after, maxBytes)
+    return this.#store.pageWhenReady(match, after, maxBytes, work)
   }
 
   async get(path: string): Promise<ManifestEntry | null> {

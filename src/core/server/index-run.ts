@@ -13,7 +13,7 @@ import { manifestEntryBytes } from '../../protocol/codec.js'
 import type { ManifestEntry } from '../../protocol/messages.js'
 import type { PathMatcher } from '../fs/ignore.js'
 import type { ListedFile } from '../fs/walk.js'
-import type { ManifestPage } from './source.js'
+import type { ManifestPage, PageWork } from './source.js'
 
 /** The first index in `sorted` whose element is > `after`. */
 function firstAfter(sorted: readonly { wire: string }[] | readonly string[], after: string, key: (i: number) => string): number {
@@ -95,9 +95,12 @@ export class IndexRun {
   /**
    * A manifest page over what is complete: the indexed paths before the frontier that match and
    * sort after `after`, up to `maxBytes`. `full` is true when the page ended on `maxBytes` (not on
-   * the frontier): it is then exactly the page the complete index would give.
+   * the frontier): it is then exactly the page the complete index would give. `work` may end it
+   * early after any path, with `resume` (see AssetSource.page).
    */
-  page(get: (path: string) => ManifestEntry | undefined, match: PathMatcher, after: string, maxBytes: number): { page: ManifestPage; full: boolean } {
+  page(
+    get: (path: string) => ManifestEntry | undefined, match: PathMatcher, after: string, maxBytes: number, work?: PageWork,
+  ): { page: ManifestPage; full: boolean } {
     const entries: ManifestEntry[] = []
     const listed = this.listed
     if (!listed) return { page: { entries, done: false }, full: false }
@@ -119,11 +122,14 @@ export class IndexRun {
         if (p === fromListed) i++
       } else break
       const e = get(p)
-      if (!e || !match(p)) continue
-      const size = manifestEntryBytes(p)
-      if (bytes + size > maxBytes && entries.length > 0) return { page: { entries, done: false }, full: true }
-      bytes += size
-      entries.push({ path: e.path, hash: e.hash, size: e.size, mode: e.mode, mtime: e.mtime })
+      if (!e) continue
+      if (match(p)) {
+        const size = manifestEntryBytes(p)
+        if (bytes + size > maxBytes && entries.length > 0) return { page: { entries, done: false }, full: true }
+        bytes += size
+        entries.push({ path: e.path, hash: e.hash, size: e.size, mode: e.mode, mtime: e.mtime })
+      }
+      if (work?.examined(p)) return { page: { entries, done: false, resume: p }, full: false }
     }
     return { page: { entries, done: false }, full: false }
   }

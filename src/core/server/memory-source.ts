@@ -11,7 +11,7 @@ import type { PathMatcher } from '../fs/ignore.js'
 import { checkWirePath } from '../fs/paths.js'
 import { wireMtime } from '../fs/stamp.js'
 import { pageOf } from './manifest-page.js'
-import type { AssetSource, ManifestPage, OpenOptions, ScanResult, SourceReader } from './source.js'
+import type { AssetSource, ManifestPage, OpenOptions, PageWork, ScanResult, SourceReader } from './source.js'
 
 interface Item { entry: ManifestEntry; bytes: Buffer }
 
@@ -55,9 +55,9 @@ export class MemorySource implements AssetSource {
     return Promise.resolve({ files: this.#items.size, hashed: 0, bytes: 0, ms: 0 })
   }
 
-  page(match: PathMatcher, after: string, maxBytes?: number): Promise<ManifestPage> {
+  page(match: PathMatcher, after: string, maxBytes?: number, work?: PageWork): Promise<ManifestPage> {
     this.#sorted ??= [...this.#items.keys()].sort()
-    return Promise.resolve(pageOf(this.#sorted, (p) => (this.#items.get(p) as Item).entry, match, after, maxBytes))
+    return Promise.resolve(pageOf(this.#sorted, (p) => (this.#items.get(p) as Item).entry, match, after, maxBytes, work))
   }
 
   get(path: string): Promise<ManifestEntry | null> {

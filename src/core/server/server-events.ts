@@ -4,6 +4,7 @@
  * users). serve's --json events carry these fields as they are named here.
  */
 import type { AssetSyncError, ErrorCode } from '../../errors.js'
+import type { RejectReason } from '../../protocol/endpoint.js'
 import type { SkippedPath } from '../fs/disk-names.js'
 import type { ChangeSummary } from './changes.js'
 
@@ -25,6 +26,22 @@ export interface ClientRejectedEvent {
   remote: string
   code: ErrorCode
   message: string
+  /** Why, as a stable name (finer than `code`; see RejectReason). */
+  reason: RejectReason
+}
+
+/**
+ * A burst of wrong tokens (issue 12): one address reached AUTH_FAILURE_WARN_COUNT failures in a
+ * row (and again at each doubling), or the server-wide failure budget ran dry (`remote` "*", at
+ * most once per AUTH_FAILURE_WARN_MS).
+ */
+export interface AuthFailuresEvent {
+  /** The source address (IPv6: its /64), or "*" for the whole server. */
+  remote: string
+  /** Failures in a row from that address; for "*", failures since the last such warning. */
+  count: number
+  /** How long the address's (for "*": any address without a recent success) next check waits. */
+  delayMs: number
 }
 
 /** A request named a path the server will not serve (unsafe, or resolving outside the root). */
@@ -129,6 +146,7 @@ export interface AssetServerEvents {
   connected: ClientConnectedEvent
   disconnected: ClientDisconnectedEvent
   rejected: ClientRejectedEvent
+  'auth-failures': AuthFailuresEvent
   refused: PathRefusedEvent
   subscriptions: SubscriptionsEvent
   batch: BatchEvent

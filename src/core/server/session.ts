@@ -11,15 +11,15 @@
  */
 import { EventEmitter } from 'node:events'
 import { AssetSyncError, ProtocolError } from '../../errors.js'
-import { BACKGROUND_WINDOW_BYTES, CHUNK_SIZE, FLOW_WINDOW_BYTES, MAX_INFLIGHT_PER_CLIENT, SENT_MEMORY_PER_CLIENT, SERVER_READ_BYTES, STATUS_MAX_JSON_BYTES } from '../../limits.js'
+import { BACKGROUND_WINDOW_BYTES, CHUNK_SIZE, FLOW_WINDOW_BYTES, SENT_MEMORY_PER_CLIENT, SERVER_READ_BYTES, STATUS_MAX_JSON_BYTES } from '../../limits.js'
 import {
-  PRIORITY, type ClientMessage, type ManifestMsg, type PriorityRequestMsg, type ReportMsg, type RequestMsg, type RequestPriority,
+  PRIORITY, type ClientMessage, type PriorityRequestMsg, type ReportMsg, type RequestMsg, type RequestPriority,
   type ServerMessage,
 } from '../../protocol/messages.js'
 import { equalHash } from '../fs/hash.js'
-import { type PathMatcher, patternMatcher } from '../fs/ignore.js'
 import type { BufferPool } from '../fs/pool.js'
 import { checkWirePath, printable } from '../fs/paths.js'
+import { SessionBudget, type SessionGuard, ownGuard } from './session-budget.js'
 import type { AssetSource, SourceReader } from './source.js'
 
 /**
@@ -34,6 +34,8 @@ export interface SessionConnection {
   readonly bytesReceived: number
   /** Flow-control credit: CHUNK bytes the client allows us to send now. */
   readonly credit: number
+  /** Bytes of frames queued for sending, not yet taken by the transport (the memory budget; 0 if unknown). */
+  readonly queuedBytes?: number
   send(msg: ServerMessage): boolean
   drained(): Promise<void>
   credited(bytes: number): Promise<void>
@@ -89,7 +91,8 @@ export class ClientSession extends EventEmitter {
   #pumping = false
   #pending = 0
   readonly #buffers: BufferPool
-  readonly #matchers = new Map<string, PathMatcher>()
+  /** In-flight requests, MANIFEST/SUBSCRIBE order and cost, memory and queued frames (issue 12). */
+  readonly budget: SessionBudget
   readonly #metrics: SessionMetrics
   /**
    * Path → hash of the transfers this connection completed lately (at most
@@ -100,7 +103,10 @@ export class ClientSession extends EventEmitter {
   readonly #sent = new Map<string, Uint8Array>()
   /** A STATUS_REPLY is still queued (not drained): the next STATUS waits for it. */
   #statusBusy = false
-  /** Handles SUBSCRIBE (the server owns the registry). */
+  /**
+   * Handles SUBSCRIBE (the server owns the registry): called in order, one at a time, each on a
+   * turn of the MatchScheduler. Throws an AssetSyncError to refuse it.
+   */
   onSubscribe: ((msg: Extract<ClientMessage, { type: 'subscribe' }>) => void) | null = null
   /** Handles DIRECT (`direct` feature: a server with an S3 origin). */
   onDirect: ((msg: Extract<ClientMessage, { type: 'direct' }>) => void) | null = null
@@ -109,11 +115,13 @@ export class ClientSession extends EventEmitter {
   /** The server's StatusJson as JSON text within `maxBytes`, for STATUS (feature `status`). */
   statusJson: ((maxBytes: number) => string) | null = null
 
-  constructor(conn: SessionConnection, source: AssetSource, buffers: BufferPool, metrics: SessionMetrics = NO_METRICS) {
+  /** `guard`: the server's matching scheduler and memory budget (default: a session's own, for tests). */
+  constructor(conn: SessionConnection, source: AssetSource, buffers: BufferPool, metrics: SessionMetrics = NO_METRICS, guard: SessionGuard = ownGuard()) {
     super()
     this.conn = conn
     this.#source = source
     this.#buffers = buffers
+    this.budget = new SessionBudget(conn, source, guard, () => this.#pending + this.#transfers.size)
     this.#metrics = metrics
     conn.on('message', (msg: ClientMessage) => this.#onMessage(msg))
     conn.once('close', () => this.#closeAll())
@@ -123,9 +131,10 @@ export class ClientSession extends EventEmitter {
     switch (msg.type) {
       case 'request':
       case 'priority-request': {
-        if (this.#pending + this.#transfers.size >= MAX_INFLIGHT_PER_CLIENT) {
+        const refused = this.budget.admit()
+        if (refused) {
           this.#metrics.request('error')
-          this.#fail(msg.id, new AssetSyncError('ERR_LIMIT', `more than ${MAX_INFLIGHT_PER_CLIENT} requests in flight`))
+          this.#fail(msg.id, refused)
           return
         }
         this.#pending++
@@ -136,6 +145,7 @@ export class ClientSession extends EventEmitter {
         }).finally(() => {
           this.#pending--
           this.#opening.delete(msg.id)
+          this.budget.settle()
         })
         return
       }
@@ -143,17 +153,19 @@ export class ClientSession extends EventEmitter {
         this.#reprioritize(msg.id, msg.priority)
         return
       case 'manifest':
-        void this.#onManifest(msg).catch((err: unknown) => this.#fail(msg.id, err, msg.type))
+        this.budget.manifest(msg, (err) => this.#fail(msg.id, err, msg.type))
         return
       case 'cancel': {
         const t = this.#transfers.get(msg.id)
         if (t) this.#finish(t)
         return
       }
-      case 'subscribe':
-        if (this.onSubscribe) this.onSubscribe(msg)
+      case 'subscribe': {
+        const handle = this.onSubscribe
+        if (handle) this.budget.subscribe(msg, handle, (err) => this.#fail(msg.id, err, msg.type))
         else this.#fail(msg.id, new AssetSyncError('ERR_PROTOCOL', 'subscriptions are not enabled on this server'))
         return
+      }
       case 'report':
         this.onReport?.(msg)
         return
@@ -276,19 +288,6 @@ export class ClientSession extends EventEmitter {
     void this.#pump()
   }
 
-  async #onManifest(msg: ManifestMsg): Promise<void> {
-    const key = msg.patterns.join('\0')
-    let match = this.#matchers.get(key)
-    if (!match) {
-      match = patternMatcher(msg.patterns)
-      if (this.#matchers.size > 16) this.#matchers.clear()
-      this.#matchers.set(key, match)
-    }
-    const page = await this.#source.page(match, msg.after)
-    if (this.conn.closed) return
-    this.conn.send({ type: 'manifest-reply', id: msg.id, done: page.done, entries: page.entries })
-  }
-
   /**
    * Gives each active transfer a turn of up to SERVER_READ_BYTES (one read, sent as CHUNK frames):
    * the most urgent lane first, round robin within it, until all are done or the peer is gone.
@@ -390,11 +389,13 @@ export class ClientSession extends EventEmitter {
     t.cancelled = true
     this.#transfers.delete(t.id)
     void t.reader.close()
+    this.budget.settle()
   }
 
   #closeAll(): void {
     for (const t of [...this.#transfers.values()]) this.#finish(t)
     this.#lanes = Array.from({ length: LANES }, () => [])
     this.#nudge?.()
+    this.budget.close()
   }
 }

@@ -18,6 +18,21 @@ export interface ManifestPage {
   entries: ManifestEntry[]
   /** No entry after the last one here matches. */
   done: boolean
+  /**
+   * Set when `work` ended the scan early: the last path examined. The page is not over (entries
+   * may still be added): the caller goes on from there (as `after`, with the bytes left) in its
+   * next slice, or sends what it has with done = false.
+   */
+  resume?: string
+}
+
+/**
+ * Bounds the matching work behind one page (issue 12; core/server/match-work.ts). A source that
+ * filters paths itself calls `examined` after each path it ran `match` on, and stops after the
+ * first that returns true, returning what it has with `resume`.
+ */
+export interface PageWork {
+  examined(path: string): boolean
 }
 
 /** What building a source's listing did (the folder: walk, hashing what the cache could not vouch for). */
@@ -86,9 +101,9 @@ export interface AssetSource {
   /**
    * One manifest page: the entries whose path matches `match` and sorts after `after` (UTF-16
    * code-unit order, as `<` on strings), in that order, their encoded size within `maxBytes`
-   * (default MANIFEST_PAGE_BYTES; at least one entry per page).
+   * (default MANIFEST_PAGE_BYTES; at least one entry per page), cut short by `work` (PageWork).
    */
-  page(match: PathMatcher, after: string, maxBytes?: number): Promise<ManifestPage>
+  page(match: PathMatcher, after: string, maxBytes?: number, work?: PageWork): Promise<ManifestPage>
   /**
    * The entry at `path` as it is now, or null. A source that can change under the server
    * re-checks it (the folder: a stat, hashing only if the stamp moved) and updates its listing.

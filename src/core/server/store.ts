@@ -24,7 +24,7 @@ import { type WalkedFile, walkFiles } from '../fs/walk.js'
 import { INDEX_PAGE_WAIT_MS, MANIFEST_PAGE_BYTES } from '../../limits.js'
 import { IndexRun } from './index-run.js'
 import { pageOf } from './manifest-page.js'
-import type { ManifestPage, ScanResult } from './source.js'
+import type { ManifestPage, PageWork, ScanResult } from './source.js'
 import { type Entry, diskRel, entryOf, keepFirst, ownRel } from './store-entry.js'
 import { type IndexHost, indexFolder } from './store-index.js'
 
@@ -201,13 +201,14 @@ export class Store {
    * only paths before its frontier: it waits until the frontier has moved far enough to fill a
    * page, the index is done, or INDEX_PAGE_WAIT_MS passed with at least one entry to send.
    */
-  async pageWhenReady(match: PathMatcher, after: string, maxBytes = MANIFEST_PAGE_BYTES): Promise<ManifestPage> {
+  async pageWhenReady(match: PathMatcher, after: string, maxBytes = MANIFEST_PAGE_BYTES, work?: PageWork): Promise<ManifestPage> {
     const started = performance.now()
     for (;;) {
       const run = this.#run
-      if (!run) return this.page(match, after, maxBytes)
-      const { page, full } = run.page((p) => this.#entries.get(p), match, after, maxBytes)
-      if (full || (page.entries.length > 0 && performance.now() - started >= INDEX_PAGE_WAIT_MS)) return page
+      if (!run) return this.page(match, after, maxBytes, work)
+      const { page, full } = run.page((p) => this.#entries.get(p), match, after, maxBytes, work)
+      // A page cut by `work` goes back at once: its caller goes on from `resume` in its next slice.
+      if (full || page.resume !== undefined || (page.entries.length > 0 && performance.now() - started >= INDEX_PAGE_WAIT_MS)) return page
       await Promise.race([run.progress(), new Promise((resolve) => setTimeout(resolve, INDEX_PAGE_WAIT_MS).unref())])
     }
   }
@@ -257,9 +258,9 @@ export class Store {
   }
 
   /** One manifest page (see AssetSource.page). */
-  page(match: PathMatcher, after: string, maxBytes?: number): ManifestPage {
+  page(match: PathMatcher, after: string, maxBytes?: number, work?: PageWork): ManifestPage {
     this.#sorted ??= [...this.#entries.keys()].sort()
-    return pageOf(this.#sorted, (p) => this.#entries.get(p) as Entry, match, after, maxBytes)
+    return pageOf(this.#sorted, (p) => this.#entries.get(p) as Entry, match, after, maxBytes, work)
   }
 
   async saveCache(): Promise<void> {
