@@ -146,6 +146,7 @@ export function serveCommand(io: OutputStreams): Command {
       })
       const fatal = new Promise<AssetSyncError>((resolve) => server.once('fatal', (e) => resolve(e.error)))
       const indexing = server.indexing
+      let stopping = false
       out.event({
         event: 'listening', transport: server.transport, host, port, key, files: server.scan.files,
         ...(indexing ? { indexing: true } : {}), ...(http ? { http: http.url } : {}), ...scale?.listening,
@@ -158,12 +159,14 @@ export function serveCommand(io: OutputStreams): Command {
       if (indexing) {
         // A large folder: listening came first (issue 15); the index's summary follows when done.
         server.indexed.then((e) => {
+          if (stopping) return // stopped before it was complete: no summary of half an index
           out.event({ event: 'indexed', files: e.files, hashed: e.hashed, ms: Math.round(e.ms) })
           out.line(`  ${e.files} files indexed (${e.hashed} hashed) in ${Math.round(e.ms)} ms`)
           for (const k of e.skipped ?? []) skipped(k)
         }, () => { /* a failed index ends serve through 'fatal' */ })
       } else for (const e of server.scan.skipped ?? []) skipped(e)
       const end = await Promise.race([untilSignal(), fatal])
+      stopping = true
       await http?.close()
       await (scale ? scale.close() : server.close())
       if (typeof end !== 'string') {

@@ -154,3 +154,15 @@ describe('AssetServer: listening before the index is complete', () => {
     expect(await readFile(join(root, 'd7', 'f42.txt'), 'utf8')).toBe('file 7/42\n')
   })
 })
+
+describe('AssetServer.close while indexing', () => {
+  it('stops the background index first: close does not wait for the whole folder', async () => {
+    const server = await AssetServer.start({ root, configDir: join(work, 'server-config'), host: LOOPBACK, port: 0, listenWaitMs: 0 })
+    expect(server.indexing).toBe(true)
+    const source = server.source as FolderSource
+    await server.close()
+    expect(source.indexing).toBe(false)
+    const r = await server.indexed
+    expect(r.files).toBeLessThanOrEqual(FOLDERS * PER_FOLDER)
+  })
+})

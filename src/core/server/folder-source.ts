@@ -153,6 +153,9 @@ export class FolderSource extends EventEmitter implements AssetSource {
   /** The background index is still running. */
   get indexing(): boolean { return this.#store.indexing }
 
+  /** Stops a background index in progress (what it indexed so far stays) and waits for it to end. */
+  async stopIndexing(): Promise<void> { await this.#store.stopIndex() }
+
   /** Resolves once the folder has been indexed (`scan` or `index` done). */
   whenIndexed(): Promise<void> { return this.#complete }
   /** The folder has been indexed (`scan` or `index` done). */

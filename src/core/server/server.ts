@@ -308,6 +308,8 @@ export class AssetServer extends EventEmitter {
 
   /** Stops the feed (pushing what it already had), closes every connection, then the source. */
   async close(): Promise<void> {
+    // A background index stops first: the feed's batches wait for it (what it indexed stays).
+    if (this.source instanceof FolderSource) await this.source.stopIndexing()
     await this.#feed?.close()
     await this.#endpoint.close()
     await this.source.close()
