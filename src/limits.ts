@@ -211,6 +211,12 @@ export const SETTLE_MS = 10
  */
 export const SETTLE_EMPTY_MS = 60
 /**
+ * At most this much is added to the quiet time on a busy machine: as late as the watcher's own
+ * timers fire (halving every second), since a writer is descheduled as long between the pieces
+ * of a save. 0 on an idle machine.
+ */
+export const SETTLE_LAG_MAX_MS = 100
+/**
  * Every changed path is looked at once more this long after its last event, in case a write
  * raised no event of its own (inotify merges events; chokidar's per-file watcher, used before,
  * dropped 'change' events within 50 ms of another).

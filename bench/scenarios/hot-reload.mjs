@@ -146,6 +146,8 @@ export async function run(ctx) {
   const result = {
     params: { edits: s.rows.length, singleWriteEdits: single.length, warmup: WARMUP, transport: 'udp', settle: 'default (SETTLE_MS)', fileBytes: '~0.2–33 KB', pauseMs: '60–78 between edits' },
     rows,
+    // The five slowest single-write edits, stage by stage: where a tail comes from.
+    slowest: [...single].sort((a, b) => b.hook - a.hook).slice(0, 5).map((r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, typeof v === 'number' ? Number(v.toFixed(1)) : v]))),
     detail: { mirrored: vis, hook, floor, announced, applied, splitHook, splitPause: pauses, hookSpawn: startup, hookRuns: s.hookRuns, appliedBatches: s.applied, versionsWritten: s.versions },
   }
   if (ctx.profile) {

@@ -16,7 +16,7 @@
 import { stat } from 'node:fs/promises'
 import { join, relative } from 'node:path'
 import { EventEmitter } from 'node:events'
-import { SETTLE_EMPTY_MS, SETTLE_MS, WATCH_TRAILING_CHECK_MS } from '../../limits.js'
+import { SETTLE_EMPTY_MS, SETTLE_LAG_MAX_MS, SETTLE_MS, WATCH_TRAILING_CHECK_MS } from '../../limits.js'
 import { type Clock, systemClock } from '../../protocol/clock.js'
 import { FolderWatches } from './folder-watches.js'
 import type { PathMatcher } from '../fs/ignore.js'
@@ -76,6 +76,9 @@ export class FolderWatcher extends EventEmitter {
   #folders: FolderWatches | null = null
   #cancelTimer: (() => void) | null = null
   #timerAt = Infinity
+  /** How late the last timer fired (ms), and when: the machine's scheduling delay, decaying (see #lagNow). */
+  #lag = 0
+  #lagAt = 0
   #checking: Promise<void> | null = null
   #closed = false
 
@@ -179,6 +182,12 @@ export class FolderWatcher extends EventEmitter {
     this.#cancelTimer = this.#clock.after(Math.max(0, at - this.#clock.now()), () => {
       this.#cancelTimer = null
       this.#timerAt = Infinity
+      const now = this.#clock.now()
+      const late = Math.max(0, now - at - 1) // now() counts whole milliseconds
+      if (late >= this.#lagNow(now)) {
+        this.#lag = late
+        this.#lagAt = now
+      }
       if (this.#checking || this.#closed) return // the running look schedules the next one
       this.#checking = this.#check().finally(() => { this.#checking = null })
     })
@@ -199,7 +208,7 @@ export class FolderWatcher extends EventEmitter {
         } catch { /* gone: stable as a deletion */ }
         if (p.gen !== gen) continue // an event arrived meanwhile: look again (it is due already)
         const t = this.#clock.now()
-        const quiet = quietTime(this.settleMs, st)
+        const quiet = quietTime(this.settleMs, st) + (this.settleMs > 0 ? Math.min(this.#lagNow(t), SETTLE_LAG_MAX_MS) : 0)
         const quietByMtime = st === null || t - st.mtimeMs >= quiet
         const quietByStamp = p.last !== null && st !== null && sameStamp(p.last, st) && (st.size > 0 || t - p.lastAt >= quiet)
         if (quietByMtime || quietByStamp) {
@@ -227,6 +236,16 @@ export class FolderWatcher extends EventEmitter {
     let next = Infinity
     for (const p of this.#pending.values()) next = Math.min(next, p.ready ? p.readySince + this.settleMs : p.due)
     if (next !== Infinity) this.#schedule(next)
+  }
+
+  /**
+   * The scheduling delay to add to the quiet time: how late this process's timers fire, halving
+   * every second. On a machine so busy that our timers run late, a writer is descheduled as long
+   * between two pieces of a save, and its pause outlasts the settle time: with 10 ms and the
+   * hot-reload bench's 5 ms pauses stretched to 54 ms at load 12, hooks saw first halves.
+   */
+  #lagNow(now: number): number {
+    return this.#lag * 0.5 ** (Math.max(0, now - this.#lagAt) / 1000)
   }
 
   /**
