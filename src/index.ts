@@ -5,7 +5,7 @@
 export { AssetServer, type AssetServerOptions } from './core/server/server.js'
 export type {
   AssetServerEvents, AssetServerEventName, BatchEvent, ClientConnectedEvent, ClientDisconnectedEvent, ClientRejectedEvent,
-  PathRefusedEvent, ReloadReportEvent, SubscriptionsEvent, SkippedEvent, InternalErrorEvent, ReindexedEvent, FatalEvent,
+  PathRefusedEvent, ReloadReportEvent, SubscriptionsEvent, SkippedEvent, InternalErrorEvent, ReindexedEvent, IndexedEvent, FatalEvent,
   AuthFailuresEvent,
 } from './core/server/server-events.js'
 export type { RejectReason } from './protocol/endpoint.js'

@@ -196,8 +196,26 @@ export const CONNECTION_MEMORY_BYTES = 8 * MiB
 export const SERVER_MEMORY_BYTES = 512 * MiB
 
 // --- watching and hooks ------------------------------------------------------------------------
-/** Default quiet time before a changed file is announced (Watchman uses 20 ms). */
-export const SETTLE_MS = 20
+/**
+ * Default quiet time before a changed file is announced (`serve --settle`), judged by the file's
+ * mtime: a writer pausing for less than this between pieces is never announced half-way. 10 ms
+ * (20 before issue 15, Watchman's default): twice the 5 ms pause of the hot-reload bench's split
+ * writes, which it passes with no torn delivery; it was half of save → mirrored (docs/benchmarks.md).
+ */
+export const SETTLE_MS = 10
+/**
+ * Quiet time an *empty* changed file needs before it is announced (unless the settle time is 0):
+ * a save that truncates first (writeFile, most in-place writers) leaves the file empty until its
+ * first write, and on a busy machine that write came more than SETTLE_MS later (a hook saw an
+ * empty file). A file really saved empty is announced this much later; no other file waits.
+ */
+export const SETTLE_EMPTY_MS = 60
+/**
+ * At most this much is added to the quiet time on a busy machine: as late as the watcher's own
+ * timers fire (halving every second), since a writer is descheduled as long between the pieces
+ * of a save. 0 on an idle machine.
+ */
+export const SETTLE_LAG_MAX_MS = 100
 /**
  * Every changed path is looked at once more this long after its last event, in case a write
  * raised no event of its own (inotify merges events; chokidar's per-file watcher, used before,
@@ -469,6 +487,20 @@ export const ROOT_GONE_MS = 5000
  * hash: the server re-hashes the file before it answers (docs/protocol.md §4.5).
  */
 export const SENT_MEMORY_PER_CLIENT = 256
+// --- speed: serve start-up (issue 15) -----------------------------------------------------------
+/**
+ * How long `serve` waits for its folder's index before it says it is listening. A folder indexed
+ * within this time is announced complete, exactly as before; a larger one (100,000 files: seconds
+ * warm, tens of seconds cold) goes on indexing in the background while clients are served: a
+ * REQUEST looks at its one path itself, a MANIFEST pages over what is complete (INDEX_PAGE_WAIT_MS).
+ */
+export const SERVE_LISTEN_WAIT_MS = 500
+/**
+ * While the background index runs, how long a MANIFEST page waits for the index to fill it before
+ * it is sent with what is complete (at least one entry; a page that would be empty waits on, since
+ * an empty page ends a protocol-2 client's listing).
+ */
+export const INDEX_PAGE_WAIT_MS = 250
 // --- client correctness (issue 11) and the write path (issue 12) -------------------------------
 /**
  * Folders a mirror's write session keeps open while no transfer uses them (Linux: each held by a

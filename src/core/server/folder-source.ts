@@ -91,6 +91,10 @@ export class FolderSource extends EventEmitter implements AssetSource {
   #gone: AssetSyncError | null = null
   /** Skipped paths reported so far (path and reason), so each is reported once. */
   readonly #reported = new Set<string>()
+  /** Resolves once the folder has been indexed (scan or index done). */
+  readonly #complete: Promise<void>
+  #markComplete!: () => void
+  #isComplete = false
 
   private constructor(root: string, ignored: PathMatcher, store: Store, rootId: FolderId, lists: ChunkListCache) {
     super()
@@ -99,13 +103,22 @@ export class FolderSource extends EventEmitter implements AssetSource {
     this.ignored = ignored
     this.#store = store
     this.#rootId = rootId
+    this.#complete = new Promise((resolve) => {
+      this.#markComplete = () => {
+        this.#isComplete = true
+        resolve()
+      }
+    })
     store.events = {
       changed: (paths) => this.emit('changed', paths),
       skipped: (s) => this.reportSkipped(s),
     }
   }
 
-  /** Resolves `root` (ERR_NOT_FOUND unless it is a folder) and loads the hash cache. Call `scan` next. */
+  /**
+   * Resolves `root` (ERR_NOT_FOUND unless it is a folder); the hash cache is loaded when first
+   * needed (what needs it waits for it). Call `scan` or `index` next.
+   */
   static async open(opts: FolderSourceOptions): Promise<FolderSource> {
     let root: string
     let id: FolderId
@@ -119,9 +132,8 @@ export class FolderSource extends EventEmitter implements AssetSource {
     }
     const ignored = ignoreMatcher(opts.ignore ?? [])
     const file = typeof opts.cacheFile === 'function' ? opts.cacheFile(root) : opts.cacheFile ?? null
-    const cache = await HashCache.load(file)
     const lists = await ChunkListCache.load(file === null ? null : `${file.replace(/\.bin$/, '')}.chunks.bin`)
-    return new FolderSource(root, ignored, new Store(root, ignored, cache), id, lists)
+    return new FolderSource(root, ignored, new Store(root, ignored, () => HashCache.load(file)), id, lists)
   }
 
   get description(): string { return `folder ${this.root}` }
@@ -134,12 +146,40 @@ export class FolderSource extends EventEmitter implements AssetSource {
   async scan(): Promise<ScanResult> {
     const result = await this.#store.scan()
     for (const s of result.skipped ?? []) this.#reported.add(`${s.path}\0${s.reason}`)
+    this.#markComplete()
     return result
   }
 
+  /**
+   * Indexes the folder in the background (see AssetSource.index and index-run.ts): every call
+   * works meanwhile. Its `skipped` are the paths not reported otherwise (the watcher may have
+   * reported some first).
+   */
+  async index(): Promise<ScanResult> {
+    const result = await this.#store.index()
+    const skipped = (result.skipped ?? []).filter((s) => !this.#reported.has(`${s.path}\0${s.reason}`))
+    for (const s of skipped) this.#reported.add(`${s.path}\0${s.reason}`)
+    this.#markComplete()
+    return { ...result, skipped }
+  }
+
+  /** The background index is still running. */
+  get indexing(): boolean { return this.#store.indexing }
+
+  /** Stops a background index in progress (what it indexed so far stays) and waits for it to end. */
+  async stopIndexing(): Promise<void> { await this.#store.stopIndex() }
+
+  /** Resolves once the folder has been indexed (`scan` or `index` done). */
+  whenIndexed(): Promise<void> { return this.#complete }
+  /** The folder has been indexed (`scan` or `index` done). */
+  get complete(): boolean { return this.#isComplete }
+
+  /** Every indexed path with its hash and mode, now (the folder feed's starting point). */
+  heard(): Map<string, { hash: Uint8Array; mode: number }> { return this.#store.heard() }
+
   async page(match: PathMatcher, after: string, maxBytes?: number, work?: PageWork): Promise<ManifestPage> {
     await this.#ready()
-    return this.#store.page(match, after, maxBytes, work)
+    return this.#store.pageWhenReady(match, after, maxBytes, work)
   }
 
   async get(path: string): Promise<ManifestEntry | null> {
@@ -148,7 +188,7 @@ export class FolderSource extends EventEmitter implements AssetSource {
   }
 
   /** `get`, with where a watcher saw the path on disk (relative to the root) when that is not its own name. */
-  async refreshAt(path: string, disk?: string): Promise<ManifestEntry | null> {
+  async refreshAt(path: string, disk?: string): Promise<(ManifestEntry & FileStamp) | null> {
     await this.#ready()
     return this.#store.refresh(path, disk)
   }
@@ -266,6 +306,7 @@ export class FolderSource extends EventEmitter implements AssetSource {
   }
 
   async close(): Promise<void> {
+    await this.#store.stopIndex()
     await this.#store.saveCache()
     await this.#lists.save()
   }

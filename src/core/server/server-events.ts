@@ -77,7 +77,8 @@ export interface BatchEvent {
  * holds a backslash or a control character, the path is deeper than MAX_PATH_DEPTH or longer than
  * MAX_PATH_BYTES, it has the same NFC form as another name, or it is a symlink out of the root.
  * Emitted once per path and reason, for what appears after the start; what the first scan found is
- * in `AssetServer.scan.skipped`.
+ * in `AssetServer.scan.skipped` (or, when the folder was indexed in the background, the 'indexed'
+ * event's `skipped`).
  */
 export type SkippedEvent = SkippedPath
 
@@ -99,6 +100,19 @@ export interface ReindexedEvent {
   files: number
   hashed: number
   ms: number
+}
+
+/**
+ * The folder's background index is complete (a folder too large to index within
+ * SERVE_LISTEN_WAIT_MS is indexed while the server already serves: issue 15). `skipped`: the paths
+ * it found that will not be served and that no 'skipped' event named yet.
+ */
+export interface IndexedEvent {
+  files: number
+  hashed: number
+  bytes: number
+  ms: number
+  skipped: SkippedPath[]
 }
 
 /**
@@ -139,6 +153,7 @@ export interface AssetServerEvents {
   skipped: SkippedEvent
   internal: InternalErrorEvent
   reindexed: ReindexedEvent
+  indexed: IndexedEvent
   fatal: FatalEvent
   report: ReloadReportEvent
   /** A problem the server survives (a folder it cannot watch, a failed forward); never fatal. */

@@ -12,7 +12,8 @@
 import { EventEmitter } from 'node:events'
 import { AssetSyncError } from '../../errors.js'
 import {
-  DEFAULT_PORT, MAX_SUBSCRIPTIONS_PER_CLIENT, SERVER_READ_BUFFERS, SERVER_READ_BYTES, SERVER_SET_DFA_CELLS, WATCHER_LAG_MAX_MS,
+  DEFAULT_PORT, MAX_SUBSCRIPTIONS_PER_CLIENT, SERVE_LISTEN_WAIT_MS, SERVER_READ_BUFFERS, SERVER_READ_BYTES, SERVER_SET_DFA_CELLS,
+  WATCHER_LAG_MAX_MS,
 } from '../../limits.js'
 import type { AuthFailureBurst } from '../../protocol/auth-throttle.js'
 import { type RejectReason, ServerEndpoint, type ServeEndpointOptions, type TimingOptions } from '../../protocol/endpoint.js'
@@ -43,7 +44,10 @@ import { Subscriptions } from './subscriptions.js'
 export interface AssetServerOptions extends TimingOptions {
   /** Folder to serve: a FolderSource over it (and a FolderFeed, unless `watch` is false). Give this or `source`. */
   root?: string
-  /** Serve this source instead of a folder. The server scans it in start() and closes it in close(). */
+  /**
+   * Serve this source instead of a folder. The server scans it in start() (or, if it has `index`,
+   * indexes it, listening after at most `listenWaitMs`) and closes it in close().
+   */
   source?: AssetSource
   /**
    * Where change batches come from. Default: a FolderFeed when the source is a folder and `watch`
@@ -83,6 +87,11 @@ export interface AssetServerOptions extends TimingOptions {
   direct?: DirectProvider | null
   /** Include prom-client's default Node.js process metrics in `metrics` (default true). */
   processMetrics?: boolean
+  /**
+   * How long start() waits for a source with `index` (a folder) to be indexed before it resolves
+   * and the rest is indexed in the background; default SERVE_LISTEN_WAIT_MS. Infinity: wait for all.
+   */
+  listenWaitMs?: number
 }
 
 /**
@@ -104,8 +113,10 @@ export class AssetServer extends EventEmitter {
   readonly root: string | null
   readonly source: AssetSource
   readonly publicKey: Buffer
-  /** What indexing the source at start did. */
-  readonly scan: ScanResult
+  #scan: ScanResult | null
+  readonly #started = performance.now()
+  /** Resolves with what indexing the source did, once it is complete. */
+  readonly indexed: Promise<ScanResult>
   readonly #endpoint: ServerEndpoint
   readonly #sessions = new Set<ClientSession>()
   /** File reads of every transfer share these (bounded memory whatever the number of clients). */
@@ -124,7 +135,7 @@ export class AssetServer extends EventEmitter {
   readonly status: StatusTracker
 
   private constructor(
-    source: AssetSource, endpoint: ServerEndpoint, publicKey: Buffer, scan: ScanResult, forward: readonly ChangePublisher[], processMetrics: boolean,
+    source: AssetSource, endpoint: ServerEndpoint, publicKey: Buffer, indexed: Promise<ScanResult>, forward: readonly ChangePublisher[], processMetrics: boolean,
     memory: MemoryBudget,
   ) {
     super()
@@ -133,7 +144,12 @@ export class AssetServer extends EventEmitter {
     this.root = source instanceof FolderSource ? source.root : null
     this.#endpoint = endpoint
     this.publicKey = publicKey
-    this.scan = scan
+    this.#scan = null
+    this.indexed = indexed.then((r) => {
+      this.#scan = r
+      return r
+    })
+    this.indexed.catch(() => {}) // start() or the 'fatal' event reports it
     this.#forward = forward
     this.metrics = new Metrics({ version: VERSION, processMetrics })
     const { host, port } = endpoint.address()
@@ -156,7 +172,25 @@ export class AssetServer extends EventEmitter {
     }
   }
 
-  /** Scans the source (by default indexes `opts.root`), listens, starts the feed. Resolves once clients can connect. */
+  /**
+   * What indexing the source at start did. While the source is still being indexed in the
+   * background (`indexing`), the files indexed so far, and nothing hashed or skipped yet: the
+   * whole result comes with `indexed` (and the 'indexed' event).
+   */
+  get scan(): ScanResult {
+    return this.#scan ?? { files: this.source.size, hashed: 0, bytes: 0, ms: performance.now() - this.#started, skipped: [] }
+  }
+
+  /** The source is still being indexed in the background (see `indexed`). */
+  get indexing(): boolean { return this.#scan === null }
+
+  /**
+   * Indexes the source (by default `opts.root`), listens, starts the feed; resolves once clients
+   * can connect. A source with `index` (a folder) is watched first, then indexed while the server
+   * listens: start() resolves when the index is complete or after `listenWaitMs`, whichever is
+   * first, and the rest is indexed in the background (issue 15). Any other source is scanned
+   * before the server listens.
+   */
   static async start(opts: AssetServerOptions): Promise<AssetServer> {
     if ((opts.root === undefined) === (opts.source === undefined)) {
       throw new AssetSyncError('ERR_USAGE', 'AssetServer.start needs either `root` or `source` (one of them)')
@@ -172,8 +206,20 @@ export class AssetServer extends EventEmitter {
     }
     let server: AssetServer | null = null
     let endpoint: ServerEndpoint | null = null
+    // Batches wait for the server (a folder feed's wait for the index, which starts after it).
+    let ready!: (s: AssetServer) => void
+    const made = new Promise<AssetServer>((resolve) => { ready = resolve })
+    const sink = {
+      deliver: async (batch: ChangeBatch) => (await made).#deliver(batch),
+      error: (err: unknown) => { void made.then((s) => s.emit('error', err)) },
+      fail: (error: AssetSyncError) => { void made.then((s) => s.emit('fatal', { error })) },
+    }
+    const background = typeof source.index === 'function'
     try {
-      const scan = await source.scan()
+      const scanned = background ? null : await source.scan()
+      // A folder indexed in the background is watched before it is listed: every path changed
+      // after that is either listed as it is then or raises an event.
+      if (feed && background) await feed.start(sink)
       endpoint = await ServerEndpoint.listen({
         ...opts,
         transport: opts.transport ?? 'udp',
@@ -182,17 +228,27 @@ export class AssetServer extends EventEmitter {
         keyPair,
         token: opts.token ?? null,
       })
-      server = new AssetServer(source, endpoint, keyPair.publicKey, scan, opts.forward ?? [], opts.processMetrics !== false,
+      const indexing = scanned ? Promise.resolve(scanned) : (source.index as () => Promise<ScanResult>).call(source)
+      server = new AssetServer(source, endpoint, keyPair.publicKey, indexing, opts.forward ?? [], opts.processMetrics !== false,
         new MemoryBudget(opts.memory?.perConnection, opts.memory?.total))
       server.#direct = opts.direct ?? null
+      ready(server)
       if (feed) {
-        const s = server
-        await feed.start({
-          deliver: (batch) => s.#deliver(batch),
-          error: (err) => { s.emit('error', err) },
-          fail: (error) => { s.emit('fatal', { error }) },
-        })
+        if (!background) await feed.start(sink)
         server.#feed = feed
+      }
+      const wait = opts.listenWaitMs ?? SERVE_LISTEN_WAIT_MS
+      let timer: NodeJS.Timeout | undefined
+      const early = await Promise.race([
+        server.indexed.then(() => false),
+        new Promise<boolean>((resolve) => { if (wait !== Infinity) timer = setTimeout(() => resolve(true), wait) }),
+      ]).finally(() => clearTimeout(timer))
+      if (early) {
+        const s = server
+        s.indexed.then((r) => s.emit('indexed', { files: r.files, hashed: r.hashed, bytes: r.bytes, ms: r.ms, skipped: r.skipped ?? [] }), (err: unknown) => {
+          const error = err instanceof AssetSyncError ? err : new AssetSyncError('ERR_INTERNAL', `indexing ${source.description} failed: ${(err as Error)?.message ?? err}`, { cause: err })
+          s.emit('fatal', { error })
+        })
       }
       return server
     } catch (err) {
@@ -252,6 +308,8 @@ export class AssetServer extends EventEmitter {
 
   /** Stops the feed (pushing what it already had), closes every connection, then the source. */
   async close(): Promise<void> {
+    // A background index stops first: the feed's batches wait for it (what it indexed stays).
+    if (this.source instanceof FolderSource) await this.source.stopIndexing()
     await this.#feed?.close()
     await this.#endpoint.close()
     await this.source.close()

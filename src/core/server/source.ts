@@ -90,8 +90,15 @@ export interface AssetSource {
   readonly description: string
   /** Entries listed now. */
   readonly size: number
-  /** Builds the listing. Called once, before any other call. */
+  /** Builds the listing. Called once, before any other call (unless the server uses `index`). */
   scan(): Promise<ScanResult>
+  /**
+   * Optional: builds the listing like `scan`, for a source that can answer every other call while
+   * it runs (the folder: a REQUEST looks at its one path, a MANIFEST pages over what is complete).
+   * The server then calls this instead of `scan`, and listens once it resolves or
+   * SERVE_LISTEN_WAIT_MS passed, whichever is first (issue 15).
+   */
+  index?(): Promise<ScanResult>
   /**
    * One manifest page: the entries whose path matches `match` and sorts after `after` (UTF-16
    * code-unit order, as `<` on strings), in that order, their encoded size within `maxBytes`
