@@ -1,36 +1,32 @@
 /**
  * The live page end to end, in a real browser (Debian's chromium through playwright-core): a real
- * `assetsync serve --http 127.0.0.1:0`, a real device (`assetsync watch`) that appears on the page
- * with its subscription, a save that reaches it, a reload error the device reports (file:line, in
- * red, first), and its recovery after a good save. Screenshots go to test-artifacts/ (ignored).
- * Skips loudly without chromium.
- *
- * The device's reload is a `watch --exec` hook that fails while the script holds BAD (the report
- * comes over the protocol, as from any device). Once `assetsync run` reports its own reloads,
- * this can use `run` instead: the page cannot tell the difference.
+ * `assetsync serve --http 127.0.0.1:0`, a real device (`assetsync run`, a Lua game loop that
+ * requires scripts/main.lua with reload) that appears on the page with its subscription, a broken
+ * save whose reload error the device reports (file:line, in red, first), and its recovery after a
+ * good save. Screenshots go to test-artifacts/ (ignored). Skips loudly without chromium.
  */
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { Sandbox, type ServerHandle, ensureBuilt } from '../helpers/cli.js'
+import { Sandbox, type ServerHandle, type SpawnedCli, ensureBuilt, parseEvents } from '../helpers/cli.js'
 import { LOOPBACK, waitFor } from '../helpers/common.js'
 import { writeTree } from '../helpers/trees.js'
 import { type Browser, artifactPath, launchBrowser, warnIfSkipped } from '../helpers/browser.js'
 import { fetchStatus } from '../helpers/http.js'
-import { type WatchHandle, startWatch } from '../helpers/watch.js'
 
 const skip = warnIfSkipped()
 const WAIT_MS = 20_000
 const GOOD = 'return { hp = 10 }\n'
-const BAD = 'return { hp = BAD }\n'
-const HOOK = `if grep -q BAD scripts/main.lua; then echo "scripts/main.lua:1: unexpected symbol near 'BAD'" >&2; exit 3; fi`
+const BAD = 'return { hp = }\n'
+/** The device's program: requires the module with reload, then runs a game loop until stopped. */
+const GAME = "local main = require('scripts.main', { reload = true })\nfunction update(dt) end\n"
 
 describe.skipIf(skip)('the live page of a real server, in chromium', () => {
   let sb: Sandbox
   let src: string
   let s: ServerHandle
-  let w: WatchHandle
+  let host: SpawnedCli
   let browser: Browser
   let page: Page
   let remote = ''
@@ -40,7 +36,7 @@ describe.skipIf(skip)('the live page of a real server, in chromium', () => {
     ensureBuilt()
     sb = await Sandbox.create('live-page')
     src = await sb.mkdir('src')
-    await writeTree(src, { 'scripts/main.lua': GOOD, 'textures/hero.png': 'png\n' })
+    await writeTree(src, { 'game.lua': GAME, 'scripts/main.lua': GOOD, 'textures/hero.png': 'png\n' })
     s = await sb.serve(src, ['--http', `${LOOPBACK}:0`])
     browser = await launchBrowser({ width: 1280, height: 860 })
     page = await browser.context.newPage()
@@ -50,8 +46,8 @@ describe.skipIf(skip)('the live page of a real server, in chromium', () => {
   }, 90_000)
 
   afterAll(async () => {
-    w?.cli.proc.kill('SIGTERM')
-    await w?.exited
+    host?.proc.kill('SIGTERM')
+    await host?.result
     await browser?.close()
     await s?.stop()
     await sb?.cleanup()
@@ -62,15 +58,15 @@ describe.skipIf(skip)('the live page of a real server, in chromium', () => {
     expect(await page.locator('#meta').textContent()).toContain(`udp://${LOOPBACK}:${s.port}`)
   })
 
-  it('a device appears when a real watch connects, with its subscription', async () => {
-    w = await startWatch(sb, s.addr, { out: sb.path('device'), patterns: ['scripts/**'], exec: HOOK, args: ['--key', s.key] })
+  it('a device appears when a real `assetsync run` connects, with its subscription', async () => {
+    host = sb.spawn(['run', 'game.lua', '--server', s.addr, '--key', s.key, '--out', sb.path('device'), '--json'], { timeoutMs: 300_000 })
     const device = await waitFor(async () => (await fetchStatus(String(s.listening.http))).clients.find((c) => c.subscriptions.length > 0),
-      WAIT_MS, 'the watcher in /status')
+      WAIT_MS, 'the run host in /status')
     remote = device.remote
     const card = page.locator(`.device[data-remote="${remote}"]`)
     await card.waitFor({ timeout: WAIT_MS })
     // The card may first show the device as connected, before its SUBSCRIBE (pushes are throttled).
-    await expect.poll(() => card.textContent(), { timeout: WAIT_MS }).toContain('scripts/**')
+    await expect.poll(() => card.textContent(), { timeout: WAIT_MS }).toContain('scripts/main.lua')
     expect(await page.locator('#ndev').textContent()).toBe('1')
   })
 
@@ -82,7 +78,7 @@ describe.skipIf(skip)('the live page of a real server, in chromium', () => {
     const card = page.locator(`.device[data-remote="${remote}"]`)
     expect(await card.getAttribute('class')).toContain('failing')
     expect(await card.locator('.report.bad .where').textContent()).toBe('scripts/main.lua:1')
-    expect(await card.locator('.report.bad pre').textContent()).toBe("hook exited 3\nscripts/main.lua:1: unexpected symbol near 'BAD'")
+    expect(await card.locator('.report.bad pre').textContent()).toContain("scripts/main.lua:1: unexpected symbol near '}'")
     const color = await card.locator('.where').evaluate((el) =>
       (globalThis as unknown as { getComputedStyle(e: unknown): { color: string } }).getComputedStyle(el).color)
     const [r, g, b] = (color.match(/\d+/g) ?? []).map(Number) as [number, number, number]
@@ -103,8 +99,13 @@ describe.skipIf(skip)('the live page of a real server, in chromium', () => {
   }, 60_000)
 
   it('the device leaves the page when it disconnects', async () => {
-    w.cli.proc.kill('SIGTERM')
-    await w.exited
+    host.proc.kill('SIGTERM')
+    const r = await host.result
+    expect(r.code, r.stderr).toBe(0)
+    // The device's own account: the broken save was a reload error, the good one reloaded.
+    const events = parseEvents(r.stdout)
+    expect(events.filter((e) => e.event === 'reload-error').map((e) => e.path)).toEqual(['scripts/main.lua'])
+    expect(events.filter((e) => e.event === 'reloaded').map((e) => e.paths)).toEqual([['scripts/main.lua']])
     await page.locator(`.device[data-remote="${remote}"]`).waitFor({ state: 'detached', timeout: WAIT_MS })
     expect(await page.locator('#ndev').textContent()).toBe('0')
   })
