@@ -12,6 +12,7 @@ import { type Clock, systemClock } from './clock.js'
 import { type AuthStyle, ClientConnection } from './client-connection.js'
 import { type FrameGuard, guardFrames } from './frame-guard.js'
 import type { KeyPair } from './keypair.js'
+import { livenessOf } from './liveness.js'
 import { COMPAT_VERSION } from './messages.js'
 import { type ProtocolOffer, offerOf } from './negotiation.js'
 import { ServerConnection } from './server-connection.js'
@@ -60,6 +61,7 @@ function rawFailure(guard: FrameGuard, raw: RawStream): AssetSyncError | null {
 interface SecureLink {
   secure: SecretStream
   style: AuthStyle
+  raw: RawStream
 }
 
 /**
@@ -104,11 +106,11 @@ export async function dial(opts: DialOptions): Promise<ClientConnection> {
       secure.destroy()
       throw err
     }
-    return { secure, style }
+    return { secure, style, raw }
   }
 
-  const start = ({ secure, style }: SecureLink): { conn: ClientConnection; done: Promise<void> } => {
-    const conn = new ClientConnection(secure, { ...opts, remote: target, clock })
+  const start = ({ secure, style, raw }: SecureLink): { conn: ClientConnection; done: Promise<void> } => {
+    const conn = new ClientConnection(secure, { ...opts, remote: target, clock, liveness: livenessOf(raw) })
     const done = deadline(conn.authenticate(opts.token ?? '', style), left(), clock,
       () => new AssetSyncError('ERR_TIMEOUT', `${target} did not answer authentication`), () => conn.destroy())
     return { conn, done }
@@ -194,7 +196,7 @@ export class ServerEndpoint extends EventEmitter {
       this.emit('rejected', remote, err)
       return
     }
-    const conn = new ServerConnection(secure, { ...this.#opts, remote, clock: this.#clock })
+    const conn = new ServerConnection(secure, { ...this.#opts, remote, clock: this.#clock, liveness: livenessOf(raw) })
     try {
       await deadline(conn.acceptAuth(this.#opts.token), left(), this.#clock,
         () => new AssetSyncError('ERR_TIMEOUT', 'no authentication within the handshake timeout'), () => conn.destroy())

@@ -18,7 +18,8 @@ import {
 } from '../limits.js'
 import { type Clock, systemClock } from './clock.js'
 import {
-  COOKIE_BYTES, NONCE_BYTES, REJECT_REASON, decodeHandshake, encodeHandshake, type HandshakePacket,
+  COOKIE_BYTES, NONCE_BYTES, REJECT_REASON, decodeHandshake, decodeReset, encodeHandshake, encodeReset, udxStreamIdOf,
+  type HandshakePacket,
 } from './handshake-packets.js'
 import { type ProtocolOffer, LOCAL_OFFER, describeVersions, negotiate, singleVersion } from './negotiation.js'
 import type { Listener, RawStream } from './transport.js'
@@ -60,6 +61,8 @@ export interface UdpListenerStats {
   cookiesSent: number
   streamsCreated: number
   rateLimited: number
+  /** RESETs sent: answers to udx packets for streams this listener does not have (a restart, a closed stream). */
+  resetsSent: number
 }
 
 export class UdpListener extends EventEmitter implements Listener {
@@ -74,7 +77,7 @@ export class UdpListener extends EventEmitter implements Listener {
   #rateWindow = 0
   #rate = new Map<string, number>()
   readonly stats: UdpListenerStats = {
-    datagramsIn: 0, bytesIn: 0, handshakeBytesOut: 0, cookiesSent: 0, streamsCreated: 0, rateLimited: 0,
+    datagramsIn: 0, bytesIn: 0, handshakeBytesOut: 0, cookiesSent: 0, streamsCreated: 0, rateLimited: 0, resetsSent: 0,
   }
 
   private constructor(socket: UDXSocket, opts: UdpListenOptions) {
@@ -148,6 +151,21 @@ export class UdpListener extends EventEmitter implements Listener {
   #onMessage(buf: Buffer, host: string, port: number): void {
     this.stats.datagramsIn++
     this.stats.bytesIn += buf.length
+    // udx hands up only packets for streams it does not have: this client still talks to a stream
+    // that is gone (we restarted, or closed it). Say so, so it reconnects now instead of after its
+    // idle timeout. The answer is smaller than the packet; the HELLO rate limit bounds it too.
+    const stale = udxStreamIdOf(buf)
+    if (stale !== null) {
+      if (this.#rateLimited(host)) {
+        this.stats.rateLimited++
+        return
+      }
+      const reset = encodeReset({ version: this.#offer.maxVersion, streamId: stale })
+      this.stats.resetsSent++
+      this.stats.handshakeBytesOut += reset.length
+      this.#socket.trySend(reset, port, host)
+      return
+    }
     const p = decodeHandshake(buf)
     if (p === null || p.type !== 'hello') return
     if (this.#rateLimited(host)) {
@@ -249,6 +267,7 @@ export async function udpHandshake(host: string, port: number, opts: UdpConnectO
 
   return new Promise<UdpHandshake>((resolve, reject) => {
     let cookie: Buffer | null = null
+    let serverId = 0
     let delay = HANDSHAKE_RETRY_MS
     let cancelRetry = (): void => {}
     const hello = (): void => {
@@ -272,6 +291,13 @@ export async function udpHandshake(host: string, port: number, opts: UdpConnectO
         return
       }
       stream.once('close', () => { void socket.close() })
+      // From now on the only datagram for us outside the stream is a RESET for our server stream:
+      // the server restarted (or dropped us) and tells us at our next keepalive (docs §1.5).
+      socket.on('message', (b: Buffer, rinfo: { host: string; port: number }) => {
+        const r = decodeReset(b)
+        if (r === null || r.streamId !== serverId || rinfo.port !== port || rinfo.host !== ip) return
+        stream.destroy(new AssetSyncError('ERR_CONNECTION_LOST', 'the server no longer knows this connection (restarted?)'))
+      })
       resolve({ stream, server })
     }
     const onMessage = (buf: Buffer, rinfo: { host: string; port: number }): void => {
@@ -284,6 +310,7 @@ export async function udpHandshake(host: string, port: number, opts: UdpConnectO
         delay = HANDSHAKE_RETRY_MS
         retry()
       } else if (p.type === 'welcome') {
+        serverId = p.serverId
         stream.connect(socket, p.serverId, port, ip)
         finish(null, p.offer ?? null)
       } else if (p.reason === REJECT_REASON.version) {
