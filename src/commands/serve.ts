@@ -3,7 +3,7 @@ import { Command, Option } from 'commander'
 import { AssetSyncError } from '../errors.js'
 import { DEFAULT_PORT } from '../limits.js'
 import type { TransportName } from '../protocol/transport.js'
-import { parseDuration, tokenOption, transportOption, untilSignal } from './common.js'
+import { idleTimeoutOption, parseDuration, parseIdleTimeout, tokenOption, transportOption, untilSignal } from './common.js'
 import { Output, type OutputStreams } from './output.js'
 
 interface ServeFlags {
@@ -13,6 +13,7 @@ interface ServeFlags {
   token?: string
   ignore?: string[]
   settle?: string
+  idleTimeout?: string
   json?: boolean
 }
 
@@ -32,10 +33,12 @@ export function serveCommand(io: OutputStreams): Command {
     .addOption(tokenOption('require clients to present this access token (or env ASSETSYNC_TOKEN)'))
     .option('--ignore <glob...>', 'more paths to ignore, on top of .git/**, node_modules/** and editor temp files')
     .addOption(new Option('--settle <ms>', 'quiet time before a changed file is announced (write-stable)'))
+    .addOption(idleTimeoutOption())
     .option('--json', 'NDJSON events on stdout')
     .action(async (dir: string, flags: ServeFlags) => {
       const out = new Output(!!flags.json, io)
       const settleMs = parseDuration('--settle', flags.settle, 'ms', 0)
+      const idleTimeoutMs = parseIdleTimeout(flags.idleTimeout)
       // Loaded on use, so `--help` and the other commands start fast.
       const { AssetServer } = await import('../core/server/server.js')
       const server = await AssetServer.start({
@@ -46,6 +49,7 @@ export function serveCommand(io: OutputStreams): Command {
         token: flags.token ?? null,
         ignore: flags.ignore ?? [],
         settleMs,
+        ...(idleTimeoutMs !== undefined ? { idleTimeoutMs } : {}),
       })
       const { host, port } = server.address()
       // Payload types come from AssetServerEvents; fields are named one by one (no spread) so a
