@@ -27,6 +27,7 @@ export {
   LiveMirror, reconnectDelay, type LiveMirrorOptions, type LiveMirrorEvents, type SyncedEvent, type ReconnectingEvent,
 } from './core/client/live-mirror.js'
 export { HookRunner, type Change, type HookResult, type HookOptions, type HookRunnerEvents } from './core/client/hooks.js'
+export { RetryPolicy, shouldRetry, type RetryPolicyOptions, type RetryState } from './core/client/retry.js'
 export {
   AssetSyncError, ProtocolError, EXIT, ERROR_EXIT, ERROR_RECOVERY, exitCodeOf, recoveryOf, isTransient, isRetryable, needsReconnect, isFatal,
   type ErrorCode, type Recovery,

@@ -113,3 +113,36 @@ describe('stalled peers are kept (SIGSTOP for 2, 5 and 10 s, then SIGCONT)', () 
     }
   })
 })
+
+describe('--idle-timeout', () => {
+  it('takes seconds, more than 0 and at most 30 (the seed bound), on serve and the client commands', async () => {
+    for (const [args, msg] of [
+      [['watch', '--server', '127.0.0.1:9', '--idle-timeout', '31'], '--idle-timeout must be at most 30 seconds, got "31"'],
+      [['pull', '--server', '127.0.0.1:9', '--idle-timeout', '0'], '--idle-timeout must be a number of seconds > 0, got "0"'],
+      [['serve', '.', '--idle-timeout', 'soon'], '--idle-timeout must be a number of seconds > 0, got "soon"'],
+    ] as const) {
+      const r = await sb.run([...args])
+      expect([args.join(' '), r.code, r.stderr]).toEqual([args.join(' '), 2, `assetsync: ${msg}\n`])
+    }
+  })
+
+  it('is honoured: a watcher with --idle-timeout 2 whose server vanishes (SIGSTOP, no ICMP) reconnects after it', async () => {
+    const src = await sb.mkdir('src-idle')
+    await writeTree(src, { 'a.txt': 'a\n' })
+    const server = await sb.serve(src)
+    const w = await startWatch(sb, server.addr, { out: sb.path('out-idle'), args: ['--key', server.key, '--idle-timeout', '2'] })
+    try {
+      expect(server.proc.kill('SIGSTOP')).toBe(true)
+      const t0 = performance.now()
+      const e = await w.waitEvent((x) => x.event === 'disconnected', 10_000, 'the watcher to give the frozen server up')
+      const ms = performance.now() - t0
+      expect(String(e.reason)).toMatch(/nothing heard for 2 s/)
+      // Silence began at most a keepalive before the stop; a tick of slack after the timeout.
+      expect(ms).toBeGreaterThan(1000)
+      expect(ms).toBeLessThan(4000)
+    } finally {
+      server.proc.kill('SIGCONT')
+    }
+    await w.waitEvent((x) => x.event === 'resynced', 20_000, 'the watcher to come back once the server thaws')
+  })
+})
