@@ -36,5 +36,6 @@ export { ManualClock, type Clock } from './protocol/clock.js'
 export {
   PROTOCOL_VERSION, MIN_PROTOCOL_VERSION, FEATURES, type FeatureName, type ManifestEntry, type UpdateEntry, type FileMeta,
 } from './protocol/messages.js'
+export { PatternSet, scanSelected, type PatternMode, type PatternBudget } from './core/fs/patterns.js'
 export type { TransportName } from './protocol/transport.js'
 export * as limits from './limits.js'

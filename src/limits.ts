@@ -206,3 +206,37 @@ export const RUNTIME_PARALLEL_FETCHES = 8
 export const LUA_READ_BUFFER_BYTES = 64 * KiB
 /** A numeral `file:read("n")` reads at most (Lua's own L_MAXLENNUM). */
 export const LUA_MAX_NUMERAL_CHARS = 200
+// --- patterns ------------------------------------------------------------------------------------
+// Globs (pull/watch selections, MANIFEST/SUBSCRIBE, serve --ignore) compile to one automaton per
+// pattern set (src/core/fs/glob, docs/patterns.md). Matching never backtracks: a path costs at
+// most (states × path length) steps. These caps bound compile time, memory and match work; a set
+// over a cap is refused with ERR_LIMIT. MAX_PATTERNS and MAX_PATTERN_BYTES (above) cap the input.
+/**
+ * Alternatives one pattern's braces may expand to (`{a,b}{c,d}` is 4, `{1..300}` is 300). Counted
+ * before anything is built: `{f,g}` 73 times (2^73) is refused at once.
+ */
+export const PATTERN_MAX_EXPANSIONS = 256
+/**
+ * Automaton states of one pattern set: about one per pattern character after brace expansion
+ * ('a'.repeat(1023) is 1024; a `*` is 2, a `**\/` 4, a trailing `/**` 5). Bounds compile time
+ * and memory (~22 bytes a state): room for a connection's 256 subscriptions of 60-character paths.
+ */
+export const PATTERN_SET_MAX_STATES = 16_384
+/**
+ * Width of one pattern set: how many automaton states can be active at once, which bounds the
+ * work per path character. Each brace alternative counts 2, plus all its states from its first
+ * `*` or `**\/` on (text before that is matched one state at a time). `**\/*.psd` is 13,
+ * `textures/**` 2. Worst case per path: width × path length steps.
+ */
+export const PATTERN_SET_MAX_WIDTH = 2048
+/**
+ * Cells (4 bytes each) of one pattern set's DFA cache: cached states × alphabet width + the NFA
+ * states each holds. When full the cache is dropped and rebuilt as paths need it: memory stays
+ * bounded, matching stays linear.
+ */
+export const PATTERN_DFA_CACHE_CELLS = 65_536
+/**
+ * Match work (steps, as PatternSet.steps counts them) one MANIFEST page may spend filtering the
+ * index; the page is cut there, done = false. About 10 ms here.
+ */
+export const MANIFEST_PAGE_MATCH_STEPS = 2_000_000

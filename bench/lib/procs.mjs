@@ -87,19 +87,7 @@ export function waitEvent(p, pred, ms, what) {
   })
 }
 
-/**
- * Polls `cond` (sync or async) every `intervalMs` until it returns something truthy, and resolves
- * with that; throws after `ms`.
- */
-export async function waitFor(cond, ms, what, intervalMs = 1) {
-  const end = Date.now() + ms
-  for (;;) {
-    const v = await cond()
-    if (v) return v
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
-    await sleep(intervalMs)
-  }
-}
+export { waitFor } from './wait.mjs'
 
 function signalGroup(p, sig) {
   try { process.kill(-p.pid, sig) } catch {

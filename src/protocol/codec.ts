@@ -157,7 +157,7 @@ function readPatterns(r: Reader): string[] {
   const out: string[] = []
   for (let i = 0; i < n; i++) {
     const p = r.str16(MAX_PATTERN_BYTES, 'pattern')
-    // picomatch throws on an empty pattern: one such frame used to crash the server (fuzz).
+    // An empty pattern is no pattern: one such frame crashed the server in wave 1 (fuzz).
     if (p.length === 0) throw new ProtocolError('empty pattern')
     out.push(p)
   }

@@ -20,8 +20,10 @@ import { AssetSyncError } from '../../src/errors.js'
 import { CHUNK_SIZE, DOWNLOAD_ATTEMPTS, FLOW_WINDOW_BYTES, MAX_READ_BYTES } from '../../src/limits.js'
 import type { ServerConnection } from '../../src/protocol/connection.js'
 import type { ClientMessage, FileMeta } from '../../src/protocol/messages.js'
-import { type LocalServer, MiB, startLocalServer, tempDir, writeFiles } from '../hardening/support.js'
-import { Cleanup, listen } from '../transport/support.js'
+import { Cleanup, MiB, tempDir } from '../helpers/common.js'
+import { listen } from '../helpers/endpoints.js'
+import { type LocalServer, startLocalServer } from '../helpers/raw-peers.js'
+import { writeTree } from '../helpers/trees.js'
 
 const cleanup = new Cleanup()
 afterEach(() => cleanup.run())
@@ -41,7 +43,7 @@ beforeAll(async () => {
   const t = await tempDir('download')
   suite.add(t.remove)
   work = t.dir
-  await writeFiles(join(work, 'src'), files)
+  await writeTree(join(work, 'src'), files)
   srv = await startLocalServer(join(work, 'src'), join(work, 'server-config'))
   suite.add(() => srv.server.close())
 })

@@ -13,8 +13,9 @@ import { AssetClient } from '../../src/core/client/client.js'
 import { LiveMirror, type ReconnectingEvent, type SyncedEvent, reconnectDelay } from '../../src/core/client/live-mirror.js'
 import { RECONNECT_BASE_MS, RECONNECT_MAX_MS } from '../../src/limits.js'
 import { ManualClock } from '../../src/protocol/clock.js'
-import { startLocalServer, tempDir, writeFiles } from '../hardening/support.js'
-import { Cleanup, withTimeout } from '../transport/support.js'
+import { Cleanup, tempDir, withTimeout } from '../helpers/common.js'
+import { startLocalServer } from '../helpers/raw-peers.js'
+import { writeTree } from '../helpers/trees.js'
 
 const cleanup = new Cleanup()
 afterEach(async () => {
@@ -43,7 +44,7 @@ describe('LiveMirror reconnect backoff on a ManualClock', () => {
     const src = join(dir, 'src')
     const out = join(dir, 'out')
     const config = join(dir, 'config')
-    await writeFiles(src, { 'a.txt': 'a1\n' })
+    await writeTree(src, { 'a.txt': 'a1\n' })
     let s = await startLocalServer(src, config, { transport: 'tcp', watch: true })
     cleanup.add(() => s.server.close())
     const clock = new ManualClock()
@@ -98,7 +99,7 @@ describe('LiveMirror reconnect backoff on a ManualClock', () => {
     cleanup.add(remove)
     const src = join(dir, 'src')
     const config = join(dir, 'config')
-    await writeFiles(src, { 'a.txt': 'a1\n' })
+    await writeTree(src, { 'a.txt': 'a1\n' })
     const s = await startLocalServer(src, config, { transport: 'tcp', watch: true })
     const clock = new ManualClock()
     const live = new LiveMirror({

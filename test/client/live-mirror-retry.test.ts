@@ -14,8 +14,9 @@ import { LiveMirror, type ReconnectingEvent } from '../../src/core/client/live-m
 import { type RetryState, shouldRetry } from '../../src/core/client/retry.js'
 import { AssetSyncError } from '../../src/errors.js'
 import { startLossyProxy } from '../helpers/lossy-proxy.js'
-import { startLocalServer, tempDir, writeFiles } from '../hardening/support.js'
-import { Cleanup, LOOPBACK, withTimeout } from '../transport/support.js'
+import { Cleanup, LOOPBACK, tempDir, withTimeout } from '../helpers/common.js'
+import { startLocalServer } from '../helpers/raw-peers.js'
+import { writeTree } from '../helpers/trees.js'
 
 const cleanup = new Cleanup()
 afterEach(async () => {
@@ -61,7 +62,7 @@ async function setup(name: string, transport: 'udp' | 'tcp' = 'udp', token: stri
   cleanup.add(remove)
   const src = join(dir, 'src')
   const config = join(dir, 'config')
-  await writeFiles(src, { 'a.txt': 'a1\n', 'b/c.txt': 'c1\n' })
+  await writeTree(src, { 'a.txt': 'a1\n', 'b/c.txt': 'c1\n' })
   const s = await startLocalServer(src, config, { transport, watch: true, token })
   cleanup.add(() => s.server.close())
   return { src, out: join(dir, 'out'), config, addr: s.addr, key: s.key, port: s.port }

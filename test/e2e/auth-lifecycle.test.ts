@@ -7,9 +7,8 @@ import { existsSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import {
-  type CliResult, Sandbox, type ServerHandle, closedPort, diffTrees, ensureBuilt, lines, parseEvents, writeTree,
-} from '../helpers/cli.js'
+import { type CliResult, closedPort, ensureBuilt, lines, parseEvents, Sandbox, type ServerHandle } from '../helpers/cli.js'
+import { diffTrees, writeTree } from '../helpers/trees.js'
 
 let sb: Sandbox
 let src: string

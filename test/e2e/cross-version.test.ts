@@ -10,9 +10,8 @@ import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { FLOW_WINDOW_BYTES } from '../../src/limits.js'
-import {
-  type CliResult, PROJECT_ROOT, Sandbox, type ServerHandle, diffTrees, ensureBuilt, parseEvents, writeAssetTree, writeTree,
-} from '../helpers/cli.js'
+import { type CliResult, ensureBuilt, parseEvents, PROJECT_ROOT, Sandbox, type ServerHandle } from '../helpers/cli.js'
+import { diffTrees, writeAssetTree, writeTree } from '../helpers/trees.js'
 import { startWatch, waitForSameFiles } from '../helpers/watch.js'
 
 /** `node <this> <args>` runs the protocol-2 release's CLI. */

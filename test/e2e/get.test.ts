@@ -6,7 +6,8 @@ import { existsSync } from 'node:fs'
 import { readFile, readdir, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import { Sandbox, type ServerHandle, TEMP_NAME, ensureBuilt, lines, writeRandomFile, writeTree } from '../helpers/cli.js'
+import { ensureBuilt, lines, Sandbox, type ServerHandle } from '../helpers/cli.js'
+import { TEMP_NAME, writeRandomFile, writeTree } from '../helpers/trees.js'
 
 let sb: Sandbox
 let src: string

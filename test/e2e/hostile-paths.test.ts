@@ -16,9 +16,8 @@ import { MAX_PATH_BYTES, MAX_PATH_DEPTH } from '../../src/limits.js'
 import type { ClientConnection } from '../../src/protocol/connection.js'
 import { dial } from '../../src/protocol/endpoint.js'
 import type { ReplyMessage } from '../../src/protocol/messages.js'
-import {
-  type CliResult, PROJECT_ROOT, Sandbox, type ServerHandle, ensureBuilt, lines, snapshotTree, writeTree,
-} from '../helpers/cli.js'
+import { type CliResult, ensureBuilt, lines, PROJECT_ROOT, Sandbox, type ServerHandle } from '../helpers/cli.js'
+import { snapshotTree, writeTree } from '../helpers/trees.js'
 
 type Verdict = 'refused' | 'not-found'
 interface Case { name: string; path: string; want: Verdict }

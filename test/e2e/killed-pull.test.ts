@@ -5,9 +5,9 @@
  */
 import { join } from 'node:path'
 import { afterAll, beforeAll, expect, test } from 'vitest'
-import {
-  Sandbox, type ServerHandle, diffTrees, ensureBuilt, filesUnder, isTemp, parseEvents, sameBytes, waitFor, writeRandomFile, writeTree,
-} from '../helpers/cli.js'
+import { ensureBuilt, parseEvents, Sandbox, type ServerHandle } from '../helpers/cli.js'
+import { waitFor } from '../helpers/common.js'
+import { diffTrees, filesUnder, isTemp, sameBytes, writeRandomFile, writeTree } from '../helpers/trees.js'
 
 const BIG = 200 * 1024 * 1024
 /** Kill once the temp file of the big transfer holds this much (well before the end). */

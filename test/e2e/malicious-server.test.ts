@@ -13,7 +13,9 @@ import { CHUNK_SIZE } from '../../src/limits.js'
 import type { ServerConnection } from '../../src/protocol/connection.js'
 import { ServerEndpoint } from '../../src/protocol/endpoint.js'
 import type { ClientMessage, ManifestEntry } from '../../src/protocol/messages.js'
-import { LOOPBACK, Sandbox, TEMP_NAME, ensureBuilt, lines, listFiles, snapshotTree } from '../helpers/cli.js'
+import { ensureBuilt, lines, Sandbox } from '../helpers/cli.js'
+import { LOOPBACK } from '../helpers/common.js'
+import { listFiles, snapshotTree, TEMP_NAME } from '../helpers/trees.js'
 
 interface FakeFile {
   path: string

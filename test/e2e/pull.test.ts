@@ -7,10 +7,8 @@ import { existsSync } from 'node:fs'
 import { appendFile, mkdir, rm, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import {
-  type CliResult, Sandbox, type ServerHandle, diffTrees, ensureBuilt, lines, listFiles, parseEvents, snapshotTree,
-  writeAssetTree, writeTree,
-} from '../helpers/cli.js'
+import { type CliResult, ensureBuilt, lines, parseEvents, Sandbox, type ServerHandle } from '../helpers/cli.js'
+import { diffTrees, listFiles, snapshotTree, writeAssetTree, writeTree } from '../helpers/trees.js'
 
 const SUMMARY_FIELDS = ['files', 'downloaded', 'upToDate', 'deleted', 'bytesReceived', 'ms'] as const
 

@@ -15,7 +15,8 @@ import { IncomingFile, tempPathFor } from '../../src/core/fs/atomic-file.js'
 import { hashBytes } from '../../src/core/fs/hash.js'
 import { SMALL_FILE_BYTES } from '../../src/limits.js'
 import type { FileMeta } from '../../src/protocol/messages.js'
-import { Sandbox, type ServerHandle, TEMP_NAME, diffTrees, ensureBuilt, parseEvents } from '../helpers/cli.js'
+import { ensureBuilt, parseEvents, Sandbox, type ServerHandle } from '../helpers/cli.js'
+import { diffTrees, TEMP_NAME } from '../helpers/trees.js'
 
 let dir: string
 

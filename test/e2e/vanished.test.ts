@@ -9,7 +9,8 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { AssetClient } from '../../src/core/client/client.js'
 import { type FileEvent, Mirror } from '../../src/core/client/mirror.js'
-import { type LocalServer, startLocalServer, tempDir } from '../hardening/support.js'
+import { tempDir } from '../helpers/common.js'
+import { type LocalServer, startLocalServer } from '../helpers/raw-peers.js'
 
 let work: string
 let remove: () => Promise<void>

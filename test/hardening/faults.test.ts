@@ -8,13 +8,10 @@ import { mkdir, truncate, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import {
-  type CliResult, PROJECT_ROOT, Sandbox, type ServerHandle, diffTrees, ensureBuilt, filesUnder, isTemp, lines, parseEvents,
-  sameBytes, waitFor, writeAssetTree, writeRandomFile, writeTree,
-} from '../helpers/cli.js'
+import { type CliResult, ensureBuilt, lines, parseEvents, PROJECT_ROOT, Sandbox, type ServerHandle } from '../helpers/cli.js'
+import { Cleanup, LOOPBACK, MiB, mib, rssOf, waitFor, withTimeout } from '../helpers/common.js'
+import { diffTrees, filesUnder, isTemp, sameBytes, writeAssetTree, writeRandomFile, writeTree } from '../helpers/trees.js'
 import { startLossyProxy } from '../helpers/lossy-proxy.js'
-import { Cleanup, LOOPBACK, withTimeout } from '../transport/support.js'
-import { MiB, mib, rssOf } from './support.js'
 
 const cleanup = new Cleanup()
 afterEach(() => cleanup.run())

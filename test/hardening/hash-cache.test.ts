@@ -9,7 +9,7 @@ import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { HashCache, cacheFileFor } from '../../src/core/fs/hash-cache.js'
-import { tempDir } from './support.js'
+import { tempDir } from '../helpers/common.js'
 
 let work: string
 let remove: () => Promise<void>

@@ -4,7 +4,7 @@ import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { HASH_READ_BYTES, hashBytes, hashFile } from '../../src/core/fs/hash.js'
-import { tempDir } from './support.js'
+import { tempDir } from '../helpers/common.js'
 
 let work: string
 let remove: () => Promise<void>

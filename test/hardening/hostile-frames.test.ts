@@ -9,8 +9,10 @@ import type { AssetSyncError } from '../../src/errors.js'
 import type { ClientConnection, ServerConnection } from '../../src/protocol/connection.js'
 import { dial } from '../../src/protocol/endpoint.js'
 import { type Message, PROTOCOL_VERSION } from '../../src/protocol/messages.js'
-import { Cleanup, LOOPBACK, fetchBlob, listen, serveBlobs, withTimeout } from '../transport/support.js'
-import { type LocalServer, rawSecureClient, startLocalServer, tempDir, writeFiles } from './support.js'
+import { Cleanup, LOOPBACK, tempDir, withTimeout } from '../helpers/common.js'
+import { fetchBlob, listen, serveBlobs } from '../helpers/endpoints.js'
+import { type LocalServer, rawSecureClient, startLocalServer } from '../helpers/raw-peers.js'
+import { writeTree } from '../helpers/trees.js'
 
 const cleanup = new Cleanup()
 afterEach(() => cleanup.run())
@@ -19,7 +21,7 @@ let removeDir: () => Promise<void>
 let s: LocalServer
 beforeAll(async () => {
   ({ dir, remove: removeDir } = await tempDir('frames'))
-  await writeFiles(join(dir, 'src'), { 'a.txt': 'a\n' })
+  await writeTree(join(dir, 'src'), { 'a.txt': 'a\n' })
   s = await startLocalServer(join(dir, 'src'), join(dir, 'config'))
 })
 afterAll(async () => {

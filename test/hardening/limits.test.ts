@@ -23,10 +23,10 @@ import { type DialOptions, type ServerEndpoint, dial } from '../../src/protocol/
 import { MAX_WIRE_MESSAGE_BYTES } from '../../src/protocol/frame-guard.js'
 import { MSG } from '../../src/protocol/messages.js'
 import type { TransportName } from '../../src/protocol/transport.js'
-import { Cleanup, LOOPBACK, dialTracked, fetchBlob, listen, listenTracked, serveBlobs, waitUntil, withTimeout } from '../transport/support.js'
-import {
-  KiB, type LocalServer, MiB, mib, rawConnect, rawSecureClient, startLocalServer, tempDir, writeFiles,
-} from './support.js'
+import { Cleanup, KiB, LOOPBACK, MiB, mib, tempDir, waitFor, withTimeout } from '../helpers/common.js'
+import { dialTracked, fetchBlob, listen, listenTracked, serveBlobs } from '../helpers/endpoints.js'
+import { type LocalServer, rawConnect, rawSecureClient, startLocalServer } from '../helpers/raw-peers.js'
+import { writeTree } from '../helpers/trees.js'
 
 const cleanup = new Cleanup()
 afterEach(() => cleanup.run())
@@ -93,7 +93,7 @@ describe.each(['udp', 'tcp'] as const)('MAX_CLIENTS (%s, maxClients: 3)', (trans
     expect(s.listener.connections).toBe(3)
 
     conns[0]?.close()
-    await waitUntil(() => s.listener.connections === 2, 5000, 'the server to release the closed connection')
+    await waitFor(() => s.listener.connections === 2, 5000, 'the server to release the closed connection')
     const fourth = await connect(s)
     expect((await fetchBlob(fourth, 'again')).toString()).toBe('blob again')
     console.log(`MAX_CLIENTS ${transport}: 4th refused in ${ms.toFixed(0)} ms with "${err.message}"`)
@@ -109,7 +109,7 @@ describe('MAX_INFLIGHT_PER_CLIENT', () => {
   beforeAll(async () => {
     const root = join(work, 'inflight')
     bigData = randomBytes(BIG)
-    await writeFiles(root, { 'big.bin': bigData, 'small.txt': 'small\n' })
+    await writeTree(root, { 'big.bin': bigData, 'small.txt': 'small\n' })
     const udp = await startLocalServer(root, config)
     suite.add(() => udp.server.close())
     const tcp = await startLocalServer(root, config, { transport: 'tcp' })
@@ -145,7 +145,7 @@ describe('MAX_INFLIGHT_PER_CLIENT', () => {
     const otherMs = performance.now() - t0
 
     if (transport === 'tcp') conn.resume()
-    await waitUntil(() => limited.length === 1 && responded.size === MAX_INFLIGHT_PER_CLIENT, 10_000, 'the ERR_LIMIT and 256 RESPONSEs')
+    await waitFor(() => limited.length === 1 && responded.size === MAX_INFLIGHT_PER_CLIENT, 10_000, 'the ERR_LIMIT and 256 RESPONSEs')
     expect(limited).toEqual([ids.at(-1)])
     expect(responded.has(ids.at(-1) as number)).toBe(false)
 
@@ -153,13 +153,13 @@ describe('MAX_INFLIGHT_PER_CLIENT', () => {
     // refused too, since open transfers count, not only requests waiting for their RESPONSE.
     expect(finished).toBe(0)
     const extra = ask()
-    await waitUntil(() => limited.length === 2, 5000, 'a second ERR_LIMIT')
+    await waitFor(() => limited.length === 2, 5000, 'a second ERR_LIMIT')
     expect(limited[1]).toBe(extra)
 
     // Cancelling one transfer frees one slot (CANCEL and REQUEST are handled in order).
     conn.cancel(ids[0] as number, new Error('test cancel'))
     const after = ask()
-    await waitUntil(() => responded.has(after), 5000, 'a RESPONSE to the request after the cancel')
+    await waitFor(() => responded.has(after), 5000, 'a RESPONSE to the request after the cancel')
     expect(limited).toHaveLength(2)
     console.log(`MAX_INFLIGHT ${transport}: ${MAX_INFLIGHT_PER_CLIENT} transfers open, extras refused; the other client got small + ${BIG / MiB} MiB in ${otherMs.toFixed(0)} ms`)
     conn.destroy()
@@ -189,7 +189,7 @@ describe('MAX_PATH_BYTES and MAX_PATH_DEPTH', () => {
     expect(Buffer.byteLength(overBytes)).toBe(MAX_PATH_BYTES + 1)
     const root = join(work, 'paths')
     // The over-limit files exist on disk too: a refusal must not be a mere "not found".
-    await writeFiles(root, { [atDepth]: 'at depth\n', [overDepth]: 'over depth\n', [atBytes]: 'at bytes\n', [overBytes]: 'over bytes\n', 'ok.txt': 'ok\n' })
+    await writeTree(root, { [atDepth]: 'at depth\n', [overDepth]: 'over depth\n', [atBytes]: 'at bytes\n', [overBytes]: 'over bytes\n', 'ok.txt': 'ok\n' })
     s = await startLocalServer(root, config)
     suite.add(() => s.server.close())
   })
@@ -223,7 +223,7 @@ describe('MAX_PATH_BYTES and MAX_PATH_DEPTH', () => {
     const err = await rejection(get(c, overBytes))
     expect(err.code).toBe('ERR_PROTOCOL')
     expect(err.message).toContain(`path is ${MAX_PATH_BYTES + 1} bytes, limit ${MAX_PATH_BYTES}`)
-    await waitUntil(() => c.conn.closed, 2000, 'the connection to close')
+    await waitFor(() => c.conn.closed, 2000, 'the connection to close')
     expect(c.conn.closeError?.code).toBe('ERR_PROTOCOL')
     const fresh = await client(s)
     expect((await get(fresh, atBytes)).toString()).toBe('at bytes\n')
@@ -237,7 +237,7 @@ describe('MAX_PATTERNS, MAX_PATTERN_BYTES and MAX_TOKEN_BYTES on a live server',
   let s: LocalServer
   beforeAll(async () => {
     const root = join(work, 'patterns')
-    await writeFiles(root, { 'a/1.txt': '1', 'b/2.txt': '2', 'c/3.txt': '3' })
+    await writeTree(root, { 'a/1.txt': '1', 'b/2.txt': '2', 'c/3.txt': '3' })
     s = await startLocalServer(root, config, { token: TOKEN })
     suite.add(() => s.server.close())
   })
@@ -255,7 +255,7 @@ describe('MAX_PATTERNS, MAX_PATTERN_BYTES and MAX_TOKEN_BYTES on a live server',
       const err = await rejection(p)
       expect(err.code).toBe('ERR_PROTOCOL')
       expect(err.message).toContain(`limit ${MAX_PATTERNS}`)
-      await waitUntil(() => victim.conn.closed, 2000, 'the peer to close')
+      await waitFor(() => victim.conn.closed, 2000, 'the peer to close')
     }
     expect(c.conn.isOpen).toBe(true) // others are untouched
     expect((await c.manifest(['**'])).length).toBe(3)
@@ -365,7 +365,7 @@ describe('frame guard: an unauthenticated peer announcing a 16 MiB secret-stream
     }))
     const ms = performance.now() - t0
     const after = process.memoryUsage()
-    await waitUntil(() => rejected.length === ATTACKS, 3000, 'a rejected event per attacker')
+    await waitFor(() => rejected.length === ATTACKS, 3000, 'a rejected event per attacker')
     expect(big).toEqual([])
     for (const err of rejected) {
       expect(err.code).toBe('ERR_PROTOCOL')
@@ -391,7 +391,7 @@ describe('manifest pagination (MANIFEST_PAGE_BYTES)', () => {
     const dir = 'p'.repeat(100)
     const spec: Record<string, string> = {}
     for (let i = 0; i < files; i++) spec[`${dir}/${String(i).padStart(5, '0')}${'n'.repeat(94)}`] = `${i}`
-    await writeFiles(root, spec)
+    await writeTree(root, spec)
     const s = await startLocalServer(root, config)
     cleanup.add(() => s.server.close())
     const entryBytes = 2 + 52 + Buffer.byteLength(Object.keys(spec)[0] as string)

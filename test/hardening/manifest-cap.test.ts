@@ -10,8 +10,8 @@ import { AssetSyncError, exitCodeOf } from '../../src/errors.js'
 import { MAX_MANIFEST_FILES } from '../../src/limits.js'
 import type { Connection } from '../../src/protocol/connection.js'
 import type { ClientMessage, ManifestEntry } from '../../src/protocol/messages.js'
-import { Cleanup, listen, newKeyPair } from '../transport/support.js'
-import { tempDir } from './support.js'
+import { Cleanup, tempDir } from '../helpers/common.js'
+import { listen, newKeyPair } from '../helpers/endpoints.js'
 
 const CAP = 1000
 vi.mock('../../src/limits.js', async (importOriginal) => ({ ...(await importOriginal<object>()), MAX_MANIFEST_FILES: 1000 }))

@@ -11,8 +11,9 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { AssetClient } from '../../src/core/client/client.js'
 import { BufferPool } from '../../src/core/fs/pool.js'
 import { CHUNK_SIZE, SERVER_READ_BYTES } from '../../src/limits.js'
-import { Cleanup } from '../transport/support.js'
-import { type LocalServer, startLocalServer, tempDir, writeFiles } from './support.js'
+import { Cleanup, tempDir } from '../helpers/common.js'
+import { type LocalServer, startLocalServer } from '../helpers/raw-peers.js'
+import { writeTree } from '../helpers/trees.js'
 
 const cleanup = new Cleanup()
 afterEach(() => cleanup.run())
@@ -37,7 +38,7 @@ beforeAll(async () => {
   config = join(work, 'config')
   for (const n of SIZES) files[`f-${n}.bin`] = randomBytes(n)
   files['big.bin'] = randomBytes(24 * SERVER_READ_BYTES)
-  await writeFiles(join(work, 'root'), files)
+  await writeTree(join(work, 'root'), files)
   for (const d of ['out-udp', 'out-tcp', 'out-order']) await mkdir(join(work, d))
   for (const transport of ['udp', 'tcp'] as const) {
     const s = await startLocalServer(join(work, 'root'), config, { transport })

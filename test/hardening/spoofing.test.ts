@@ -19,11 +19,11 @@ import { dial } from '../../src/protocol/endpoint.js'
 import type { Message } from '../../src/protocol/messages.js'
 import { RESET_BYTES } from '../../src/protocol/handshake-packets.js'
 import type { UdpListener } from '../../src/protocol/udp.js'
-import {
-  Sandbox, diffTrees, ensureBuilt, parseEvents, writeAssetTree, writeRandomFile,
-} from '../helpers/cli.js'
-import { Cleanup, LOOPBACK, fetchBlob, listen, nextEvent, serveBlobs, waitUntil, withTimeout } from '../transport/support.js'
-import { MiB, UDX_HEADER, startLocalServer, tempDir, udxPacket, writeFiles } from './support.js'
+import { ensureBuilt, parseEvents, Sandbox } from '../helpers/cli.js'
+import { Cleanup, LOOPBACK, MiB, nextEvent, tempDir, waitFor, withTimeout } from '../helpers/common.js'
+import { fetchBlob, listen, serveBlobs } from '../helpers/endpoints.js'
+import { startLocalServer, UDX_HEADER, udxPacket } from '../helpers/raw-peers.js'
+import { diffTrees, writeAssetTree, writeRandomFile, writeTree } from '../helpers/trees.js'
 
 const cleanup = new Cleanup()
 afterEach(() => cleanup.run())
@@ -109,7 +109,7 @@ describe('spoofed packets carrying a live stream\'s ids, from another address/po
     expect((await fetchBlob(conn, 'still')).toString()).toBe('blob still')
     expect(conn.isOpen).toBe(true)
     // RESET (docs/protocol.md §1.5) tells a stale client to reconnect; it is 8 bytes, never more than it answers.
-    await waitUntil(() => evil.received() === answerable * RESET_BYTES, 3000, 'one RESET per answerable packet')
+    await waitFor(() => evil.received() === answerable * RESET_BYTES, 3000, 'one RESET per answerable packet')
     expect(evil.received()).toBeLessThan(sentBytes)
   })
 })
@@ -132,7 +132,7 @@ describe('a blind DESTROY mid-transfer: clients recover', () => {
     const out = sb.path('out')
     const pull = sb.spawn(['pull', '--server', s.addr, '--key', s.key, '--out', out, '--json'])
     // Reset once the first connection has sent a few MiB (mid-transfer).
-    await waitUntil(() => (s.streams[0]?.bytesTransmitted ?? 0) > 4 * MiB || pull.proc.exitCode !== null, 20_000, 'the transfer to start')
+    await waitFor(() => (s.streams[0]?.bytesTransmitted ?? 0) > 4 * MiB || pull.proc.exitCode !== null, 20_000, 'the transfer to start')
     const st = s.streams[0] as UDXStream
     expect(pull.proc.exitCode).toBeNull()
     // Both ends, as a blind attacker would: DESTROY to the server's stream and to the client's.
@@ -154,7 +154,7 @@ describe('a blind DESTROY mid-transfer: clients recover', () => {
     cleanup.add(remove)
     const src = join(dir, 'src')
     const out = join(dir, 'out')
-    await writeFiles(src, { 'a.txt': 'a1\n', 'b/c.txt': 'c1\n' })
+    await writeTree(src, { 'a.txt': 'a1\n', 'b/c.txt': 'c1\n' })
     const s = await startLocalServer(src, join(dir, 'config'), { watch: true })
     cleanup.add(() => s.server.close())
     const mirror = new LiveMirror({ client: { server: s.addr, key: s.key, transport: 'udp', connectTimeoutMs: 5000 }, out, configDir: join(dir, 'config') })
@@ -173,7 +173,7 @@ describe('a blind DESTROY mid-transfer: clients recover', () => {
     const noticedMs = performance.now() - t0
     expect((why as AssetSyncError | null)?.code).toBe('ERR_CONNECTION_LOST')
     await withTimeout(resynced, 8000, 'the resync after reconnecting')
-    await waitUntil(() => s.server.clients === 1, 3000, 'one client on the server again')
+    await waitFor(() => s.server.clients === 1, 3000, 'one client on the server again')
     // A change after the reconnect is pushed as usual.
     const applied = new Promise<void>((resolve) => mirror.on('applied', (ch: { path: string }[]) => { if (ch.some((c) => c.path === 'b/new.txt')) resolve() }))
     await writeFile(join(src, 'b', 'new.txt'), 'new\n')

@@ -1,15 +1,13 @@
 /**
- * Helpers for the watch tests (test/watch): polling with deadlines, a `watch --json` process
+ * Helpers for the watch tests (test/watch): a `watch --json` process
  * handle, a shell hook that records every run to a log, and writers that save a file in pieces.
  * Processes are spawned through test/helpers/cli.ts's Sandbox, which owns and ends them.
  */
-import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { open, readFile } from 'node:fs/promises'
-import type { CliResult, Sandbox, SpawnedCli } from './cli.js'
-import { type TreeEntry, parseEvents, snapshotTree, waitFor } from './cli.js'
-
-export { waitFor }
+import { type CliResult, parseEvents, type Sandbox, type SpawnedCli } from './cli.js'
+import { sha256, waitFor } from './common.js'
+import { diffTrees } from './trees.js'
 
 export type Event = { event: string } & Record<string, unknown>
 
@@ -19,32 +17,14 @@ export function completeEvents(text: string): Event[] {
 }
 
 /**
- * The differences between the regular files of two trees (path, content, mode & 0o7777); [] when
- * equal. Folders are not compared: the protocol carries files, so an emptied folder on the server
- * is removed on the mirror. `only` limits the comparison to matching relative paths.
+ * Polls until the regular files of `a` and `b` are equal (diffTrees with filesOnly: folders are not
+ * compared, so an emptied folder is no difference); the timeout error lists the differences.
  */
-export async function diffFiles(a: string, b: string, only: (rel: string) => boolean = () => true): Promise<string[]> {
-  const files = async (root: string): Promise<Map<string, TreeEntry>> =>
-    new Map(Object.entries(await snapshotTree(root)).filter(([rel, e]) => e.type !== 'dir' && only(rel)))
-  const [fa, fb] = await Promise.all([files(a), files(b)])
-  const diffs: string[] = []
-  for (const [rel, ea] of fa) {
-    const eb = fb.get(rel)
-    if (!eb) diffs.push(`only in ${a}: ${rel}`)
-    else if (ea.type !== eb.type) diffs.push(`${rel}: ${ea.type} vs ${eb.type}`)
-    else if (ea.sha256 !== eb.sha256) diffs.push(`${rel}: content differs (${ea.size} vs ${eb.size} bytes)`)
-    else if (ea.mode !== eb.mode) diffs.push(`${rel}: mode ${ea.mode.toString(8)} vs ${eb.mode.toString(8)}`)
-  }
-  for (const rel of fb.keys()) if (!fa.has(rel)) diffs.push(`only in ${b}: ${rel}`)
-  return diffs
-}
-
-/** Polls until diffFiles(a, b, only) is empty; the timeout error lists the differences. */
 export async function waitForSameFiles(a: string, b: string, ms: number, only?: (rel: string) => boolean): Promise<void> {
   let last: string[] = []
   await waitFor(async () => {
     try {
-      last = await diffFiles(a, b, only)
+      last = await diffTrees(a, b, { filesOnly: true, ...(only ? { only } : {}) })
     } catch (err) {
       // A file renamed or removed between readdir and lstat: look again.
       last = [`(diff failed: ${(err as Error).message})`]
@@ -194,13 +174,10 @@ export async function writeInPieces(file: string, data: Buffer, pieces: number, 
   }
 }
 
-export function sha256(data: Uint8Array): string {
-  return createHash('sha256').update(data).digest('hex')
-}
-
+/** SHA-256 (hex) of a file's content, or null if it cannot be read. */
 export async function sha256OfFile(file: string): Promise<string | null> {
   try {
-    return sha256(await readFile(file))
+    return sha256(await readFile(file)).toString('hex')
   } catch {
     return null
   }

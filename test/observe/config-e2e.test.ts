@@ -7,7 +7,9 @@ import { chmod, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { EXIT } from '../../src/errors.js'
-import { Sandbox, ensureBuilt, parseEvents, waitFor, writeTree } from '../helpers/cli.js'
+import { ensureBuilt, parseEvents, Sandbox } from '../helpers/cli.js'
+import { waitFor } from '../helpers/common.js'
+import { writeTree } from '../helpers/trees.js'
 
 describe('assetsync.json, end to end', () => {
   let sb: Sandbox

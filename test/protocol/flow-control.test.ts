@@ -19,7 +19,7 @@ import { ClientConnection, ServerConnection } from '../../src/protocol/connectio
 import { dial } from '../../src/protocol/endpoint.js'
 import { type ChunkMsg, type Message, PROTOCOL_VERSION } from '../../src/protocol/messages.js'
 import { memoryPair } from '../helpers/memory-pair.js'
-import { Cleanup, LOOPBACK, waitUntil, withTimeout } from '../transport/support.js'
+import { Cleanup, LOOPBACK, waitFor, withTimeout } from '../helpers/common.js'
 
 const TOKEN = 'flow'
 const flush = async (): Promise<void> => {
@@ -168,7 +168,7 @@ describe('the server honours the window (real server, port 0)', () => {
       return r.final
     }, { holdChunks: true })
 
-    await waitUntil(() => received === FLOW_WINDOW_BYTES, 10_000, 'the first window')
+    await waitFor(() => received === FLOW_WINDOW_BYTES, 10_000, 'the first window')
     // The server is now out of credit. Give it time to (wrongly) send more: it must not.
     await new Promise((resolve) => setTimeout(resolve, 300))
     expect(received).toBe(FLOW_WINDOW_BYTES)

@@ -13,7 +13,7 @@ import {
 } from '../../src/protocol/handshake-packets.js'
 import { LOCAL_OFFER } from '../../src/protocol/negotiation.js'
 import { UdpListener } from '../../src/protocol/udp.js'
-import { waitUntil } from '../transport/support.js'
+import { waitFor } from '../helpers/common.js'
 
 /** A udx packet header (libudx udx_write_header): magic, version, type, data offset, id/rwnd/seq/ack u32 LE. */
 function udxPacket(streamId: number, type = 0x01, payload = 16): Buffer {
@@ -83,7 +83,7 @@ describe('UdpListener answers packets for streams it does not have with RESET', 
     const { listener, port, sock, got } = await setup()
     const stale = udxPacket(0x0badf00d)
     sock.send(stale, port, '127.0.0.1')
-    await waitUntil(() => got.length === 1, 2000, 'the RESET')
+    await waitFor(() => got.length === 1, 2000, 'the RESET')
     expect(decodeReset(got[0] as Buffer)).toEqual({ version: LOCAL_OFFER.maxVersion, streamId: 0x0badf00d })
     expect((got[0] as Buffer).length).toBeLessThan(stale.length)
     expect(listener.stats.resetsSent).toBe(1)
@@ -97,8 +97,8 @@ describe('UdpListener answers packets for streams it does not have with RESET', 
     sock.send(udxPacket(0), port, '127.0.0.1')
     sock.send(Buffer.from([0]), port, '127.0.0.1') // a liveness port probe (liveness.ts)
     sock.send(udxPacket(78), port, '127.0.0.1') // a barrier: loopback keeps order
-    await waitUntil(() => got.length >= 1, 2000, 'the barrier RESET')
-    await waitUntil(() => listener.stats.datagramsIn === 4, 2000, 'all four datagrams read')
+    await waitFor(() => got.length >= 1, 2000, 'the barrier RESET')
+    await waitFor(() => listener.stats.datagramsIn === 4, 2000, 'all four datagrams read')
     expect(got.map((b) => decodeReset(b)?.streamId)).toEqual([78])
     expect(listener.stats.resetsSent).toBe(1)
   })
@@ -107,8 +107,8 @@ describe('UdpListener answers packets for streams it does not have with RESET', 
     const { listener, port, sock, got } = await setup()
     const burst = HANDSHAKE_RATE_PER_ADDR + 25
     for (let i = 0; i < burst; i++) sock.send(udxPacket(1000 + i), port, '127.0.0.1')
-    await waitUntil(() => listener.stats.datagramsIn === burst, 5000, 'the burst read')
-    await waitUntil(() => got.length === HANDSHAKE_RATE_PER_ADDR, 5000, 'the answers')
+    await waitFor(() => listener.stats.datagramsIn === burst, 5000, 'the burst read')
+    await waitFor(() => got.length === HANDSHAKE_RATE_PER_ADDR, 5000, 'the answers')
     expect(listener.stats.resetsSent).toBe(HANDSHAKE_RATE_PER_ADDR)
     expect(listener.stats.rateLimited).toBe(burst - HANDSHAKE_RATE_PER_ADDR)
     expect(listener.stats.handshakeBytesOut).toBeLessThan(listener.stats.bytesIn)

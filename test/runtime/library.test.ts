@@ -12,7 +12,7 @@ import { execFileSync } from 'node:child_process'
 import { cpSync, existsSync, mkdirSync, openSync, closeSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { type Sandbox, runLua, sandbox } from './support.js'
+import { type Sandbox, runLua, sandbox } from '../helpers/lua.js'
 
 const PL = '/usr/share/lua/5.4/pl'
 const EXAMPLES = '/usr/share/doc/lua-penlight-dev/examples'

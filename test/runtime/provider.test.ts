@@ -9,7 +9,7 @@ import { FolderAssets } from '../../src/runtime/folder-assets.js'
 import { ModuleGraph } from '../../src/runtime/module-graph.js'
 import type { FetchOptions } from '../../src/runtime/provider.js'
 import { TransferQueue } from '../../src/runtime/transfer-queue.js'
-import { type Sandbox, sandbox } from './support.js'
+import { type Sandbox, sandbox } from '../helpers/lua.js'
 
 let sb: Sandbox
 beforeEach(async () => { sb = await sandbox() })

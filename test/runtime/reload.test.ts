@@ -6,8 +6,8 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { ManualClock } from '../../src/protocol/clock.js'
 import type { RuntimeEvent } from '../../src/runtime/host.js'
-import { waitFor } from '../helpers/cli.js'
-import { type Running, type Sandbox, sandbox, start } from './support.js'
+import { waitFor } from '../helpers/common.js'
+import { type Running, type Sandbox, sandbox, start } from '../helpers/lua.js'
 
 let sb: Sandbox
 beforeEach(async () => { sb = await sandbox() })

@@ -10,7 +10,7 @@ import { createLuaEngine, LuaBridge } from '../../src/runtime/lua-bridge.js'
 import { LuaFiles } from '../../src/runtime/lua-fs.js'
 import { installPrelude, type HostPort } from '../../src/runtime/prelude.js'
 import { ScriptError } from '../../src/runtime/host.js'
-import { Capture, runLua, sandbox, type Sandbox } from './support.js'
+import { Capture, runLua, sandbox, type Sandbox } from '../helpers/lua.js'
 
 let sb: Sandbox
 beforeEach(async () => { sb = await sandbox() })

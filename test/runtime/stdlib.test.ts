@@ -8,8 +8,8 @@ import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { ManualClock } from '../../src/protocol/clock.js'
 import { hashBytes } from '../../src/core/fs/hash.js'
-import { waitFor } from '../helpers/cli.js'
-import { type Sandbox, runLua, sandbox, start } from './support.js'
+import { waitFor } from '../helpers/common.js'
+import { type Sandbox, runLua, sandbox, start } from '../helpers/lua.js'
 
 let sb: Sandbox
 beforeEach(async () => { sb = await sandbox() })

@@ -8,7 +8,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import type { ChangeBatch } from '../../src/core/server/feed.js'
 import { FolderFeed } from '../../src/core/server/folder-feed.js'
 import { FolderSource } from '../../src/core/server/folder-source.js'
-import { waitFor } from '../helpers/watch.js'
+import { waitFor } from '../helpers/common.js'
 
 let work: string
 let root: string

@@ -14,8 +14,7 @@ import type { AssetServerEvents, BatchEvent } from '../../src/core/server/server
 import { AssetServer } from '../../src/core/server/server.js'
 import { SERVER_READ_BYTES } from '../../src/limits.js'
 import type { UpdateEntry } from '../../src/protocol/messages.js'
-import { Cleanup, LOOPBACK, nextEvent } from '../transport/support.js'
-import { waitFor } from '../helpers/watch.js'
+import { Cleanup, LOOPBACK, nextEvent, waitFor } from '../helpers/common.js'
 
 const cleanup = new Cleanup()
 afterEach(() => cleanup.run())

@@ -10,7 +10,7 @@ import { ignoreMatcher } from '../../src/core/fs/ignore.js'
 import { FolderWatcher } from '../../src/core/server/watcher.js'
 import { WATCH_TRAILING_CHECK_MS } from '../../src/limits.js'
 import { ManualClock } from '../../src/protocol/clock.js'
-import { waitFor } from '../helpers/watch.js'
+import { waitFor } from '../helpers/common.js'
 
 const SETTLE = 40
 

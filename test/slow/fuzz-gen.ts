@@ -7,7 +7,7 @@ import { encode } from '../../src/protocol/codec.js'
 import { encodeHandshake, NONCE_BYTES } from '../../src/protocol/handshake-packets.js'
 import { type ClientMessage, MSG, PROTOCOL_VERSION } from '../../src/protocol/messages.js'
 import { mulberry32 } from '../helpers/lossy-proxy.js'
-import { udxPacket } from '../hardening/support.js'
+import { udxPacket } from '../helpers/raw-peers.js'
 
 export class Rand {
   readonly next: () => number

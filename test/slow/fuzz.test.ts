@@ -16,11 +16,12 @@ import { AssetClient } from '../../src/core/client/client.js'
 import { decodeHandshake } from '../../src/protocol/handshake-packets.js'
 import type { ServerMessage } from '../../src/protocol/messages.js'
 import type { TransportName } from '../../src/protocol/transport.js'
-import { Sandbox, diffTrees, ensureBuilt, writeAssetTree } from '../helpers/cli.js'
-import { type RawSecureClient, mib, rawSecureClient, rssOf } from '../hardening/support.js'
-import { waitUntil } from '../transport/support.js'
+import { ensureBuilt, Sandbox } from '../helpers/cli.js'
+import { mib, rssOf, waitFor } from '../helpers/common.js'
+import { type RawSecureClient, rawSecureClient } from '../helpers/raw-peers.js'
+import { diffTrees, writeAssetTree } from '../helpers/trees.js'
 import { type CookieSeen, type DatagramKind, type FrameKind, Rand, badFrame, datagram, hostileMessage } from './fuzz-gen.js'
-import { type ServerStats, forkServer } from './support.js'
+import { type ServerStats, forkServer } from '../helpers/workers.js'
 
 const SEED = Number(process.env.FUZZ_SEED ?? 0xf022)
 const DATAGRAMS = Number(process.env.FUZZ_DATAGRAMS ?? 1_000_000)
@@ -114,7 +115,7 @@ describe('fuzzing a live server', () => {
         if (flooding) victimReconnects++
       }
     })
-    await waitUntil(() => live.size >= 4, 30_000, 'the victims to connect')
+    await waitFor(() => live.size >= 4, 30_000, 'the victims to connect')
 
     const sockets: DgramSocket[] = []
     const cookies: CookieSeen[] = []

@@ -10,10 +10,9 @@ import { mkdir, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { MAX_CLIENTS } from '../../src/limits.js'
-import { Sandbox, ensureBuilt } from '../helpers/cli.js'
-import { MiB, mib, rssOf } from '../hardening/support.js'
-import { Cleanup } from '../transport/support.js'
-import { type Msg, Worker, forkServer } from './support.js'
+import { ensureBuilt, Sandbox } from '../helpers/cli.js'
+import { Cleanup, MiB, mib, rssOf } from '../helpers/common.js'
+import { type Msg, Worker, forkServer } from '../helpers/workers.js'
 
 const cleanup = new Cleanup()
 afterEach(() => cleanup.run())

@@ -13,7 +13,8 @@ import type { ClientConnection, ServerConnection } from '../../src/protocol/conn
 import { dial } from '../../src/protocol/endpoint.js'
 import { featureBits, type Message } from '../../src/protocol/messages.js'
 import type { TransportName } from '../../src/protocol/transport.js'
-import { Cleanup, LOOPBACK, fetchBlob, listenTracked, newKeyPair, sendBlob, serveBlobs } from './support.js'
+import { Cleanup, LOOPBACK } from '../helpers/common.js'
+import { fetchBlob, listenTracked, newKeyPair, sendBlob, serveBlobs } from '../helpers/endpoints.js'
 
 /** The parts of the protocol-2 release's endpoint module these tests use. */
 interface V2Conn extends EventEmitter {

@@ -17,7 +17,8 @@ import { SUSPECT_MS, TIMER_TICK_MS } from '../../src/limits.js'
 import type { Connection } from '../../src/protocol/connection.js'
 import { dial } from '../../src/protocol/endpoint.js'
 import { startLossyProxy } from '../helpers/lossy-proxy.js'
-import { Cleanup, LOOPBACK, listen, nextEvent, withTimeout } from './support.js'
+import { Cleanup, LOOPBACK, nextEvent, withTimeout } from '../helpers/common.js'
+import { listen } from '../helpers/endpoints.js'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const root = join(here, '..', '..')

@@ -22,7 +22,8 @@ import { PROTOCOL_VERSION } from '../../src/protocol/messages.js'
 import type { TransportName } from '../../src/protocol/transport.js'
 import type { UdpListener } from '../../src/protocol/udp.js'
 import { startLossyProxy } from '../helpers/lossy-proxy.js'
-import { Cleanup, LOOPBACK, dialTracked, fetchBlob, listen, listenTracked, newKeyPair, nextEvent, serveBlobs, waitUntil } from './support.js'
+import { Cleanup, LOOPBACK, nextEvent, waitFor } from '../helpers/common.js'
+import { dialTracked, fetchBlob, listen, listenTracked, newKeyPair, serveBlobs } from '../helpers/endpoints.js'
 
 const cleanup = new Cleanup()
 afterEach(() => cleanup.run())
@@ -161,7 +162,7 @@ describe('UDP handshake', () => {
       const burst = HANDSHAKE_RATE_PER_ADDR + 20
       const burstNonce = Buffer.alloc(NONCE_BYTES, 7)
       for (let i = 0; i < burst; i++) raw.sock.send(encodeHandshake(hello(i + 1, burstNonce, null)), s.address().port, LOOPBACK)
-      await waitUntil(() => stats.datagramsIn === burst, 3000, 'the server to read the burst')
+      await waitFor(() => stats.datagramsIn === burst, 3000, 'the server to read the burst')
       // A barrier in the next rate window: the server answers in order on one socket, so once the
       // barrier's answer is here every answer to the burst is here too.
       clock.advance(1000)

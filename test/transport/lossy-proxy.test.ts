@@ -6,7 +6,7 @@
 import { type Socket, createSocket } from 'node:dgram'
 import { afterEach, describe, expect, it } from 'vitest'
 import { type LossyProxyCounters, type LossyProxyOptions, startLossyProxy } from '../helpers/lossy-proxy.js'
-import { Cleanup, LOOPBACK, waitUntil } from './support.js'
+import { Cleanup, LOOPBACK, waitFor } from '../helpers/common.js'
 
 const cleanup = new Cleanup()
 afterEach(() => cleanup.run())
@@ -35,10 +35,10 @@ async function run(n: number, opts: Omit<LossyProxyOptions, 'target'>): Promise<
     const b = Buffer.alloc(64)
     b.writeUInt32BE(i, 0)
     client.send(b, proxy.port, proxy.host)
-    if (i % 100 === 99) await waitUntil(() => proxy.counters.received === i + 1, 5000, 'the proxy to read a batch')
+    if (i % 100 === 99) await waitFor(() => proxy.counters.received === i + 1, 5000, 'the proxy to read a batch')
   }
-  await waitUntil(() => proxy.counters.received === n, 5000, 'the proxy to read every datagram')
-  await waitUntil(() => ids.length === proxy.counters.forwarded, 5000, 'the target to get every forwarded datagram')
+  await waitFor(() => proxy.counters.received === n, 5000, 'the proxy to read every datagram')
+  await waitFor(() => ids.length === proxy.counters.forwarded, 5000, 'the target to get every forwarded datagram')
   return { ids, from, counters: { ...proxy.counters }, clientPort: client.address().port }
 }
 
@@ -89,14 +89,14 @@ describe('lossy proxy', () => {
     target.on('message', () => got++)
     const send = (): void => { client.send(Buffer.alloc(8), proxy.port, proxy.host) }
     for (let i = 0; i < 10; i++) send()
-    await waitUntil(() => got === 10, 5000, 'the first ten datagrams')
+    await waitFor(() => got === 10, 5000, 'the first ten datagrams')
     proxy.set({ loss: 1 })
     for (let i = 0; i < 10; i++) send()
-    await waitUntil(() => proxy.counters.received === 20, 5000, 'the proxy to read the next ten')
+    await waitFor(() => proxy.counters.received === 20, 5000, 'the proxy to read the next ten')
     expect(proxy.counters.dropped).toBe(10)
     proxy.set({ loss: 0 })
     send()
-    await waitUntil(() => got === 11, 5000, 'a datagram after healing')
+    await waitFor(() => got === 11, 5000, 'a datagram after healing')
     expect(proxy.counters.forwarded).toBe(11)
   })
 })

@@ -9,7 +9,8 @@ import { CHUNK_SIZE } from '../../src/limits.js'
 import { dial } from '../../src/protocol/endpoint.js'
 import type { UdpListener } from '../../src/protocol/udp.js'
 import { startLossyProxy } from '../helpers/lossy-proxy.js'
-import { Cleanup, LOOPBACK, fetchBlob, listen, serveBlobs, sha256 } from './support.js'
+import { Cleanup, LOOPBACK, sha256 } from '../helpers/common.js'
+import { fetchBlob, listen, serveBlobs } from '../helpers/endpoints.js'
 
 const cleanup = new Cleanup()
 afterEach(() => cleanup.run())

@@ -8,9 +8,10 @@ import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, expect, test } from 'vitest'
 import { CLIENT_PARALLEL_TRANSFERS } from '../../src/limits.js'
-import { Sandbox, type ServerHandle, ensureBuilt, writeTree } from '../helpers/cli.js'
-import { type LossyProxy, startLossyProxy } from '../helpers/lossy-proxy.js'
+import { ensureBuilt, Sandbox, type ServerHandle } from '../helpers/cli.js'
+import { writeTree } from '../helpers/trees.js'
 import { startWatch, waitForSameFiles } from '../helpers/watch.js'
+import { type LossyProxy, startLossyProxy } from '../helpers/lossy-proxy.js'
 
 const FILES = 48
 const ONE_WAY_MS = 40

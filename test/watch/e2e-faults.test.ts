@@ -7,9 +7,11 @@
 import { readFile, unlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterEach, beforeEach, expect, test } from 'vitest'
-import { Sandbox, ensureBuilt, writeTree } from '../helpers/cli.js'
+import { ensureBuilt, Sandbox } from '../helpers/cli.js'
+import { waitFor } from '../helpers/common.js'
+import { writeTree } from '../helpers/trees.js'
+import { readHookRuns, recordingHook, startWatch, waitForSameFiles } from '../helpers/watch.js'
 import { IDLE_TIMEOUT_MS } from '../../src/limits.js'
-import { readHookRuns, recordingHook, startWatch, waitFor, waitForSameFiles } from '../helpers/watch.js'
 
 let sb: Sandbox
 

@@ -9,8 +9,10 @@ import { chmod, readFile, readdir, realpath, writeFile } from 'node:fs/promises'
 import { readFileSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, expect, test } from 'vitest'
-import { Sandbox, type ServerHandle, ensureBuilt, writeTree } from '../helpers/cli.js'
-import { type WatchHandle, processGone, startWatch, waitFor, waitForSameFiles } from '../helpers/watch.js'
+import { ensureBuilt, Sandbox, type ServerHandle } from '../helpers/cli.js'
+import { waitFor } from '../helpers/common.js'
+import { writeTree } from '../helpers/trees.js'
+import { processGone, startWatch, waitForSameFiles, type WatchHandle } from '../helpers/watch.js'
 
 let sb: Sandbox
 let src: string

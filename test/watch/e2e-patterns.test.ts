@@ -5,8 +5,10 @@
 import { rename, unlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, expect, test } from 'vitest'
-import { Sandbox, type ServerHandle, ensureBuilt, listFiles, writeTree } from '../helpers/cli.js'
-import { type WatchHandle, readHookRuns, recordingHook, startWatch, waitFor, waitForSameFiles } from '../helpers/watch.js'
+import { ensureBuilt, Sandbox, type ServerHandle } from '../helpers/cli.js'
+import { waitFor } from '../helpers/common.js'
+import { listFiles, writeTree } from '../helpers/trees.js'
+import { readHookRuns, recordingHook, startWatch, waitForSameFiles, type WatchHandle } from '../helpers/watch.js'
 
 let sb: Sandbox
 let src: string

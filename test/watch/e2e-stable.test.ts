@@ -5,10 +5,10 @@
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import { afterAll, beforeAll, expect, test } from 'vitest'
-import { Sandbox, type ServerHandle, ensureBuilt, writeTree } from '../helpers/cli.js'
-import {
-  type WatchHandle, readHookRuns, recordingHook, sha256, startWatch, waitFor, waitForSameFiles, writeInPieces,
-} from '../helpers/watch.js'
+import { ensureBuilt, Sandbox, type ServerHandle } from '../helpers/cli.js'
+import { sha256, waitFor } from '../helpers/common.js'
+import { writeTree } from '../helpers/trees.js'
+import { readHookRuns, recordingHook, startWatch, waitForSameFiles, type WatchHandle, writeInPieces } from '../helpers/watch.js'
 
 const SETTLE_MS = 250
 const PAUSE_MS = 30 // < SETTLE_MS, with a wide margin for a loaded machine
@@ -39,7 +39,7 @@ afterAll(async () => {
 
 test('a 4 MiB file written in 16 pieces (pauses < --settle) is only ever seen whole, by the mirror and the hook', async () => {
   const versions = [randomBytes(SIZE), randomBytes(SIZE)]
-  const hashes = versions.map((v) => sha256(v))
+  const hashes = versions.map((v) => sha256(v).toString('hex'))
   const file = join(src, 'big.bin')
   for (const [i, data] of versions.entries()) {
     // Round 0 creates the file; round 1 truncates it and rewrites it in place, piece by piece.

@@ -6,10 +6,10 @@
 import { chmod, mkdir, realpath, rename, unlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import { Sandbox, type ServerHandle, ensureBuilt, writeTree } from '../helpers/cli.js'
-import {
-  type HookRun, type WatchHandle, readHookRuns, recordingHook, startWatch, waitFor, waitForSameFiles,
-} from '../helpers/watch.js'
+import { ensureBuilt, Sandbox, type ServerHandle } from '../helpers/cli.js'
+import { waitFor } from '../helpers/common.js'
+import { writeTree } from '../helpers/trees.js'
+import { type HookRun, readHookRuns, recordingHook, startWatch, waitForSameFiles, type WatchHandle } from '../helpers/watch.js'
 
 const CONVERGE_MS = 10_000
 

@@ -11,7 +11,8 @@ import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { type Change, type HookResult, HookRunner, directArgv } from '../../src/core/client/hooks.js'
 import { HOOK_WARM_MAX_PATH_BYTES } from '../../src/limits.js'
-import { processGone, waitFor } from '../helpers/watch.js'
+import { waitFor } from '../helpers/common.js'
+import { processGone } from '../helpers/watch.js'
 
 let dir: string
 const runners: HookRunner[] = []

@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { type Change, type HookResult, HookRunner, mergeChanges } from '../../src/core/client/hooks.js'
-import { processGone, waitFor } from '../helpers/watch.js'
+import { waitFor } from '../helpers/common.js'
+import { processGone } from '../helpers/watch.js'
 
 let dir: string
 const runners: HookRunner[] = []

@@ -10,8 +10,10 @@ import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { AssetClient } from '../../src/core/client/client.js'
-import { type ServerHandle, Sandbox, diffTrees, ensureBuilt, writeTree } from '../helpers/cli.js'
-import { type Event, type WatchHandle, readHookRuns, recordingHook, startWatch, waitFor } from '../helpers/watch.js'
+import { type ServerHandle, Sandbox, ensureBuilt } from '../helpers/cli.js'
+import { waitFor } from '../helpers/common.js'
+import { diffTrees, writeTree } from '../helpers/trees.js'
+import { type Event, type WatchHandle, readHookRuns, recordingHook, startWatch } from '../helpers/watch.js'
 
 const STALLS_S = [2, 5, 10]
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, Math.max(0, ms)))

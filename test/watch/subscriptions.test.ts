@@ -1,6 +1,7 @@
 // The subscription registry (src/core/server/subscriptions.ts): pattern → client → instance ids.
 import { describe, expect, it } from 'vitest'
 import { Subscriptions } from '../../src/core/server/subscriptions.js'
+import { AssetSyncError } from '../../src/errors.js'
 
 /** subscribers(path) as plain data: client → sorted instance ids. */
 function subs(s: Subscriptions, path: string): Record<string, number[]> {
@@ -106,5 +107,47 @@ describe('Subscriptions.dropClient', () => {
     expect(s.dropClient(one)).toEqual([])
     expect([...s.subscribers('x').keys()]).toEqual([two])
     expect(s.dropClient(two)).toEqual(['**'])
+  })
+})
+
+describe('Subscriptions: each instance\'s patterns are one selection (docs/patterns.md)', () => {
+  it('exclusions apply within an instance: last match wins, in subscription order', () => {
+    const s = new Subscriptions()
+    s.subscribe('a', ['tex/**', '!**/*.psd'], 1) // issue 11's selection
+    s.subscribe('a', ['!**/*.psd'], 2) // only an exclusion: everything else
+    s.subscribe('b', ['tex/**'], 3)
+    expect(subs(s, 'tex/a.png')).toEqual({ a: [1, 2], b: [3] })
+    expect(subs(s, 'tex/c.psd')).toEqual({ b: [3] })
+    expect(subs(s, '.env')).toEqual({ a: [2] })
+    // a later SUBSCRIBE of the same instance comes after: it re-includes one file
+    s.subscribe('a', ['tex/c.psd'], 1)
+    expect(subs(s, 'tex/c.psd')).toEqual({ a: [1], b: [3] })
+    // unsubscribing the exclusion widens the selection again
+    s.unsubscribe('a', ['!**/*.psd'], 1)
+    expect(subs(s, 'tex/d.psd')).toEqual({ a: [1], b: [3] })
+  })
+
+  it('a SUBSCRIBE over the pattern budget is ERR_LIMIT and changes nothing', () => {
+    const s = new Subscriptions()
+    s.subscribe('a', ['keep/**'], 1)
+    const heavy = Array.from({ length: 8 }, (_, j) => ('*' + 'abcdefgh'[j]).repeat(100)) // width > PATTERN_SET_MAX_WIDTH
+    let err: unknown = null
+    try { s.subscribe('a', ['new/**', ...heavy], 2) } catch (e) { err = e }
+    expect(err).toBeInstanceOf(AssetSyncError)
+    expect((err as AssetSyncError).code).toBe('ERR_LIMIT')
+    expect(s.patternCount).toBe(1)
+    expect(s.held('a')).toBe(1)
+    expect(subs(s, 'new/x')).toEqual({})
+    expect(subs(s, 'keep/x')).toEqual({ a: [1] })
+    // the budget is per connection: another client may hold a heavy set of its own
+    s.subscribe('b', heavy.slice(0, 4), 1)
+    expect(s.patternCount).toBe(5)
+  })
+
+  it('a malformed pattern is ERR_USAGE and changes nothing', () => {
+    const s = new Subscriptions()
+    expect(() => s.subscribe('a', ['ok/**', '!'], 1)).toThrow(/nothing after/)
+    expect(s.patternCount).toBe(0)
+    expect(s.clientCount).toBe(0)
   })
 })

@@ -9,7 +9,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { ignoreMatcher } from '../../src/core/fs/ignore.js'
 import { FolderWatcher } from '../../src/core/server/watcher.js'
 import { WATCH_TRAILING_CHECK_MS } from '../../src/limits.js'
-import { waitFor, writeInPieces } from '../helpers/watch.js'
+import { waitFor } from '../helpers/common.js'
+import { writeInPieces } from '../helpers/watch.js'
 
 const SETTLE = 40
 

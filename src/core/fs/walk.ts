@@ -34,7 +34,7 @@ export async function* walkFiles(root: string, ignored: PathMatcher): AsyncGener
     for await (const d of handle) {
       const full = join(dir, d.name)
       const wire = toWirePath(relative(root, full))
-      if (ignored(wire) || checkWirePath(wire) !== null) continue
+      if (ignored(wire, d.isDirectory()) || checkWirePath(wire) !== null) continue
       if (d.isDirectory()) {
         stack.push(full)
         continue

@@ -119,7 +119,7 @@ export class FolderWatches {
         const childFull = join(full, d.name)
         if (d.isDirectory()) {
           const childWire = this.#wire(childFull)
-          if (childWire !== null && !this.#ignored(childWire)) folders.push([childWire, childFull])
+          if (childWire !== null && !this.#ignored(childWire, true)) folders.push([childWire, childFull])
         } else if (announce) {
           const childWire = this.#wire(childFull)
           if (childWire !== null) this.#on.onPath(childWire)
@@ -192,7 +192,7 @@ export class FolderWatches {
     if (this.#closed) return
     const watched = this.#folders.get(wire)
     if (watched && watched.ino !== ino) this.#remove(wire) // gone, no folder now, or another one
-    if (ino !== null && !this.#ignored(wire) && !this.#folders.has(wire)) await this.#add(wire, full, true)
+    if (ino !== null && !this.#ignored(wire, true) && !this.#folders.has(wire)) await this.#add(wire, full, true)
   }
 
   /** Reports every file of a folder and rechecks its folders. */

@@ -203,8 +203,16 @@ export class AssetServer extends EventEmitter {
         conn.send({ type: 'error', id: msg.id, code: 'ERR_LIMIT', message: `more than ${MAX_SUBSCRIPTIONS_PER_CLIENT} subscriptions on one connection` })
         return
       }
-      if (msg.subscribe) this.subscriptions.subscribe(session, msg.patterns, msg.instanceId)
-      else this.subscriptions.unsubscribe(session, msg.patterns, msg.instanceId)
+      if (msg.subscribe) {
+        try {
+          this.subscriptions.subscribe(session, msg.patterns, msg.instanceId)
+        } catch (err) {
+          // over the pattern budget (ERR_LIMIT) or malformed (ERR_USAGE): refused, nothing changed
+          if (!(err instanceof AssetSyncError)) throw err
+          conn.send({ type: 'error', id: msg.id, code: err.code, message: err.message })
+          return
+        }
+      } else this.subscriptions.unsubscribe(session, msg.patterns, msg.instanceId)
       conn.send({ type: 'subscribe-ack', id: msg.id })
       this.emit('subscriptions', {
         remote: conn.remote, action: msg.subscribe ? 'subscribe' : 'unsubscribe', instanceId: msg.instanceId,

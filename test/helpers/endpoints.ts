@@ -3,71 +3,16 @@
  * REQUEST with RESPONSE + CHUNK frames, respecting backpressure), the matching client fetch,
  * event waits with deadlines, and a cleanup stack for afterEach.
  */
-import { createHash } from 'node:crypto'
-import type { EventEmitter } from 'node:events'
 import SecretStream, { type KeyPair } from '@hyperswarm/secret-stream'
 import { CHUNK_SIZE } from '../../src/limits.js'
 import type { ClientConnection, ServerConnection } from '../../src/protocol/connection.js'
 import { type DialOptions, ServerEndpoint, type ServeEndpointOptions, dial } from '../../src/protocol/endpoint.js'
 import type { Message } from '../../src/protocol/messages.js'
 import type { TransportName } from '../../src/protocol/transport.js'
-
-export const LOOPBACK = '127.0.0.1'
-
-export function sha256(b: Uint8Array): Buffer {
-  return createHash('sha256').update(b).digest()
-}
+import { type Cleanup, LOOPBACK, sha256 } from './common.js'
 
 export function newKeyPair(): KeyPair {
   return SecretStream.keyPair()
-}
-
-/** Rejects with a message naming `what` if `p` has not settled within `ms`. */
-export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms)
-    p.then((v) => { clearTimeout(t); resolve(v) }, (e: unknown) => { clearTimeout(t); reject(e) })
-  })
-}
-
-/** Polls `cond` every 5 ms until it holds; rejects after `ms`. For state with no event to wait on. */
-export function waitUntil(cond: () => boolean, ms: number, what: string): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    const start = Date.now()
-    const poll = (): void => {
-      if (cond()) resolve()
-      else if (Date.now() - start > ms) reject(new Error(`timed out after ${ms} ms waiting for ${what}`))
-      else setTimeout(poll, 5)
-    }
-    poll()
-  })
-}
-
-/** Resolves with the arguments of the next `event`, or rejects after `ms`. */
-export function nextEvent(emitter: EventEmitter, event: string, ms: number): Promise<unknown[]> {
-  return new Promise<unknown[]>((resolve, reject) => {
-    const on = (...args: unknown[]): void => { clearTimeout(t); resolve(args) }
-    const t = setTimeout(() => {
-      emitter.off(event, on)
-      reject(new Error(`timed out after ${ms} ms waiting for '${event}'`))
-    }, ms)
-    emitter.once(event, on)
-  })
-}
-
-/** A LIFO stack of cleanup functions; `run()` in afterEach closes everything a test opened. */
-export class Cleanup {
-  #fns: Array<() => unknown> = []
-  add(fn: () => unknown): void { this.#fns.push(fn) }
-  async run(): Promise<void> {
-    const fns = this.#fns.reverse()
-    this.#fns = []
-    for (const fn of fns) {
-      try {
-        await fn()
-      } catch { /* best effort: one failed close must not leak the rest */ }
-    }
-  }
 }
 
 /** Sends `data` as the reply to request `id`: RESPONSE(file) then CHUNK_SIZE chunks, waiting on backpressure. */

@@ -1,13 +1,9 @@
 /**
  * Shared pieces of the hardening tests (test/hardening, test/slow): an in-process AssetServer in a
  * temp folder, a "raw" authenticated client that writes frames straight into the Noise stream
- * (so it can send what `encode` or `Connection` would refuse), udx packet builders for spoofing,
- * and memory readings of this or another process.
+ * (so it can send what `encode` or `Connection` would refuse), and udx packet builders for
+ * spoofing. Temp folders, sizes and memory readings are in common.ts.
  */
-import { readFileSync } from 'node:fs'
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { dirname, join } from 'node:path'
 import SecretStream from '@hyperswarm/secret-stream'
 import type { UDXStream } from 'udx-native'
 import { vi } from 'vitest'
@@ -18,25 +14,7 @@ import { type Message, PROTOCOL_VERSION, type ServerMessage } from '../../src/pr
 import { connectTcp } from '../../src/protocol/tcp.js'
 import type { RawStream, TransportName } from '../../src/protocol/transport.js'
 import { UdpListener, connectUdp } from '../../src/protocol/udp.js'
-import { LOOPBACK } from '../transport/support.js'
-
-export const KiB = 1024
-export const MiB = 1024 * KiB
-
-/** A temp folder removed by the returned cleanup. */
-export async function tempDir(name: string): Promise<{ dir: string; remove: () => Promise<void> }> {
-  const dir = await mkdtemp(join(tmpdir(), `assetsync-hard-${name}-`))
-  return { dir, remove: () => rm(dir, { recursive: true, force: true, maxRetries: 3 }) }
-}
-
-/** Writes `spec` (relative '/'-path → content) under `root`. */
-export async function writeFiles(root: string, spec: Record<string, string | Buffer>): Promise<void> {
-  for (const [rel, data] of Object.entries(spec)) {
-    const full = join(root, ...rel.split('/'))
-    await mkdir(dirname(full), { recursive: true })
-    await writeFile(full, data)
-  }
-}
+import { LOOPBACK, MiB } from './common.js'
 
 export interface LocalServer {
   server: AssetServer
@@ -175,17 +153,4 @@ export function udxPacket(type: number, streamId: number, seq: number, ack: numb
   b.writeUInt32LE(ack >>> 0, 16)
   b.set(payload, 20)
   return b
-}
-
-// --- memory --------------------------------------------------------------------------------------
-
-/** VmRSS of process `pid` in bytes, from /proc (Linux). */
-export function rssOf(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
-  if (!m) throw new Error(`no VmRSS for pid ${pid}`)
-  return Number(m[1]) * 1024
-}
-
-export function mib(bytes: number): string {
-  return `${(bytes / MiB).toFixed(1)} MiB`
 }

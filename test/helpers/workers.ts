@@ -4,7 +4,7 @@
  */
 import { type ChildProcess, fork } from 'node:child_process'
 import { join } from 'node:path'
-import { PROJECT_ROOT } from '../helpers/cli.js'
+import { PROJECT_ROOT } from './cli.js'
 
 export const FIXTURES = join(PROJECT_ROOT, 'test', 'fixtures')
 
