@@ -6,6 +6,7 @@
 import { SETTLE_MS } from '../../limits.js'
 import type { Clock } from '../../protocol/clock.js'
 import type { FileMeta } from '../../protocol/messages.js'
+import { walkFiles } from '../fs/walk.js'
 import { diffBatch } from './batch-diff.js'
 import type { ChangeFeed, FeedSink } from './feed.js'
 import type { FolderSource } from './folder-source.js'
@@ -56,6 +57,15 @@ export class FolderFeed implements ChangeFeed {
     watcher.on('error', (err: unknown) => sink.error(err))
     await watcher.start()
     this.#watcher = watcher
+    // What was saved between the scan and this watch raised events nobody heard, and the index
+    // still has the old hash: a server restarted while files are being saved kept serving stale
+    // entries (issue 14's soak). Look at every path once more now that the watch is on; only
+    // what really changed goes out, as one batch, before start() resolves (so a later move is
+    // still one rename, not split across this batch and the watcher's).
+    const paths = new Set(source.paths())
+    for await (const f of walkFiles(source.root, source.ignored)) paths.add(f.wire)
+    this.#enqueue([...paths])
+    await this.#chain
   }
 
   /** Settled paths are processed one batch at a time, in order. */
