@@ -81,6 +81,8 @@ export abstract class FrameChannel extends EventEmitter {
   #lastActivity: number
   #probe: PortProbe | null = null
   #probeSentAt = 0
+  /** The previous tick was late and judged nothing: this one judges, late or not. */
+  #creditedLast = false
   #needDrain = false
   #localPause = false
   #closeError: AssetSyncError | null = null
@@ -265,7 +267,8 @@ export abstract class FrameChannel extends EventEmitter {
    * The liveness rules (docs/protocol.md §6). Silence is time since we last heard anything from
    * the peer, counted only while our own loop runs: a late tick means WE were stalled, so the
    * stall is credited and nothing is judged until the next tick, after the sockets were polled
-   * (timers run first; judging now would drop a peer whose data sits unread in our buffer).
+   * (timers run first; judging now would drop a peer whose data sits unread in our buffer). That
+   * next tick judges even if it is late too, so a loop that is always late still finds the dead.
    * Silent for SUSPECT_MS: probe its port (a killed process's port answers ICMP unreachable).
    * Silent for the idle timeout: gone.
    */
@@ -279,10 +282,13 @@ export abstract class FrameChannel extends EventEmitter {
       this.#heard(now)
     }
     if (now - this.#lastSent >= this.#keepaliveMs) this.send({ type: 'ping' })
-    if (late >= LATE_TICK_MS) {
+    // Only every other tick: a loop that is late on every tick (a starved CPU) must still judge.
+    if (late >= LATE_TICK_MS && !this.#creditedLast) {
+      this.#creditedLast = true
       this.#lastHeard = Math.min(now, this.#lastHeard + late)
       return
     }
+    this.#creditedLast = false
     if (!this.#localPause && this.#judge(now)) return
     this.onTick(now)
   }

@@ -264,6 +264,19 @@ describe('Connection liveness: stalls, transport activity, port probes (issue 14
     expect(after).toBeLessThanOrEqual(IDLE_TIMEOUT_MS - KEEPALIVE_MS + TIMER_TICK_MS)
   })
 
+  it('a loop late on every tick (a starved CPU) still finds a silent peer: only every other late tick is credited', async () => {
+    const { clock, conn } = withRawPeer('client')
+    const seen = closes(conn, clock)
+    // Every tick comes 1 s late; half of that lateness is credited.
+    while (!conn.closed && clock.now() < 10 * IDLE_TIMEOUT_MS) {
+      clock.stall(TIMER_TICK_MS + 1000)
+      await flush()
+    }
+    expect(seen[0]?.err?.code).toBe('ERR_CONNECTION_LOST')
+    expect(seen[0]?.at).toBeGreaterThan(IDLE_TIMEOUT_MS)
+    expect(seen[0]?.at).toBeLessThan(2 * IDLE_TIMEOUT_MS)
+  })
+
   it('a late tick (our loop stalled) does not time out a request whose reply waits to be read', async () => {
     const { clock, client, server } = await openPair()
     const req = request(client)
