@@ -9,9 +9,11 @@ import { type OutputStreams, processStreams } from './commands/output.js'
 import { pullCommand } from './commands/pull.js'
 import { serveCommand } from './commands/serve.js'
 import { watchCommand } from './commands/watch.js'
+import { statusCommand } from './commands/status.js'
 import { AssetSyncError, EXIT, type ExitCode, exitCodeOf } from './errors.js'
+import { VERSION } from './version.js'
 
-export const VERSION = '0.1.0'
+export { VERSION }
 
 function oneLine(s: string): string {
   return s.replace(/\s*\n\s*/g, ' ').trim()
@@ -28,11 +30,12 @@ Examples:
   assetsync pull --server 192.168.1.20:7420 --out ./a   mirror it once (CI prefetch)
   assetsync get --server 192.168.1.20:7420 main.lua     print one file
   assetsync watch --server 192.168.1.20:7420 --out ./a --exec "kill -HUP \\$(cat game.pid)"
+  assetsync status --server 192.168.1.20:7420           devices, subscriptions, last reloads
 
 Exit codes: 0 ok, 1 unexpected, 2 usage, 3 cannot connect / timed out / connection lost,
 4 authentication or server-key mismatch, 5 remote path not found or refused,
 6 integrity or local write failure.`)
-  for (const cmd of [serveCommand(io), pullCommand(io), getCommand(io), watchCommand(io)]) program.addCommand(cmd)
+  for (const cmd of [serveCommand(io), pullCommand(io), getCommand(io), watchCommand(io), statusCommand(io)]) program.addCommand(cmd)
   withProjectConfig(program) // --config and assetsync.json, for every command added above
   const configure = (c: Command): void => {
     c.exitOverride()

@@ -5,8 +5,20 @@
 export { AssetServer, type AssetServerOptions } from './core/server/server.js'
 export type {
   AssetServerEvents, AssetServerEventName, BatchEvent, ClientConnectedEvent, ClientDisconnectedEvent, ClientRejectedEvent,
-  PathRefusedEvent, SubscriptionsEvent,
+  PathRefusedEvent, ReloadReportEvent, SubscriptionsEvent,
 } from './core/server/server-events.js'
+export { Metrics, type MetricsOptions, type RequestStatus, type ByteCounters } from './core/server/metrics.js'
+export {
+  StatusTracker, errorLocation, type StatusProvider, type StatusTrackerOptions, type ClientProbe, type ReportInput,
+} from './core/server/status.js'
+export {
+  HttpStatusServer, parseHttpAddress, isLoopback, type HttpStatusOptions, type MetricsSource,
+} from './core/server/http-status.js'
+export {
+  parseStatusJson, fitStatus, type StatusJson, type ClientStatus, type BatchStatus, type ReloadReport, type ReloadError,
+  type SubscriptionStatus,
+} from './protocol/status-json.js'
+export { VERSION } from './version.js'
 export type { ChangeSummary } from './core/server/changes.js'
 export type { AssetSource, SourceReader, ManifestPage, ScanResult } from './core/server/source.js'
 export type { ChangeFeed, ChangeBatch, ChangePublisher, FeedSink } from './core/server/feed.js'
@@ -17,7 +29,8 @@ export { MemoryFeed } from './core/server/memory-feed.js'
 export type { KeyPair } from './protocol/keypair.js'
 export { DEFAULT_PORT } from './limits.js'
 export {
-  AssetClient, parseServer, type AssetClientOptions, type AssetClientEvents, type DownloadResult, type DownloadStatus, type ReadOptions,
+  AssetClient, parseServer, type AssetClientOptions, type AssetClientEvents, type ClientReport, type DownloadResult, type DownloadStatus,
+  type ReadOptions,
 } from './core/client/client.js'
 export type { FileSink, SinkFactory } from './core/client/file-sink.js'
 export { fileSink, type SavedFile, type FileSinkOptions } from './core/client/temp-file-sink.js'
@@ -26,7 +39,7 @@ export { Mirror, type MirrorOptions, type SyncOptions, type SyncSummary, type Fi
 export {
   LiveMirror, reconnectDelay, type LiveMirrorOptions, type LiveMirrorEvents, type SyncedEvent, type ReconnectingEvent,
 } from './core/client/live-mirror.js'
-export { HookRunner, type Change, type HookResult, type HookOptions, type HookRunnerEvents } from './core/client/hooks.js'
+export { HookRunner, hookFailure, type Change, type HookResult, type HookOptions, type HookRunnerEvents } from './core/client/hooks.js'
 export { RetryPolicy, shouldRetry, type RetryPolicyOptions, type RetryState } from './core/client/retry.js'
 export {
   AssetSyncError, ProtocolError, EXIT, ERROR_EXIT, ERROR_RECOVERY, exitCodeOf, recoveryOf, isTransient, isRetryable, needsReconnect, isFatal,

@@ -130,6 +130,11 @@ export const HOOK_TIMEOUT_MS = 60_000
  * quadratically: 256 B cost 0.3 ms here, 2 KiB 4 ms, 4 KiB 7.5 ms; a new process 10–15 ms.
  */
 export const HOOK_WARM_MAX_PATH_BYTES = 2048
+/**
+ * After a hook exits, how long to wait for the rest of its stderr (kept for its reload report) if
+ * the pipe is still open: a background process it started may hold it open for good.
+ */
+export const HOOK_STDERR_GRACE_MS = 100
 /** Reconnect backoff of watch, run and LiveMirror (one policy, core/client/retry.ts): full jitter between 0 and min(cap, base * 2^attempt). */
 export const RECONNECT_BASE_MS = 250
 export const RECONNECT_MAX_MS = 5000
@@ -240,3 +245,22 @@ export const PATTERN_DFA_CACHE_CELLS = 65_536
  * index; the page is cut there, done = false. About 10 ms here.
  */
 export const MANIFEST_PAGE_MATCH_STEPS = 2_000_000
+
+// --- reload reports and the status query (features `report` and `status`) -----------------------
+/** Paths one REPORT frame carries; a client sends the first ones, the server refuses more. */
+export const REPORT_MAX_PATHS = 256
+/**
+ * The error text of one REPORT (a Lua message with its traceback, a hook's last stderr lines),
+ * in UTF-8 bytes; a client cuts a longer one.
+ */
+export const REPORT_MAX_ERROR_BYTES = 8 * KiB
+/**
+ * The StatusJson one STATUS_REPLY carries, in UTF-8 bytes: the server cuts the document to fit
+ * (fitStatus, `truncated: true`), the client refuses a longer one.
+ */
+export const STATUS_MAX_JSON_BYTES = 512 * KiB
+/**
+ * A batch whose newest file was saved (mtime) longer ago than this did not come from a save just
+ * now (cp -p, tar, rsync -t keep old mtimes): its watcher lag is unknown rather than days long.
+ */
+export const WATCHER_LAG_MAX_MS = 60_000

@@ -31,8 +31,9 @@ const MAY_IMPORT: Record<string, string[]> = {
   protocol: [],
   errors: [],
   limits: [],
+  version: [],
 }
-const GROUND = new Set(['errors', 'limits'])
+const GROUND = new Set(['errors', 'limits', 'version'])
 
 function filesUnder(dir: string): string[] {
   const out: string[] = []

@@ -1,10 +1,15 @@
-/** `assetsync serve [dir]`: index a folder and serve it until SIGINT/SIGTERM. */
+/**
+ * `assetsync serve [dir]`: index a folder and serve it until SIGINT/SIGTERM; with --http, also
+ * /metrics, /status and the live page (docs/observability.md). Prints devices' reload reports.
+ */
 import { Command, Option } from 'commander'
 import { AssetSyncError } from '../errors.js'
 import { DEFAULT_PORT } from '../limits.js'
+import type { HttpStatusServer } from '../core/server/http-status.js'
 import type { TransportName } from '../protocol/transport.js'
 import { idleTimeoutOption, parseDuration, parseIdleTimeout, tokenOption, transportOption, untilSignal } from './common.js'
 import { Output, type OutputStreams } from './output.js'
+import { visible } from './status-format.js'
 
 interface ServeFlags {
   host: string
@@ -14,7 +19,14 @@ interface ServeFlags {
   ignore?: string[]
   settle?: string
   idleTimeout?: string
+  http?: string
   json?: boolean
+}
+
+/** Up to five paths of a report for a human line, made safe to print. */
+function someVisible(paths: readonly string[]): string {
+  if (paths.length === 0) return '(no files)'
+  return paths.slice(0, 5).map(visible).join(', ') + (paths.length > 5 ? `, … (${paths.length} files)` : '')
 }
 
 function parsePort(v: string): number {
@@ -34,12 +46,19 @@ export function serveCommand(io: OutputStreams): Command {
     .option('--ignore <glob...>', 'more paths to ignore, on top of .git/**, node_modules/** and editor temp files')
     .addOption(new Option('--settle <ms>', 'quiet time before a changed file is announced (write-stable)'))
     .addOption(idleTimeoutOption())
+    .option('--http <[host:]port>', 'also serve /metrics, /status and a live status page over HTTP (host 127.0.0.1 unless given; any other host needs the token)')
     .option('--json', 'NDJSON events on stdout')
     .action(async (dir: string, flags: ServeFlags) => {
       const out = new Output(!!flags.json, io)
       const settleMs = parseDuration('--settle', flags.settle, 'ms', 0)
       const idleTimeoutMs = parseIdleTimeout(flags.idleTimeout)
       // Loaded on use, so `--help` and the other commands start fast.
+      const web = flags.http === undefined ? null : await import('../core/server/http-status.js')
+      const httpAt = web && flags.http !== undefined ? web.parseHttpAddress(flags.http) : null
+      if (web && httpAt && !web.isLoopback(httpAt.host) && !flags.token) {
+        // Checked before anything listens: the page would show paths and devices to the network.
+        throw new AssetSyncError('ERR_USAGE', `--http on ${httpAt.host}, which is not a loopback address, needs a token (--token or ASSETSYNC_TOKEN): every HTTP request must then carry it`)
+      }
       const { AssetServer } = await import('../core/server/server.js')
       const server = await AssetServer.start({
         root: dir,
@@ -51,6 +70,15 @@ export function serveCommand(io: OutputStreams): Command {
         settleMs,
         ...(idleTimeoutMs !== undefined ? { idleTimeoutMs } : {}),
       })
+      let http: HttpStatusServer | null = null
+      if (web && httpAt) {
+        try {
+          http = await web.HttpStatusServer.listen({ ...httpAt, token: flags.token ?? null, provider: server.status, metrics: server.metrics })
+        } catch (err) {
+          await server.close()
+          throw err
+        }
+      }
       const { host, port } = server.address()
       // Payload types come from AssetServerEvents; fields are named one by one (no spread) so a
       // renamed field fails to compile here instead of silently changing the --json contract.
@@ -80,11 +108,24 @@ export function serveCommand(io: OutputStreams): Command {
         out.event({ event: 'changes', changes: e.changes, clients: e.clients })
         out.line(`${e.changes.length} change(s) pushed to ${e.clients} client(s): ${e.changes.map((c) => c.path).slice(0, 5).join(', ')}${e.changes.length > 5 ? ', …' : ''}`)
       })
-      out.event({ event: 'listening', transport: server.transport, host, port, key, files: server.scan.files })
+      server.on('report', (e) => {
+        out.event({ event: 'reload', remote: e.remote, paths: e.paths, ok: e.ok, error: e.error, ms: e.ms })
+        if (e.ok) {
+          out.line(`${e.remote} reloaded ${someVisible(e.paths)} in ${e.ms} ms`)
+          return
+        }
+        const first = visible((e.error ?? 'reload failed').split('\n')[0] ?? '')
+        const where = e.file ? `${visible(e.file)}${e.line !== null ? `:${e.line}` : ''}` : ''
+        // A Lua message starts with its own file:line; say it once.
+        out.line(`${e.remote} failed to reload ${someVisible(e.paths)}: ${where && !first.includes(where) ? `${where}: ` : ''}${first}`)
+      })
+      out.event({ event: 'listening', transport: server.transport, host, port, key, files: server.scan.files, ...(http ? { http: http.url } : {}) })
       out.line(`assetsync serving ${dir} on ${server.transport}://${host}:${port}`)
       out.line(`  ${server.scan.files} files indexed (${server.scan.hashed} hashed) in ${Math.round(server.scan.ms)} ms`)
       out.line(`  server key ${key}`)
+      if (http) out.line(`  status page ${http.url}/${http.requiresToken ? ' (token required: open it once with ?token=<token>)' : ''}`)
       const sig = await untilSignal()
+      await http?.close()
       await server.close()
       out.event({ event: 'stopped', signal: sig })
     })

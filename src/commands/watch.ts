@@ -1,4 +1,7 @@
-/** `assetsync watch`: mirror, subscribe, apply pushed changes atomically, run a hook per batch. */
+/**
+ * `assetsync watch`: mirror, subscribe, apply pushed changes atomically, run a hook per batch and
+ * report each run to the server (feature `report`: `serve` prints it, its status shows it).
+ */
 import { Command, Option } from 'commander'
 import { AssetSyncError } from '../errors.js'
 import { HOOK_TIMEOUT_MS } from '../limits.js'
@@ -22,18 +25,22 @@ export function watchCommand(io: OutputStreams): Command {
   for (const o of clientOptions()) cmd.addOption(o)
   return cmd.action(async (patterns: string[], flags: WatchFlags) => {
     const out = new Output(!!flags.json, io)
-    const [{ HookRunner }, { LiveMirror }] = await Promise.all([import('../core/client/hooks.js'), import('../core/client/live-mirror.js')])
+    const [{ HookRunner, hookFailure }, { LiveMirror }] = await Promise.all([import('../core/client/hooks.js'), import('../core/client/live-mirror.js')])
     const live = new LiveMirror({ client: toClientOptions(flags), out: flags.out, patterns: checkPatterns(patterns) })
     const root = await live.mirror.root()
+    const hookTimeoutMs = parseDuration('--hook-timeout', flags.hookTimeout, 's') ?? HOOK_TIMEOUT_MS
     const hooks = flags.exec
       ? new HookRunner({
         command: flags.exec,
         root: root as string,
-        timeoutMs: parseDuration('--hook-timeout', flags.hookTimeout, 's') ?? HOOK_TIMEOUT_MS,
+        timeoutMs: hookTimeoutMs,
         stdout: flags.json ? 'stderr' : 'inherit',
       })
       : null
     hooks?.on('done', (r) => {
+      // The hook is this device's reload: the server shows how it went (a no-op for a server without reports).
+      const error = hookFailure(r, hookTimeoutMs)
+      live.report({ paths: r.changes.map((c) => c.path), ok: error === null, error, ms: r.ms })
       out.event({ event: 'hook', exitCode: r.exitCode, ...(r.signal ? { signal: r.signal } : {}), timedOut: r.timedOut, ms: r.ms, ...(r.error ? { error: r.error } : {}) })
       if (r.error) out.note(`assetsync: hook could not start: ${r.error}`)
       else if (r.timedOut) out.note(`assetsync: hook killed after ${flags.hookTimeout ?? HOOK_TIMEOUT_MS / 1000} s`)

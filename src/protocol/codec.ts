@@ -7,7 +7,7 @@
 import { ProtocolError } from '../errors.js'
 import {
   CHUNK_SIZE, MAX_ERROR_CODE_BYTES, MAX_FRAME_BYTES, MAX_PATH_BYTES, MAX_PATTERN_BYTES, MAX_PATTERNS, MAX_TEXT_BYTES,
-  MAX_TOKEN_BYTES, MAX_UPDATE_ENTRIES,
+  MAX_TOKEN_BYTES, MAX_UPDATE_ENTRIES, REPORT_MAX_ERROR_BYTES, REPORT_MAX_PATHS, STATUS_MAX_JSON_BYTES,
 } from '../limits.js'
 import {
   CHANGE_KIND, HASH_BYTES, MSG, STATUS, allowedFrom,
@@ -51,6 +51,8 @@ interface Out {
   u64(v: number): void
   raw(b: Uint8Array): void
   str16(s: string): void
+  /** u32 byte length, then UTF-8 (long text: STATUS_REPLY's JSON). */
+  str32(s: string): void
 }
 
 class Sizer implements Out {
@@ -61,6 +63,7 @@ class Sizer implements Out {
   u64(_v: number): void { this.size += 8 }
   raw(b: Uint8Array): void { this.size += b.byteLength }
   str16(s: string): void { this.size += 2 + Buffer.byteLength(s, 'utf8') }
+  str32(s: string): void { this.size += 4 + Buffer.byteLength(s, 'utf8') }
 }
 
 class Writer implements Out {
@@ -79,6 +82,11 @@ class Writer implements Out {
     const n = this.buf.write(s, this.#at + 2, 'utf8')
     this.buf.writeUInt16BE(n, this.#at)
     this.#at += 2 + n
+  }
+  str32(s: string): void {
+    const n = this.buf.write(s, this.#at + 4, 'utf8')
+    this.buf.writeUInt32BE(n, this.#at)
+    this.#at += 4 + n
   }
 }
 
@@ -119,7 +127,12 @@ class Reader {
   }
   rest(): Uint8Array { return this.raw(this.left, 'rest') }
   str16(max: number, what: string): string {
-    const n = this.u16(`${what} length`)
+    return this.#text(this.u16(`${what} length`), max, what)
+  }
+  str32(max: number, what: string): string {
+    return this.#text(this.u32(`${what} length`), max, what)
+  }
+  #text(n: number, max: number, what: string): string {
     if (n > max) throw new ProtocolError(`${what} is ${n} bytes, limit ${max}`)
     try {
       return utf8.decode(this.raw(n, what))
@@ -181,6 +194,12 @@ function writeBody(o: Out, m: Message): void {
       return
     case 'manifest': o.u32(m.id); writePatterns(o, m.patterns); o.str16(m.after); return
     case 'credit': o.u32(m.bytes); return
+    case 'report':
+      o.u8(m.ok ? 1 : 0); o.u32(m.ms); o.u16(m.paths.length)
+      for (const p of m.paths) o.str16(p)
+      o.str16(m.error ?? '')
+      return
+    case 'status': o.u32(m.id); return
     case 'auth-ok':
       o.u16(m.version)
       if (m.features !== undefined) o.u32(m.features)
@@ -205,6 +224,7 @@ function writeBody(o: Out, m: Message): void {
       return
     case 'error': o.u32(m.id); o.str16(m.code); o.str16(m.message); return
     case 'subscribe-ack': o.u32(m.id); return
+    case 'status-reply': o.u32(m.id); o.str32(m.json); return
     case 'ping': return
   }
 }
@@ -275,6 +295,16 @@ function readBody(r: Reader, type: MessageType): Message {
       return { type, id, patterns, after: r.str16(MAX_PATH_BYTES, 'cursor') }
     }
     case 'credit': return { type, bytes: r.u32('credit bytes') }
+    case 'report': {
+      const ok = r.bool('ok flag')
+      const ms = r.u32('ms')
+      const n = r.count(REPORT_MAX_PATHS, 'report path count')
+      const paths: string[] = []
+      for (let i = 0; i < n; i++) paths.push(r.str16(MAX_PATH_BYTES, 'path'))
+      const error = r.str16(REPORT_MAX_ERROR_BYTES, 'report error')
+      return { type, ok, ms, paths, error: error === '' ? null : error }
+    }
+    case 'status': return { type, id: r.u32('id') }
     case 'auth-ok': {
       const version = r.u16('version')
       return r.left === 0 ? { type, version } : { type, version, features: r.u32('features') }
@@ -316,6 +346,10 @@ function readBody(r: Reader, type: MessageType): Message {
       return { type, id, code: r.str16(MAX_ERROR_CODE_BYTES, 'error code'), message: r.str16(MAX_TEXT_BYTES, 'message') }
     }
     case 'subscribe-ack': return { type, id: r.u32('id') }
+    case 'status-reply': {
+      const id = r.u32('id')
+      return { type, id, json: r.str32(STATUS_MAX_JSON_BYTES, 'status JSON') }
+    }
     case 'ping': return { type }
   }
 }

@@ -9,7 +9,8 @@ import { EventEmitter } from 'node:events'
 import type { Duplex } from 'node:stream'
 import { AssetSyncError, ProtocolError, isErrorCode } from '../errors.js'
 import {
-  CLOSE_GRACE_MS, IDLE_TIMEOUT_MS, KEEPALIVE_MS, LATE_TICK_MS, MAX_TEXT_BYTES, PORT_PROBE_INTERVAL_MS, SUSPECT_MS, TIMER_TICK_MS,
+  CLOSE_GRACE_MS, IDLE_TIMEOUT_MS, KEEPALIVE_MS, LATE_TICK_MS, MAX_PATH_BYTES, MAX_TEXT_BYTES, PORT_PROBE_INTERVAL_MS,
+  REPORT_MAX_ERROR_BYTES, REPORT_MAX_PATHS, SUSPECT_MS, TIMER_TICK_MS,
 } from '../limits.js'
 import { type Clock, systemClock } from './clock.js'
 import { decode, encode } from './codec.js'
@@ -44,13 +45,23 @@ function clipUtf8(s: string, max: number): string {
 }
 
 /**
- * Human text (ERROR message, RESPONSE reason) cut to MAX_TEXT_BYTES: the peer refuses a longer
- * one as a protocol error. Messages can quote paths and system errors of any length (a
- * not-found reason quoting a 1024-byte path killed the client's connection; found by fuzzing).
+ * Human text (ERROR message, RESPONSE reason, REPORT error) cut to its cap: the peer refuses a
+ * longer one as a protocol error. Messages can quote paths and system errors of any length (a
+ * not-found reason quoting a 1024-byte path killed the client's connection; found by fuzzing),
+ * and a Lua traceback has no length at all. A REPORT keeps its first REPORT_MAX_PATHS paths that
+ * fit the wire, and a whole, non-negative number of milliseconds.
  */
 function clipText(msg: Message): Message {
   if (msg.type === 'error') return { ...msg, message: clipUtf8(msg.message, MAX_TEXT_BYTES) }
   if (msg.type === 'response' && msg.status !== 'file') return { ...msg, reason: clipUtf8(msg.reason, MAX_TEXT_BYTES) }
+  if (msg.type === 'report') {
+    return {
+      ...msg,
+      ms: Number.isFinite(msg.ms) ? Math.min(0xffff_ffff, Math.max(0, Math.round(msg.ms))) : 0,
+      paths: msg.paths.filter((p) => Buffer.byteLength(p) <= MAX_PATH_BYTES).slice(0, REPORT_MAX_PATHS),
+      error: msg.error === null ? null : clipUtf8(msg.error, REPORT_MAX_ERROR_BYTES),
+    }
+  }
   return msg
 }
 

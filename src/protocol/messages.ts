@@ -45,6 +45,9 @@ export const MSG = {
   subscribe: 0x04,
   manifest: 0x05,
   credit: 0x06,
+  // client -> server, optional (FEATURES.report, FEATURES.status)
+  report: 0x24,
+  status: 0x38,
   // server -> client
   'auth-ok': 0x41,
   response: 0x42,
@@ -53,6 +56,8 @@ export const MSG = {
   'manifest-reply': 0x45,
   error: 0x46,
   'subscribe-ack': 0x47,
+  // server -> client, optional (FEATURES.status)
+  'status-reply': 0x78,
   // both
   ping: 0x7f,
 } as const
@@ -99,12 +104,12 @@ function block(n: number): Readonly<Record<Sender, CodeRange>> {
  */
 export const FEATURES = {
   priority: { bit: 0, implemented: false, frames: block(0), about: 'request priority: a blocking require before bulk transfers' },
-  report: { bit: 1, implemented: false, frames: block(1), about: 'client → server reload/hook report' },
+  report: { bit: 1, implemented: true, frames: block(1), about: 'client → server reload/hook report' },
   chunks: { bit: 2, implemented: false, frames: block(2), about: 'content-defined chunk lists and chunk fetch' },
   zstd: { bit: 3, implemented: false, frames: block(3), about: 'zstd-compressed chunks' },
   'manifest-digest': { bit: 4, implemented: false, frames: block(4), about: 'a digest of the manifest, to skip an unchanged listing' },
   'batch-request': { bit: 5, implemented: false, frames: block(5), about: 'many files per request' },
-  status: { bit: 6, implemented: false, frames: block(6), about: 'status query over the protocol' },
+  status: { bit: 6, implemented: true, frames: block(6), about: 'status query over the protocol' },
 } as const satisfies Record<string, FeatureSpec>
 
 /** The name of a feature in the registry (`FEATURES`). */
@@ -215,6 +220,14 @@ export interface ManifestMsg { type: 'manifest'; id: number; patterns: string[];
  * it), so the server may send that many more. The server starts with FLOW_WINDOW_BYTES of credit.
  */
 export interface CreditMsg { type: 'credit'; bytes: number }
+/**
+ * Feature `report`, no reply: the device reloaded `paths` (ok), or failed to (`error`: a Lua
+ * message, a hook's failure), taking `ms`. At most REPORT_MAX_PATHS paths and
+ * REPORT_MAX_ERROR_BYTES of error; `error` is null when there is none (sent as "").
+ */
+export interface ReportMsg { type: 'report'; ok: boolean; ms: number; paths: string[]; error: string | null }
+/** Feature `status`: asks for the server's StatusJson; answered by STATUS_REPLY (or ERROR). */
+export interface StatusMsg { type: 'status'; id: number }
 
 // --- server -> client --------------------------------------------------------------------
 /**
@@ -232,11 +245,16 @@ export interface ManifestReplyMsg { type: 'manifest-reply'; id: number; done: bo
 /** `id` 0 is about the whole connection (then it closes); otherwise it ends that request. */
 export interface ErrorMsg { type: 'error'; id: number; code: string; message: string }
 export interface SubscribeAckMsg { type: 'subscribe-ack'; id: number }
+/**
+ * Feature `status`: the answer to STATUS, a StatusJson document as JSON text (at most
+ * STATUS_MAX_JSON_BYTES; read it with parseStatusJson, never trust its shape).
+ */
+export interface StatusReplyMsg { type: 'status-reply'; id: number; json: string }
 
 // --- both --------------------------------------------------------------------------------
 export interface PingMsg { type: 'ping' }
 
-export type ClientMessage = AuthMsg | RequestMsg | CancelMsg | SubscribeMsg | ManifestMsg | CreditMsg | PingMsg
+export type ClientMessage = AuthMsg | RequestMsg | CancelMsg | SubscribeMsg | ManifestMsg | CreditMsg | ReportMsg | StatusMsg | PingMsg
 export type ServerMessage =
   | AuthOkMsg
   | ResponseMsg
@@ -245,13 +263,14 @@ export type ServerMessage =
   | ManifestReplyMsg
   | ErrorMsg
   | SubscribeAckMsg
+  | StatusReplyMsg
   | PingMsg
 export type Message = ClientMessage | ServerMessage
 export type MessageType = Message['type']
 
-const CLIENT_TYPES: ReadonlySet<MessageType> = new Set(['auth', 'request', 'cancel', 'subscribe', 'manifest', 'credit', 'ping'])
+const CLIENT_TYPES: ReadonlySet<MessageType> = new Set(['auth', 'request', 'cancel', 'subscribe', 'manifest', 'credit', 'report', 'status', 'ping'])
 const SERVER_TYPES: ReadonlySet<MessageType> = new Set([
-  'auth-ok', 'response', 'chunk', 'update', 'manifest-reply', 'error', 'subscribe-ack', 'ping',
+  'auth-ok', 'response', 'chunk', 'update', 'manifest-reply', 'error', 'subscribe-ack', 'status-reply', 'ping',
 ])
 
 export function allowedFrom(sender: Sender, type: MessageType): boolean {
@@ -259,13 +278,13 @@ export function allowedFrom(sender: Sender, type: MessageType): boolean {
 }
 
 /** Server replies that answer a request id. */
-export type ReplyMessage = ResponseMsg | ChunkMsg | ManifestReplyMsg | ErrorMsg | SubscribeAckMsg
+export type ReplyMessage = ResponseMsg | ChunkMsg | ManifestReplyMsg | ErrorMsg | SubscribeAckMsg | StatusReplyMsg
 
 /**
  * The server frame types the client routes to a pending request by `id` (an optional reply
  * frame joins this set and ReplyMessage). Every other server frame but AUTH_OK is a 'message'.
  */
-export const REPLY_TYPES: ReadonlySet<ServerMessage['type']> = new Set(['response', 'chunk', 'manifest-reply', 'error', 'subscribe-ack'])
+export const REPLY_TYPES: ReadonlySet<ServerMessage['type']> = new Set(['response', 'chunk', 'manifest-reply', 'error', 'subscribe-ack', 'status-reply'])
 
 export function isReply(msg: ServerMessage): msg is ReplyMessage {
   return REPLY_TYPES.has(msg.type)

@@ -148,6 +148,23 @@ export const GOLDEN: readonly Golden[] = [
     h8(MSG['subscribe-ack']), '00000009'),
   g('ping from the server', 'server', { type: 'ping' },
     h8(MSG.ping)),
+
+  // --- optional frames: feature `report` (client -> server) -------------------------------------
+  g('report, reloaded', 'client', { type: 'report', ok: true, ms: 3, paths: ['ai/enemy.lua'], error: null },
+    h8(MSG.report), '01', '00000003', len('0001'), len('000c'), '61692f656e656d792e6c7561', len('0000')),
+  g('report, failed, two paths', 'client',
+    { type: 'report', ok: false, ms: 0x01020304, paths: ['a.lua', 'b/c.lua'], error: 'a.lua:1: x' },
+    h8(MSG.report), '00', '01020304', len('0002'), len('0005'), '612e6c7561', len('0007'), '622f632e6c7561',
+    len('000a'), '612e6c75613a313a2078'),
+  g('report, no paths', 'client', { type: 'report', ok: false, ms: 0xffffffff, paths: [], error: 'hook exited 1' },
+    h8(MSG.report), '00', 'ffffffff', len('0000'), len('000d'), '686f6f6b206578697465642031'),
+  // --- optional frames: feature `status` ---------------------------------------------------------
+  g('status', 'client', { type: 'status', id: 5 },
+    h8(MSG.status), '00000005'),
+  g('status-reply', 'server', { type: 'status-reply', id: 5, json: '{"a":"ü"}' },
+    h8(MSG['status-reply']), '00000005', len('0000000a'), '7b2261223a22c3bc227d'),
+  g('status-reply, empty', 'server', { type: 'status-reply', id: 0xffffffff, json: '' },
+    h8(MSG['status-reply']), 'ffffffff', len('00000000')),
 ]
 
 /** Byte offset where a CHUNK frame's data starts: type, id u32, offset u64, final u8. */

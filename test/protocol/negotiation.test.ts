@@ -10,7 +10,8 @@ import { decode, encode } from '../../src/protocol/codec.js'
 import { ClientConnection, ServerConnection } from '../../src/protocol/connection.js'
 import {
   FEATURES, IMPLEMENTED_FEATURES, MIN_PROTOCOL_VERSION, MSG, OPTIONAL_CODES, PROTOCOL_VERSION, featureBits, featureNames,
-  featureOfCode, isOptionalCode, skipsFrame, type FeatureName, type FeatureSpec, type Message, type Sender,
+  allowedFrom, featureOfCode, isOptionalCode, skipsFrame, type FeatureName, type FeatureSpec, type Message, type MessageType,
+  type Sender,
 } from '../../src/protocol/messages.js'
 import { LOCAL_OFFER, type ProtocolOffer, negotiate, offerOf } from '../../src/protocol/negotiation.js'
 import { memoryPair } from '../helpers/memory-pair.js'
@@ -50,7 +51,12 @@ describe('feature registry', () => {
     }
     for (const [type, code] of Object.entries(MSG)) {
       if (type === 'ping') continue
-      expect(SENDERS.some((s) => isOptionalCode(code, s)), `${type} 0x${code.toString(16)}`).toBe(false)
+      const sender: Sender = allowedFrom('client', type as MessageType) ? 'client' : 'server'
+      const owner = featureOfCode(code, sender)
+      // A frame in an optional range belongs to an implemented feature's block of its own direction;
+      // every other frame is mandatory and clear of both optional ranges.
+      if (owner === null) expect(SENDERS.some((s) => isOptionalCode(code, s)), `${type} 0x${code.toString(16)}`).toBe(false)
+      else expect([type, isOptionalCode(code, sender), (FEATURES[owner] as FeatureSpec).implemented]).toEqual([type, true, true])
     }
   })
 
@@ -243,7 +249,7 @@ describe('optional frames: skipped when not agreed or unknown; mandatory unknown
     const { client, server, clientRaw, fromClient } = await openPair({ features: featureBits(['status']) }, { features: featureBits(['status']) })
     const codes = [
       FEATURES.priority.frames.client.first, // owned by a feature that was not agreed
-      FEATURES.status.frames.client.first, // agreed, but this build has no frame with that code
+      FEATURES.status.frames.client.last, // agreed, but this build has no frame with that code
       0x3c, 0x3f, // owned by no feature
     ]
     for (const code of codes) clientRaw.write(frameOf(code))

@@ -9,6 +9,7 @@ import { DEFAULT_PORT, DOWNLOAD_ATTEMPTS, MAX_MANIFEST_FILES } from '../../limit
 import type { ClientConnection } from '../../protocol/connection.js'
 import { type TimingOptions, dial } from '../../protocol/endpoint.js'
 import type { ManifestEntry, ReplyMessage, UpdateEntry, UpdateMsg } from '../../protocol/messages.js'
+import { type StatusJson, parseStatusJson } from '../../protocol/status-json.js'
 import type { TransportName } from '../../protocol/transport.js'
 import { KnownServers, configDir, parseKeyHex } from '../fs/keys.js'
 import { assertWirePath } from '../fs/paths.js'
@@ -58,6 +59,24 @@ export interface ReadOptions {
   maxBytes?: number
 }
 
+/**
+ * How a reload (or a hook run) went on this device, for `AssetClient.report`. The server shows it
+ * in `serve`'s output, `/status`, the live page and `assetsync status`.
+ */
+export interface ClientReport {
+  /** The wire paths reloaded (or tried); the first REPORT_MAX_PATHS are sent. */
+  paths: string[]
+  ok: boolean
+  /**
+   * What went wrong, when not ok: a Lua message as Lua gives it ("scripts/main.lua:12: attempt
+   * to …", traceback welcome; the server finds the file:line in it) or a hook's failure text.
+   * Cut to REPORT_MAX_ERROR_BYTES. Null or absent when ok.
+   */
+  error?: string | null
+  /** How long the reload took, in milliseconds. */
+  ms: number
+}
+
 /** The events of an AssetClient, by name: the listener's arguments. */
 export type AssetClientEvents = {
   /** The server pushed a batch of changes to subscribed paths (UPDATE). */
@@ -91,6 +110,36 @@ export class AssetClient extends EventEmitter<AssetClientEvents> {
   }
 
   close(): void { this.conn.close() }
+
+  /**
+   * Tells the server how a reload went (feature `report`; no answer is awaited). Returns false,
+   * sending nothing, when the server did not agree to the feature (a protocol-2 server, or one
+   * that turned it off) or the connection is closed: a report is news, never worth failing for.
+   */
+  report(r: ClientReport): boolean {
+    if (this.conn.closed || !this.conn.has('report')) return false
+    this.conn.send({ type: 'report', ok: r.ok, ms: r.ms, paths: r.paths, error: r.error ?? null })
+    return true
+  }
+
+  /**
+   * The server's status (feature `status`): its connected clients with their subscriptions and
+   * last reports, and its recent change batches. A server that does not offer the feature (a
+   * protocol-2 server) is ERR_VERSION, saying so; a reply of any other shape is ERR_PROTOCOL.
+   */
+  async status(): Promise<StatusJson> {
+    if (!this.conn.has('status')) {
+      throw new AssetSyncError('ERR_VERSION', `${this.server} does not answer status queries (it speaks protocol ${this.conn.version}${this.conn.version >= 3 ? ' without the status feature' : ''}): upgrade the server to this assetsync, or open its --http /status`)
+    }
+    let json: string | null = null
+    await this.conn.request((id) => ({ type: 'status', id }), (r) => {
+      if (r.type !== 'status-reply') throw new AssetSyncError('ERR_PROTOCOL', `expected STATUS_REPLY, got ${r.type}`)
+      json = r.json
+      return true
+    }).done
+    if (json === null) throw new AssetSyncError('ERR_PROTOCOL', 'empty status reply')
+    return parseStatusJson(json)
+  }
 
   /** The server's files matching `patterns`, all pages, in path order. Paths are validated. */
   async manifest(patterns: string[]): Promise<ManifestEntry[]> {

@@ -104,7 +104,8 @@ export class HookSpawner {
       cwd: this.#opts.root,
       // Own process group, so a timeout kills the hook and anything it started.
       detached: process.platform !== 'win32',
-      stdio: ['pipe', this.#opts.stdout === 'stderr' ? process.stderr : 'inherit', 'inherit', ...(fd3 ? ['pipe' as const] : [])],
+      // stderr is a pipe: the runner passes it on to ours and keeps its end for the reload report.
+      stdio: ['pipe', this.#opts.stdout === 'stderr' ? process.stderr : 'inherit', 'pipe', ...(fd3 ? ['pipe' as const] : [])],
     }
   }
 
@@ -129,7 +130,7 @@ export class HookSpawner {
       const framable = paths.every((p) => p.length > 0 && !/[\u0000-\u001f\u007f]/.test(p))
       if (usable && framable && paths.length > 0 && Buffer.byteLength(joined) <= HOOK_WARM_MAX_PATH_BYTES) {
         child = parked
-        for (const s of [child, child.stdin, child.stdio[3]] as (ChildProcess | Socket | null)[]) s?.ref()
+        for (const s of [child, child.stdin, child.stderr, child.stdio[3]] as (ChildProcess | Socket | null)[]) s?.ref()
         ;(child.stdio[3] as Socket).end(`${joined}\n\n`)
       } else (parked.stdio[3] as Socket | null)?.end() // it exits without running anything
     }
@@ -157,7 +158,7 @@ export class HookSpawner {
     child.once('exit', () => { if (this.#parked === child) this.#parked = null })
     child.stdio[3]?.on('error', () => { /* it exited: the next start is cold */ })
     // Parked, it must not keep the process alive; Node exiting closes fd 3 and so ends it.
-    for (const s of [child, child.stdin, child.stdio[3]] as (ChildProcess | Socket | null)[]) s?.unref()
+    for (const s of [child, child.stdin, child.stderr, child.stdio[3]] as (ChildProcess | Socket | null)[]) s?.unref()
     this.#parked = child
   }
 

@@ -10,7 +10,7 @@
 import type { ChildProcess } from 'node:child_process'
 import { EventEmitter } from 'node:events'
 import { constants } from 'node:os'
-import { HOOK_TIMEOUT_MS } from '../../limits.js'
+import { HOOK_STDERR_GRACE_MS, HOOK_TIMEOUT_MS, REPORT_MAX_ERROR_BYTES } from '../../limits.js'
 import type { Clock } from '../../protocol/clock.js'
 import { foregroundClock } from './foreground-clock.js'
 import { HookSpawner } from './hook-spawn.js'
@@ -31,6 +31,11 @@ export interface HookResult {
   direct?: boolean
   /** True if it started from a launcher parked ahead of time. */
   warm?: boolean
+  /**
+   * The end of what it wrote to stderr (at most REPORT_MAX_ERROR_BYTES; all of it also went to
+   * our stderr): its own account of a failure, e.g. "luac: main.lua:3: syntax error". Empty if none.
+   */
+  stderr?: string
 }
 
 /** How a HookRunner runs the `--exec` command. */
@@ -48,6 +53,40 @@ export interface HookOptions {
   warm?: boolean
   /** Times the hook timeout; default real time. Tests inject a ManualClock. */
   clock?: Clock
+  /** Where the hook's stderr is passed on to (default process.stderr). */
+  stderr?: NodeJS.WritableStream
+}
+
+/** The last `max` bytes of a stream, as text. */
+class Tail {
+  readonly #max: number
+  #parts: Buffer[] = []
+  #bytes = 0
+  constructor(max: number) { this.#max = max }
+  add(b: Buffer): void {
+    this.#parts.push(b)
+    this.#bytes += b.length
+    while (this.#bytes - (this.#parts[0]?.length ?? 0) >= this.#max) this.#bytes -= (this.#parts.shift() as Buffer).length
+  }
+  text(): string {
+    const all = Buffer.concat(this.#parts)
+    // Cut at the front, the first character may be a partial one: drop it.
+    return all.subarray(Math.max(0, all.length - this.#max)).toString('utf8').replace(/^\uFFFD/, '')
+  }
+}
+
+/**
+ * One line on how a hook run failed, then the end of its stderr: the `error` of the reload report
+ * `watch` sends. Null for a run that succeeded (exit code 0).
+ */
+export function hookFailure(r: HookResult, timeoutMs: number): string | null {
+  let why: string
+  if (r.error) why = `hook could not start: ${r.error}`
+  else if (r.timedOut) why = `hook killed after ${timeoutMs / 1000} s`
+  else if (r.exitCode !== 0) why = `hook exited ${r.exitCode ?? r.signal}`
+  else return null
+  const tail = r.stderr?.trim()
+  return tail ? `${why}\n${tail}` : why
 }
 
 /** The events of a HookRunner, by name: the listener's arguments. */
@@ -131,6 +170,13 @@ export class HookRunner extends EventEmitter<HookRunnerEvents> {
         return
       }
       const { child, warm } = started
+      const stderr = new Tail(REPORT_MAX_ERROR_BYTES)
+      const passOn = this.#opts.stderr ?? process.stderr
+      child.stderr?.on('data', (b: Buffer) => { passOn.write(b); stderr.add(b) })
+      const stderrEnded = new Promise<void>((resolve) => {
+        if (!child.stderr) resolve()
+        else child.stderr.once('close', () => resolve())
+      })
       let timedOut = false
       let finished = false
       const cancelTimer = this.#clock.after(this.#opts.timeoutMs ?? HOOK_TIMEOUT_MS, () => {
@@ -140,22 +186,27 @@ export class HookRunner extends EventEmitter<HookRunnerEvents> {
           else child.kill('SIGKILL')
         } catch { /* already gone */ }
       })
-      const finish = (r: Omit<HookResult, 'ms' | 'changes' | 'direct' | 'warm'>): void => {
+      const finish = (r: Omit<HookResult, 'ms' | 'changes' | 'direct' | 'warm' | 'stderr'>, ms = performance.now() - t0): void => {
         if (finished) return
         finished = true
         cancelTimer()
-        resolve({ ...r, ms: Math.round(performance.now() - t0), changes, direct, warm })
+        resolve({ ...r, ms: Math.round(ms), changes, direct, warm, stderr: stderr.text() })
       }
       child.once('error', (err: NodeJS.ErrnoException) => {
         // Only a failed start ends the run here ('close' follows, but need not); other errors
         // (a failed kill) leave it to 'close'. A shell would have said 127 / 126: so do we.
         if (child.pid === undefined) finish({ exitCode: cannotStartStatus(err), signal: null, timedOut, error: err.message })
       })
-      child.once('close', (code, signal) => {
+      child.once('exit', (code, signal) => {
+        const ms = performance.now() - t0
         // Killed by a signal of its own (not our timeout): report 128 + n as a shell would, so
         // a direct and a shell-started hook give the same exit code for the same fate.
         const signo = signal && direct && !timedOut ? constants.signals[signal] : undefined
-        finish({ exitCode: signo ? 128 + signo : code, signal, timedOut })
+        const r = { exitCode: signo ? 128 + signo : code, signal, timedOut }
+        // The last of its stderr may still be in the pipe; a background process it started may
+        // hold the pipe open for good ('close' would never come), so wait a little at most.
+        const cancelGrace = this.#clock.after(HOOK_STDERR_GRACE_MS, () => finish(r, ms))
+        void stderrEnded.then(() => { cancelGrace(); finish(r, ms) })
       })
     })
   }

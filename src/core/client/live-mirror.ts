@@ -11,7 +11,7 @@ import { AssetSyncError } from '../../errors.js'
 import { CLIENT_PARALLEL_TRANSFERS } from '../../limits.js'
 import type { Clock } from '../../protocol/clock.js'
 import type { UpdateEntry } from '../../protocol/messages.js'
-import { AssetClient, type AssetClientOptions } from './client.js'
+import { AssetClient, type AssetClientOptions, type ClientReport } from './client.js'
 import { equalHash } from '../fs/hash.js'
 import { foregroundClock } from './foreground-clock.js'
 import type { Change } from './hooks.js'
@@ -102,6 +102,14 @@ export class LiveMirror extends EventEmitter<LiveMirrorEvents> {
       await c
       if (c === this.#chain) return
     }
+  }
+
+  /**
+   * Sends a reload report to the server over the current connection (see AssetClient.report):
+   * false when not connected just now, or when the server does not take reports.
+   */
+  report(r: ClientReport): boolean {
+    return this.#client?.report(r) ?? false
   }
 
   async stop(): Promise<void> {

@@ -24,6 +24,7 @@ export interface MetricsSource {
   text(): Promise<string>
 }
 
+/** How HttpStatusServer.listen listens, and what it serves. */
 export interface HttpStatusOptions {
   /** Address to bind; default 127.0.0.1. Anything but loopback requires `token`. */
   host?: string
@@ -87,6 +88,11 @@ interface LivePage {
   blocked: boolean
 }
 
+/**
+ * The `serve --http` listener: /metrics, /status, the live page and its /events stream, with the
+ * access rules above. Give it a server's `status` and `metrics`:
+ * `HttpStatusServer.listen({ port: 0, token: null, provider: server.status, metrics: server.metrics })`.
+ */
 export class HttpStatusServer {
   readonly #server: Server
   readonly #opts: HttpStatusOptions

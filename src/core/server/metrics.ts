@@ -51,6 +51,7 @@ export interface ByteCounters {
   readonly bytesReceived: number
 }
 
+/** What a Metrics reports about itself. */
 export interface MetricsOptions {
   /** The assetsync version, for assetsync_build_info. */
   version: string

@@ -54,6 +54,24 @@ export interface BatchEvent {
   clients: number
 }
 
+/**
+ * A device reported how a reload went (feature `report`: `assetsync run` after each reload,
+ * `assetsync watch --exec` after each hook run). serve --json prints it as a `reload` event.
+ */
+export interface ReloadReportEvent {
+  remote: string
+  /** The paths it reloaded (or tried to), as sent: print them with care. */
+  paths: string[]
+  ok: boolean
+  /** The error as the device sent it (a Lua message, a hook's failure), or null. */
+  error: string | null
+  /** Where the error points, when its text names a "file:line:" (Lua style); else null. */
+  file: string | null
+  line: number | null
+  /** How long the reload took on the device. */
+  ms: number
+}
+
 /** Event name → payload, for AssetServer's typed on/once/off/emit. */
 export interface AssetServerEvents {
   connected: ClientConnectedEvent
@@ -62,6 +80,7 @@ export interface AssetServerEvents {
   refused: PathRefusedEvent
   subscriptions: SubscriptionsEvent
   batch: BatchEvent
+  report: ReloadReportEvent
   /** A problem the server survives (a folder it cannot watch, a failed forward); never fatal. */
   error: unknown
 }

@@ -6,13 +6,20 @@
  *
  * It owns the endpoint, the sessions, the subscription registry and the fan-out of each batch;
  * where entries, bytes and changes come from is behind the two seams (source.ts, feed.ts).
+ * It keeps its own Metrics (Prometheus series) and StatusTracker (StatusJson) up to date as
+ * things happen; `serve --http` serves them, and STATUS frames carry the status to clients.
  */
 import { EventEmitter } from 'node:events'
 import { AssetSyncError } from '../../errors.js'
-import { DEFAULT_PORT, MAX_SUBSCRIPTIONS_PER_CLIENT, SERVER_READ_BUFFERS, SERVER_READ_BYTES } from '../../limits.js'
+import {
+  DEFAULT_PORT, MAX_SUBSCRIPTIONS_PER_CLIENT, SERVER_READ_BUFFERS, SERVER_READ_BYTES, WATCHER_LAG_MAX_MS,
+} from '../../limits.js'
 import { ServerEndpoint, type TimingOptions } from '../../protocol/endpoint.js'
 import type { KeyPair } from '../../protocol/keypair.js'
+import { PROTOCOL_VERSION, type UpdateEntry } from '../../protocol/messages.js'
+import { fitStatus } from '../../protocol/status-json.js'
 import type { TransportName } from '../../protocol/transport.js'
+import { VERSION } from '../../version.js'
 import { cacheFileFor } from '../fs/hash-cache.js'
 import { configDir, loadIdentity } from '../fs/keys.js'
 import { BufferPool } from '../fs/pool.js'
@@ -21,9 +28,11 @@ import { fanOut, splitFrames } from './changes.js'
 import type { ChangeBatch, ChangeFeed, ChangePublisher } from './feed.js'
 import { FolderFeed } from './folder-feed.js'
 import { FolderSource } from './folder-source.js'
+import { Metrics } from './metrics.js'
 import type { AssetServerEvents } from './server-events.js'
 import { ClientSession, type SessionConnection } from './session.js'
 import type { AssetSource, ScanResult } from './source.js'
+import { StatusTracker, errorLocation } from './status.js'
 import { Subscriptions } from './subscriptions.js'
 
 export interface AssetServerOptions extends TimingOptions {
@@ -56,6 +65,19 @@ export interface AssetServerOptions extends TimingOptions {
   settleMs?: number
   /** Watch the folder and push changes to subscribers (default true; with `root`). */
   watch?: boolean
+  /** Include prom-client's default Node.js process metrics in `metrics` (default true). */
+  processMetrics?: boolean
+}
+
+/**
+ * Save → announced for a batch: now minus its newest mtime. Null when that is unknown: only
+ * deletes, or a newest mtime older than WATCHER_LAG_MAX_MS (a copy that kept an old mtime).
+ */
+export function batchLag(entries: readonly UpdateEntry[], now: number): number | null {
+  let newest = -Infinity
+  for (const e of entries) if (e.kind !== 'delete' && e.mtime > newest) newest = e.mtime
+  if (newest === -Infinity || now - newest > WATCHER_LAG_MAX_MS) return null
+  return Math.max(0, now - newest)
 }
 
 type Listener<K extends keyof AssetServerEvents> = (event: AssetServerEvents[K]) => void
@@ -75,8 +97,12 @@ export class AssetServer extends EventEmitter {
   readonly subscriptions = new Subscriptions<ClientSession>()
   readonly #forward: readonly ChangePublisher[]
   #feed: ChangeFeed | null = null
+  /** This server's Prometheus series (`serve --http` serves them as /metrics). */
+  readonly metrics: Metrics
+  /** What this server is doing, as StatusJson: /status, the live page and STATUS replies. */
+  readonly status: StatusTracker
 
-  private constructor(source: AssetSource, endpoint: ServerEndpoint, publicKey: Buffer, scan: ScanResult, forward: readonly ChangePublisher[]) {
+  private constructor(source: AssetSource, endpoint: ServerEndpoint, publicKey: Buffer, scan: ScanResult, forward: readonly ChangePublisher[], processMetrics: boolean) {
     super()
     this.source = source
     this.root = source instanceof FolderSource ? source.root : null
@@ -84,11 +110,19 @@ export class AssetServer extends EventEmitter {
     this.publicKey = publicKey
     this.scan = scan
     this.#forward = forward
+    this.metrics = new Metrics({ version: VERSION, processMetrics })
+    const { host, port } = endpoint.address()
+    this.status = new StatusTracker({
+      version: VERSION, protocol: PROTOCOL_VERSION, key: publicKey.toString('hex'), transport: endpoint.transport,
+      address: `${endpoint.transport}://${host.includes(':') ? `[${host}]` : host}:${port}`, files: () => source.size,
+    })
     // Without a listener, an 'error' event would throw; the feed's errors are not fatal.
     this.on('error', () => {})
     endpoint.on('connection', (conn: SessionConnection) => this.#onConnection(conn))
     endpoint.on('rejected', (remote: string, err: AssetSyncError) => {
-      this.emit('rejected', { remote, code: err.code ?? 'ERR_INTERNAL', message: err.message })
+      const code = err.code ?? 'ERR_INTERNAL'
+      this.metrics.handshakeRefused(code)
+      this.emit('rejected', { remote, code, message: err.message })
     })
   }
 
@@ -118,7 +152,7 @@ export class AssetServer extends EventEmitter {
         keyPair,
         token: opts.token ?? null,
       })
-      server = new AssetServer(source, endpoint, keyPair.publicKey, scan, opts.forward ?? [])
+      server = new AssetServer(source, endpoint, keyPair.publicKey, scan, opts.forward ?? [], opts.processMetrics !== false)
       if (feed) {
         const s = server
         await feed.start({ deliver: (batch) => s.#deliver(batch), error: (err) => { s.emit('error', err) } })
@@ -144,10 +178,14 @@ export class AssetServer extends EventEmitter {
       const { entries, problems } = checkBatch(batch.entries)
       for (const p of problems) this.emit('error', p)
       if (entries.length === 0) return
+      // The batch is ready now: the feed delivers it as soon as it has settled and been diffed.
+      const lagMs = batchLag(entries, Date.now())
       const plan = fanOut(entries, (p) => this.subscriptions.subscribers(p))
       for (const [session, list] of plan.perClient) {
         for (const frame of splitFrames(list)) session.conn.send({ type: 'update', entries: frame })
       }
+      this.status.batch({ changes: plan.changes, recipients: [...plan.perClient.keys()].map((s) => s.conn.remote), lagMs })
+      this.metrics.batchPushed(plan.changes.length, lagMs)
       this.emit('batch', { changes: plan.changes, clients: plan.perClient.size })
       for (const to of this.#forward) {
         try {
@@ -194,12 +232,23 @@ export class AssetServer extends EventEmitter {
   }
 
   #onConnection(conn: SessionConnection): void {
-    const session = new ClientSession(conn, this.source, this.#readBuffers)
+    const { metrics, status } = this
+    const transport = this.#endpoint.transport
+    const session = new ClientSession(conn, this.source, this.#readBuffers, metrics)
     this.#sessions.add(session)
+    metrics.connectionOpened(transport)
+    const stopCounting = metrics.watchBytes(conn)
+    status.clientConnected({
+      remote: conn.remote,
+      transport,
+      bytes: () => ({ sent: conn.bytesSent, received: conn.bytesReceived }),
+      subscriptions: () => [...this.subscriptions.patternsOf(session)].map(([pattern, ids]) => ({ pattern, instances: [...ids].sort((a, b) => a - b) })),
+    })
     session.on('refused', (r: { path: string; reason: string }) => this.emit('refused', { remote: conn.remote, ...r }))
     session.onSubscribe = (msg) => {
       if (msg.subscribe && this.subscriptions.held(session) + this.subscriptions.newPairs(session, msg.patterns, msg.instanceId) > MAX_SUBSCRIPTIONS_PER_CLIENT) {
         // Each pattern costs a compiled matcher: a connection may not hold unbounded numbers.
+        metrics.error('ERR_LIMIT')
         conn.send({ type: 'error', id: msg.id, code: 'ERR_LIMIT', message: `more than ${MAX_SUBSCRIPTIONS_PER_CLIENT} subscriptions on one connection` })
         return
       }
@@ -214,15 +263,32 @@ export class AssetServer extends EventEmitter {
         }
       } else this.subscriptions.unsubscribe(session, msg.patterns, msg.instanceId)
       conn.send({ type: 'subscribe-ack', id: msg.id })
+      metrics.subscriptions(this.subscriptions.total)
+      status.changed()
       this.emit('subscriptions', {
         remote: conn.remote, action: msg.subscribe ? 'subscribe' : 'unsubscribe', instanceId: msg.instanceId,
         patterns: this.subscriptions.patternsOf(session).size,
       })
     }
+    session.onReport = (msg) => {
+      metrics.report(msg.ok)
+      const kept = status.clientReport(conn.remote, { ok: msg.ok, paths: msg.paths, ms: msg.ms, error: msg.error })
+      const where = kept?.error ?? (msg.error ? errorLocation(msg.error) : null)
+      this.emit('report', {
+        remote: conn.remote, paths: msg.paths, ok: msg.ok, error: msg.error, file: where?.file ?? null, line: where?.line ?? null, ms: msg.ms,
+      })
+    }
+    session.statusJson = (maxBytes) => fitStatus(status.snapshot(), maxBytes)
     this.emit('connected', { remote: conn.remote })
     conn.once('close', (err: AssetSyncError | null) => {
+      stopCounting()
+      metrics.connectionClosed(transport)
+      // A peer that went away is how connections end; anything else is an error met while serving.
+      if (err && err.code !== 'ERR_CONNECTION_LOST') metrics.error(err.code)
       const held = this.subscriptions.patternsOf(session).size
       const released = this.subscriptions.dropClient(session)
+      metrics.subscriptions(this.subscriptions.total)
+      status.clientDisconnected(conn.remote)
       if (held > 0) this.emit('subscriptions', { remote: conn.remote, action: 'dropped', patterns: held, released: released.length })
       this.#sessions.delete(session)
       this.emit('disconnected', { remote: conn.remote, reason: err?.message ?? 'closed' })

@@ -8,8 +8,8 @@
  */
 import { EventEmitter } from 'node:events'
 import { AssetSyncError, ProtocolError } from '../../errors.js'
-import { CHUNK_SIZE, MAX_INFLIGHT_PER_CLIENT, SERVER_READ_BYTES } from '../../limits.js'
-import type { ClientMessage, ManifestMsg, RequestMsg, ServerMessage } from '../../protocol/messages.js'
+import { CHUNK_SIZE, MAX_INFLIGHT_PER_CLIENT, SERVER_READ_BYTES, STATUS_MAX_JSON_BYTES } from '../../limits.js'
+import type { ClientMessage, ManifestMsg, ReportMsg, RequestMsg, ServerMessage } from '../../protocol/messages.js'
 import { equalHash } from '../fs/hash.js'
 import { type PathMatcher, patternMatcher } from '../fs/ignore.js'
 import type { BufferPool } from '../fs/pool.js'
@@ -23,6 +23,9 @@ import type { AssetSource, SourceReader } from './source.js'
 export interface SessionConnection {
   readonly remote: string
   readonly closed: boolean
+  /** Frame bytes so far each way (read by the metrics and the status at scrape time). */
+  readonly bytesSent: number
+  readonly bytesReceived: number
   /** Flow-control credit: CHUNK bytes the client allows us to send now. */
   readonly credit: number
   send(msg: ServerMessage): boolean
@@ -34,8 +37,25 @@ export interface SessionConnection {
   once(event: 'close', listener: (err: AssetSyncError | null) => void): unknown
 }
 
+/** How a REQUEST was answered, for the counters. */
+export type RequestOutcome = 'file' | 'up-to-date' | 'not-found' | 'refused' | 'error'
+
+/** What a session counts as it answers (Metrics has these methods; tests may pass their own). */
+export interface SessionMetrics {
+  /** A REQUEST was answered. */
+  request(outcome: RequestOutcome): void
+  /** An ERROR frame with this code was sent. */
+  error(code: string): void
+  /** A file transfer's last chunk was sent, `ms` after its REQUEST arrived. */
+  transferDone(ms: number): void
+}
+
+const NO_METRICS: SessionMetrics = { request: () => {}, error: () => {}, transferDone: () => {} }
+
 interface Transfer {
   id: number
+  /** performance.now() when its REQUEST arrived. */
+  started: number
   reader: SourceReader
   size: number
   offset: number
@@ -51,14 +71,22 @@ export class ClientSession extends EventEmitter {
   #pending = 0
   readonly #buffers: BufferPool
   readonly #matchers = new Map<string, PathMatcher>()
+  readonly #metrics: SessionMetrics
+  /** A STATUS_REPLY is still queued (not drained): the next STATUS waits for it. */
+  #statusBusy = false
   /** Handles SUBSCRIBE (the server owns the registry). */
   onSubscribe: ((msg: Extract<ClientMessage, { type: 'subscribe' }>) => void) | null = null
+  /** Handles REPORT (feature `report`: the frame only arrives when it was agreed). */
+  onReport: ((msg: ReportMsg) => void) | null = null
+  /** The server's StatusJson as JSON text within `maxBytes`, for STATUS (feature `status`). */
+  statusJson: ((maxBytes: number) => string) | null = null
 
-  constructor(conn: SessionConnection, source: AssetSource, buffers: BufferPool) {
+  constructor(conn: SessionConnection, source: AssetSource, buffers: BufferPool, metrics: SessionMetrics = NO_METRICS) {
     super()
     this.conn = conn
     this.#source = source
     this.#buffers = buffers
+    this.#metrics = metrics
     conn.on('message', (msg: ClientMessage) => this.#onMessage(msg))
     conn.once('close', () => this.#closeAll())
   }
@@ -67,11 +95,15 @@ export class ClientSession extends EventEmitter {
     switch (msg.type) {
       case 'request': {
         if (this.#pending + this.#transfers.size >= MAX_INFLIGHT_PER_CLIENT) {
+          this.#metrics.request('error')
           this.#fail(msg.id, new AssetSyncError('ERR_LIMIT', `more than ${MAX_INFLIGHT_PER_CLIENT} requests in flight`))
           return
         }
         this.#pending++
-        void this.#onRequest(msg).catch((err: unknown) => this.#fail(msg.id, err)).finally(() => { this.#pending-- })
+        void this.#onRequest(msg, performance.now()).catch((err: unknown) => {
+          this.#metrics.request('error')
+          this.#fail(msg.id, err)
+        }).finally(() => { this.#pending-- })
         return
       }
       case 'manifest':
@@ -86,25 +118,49 @@ export class ClientSession extends EventEmitter {
         if (this.onSubscribe) this.onSubscribe(msg)
         else this.#fail(msg.id, new AssetSyncError('ERR_PROTOCOL', 'subscriptions are not enabled on this server'))
         return
+      case 'report':
+        this.onReport?.(msg)
+        return
+      case 'status':
+        this.#onStatus(msg.id)
+        return
       case 'auth':
         this.conn.fail(new ProtocolError('AUTH after authentication'))
         return
       case 'ping':
+      case 'credit': // the connection consumes CREDIT itself
         return
     }
   }
 
+  /** Sends an ERROR for request `id` (and counts it). */
   #fail(id: number, err: unknown): void {
     const e = err instanceof AssetSyncError ? err : new AssetSyncError('ERR_INTERNAL', `server error: ${(err as Error)?.message ?? err}`)
+    this.#metrics.error(e.code)
     this.conn.send({ type: 'error', id, code: e.code, message: e.message })
   }
 
   #refuse(id: number, path: string, reason: string): void {
     this.emit('refused', { path: printable(path), reason })
+    this.#metrics.request('refused')
     this.conn.send({ type: 'response', id, status: 'refused', reason })
   }
 
-  async #onRequest(msg: RequestMsg): Promise<void> {
+  /**
+   * Answers STATUS with the server's StatusJson, cut to fit one frame. One reply at a time: a
+   * client that asks again before the last reply drained gets ERR_LIMIT, so a client that never
+   * reads cannot make the server queue reply after reply (each up to STATUS_MAX_JSON_BYTES).
+   */
+  #onStatus(id: number): void {
+    if (!this.statusJson) return this.#fail(id, new AssetSyncError('ERR_PROTOCOL', 'status queries are not enabled on this server'))
+    if (this.#statusBusy) return this.#fail(id, new AssetSyncError('ERR_LIMIT', 'one status query at a time: wait for the last answer'))
+    const json = this.statusJson(STATUS_MAX_JSON_BYTES)
+    if (this.conn.send({ type: 'status-reply', id, json })) return
+    this.#statusBusy = true
+    this.conn.drained().then(() => { this.#statusBusy = false }, () => { /* closed */ })
+  }
+
+  async #onRequest(msg: RequestMsg, started: number): Promise<void> {
     const { id, path } = msg
     const why = checkWirePath(path)
     if (why !== null) return this.#refuse(id, path, why)
@@ -116,6 +172,7 @@ export class ClientSession extends EventEmitter {
       throw err
     }
     if (!reader) {
+      this.#metrics.request('not-found')
       this.conn.send({ type: 'response', id, status: 'not-found', reason: `not found: ${path}` })
       return
     }
@@ -123,11 +180,13 @@ export class ClientSession extends EventEmitter {
     if (this.conn.closed) return void reader.close()
     if (equalHash(msg.haveHash, entry.hash)) {
       void reader.close()
+      this.#metrics.request('up-to-date')
       this.conn.send({ type: 'response', id, status: 'up-to-date', reason: '' })
       return
     }
+    this.#metrics.request('file')
     this.conn.send({ type: 'response', id, status: 'file', hash: entry.hash, size: entry.size, mode: entry.mode, mtime: entry.mtime })
-    const t: Transfer = { id, reader, size: entry.size, offset: 0, cancelled: false }
+    const t: Transfer = { id, started, reader, size: entry.size, offset: 0, cancelled: false }
     this.#transfers.set(id, t)
     this.#queue.push(t)
     void this.#pump()
@@ -199,7 +258,10 @@ export class ClientSession extends EventEmitter {
         at += n
       } while (at < want)
       t.offset += want
-      if (final) this.#finish(t)
+      if (final) {
+        this.#finish(t)
+        this.#metrics.transferDone(performance.now() - t.started)
+      }
       return ok
     } finally {
       this.#buffers.release(buf)

@@ -45,6 +45,7 @@ export function errorLocation(message: string): { file: string; line: number } |
   return { file: (m[1] ?? m[2]) as string, line: Number(m[3]) }
 }
 
+/** The fixed facts of the server a StatusTracker describes, and its clock. */
 export interface StatusTrackerOptions {
   version: string
   protocol: number

@@ -120,6 +120,13 @@ export class Subscriptions<C = string> {
   /** (pattern, instance id) pairs `client` holds. */
   held(client: C): number { return this.#held.get(client) ?? 0 }
 
+  /** (pattern, instance id) pairs all clients hold together. */
+  get total(): number {
+    let n = 0
+    for (const h of this.#held.values()) n += h
+    return n
+  }
+
   /** How many of `patterns` (duplicates counted once) `client` does not yet hold for `instanceId`. */
   newPairs(client: C, patterns: readonly string[], instanceId: number): number {
     let n = 0
