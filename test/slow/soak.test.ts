@@ -100,9 +100,10 @@ class Editor {
       this.files.delete(rel)
       this.counts.deleted++
     } else {
-      // A branch switch: 40 files rewritten or created at once.
+      // A branch switch: 40 files rewritten or created at once (the tree stays near 250 files, so
+      // that RSS compares like with like).
       for (let i = 0; i < 40; i++) {
-        if (this.#rand() < 0.5 && this.files.size > 0) await this.#write(this.#pick())
+        if ((this.#rand() < 0.5 || this.files.size >= 250) && this.files.size > 0) await this.#write(this.#pick())
         else await this.create()
       }
       this.counts.bursts++
