@@ -22,8 +22,9 @@ import * as lossy from './scenarios/lossy.mjs'
 import * as hotReload from './scenarios/hot-reload.mjs'
 import * as fanOut from './scenarios/fan-out.mjs'
 import * as memory from './scenarios/memory.mjs'
+import * as runScenario from './scenarios/run.mjs'
 
-const SCENARIOS = [coldPull, warmNoop, lossy, hotReload, fanOut, memory]
+const SCENARIOS = [coldPull, warmNoop, lossy, hotReload, fanOut, memory, runScenario]
 /** The seed's transport budget: Renet's default 60,000 bytes per tick at 60 Hz. */
 const SEED_BYTES_PER_SECOND = 60_000 * 60
 

@@ -7,10 +7,11 @@ import { withProjectConfig } from './commands/config.js'
 import { getCommand } from './commands/get.js'
 import { type OutputStreams, processStreams } from './commands/output.js'
 import { pullCommand } from './commands/pull.js'
+import { runCommand } from './commands/run.js'
 import { serveCommand } from './commands/serve.js'
 import { watchCommand } from './commands/watch.js'
 import { statusCommand } from './commands/status.js'
-import { AssetSyncError, EXIT, type ExitCode, exitCodeOf } from './errors.js'
+import { AssetSyncError, EXIT, type ExitCode, ExitRequest, exitCodeOf } from './errors.js'
 import { VERSION } from './version.js'
 
 export { VERSION }
@@ -30,12 +31,13 @@ Examples:
   assetsync pull --server 192.168.1.20:7420 --out ./a   mirror it once (CI prefetch)
   assetsync get --server 192.168.1.20:7420 main.lua     print one file
   assetsync watch --server 192.168.1.20:7420 --out ./a --exec "kill -HUP \\$(cat game.pid)"
+  assetsync run main.lua --server 192.168.1.20:7420 --out ./a -- level1   a Lua game, hot reloaded
   assetsync status --server 192.168.1.20:7420           devices, subscriptions, last reloads
 
 Exit codes: 0 ok, 1 unexpected, 2 usage, 3 cannot connect / timed out / connection lost,
 4 authentication or server-key mismatch, 5 remote path not found or refused,
-6 integrity or local write failure.`)
-  for (const cmd of [serveCommand(io), pullCommand(io), getCommand(io), watchCommand(io), statusCommand(io)]) program.addCommand(cmd)
+6 integrity or local write failure, 7 script error (run; os.exit(n) in a script exits n).`)
+  for (const cmd of [serveCommand(io), pullCommand(io), getCommand(io), watchCommand(io), runCommand(io), statusCommand(io)]) program.addCommand(cmd)
   withProjectConfig(program) // --config and assetsync.json, for every command added above
   const configure = (c: Command): void => {
     c.exitOverride()
@@ -51,13 +53,17 @@ Exit codes: 0 ok, 1 unexpected, 2 usage, 3 cannot connect / timed out / connecti
   return program
 }
 
-/** Runs the CLI on `argv` (process.argv shape) and returns the exit code; never calls process.exit. */
-export async function run(argv: string[], io: OutputStreams = processStreams): Promise<ExitCode> {
+/**
+ * Runs the CLI on `argv` (process.argv shape) and returns the exit code (one of EXIT, or the
+ * code a `run` script passed to os.exit); never calls process.exit.
+ */
+export async function run(argv: string[], io: OutputStreams = processStreams): Promise<ExitCode | number> {
   const program = buildProgram(io)
   try {
     await program.parseAsync(argv)
     return EXIT.OK
   } catch (err) {
+    if (err instanceof ExitRequest) return err.exitCode
     if (err instanceof CommanderError) {
       // --help and --version end through here with exit code 0.
       return err.exitCode === 0 ? EXIT.OK : EXIT.USAGE

@@ -48,6 +48,19 @@ export class AssetSyncError extends Error {
   }
 }
 
+/**
+ * Not a failure: a command ends with a chosen exit code (`os.exit(n)` in a `run` script, 0–255).
+ * cli.ts returns `exitCode` and prints nothing.
+ */
+export class ExitRequest extends Error {
+  readonly exitCode: number
+  constructor(exitCode: number) {
+    super(`exit ${exitCode}`)
+    this.name = 'ExitRequest'
+    this.exitCode = exitCode
+  }
+}
+
 /** An undecodable or out-of-order frame: ends that connection, never the process. */
 export class ProtocolError extends AssetSyncError {
   constructor(message: string, options?: { cause?: unknown }) {

@@ -5,7 +5,7 @@
 export { AssetServer, type AssetServerOptions } from './core/server/server.js'
 export type {
   AssetServerEvents, AssetServerEventName, BatchEvent, ClientConnectedEvent, ClientDisconnectedEvent, ClientRejectedEvent,
-  PathRefusedEvent, ReloadReportEvent, SubscriptionsEvent,
+  PathRefusedEvent, ReloadReportEvent, SubscriptionsEvent, SkippedEvent, InternalErrorEvent, ReindexedEvent, FatalEvent,
 } from './core/server/server-events.js'
 export { Metrics, type MetricsOptions, type RequestStatus, type ByteCounters } from './core/server/metrics.js'
 export {
@@ -20,9 +20,9 @@ export {
 } from './protocol/status-json.js'
 export { VERSION } from './version.js'
 export type { ChangeSummary } from './core/server/changes.js'
-export type { AssetSource, SourceReader, ManifestPage, ScanResult } from './core/server/source.js'
+export type { AssetSource, SourceReader, ManifestPage, ScanResult, OpenOptions, SkippedPath } from './core/server/source.js'
 export type { ChangeFeed, ChangeBatch, ChangePublisher, FeedSink } from './core/server/feed.js'
-export { FolderSource, type FolderSourceOptions } from './core/server/folder-source.js'
+export { FolderSource, type FolderSourceOptions, type RootState } from './core/server/folder-source.js'
 export { MemorySource } from './core/server/memory-source.js'
 export { FolderFeed, type FolderFeedOptions } from './core/server/folder-feed.js'
 export { MemoryFeed } from './core/server/memory-feed.js'
@@ -30,7 +30,7 @@ export type { KeyPair } from './protocol/keypair.js'
 export { DEFAULT_PORT } from './limits.js'
 export {
   AssetClient, parseServer, type AssetClientOptions, type AssetClientEvents, type ClientReport, type DownloadResult, type DownloadStatus,
-  type ReadOptions,
+  type ReadOptions, type DownloadOptions,
 } from './core/client/client.js'
 export type { FileSink, SinkFactory } from './core/client/file-sink.js'
 export { fileSink, type SavedFile, type FileSinkOptions } from './core/client/temp-file-sink.js'
@@ -42,12 +42,21 @@ export {
 export { HookRunner, hookFailure, type Change, type HookResult, type HookOptions, type HookRunnerEvents } from './core/client/hooks.js'
 export { RetryPolicy, shouldRetry, type RetryPolicyOptions, type RetryState } from './core/client/retry.js'
 export {
-  AssetSyncError, ProtocolError, EXIT, ERROR_EXIT, ERROR_RECOVERY, exitCodeOf, recoveryOf, isTransient, isRetryable, needsReconnect, isFatal,
+  NetworkAssets, type NetworkAssetsOptions, type NetworkAssetsEvents, type AssetFetchOptions, type AssetFetchResult,
+  type AssetFetchAction, type AssetPriority, type AssetReadOptions, type AssetChangeEvent, type AssetWarning,
+} from './core/client/network-assets.js'
+export {
+  LuaHost, runScript, ScriptError, DEFAULT_LUA_PATH, FolderAssets, networkProvider,
+  type RunOptions, type RuntimeEvent, type FolderAssetsOptions, type FolderAssetsStats,
+  type AssetProvider, type AssetChange, type FetchAction, type FetchOptions, type FetchPriority, type FetchResult,
+} from './runtime/index.js'
+export {
+  AssetSyncError, ProtocolError, ExitRequest, EXIT, ERROR_EXIT, ERROR_RECOVERY, exitCodeOf, recoveryOf, isTransient, isRetryable, needsReconnect, isFatal,
   type ErrorCode, type Recovery,
 } from './errors.js'
 export { ManualClock, type Clock } from './protocol/clock.js'
 export {
-  PROTOCOL_VERSION, MIN_PROTOCOL_VERSION, FEATURES, type FeatureName, type ManifestEntry, type UpdateEntry, type FileMeta,
+  PROTOCOL_VERSION, MIN_PROTOCOL_VERSION, FEATURES, PRIORITY, type RequestPriority, type FeatureName, type ManifestEntry, type UpdateEntry, type FileMeta,
 } from './protocol/messages.js'
 export { PatternSet, scanSelected, type PatternMode, type PatternBudget } from './core/fs/patterns.js'
 export type { TransportName } from './protocol/transport.js'

@@ -264,3 +264,48 @@ export const STATUS_MAX_JSON_BYTES = 512 * KiB
  * now (cp -p, tar, rsync -t keep old mtimes): its watcher lag is unknown rather than days long.
  */
 export const WATCHER_LAG_MAX_MS = 60_000
+
+// --- network assets (NetworkAssets, `assetsync run` over the network) ----------------------------
+/**
+ * Fetches NetworkAssets runs at once on top of RUNTIME_PARALLEL_FETCHES that only `blocking` ones
+ * may use: a `require` never waits for a slot held by a long `load_asset_async` download (with the
+ * `priority` feature the server then sends it first, too). Together ≤ MAX_INFLIGHT_PER_CLIENT.
+ */
+export const RUNTIME_BLOCKING_FETCHES = 16
+/**
+ * Paths NetworkAssets subscribes one by one (exact patterns). Past this it subscribes `**` once
+ * and filters the pushed changes itself, so a program that reloads many files stays well under
+ * the server's MAX_SUBSCRIPTIONS_PER_CLIENT.
+ */
+export const RUNTIME_MAX_PATH_SUBSCRIPTIONS = 128
+/**
+ * Feature `priority`: CHUNK data of `background` transfers the server keeps outstanding (sent, not
+ * yet credited back) at most. Everything sent sits in the one ordered stream ahead of a later
+ * blocking file; the full FLOW_WINDOW_BYTES of bulk would make a `require` wait for megabytes.
+ * Must exceed SERVER_READ_BYTES + PRIORITY_CREDIT_STEP_BYTES, or background transfers stall.
+ */
+export const BACKGROUND_WINDOW_BYTES = 256 * KiB
+/**
+ * Feature `priority`: a client that agreed to it grants credit back every this many consumed
+ * bytes (instead of CREDIT_UPDATE_BYTES), so background transfers flow in their small window.
+ */
+export const PRIORITY_CREDIT_STEP_BYTES = 64 * KiB
+// --- server correctness (issue 11: every file converges) ---------------------------------------
+/**
+ * How often a watching server checks that its served folder is still the folder it indexed (one
+ * stat of the root). Deleting or moving the root itself raises an event on most systems; moving
+ * one of its parents raises none, so this check is what notices it.
+ */
+export const ROOT_CHECK_MS = 1000
+/**
+ * How long a served folder may be missing (deleted, moved away, replaced by a file) before the
+ * server gives up and stops (serve exits 5). A folder back at the path within this time is
+ * re-indexed; requests wait meanwhile rather than see a stale or empty list.
+ */
+export const ROOT_GONE_MS = 5000
+/**
+ * Completed transfers a server remembers per connection (path and hash sent). A new REQUEST for
+ * one of them without that hash as have-hash is the client retrying after the bytes failed their
+ * hash: the server re-hashes the file before it answers (docs/protocol.md §4.5).
+ */
+export const SENT_MEMORY_PER_CLIENT = 256

@@ -86,15 +86,23 @@ export function toClientOptions(f: ClientFlags): AssetClientOptions {
   }
 }
 
-/** Resolves when SIGINT or SIGTERM arrives (handlers removed afterwards). */
-export function untilSignal(): Promise<NodeJS.Signals> {
-  return new Promise((resolve) => {
-    const on = (sig: NodeJS.Signals): void => {
-      process.off('SIGINT', on)
-      process.off('SIGTERM', on)
+/**
+ * Resolves when SIGINT or SIGTERM arrives (handlers removed afterwards); `cancel()` removes them
+ * without waiting (a command that ended by itself, run in-process).
+ */
+export function untilSignal(): Promise<NodeJS.Signals> & { cancel(): void } {
+  let on!: (sig: NodeJS.Signals) => void
+  const off = (): void => {
+    process.off('SIGINT', on)
+    process.off('SIGTERM', on)
+  }
+  const p = new Promise<NodeJS.Signals>((resolve) => {
+    on = (sig) => {
+      off()
       resolve(sig)
     }
     process.on('SIGINT', on)
     process.on('SIGTERM', on)
   })
+  return Object.assign(p, { cancel: off })
 }

@@ -6,6 +6,7 @@ import { Command, Option } from 'commander'
 import { AssetSyncError } from '../errors.js'
 import { DEFAULT_PORT } from '../limits.js'
 import type { HttpStatusServer } from '../core/server/http-status.js'
+import type { SkippedEvent } from '../core/server/server-events.js'
 import type { TransportName } from '../protocol/transport.js'
 import { idleTimeoutOption, parseDuration, parseIdleTimeout, tokenOption, transportOption, untilSignal } from './common.js'
 import { Output, type OutputStreams } from './output.js'
@@ -119,14 +120,36 @@ export function serveCommand(io: OutputStreams): Command {
         // A Lua message starts with its own file:line; say it once.
         out.line(`${e.remote} failed to reload ${someVisible(e.paths)}: ${where && !first.includes(where) ? `${where}: ` : ''}${first}`)
       })
+      // A path that cannot travel is said once, never left out in silence (issue 11).
+      const skipped = (e: SkippedEvent): void => {
+        out.event({ event: 'skipped', path: e.path, reason: e.reason, folder: e.folder })
+        out.line(`skipped ${e.folder ? 'folder ' : ''}${e.path}: ${e.reason}`)
+      }
+      server.on('skipped', skipped)
+      server.on('internal', (e) => {
+        const cause = e.cause instanceof Error ? (e.cause.stack ?? e.cause.message) : String(e.cause)
+        out.event({ event: 'internal-error', remote: e.remote, message: e.message, cause })
+        out.line(`internal error (client ${e.remote}): ${e.message}`)
+      })
+      server.on('reindexed', (e) => {
+        out.event({ event: 'reindexed', files: e.files, hashed: e.hashed, ms: Math.round(e.ms) })
+        out.line(`the served folder was replaced: ${e.files} files indexed again (${e.hashed} hashed) in ${Math.round(e.ms)} ms`)
+      })
+      const fatal = new Promise<AssetSyncError>((resolve) => server.once('fatal', (e) => resolve(e.error)))
       out.event({ event: 'listening', transport: server.transport, host, port, key, files: server.scan.files, ...(http ? { http: http.url } : {}) })
       out.line(`assetsync serving ${dir} on ${server.transport}://${host}:${port}`)
       out.line(`  ${server.scan.files} files indexed (${server.scan.hashed} hashed) in ${Math.round(server.scan.ms)} ms`)
       out.line(`  server key ${key}`)
       if (http) out.line(`  status page ${http.url}/${http.requiresToken ? ' (token required: open it once with ?token=<token>)' : ''}`)
-      const sig = await untilSignal()
+      for (const e of server.scan.skipped ?? []) skipped(e)
+      const end = await Promise.race([untilSignal(), fatal])
       await http?.close()
       await server.close()
-      out.event({ event: 'stopped', signal: sig })
+      if (typeof end !== 'string') {
+        // The folder is gone for good: stop with its one-line error (exit 5, as a missing folder at start).
+        out.event({ event: 'stopped', reason: end.message })
+        throw end
+      }
+      out.event({ event: 'stopped', signal: end })
     })
 }

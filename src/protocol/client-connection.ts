@@ -4,11 +4,11 @@
  */
 import type { Duplex } from 'node:stream'
 import { AssetSyncError, ProtocolError } from '../errors.js'
-import { CREDIT_UPDATE_BYTES, FLOW_WINDOW_BYTES, REQUEST_TIMEOUT_MS } from '../limits.js'
+import { CREDIT_UPDATE_BYTES, FLOW_WINDOW_BYTES, PRIORITY_CREDIT_STEP_BYTES, REQUEST_TIMEOUT_MS } from '../limits.js'
 import { FrameChannel, type ConnectionOptions } from './frame-channel.js'
 import {
   COMPAT_VERSION, FEATURES_SINCE_VERSION, isReply, type AuthMsg, type AuthOkMsg, type ClientMessage, type Message,
-  type ReplyMessage, type ServerMessage,
+  type ReplyMessage, type RequestPriority, type ServerMessage,
 } from './messages.js'
 import { type Agreement, describeVersions, singleVersion } from './negotiation.js'
 
@@ -34,6 +34,8 @@ export type AuthStyle = 'negotiate' | 'legacy'
 interface Pending {
   onReply: ReplyHandler
   holdChunks: boolean
+  /** A `background` request (feature `priority`): credit goes back in small steps while one is open. */
+  background: boolean
   deadline: number
   resolve: () => void
   reject: (err: Error) => void
@@ -49,6 +51,8 @@ export class ClientConnection extends FrameChannel {
   /** CHUNK bytes consumed but not yet granted back with CREDIT. */
   #toGrant = 0
   #refusedNegotiation = false
+  /** Open `background` requests (see release). */
+  #background = 0
 
   constructor(stream: Duplex, opts: ConnectionOptions) {
     super(stream, opts)
@@ -66,11 +70,13 @@ export class ClientConnection extends FrameChannel {
 
   /**
    * `bytes` of CHUNK data held under `holdChunks` have been consumed; the server may send that
-   * many more. Credit goes back in CREDIT_UPDATE_BYTES steps (one small frame per MiB).
+   * many more. Credit goes back in CREDIT_UPDATE_BYTES steps (one small frame per MiB), or in
+   * PRIORITY_CREDIT_STEP_BYTES steps while a `background` request is open: the server keeps those
+   * within BACKGROUND_WINDOW_BYTES, and waits for this credit (docs/protocol.md §4.2).
    */
   release(bytes: number): void {
     this.#toGrant += bytes
-    if (this.#toGrant < CREDIT_UPDATE_BYTES || !this.isOpen) return
+    if (this.#toGrant < (this.#background > 0 ? PRIORITY_CREDIT_STEP_BYTES : CREDIT_UPDATE_BYTES) || !this.isOpen) return
     const grant = this.#toGrant
     this.#toGrant = 0
     this.#recvWindow += grant
@@ -85,23 +91,53 @@ export class ClientConnection extends FrameChannel {
         reject(this.closedError())
         return
       }
-      this.#pending.set(id, { onReply, holdChunks: opts.holdChunks ?? false, deadline: this.clock.now() + this.#requestTimeoutMs, resolve, reject })
+      const msg = build(id)
+      const p: Pending = {
+        onReply, holdChunks: opts.holdChunks ?? false, background: false, deadline: this.clock.now() + this.#requestTimeoutMs, resolve, reject,
+      }
+      this.#pending.set(id, p)
       try {
-        this.send(build(id))
+        this.send(msg)
       } catch (err) {
         // An unencodable frame (RangeError) never left: forget the id rather than time it out later.
         this.#pending.delete(id)
         throw err
       }
+      if (msg.type === 'priority-request') this.#setBackground(p, msg.priority === 'background')
     })
     return { id, done }
   }
 
+  /**
+   * Moves open request `id` to another priority class (REPRIORITIZE; feature `priority` must be
+   * agreed). A no-op for an id that is no longer open.
+   */
+  reprioritize(id: number, priority: RequestPriority): void {
+    const p = this.#pending.get(id)
+    if (!p || !this.isOpen) return
+    this.send({ type: 'reprioritize', id, priority })
+    this.#setBackground(p, priority === 'background')
+  }
+
+  #setBackground(p: Pending, background: boolean): void {
+    if (p.background === background) return
+    p.background = background
+    this.#background += background ? 1 : -1
+  }
+
+  /** Forgets request `id` (answered, failed or cancelled). */
+  #end(id: number): Pending | undefined {
+    const p = this.#pending.get(id)
+    if (!p) return undefined
+    this.#pending.delete(id)
+    this.#setBackground(p, false)
+    return p
+  }
+
   /** Ends request `id` locally (its late replies are dropped) and tells the server to stop. */
   cancel(id: number, reason: Error): void {
-    const p = this.#pending.get(id)
+    const p = this.#end(id)
     if (!p) return
-    this.#pending.delete(id)
     this.send({ type: 'cancel', id })
     p.reject(reason)
   }
@@ -161,6 +197,7 @@ export class ClientConnection extends FrameChannel {
   protected override onClose(failure: AssetSyncError): void {
     for (const p of this.#pending.values()) p.reject(failure)
     this.#pending.clear()
+    this.#background = 0
   }
 
   protected override onTick(now: number): void {
@@ -203,7 +240,7 @@ export class ClientConnection extends FrameChannel {
     }
     p.deadline = this.clock.now() + this.#requestTimeoutMs
     if (msg.type === 'error') {
-      this.#pending.delete(msg.id)
+      this.#end(msg.id)
       p.reject(this.remoteError(msg.code, msg.message))
       return
     }
@@ -217,7 +254,7 @@ export class ClientConnection extends FrameChannel {
     }
     if (!p.holdChunks) this.release(chunkBytes)
     if (complete) {
-      this.#pending.delete(msg.id)
+      this.#end(msg.id)
       p.resolve()
     }
   }

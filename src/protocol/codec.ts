@@ -10,8 +10,8 @@ import {
   MAX_TOKEN_BYTES, MAX_UPDATE_ENTRIES, REPORT_MAX_ERROR_BYTES, REPORT_MAX_PATHS, STATUS_MAX_JSON_BYTES,
 } from '../limits.js'
 import {
-  CHANGE_KIND, HASH_BYTES, MSG, STATUS, allowedFrom,
-  type ChangeKind, type FileMeta, type ManifestEntry, type Message, type MessageType, type ResponseStatus,
+  CHANGE_KIND, HASH_BYTES, MSG, PRIORITY, STATUS, allowedFrom,
+  type ChangeKind, type FileMeta, type ManifestEntry, type Message, type MessageType, type RequestPriority, type ResponseStatus,
   type Sender, type UpdateEntry,
 } from './messages.js'
 
@@ -40,6 +40,9 @@ const STATUS_BY_CODE = new Map<number, ResponseStatus>(
 )
 const KIND_BY_CODE = new Map<number, ChangeKind>(
   Object.entries(CHANGE_KIND).map(([k, code]) => [code, k as ChangeKind]),
+)
+const PRIORITY_BY_CODE = new Map<number, RequestPriority>(
+  Object.entries(PRIORITY).map(([p, code]) => [code, p as RequestPriority]),
 )
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
 
@@ -74,6 +77,9 @@ class Writer implements Out {
   u16(v: number): void { this.#at = this.buf.writeUInt16BE(v, this.#at) }
   u32(v: number): void { this.#at = this.buf.writeUInt32BE(v >>> 0, this.#at) }
   u64(v: number): void {
+    // A u64 here is a count, an offset or a time since 1970: a negative or fractional value is a
+    // local bug (a file dated before 1970 is announced as 0: wireMtime in core/fs/stamp.ts).
+    if (!Number.isSafeInteger(v) || v < 0) throw new RangeError(`u64 field must be an integer in [0, 2^53), got ${v}`)
     this.#at = this.buf.writeUInt32BE(Math.floor(v / 0x1_0000_0000), this.#at)
     this.#at = this.buf.writeUInt32BE(v >>> 0, this.#at)
   }
@@ -189,6 +195,11 @@ function writeBody(o: Out, m: Message): void {
       if (m.haveHash) { o.u8(1); o.raw(m.haveHash) } else o.u8(0)
       return
     case 'cancel': o.u32(m.id); return
+    case 'priority-request':
+      o.u32(m.id); o.u8(PRIORITY[m.priority]); o.str16(m.path)
+      if (m.haveHash) { o.u8(1); o.raw(m.haveHash) } else o.u8(0)
+      return
+    case 'reprioritize': o.u32(m.id); o.u8(PRIORITY[m.priority]); return
     case 'subscribe':
       o.u32(m.id); o.u32(m.instanceId); o.u8(m.subscribe ? 1 : 0); writePatterns(o, m.patterns)
       return
@@ -266,6 +277,13 @@ function readUpdateEntry(r: Reader): UpdateEntry {
   return { kind, path, ...readMeta(r) }
 }
 
+function readPriority(r: Reader): RequestPriority {
+  const code = r.u8('priority')
+  const p = PRIORITY_BY_CODE.get(code)
+  if (p === undefined) throw new ProtocolError(`unknown priority ${code}`)
+  return p
+}
+
 function readBody(r: Reader, type: MessageType): Message {
   switch (type) {
     case 'auth': {
@@ -283,6 +301,17 @@ function readBody(r: Reader, type: MessageType): Message {
       return { type, id, path, haveHash }
     }
     case 'cancel': return { type, id: r.u32('id') }
+    case 'priority-request': {
+      const id = r.u32('id')
+      const priority = readPriority(r)
+      const path = r.str16(MAX_PATH_BYTES, 'path')
+      const haveHash = r.bool('hash flag') ? r.raw(HASH_BYTES, 'have-hash') : null
+      return { type, id, priority, path, haveHash }
+    }
+    case 'reprioritize': {
+      const id = r.u32('id')
+      return { type, id, priority: readPriority(r) }
+    }
     case 'subscribe': {
       const id = r.u32('id')
       const instanceId = r.u32('instance id')

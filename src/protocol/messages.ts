@@ -45,7 +45,9 @@ export const MSG = {
   subscribe: 0x04,
   manifest: 0x05,
   credit: 0x06,
-  // client -> server, optional (FEATURES.report, FEATURES.status)
+  // client -> server, optional (FEATURES.priority, FEATURES.report, FEATURES.status; docs/protocol.md §4.2, §4.7)
+  'priority-request': 0x20,
+  reprioritize: 0x21,
   report: 0x24,
   status: 0x38,
   // server -> client
@@ -103,7 +105,7 @@ function block(n: number): Readonly<Record<Sender, CodeRange>> {
  * block (client 0x3c–0x3f, server 0x7c–0x7e) are free.
  */
 export const FEATURES = {
-  priority: { bit: 0, implemented: false, frames: block(0), about: 'request priority: a blocking require before bulk transfers' },
+  priority: { bit: 0, implemented: true, frames: block(0), about: 'request priority: a blocking require before bulk transfers' },
   report: { bit: 1, implemented: true, frames: block(1), about: 'client → server reload/hook report' },
   chunks: { bit: 2, implemented: false, frames: block(2), about: 'content-defined chunk lists and chunk fetch' },
   zstd: { bit: 3, implemented: false, frames: block(3), about: 'zstd-compressed chunks' },
@@ -170,6 +172,15 @@ export function skipsFrame(code: number, sender: Sender, features: number): bool
 export const STATUS = { file: 0, 'up-to-date': 1, 'not-found': 2, refused: 3 } as const
 export type ResponseStatus = keyof typeof STATUS
 
+/**
+ * Request priority classes (feature `priority`): the server gives every queued transfer of a
+ * lower class its turns before any of a higher one (round robin within a class). A plain REQUEST
+ * is `normal`. `blocking`: a program waits on it (a `require`); `background`: bulk that may wait
+ * (`load_asset_async`).
+ */
+export const PRIORITY = { blocking: 0, normal: 1, background: 2 } as const
+export type RequestPriority = keyof typeof PRIORITY
+
 /** UPDATE entry kind byte. */
 export const CHANGE_KIND = { change: 0, delete: 1, rename: 2 } as const
 export type ChangeKind = keyof typeof CHANGE_KIND
@@ -206,6 +217,10 @@ export type UpdateEntry =
 export interface AuthMsg { type: 'auth'; version: number; token: string; minVersion?: number; features?: number }
 export interface RequestMsg { type: 'request'; id: number; path: string; haveHash: Uint8Array | null }
 export interface CancelMsg { type: 'cancel'; id: number }
+/** REQUEST with a priority class (optional frame of feature `priority`). */
+export interface PriorityRequestMsg { type: 'priority-request'; id: number; priority: RequestPriority; path: string; haveHash: Uint8Array | null }
+/** Moves open request `id` to another priority class (feature `priority`); unknown ids are ignored. */
+export interface ReprioritizeMsg { type: 'reprioritize'; id: number; priority: RequestPriority }
 export interface SubscribeMsg {
   type: 'subscribe'
   id: number
@@ -254,7 +269,9 @@ export interface StatusReplyMsg { type: 'status-reply'; id: number; json: string
 // --- both --------------------------------------------------------------------------------
 export interface PingMsg { type: 'ping' }
 
-export type ClientMessage = AuthMsg | RequestMsg | CancelMsg | SubscribeMsg | ManifestMsg | CreditMsg | ReportMsg | StatusMsg | PingMsg
+export type ClientMessage =
+  | AuthMsg | RequestMsg | CancelMsg | SubscribeMsg | ManifestMsg | CreditMsg | PriorityRequestMsg | ReprioritizeMsg | ReportMsg | StatusMsg
+  | PingMsg
 export type ServerMessage =
   | AuthOkMsg
   | ResponseMsg
@@ -268,7 +285,9 @@ export type ServerMessage =
 export type Message = ClientMessage | ServerMessage
 export type MessageType = Message['type']
 
-const CLIENT_TYPES: ReadonlySet<MessageType> = new Set(['auth', 'request', 'cancel', 'subscribe', 'manifest', 'credit', 'report', 'status', 'ping'])
+const CLIENT_TYPES: ReadonlySet<MessageType> = new Set([
+  'auth', 'request', 'cancel', 'subscribe', 'manifest', 'credit', 'priority-request', 'reprioritize', 'report', 'status', 'ping',
+])
 const SERVER_TYPES: ReadonlySet<MessageType> = new Set([
   'auth-ok', 'response', 'chunk', 'update', 'manifest-reply', 'error', 'subscribe-ack', 'status-reply', 'ping',
 ])

@@ -16,7 +16,7 @@ import { hashFile } from '../core/fs/hash.js'
 import { assertWirePath, resolveForRead, resolveForWrite } from '../core/fs/paths.js'
 import { RUNTIME_PARALLEL_FETCHES } from '../limits.js'
 import type { AssetChange, AssetProvider, FetchOptions, FetchResult } from './provider.js'
-import { TransferQueue } from './transfer-queue.js'
+import { TransferQueue } from '../core/fs/transfer-queue.js'
 
 export interface FolderAssetsOptions {
   /** The local asset folder (`--out`); created if missing. */

@@ -2,9 +2,10 @@
  * What the Lua host needs from the network, and nothing more: fetch one file by wire path (into
  * the local asset folder), hear about changed files, and forget an instance's subscriptions.
  *
- * Phase 1 ships FolderAssets (folder-assets.ts), backed by a local folder; phase 2 adds
- * NetworkAssets on the real client (issue 13). The host never touches the network itself.
+ * FolderAssets (folder-assets.ts) is backed by a local folder; NetworkAssets
+ * (core/client/network-assets.ts) by an assetsync server. The host never touches the network itself.
  */
+import type { NetworkAssets } from '../core/client/network-assets.js'
 
 /** How a fetch was satisfied: `downloaded` (bytes moved), `up-to-date` (the server confirmed the local hash), `local` (no network asked). */
 export type FetchAction = 'downloaded' | 'up-to-date' | 'local'
@@ -68,3 +69,9 @@ export interface AssetProvider {
   /** Drops every subscription of `instance` (the host calls it when a run ends). */
   release(instance: string): Promise<void>
 }
+
+/**
+ * NetworkAssets (core/client) is the network's AssetProvider: hands it to the host as one. This
+ * also fails to compile if the two ever drift apart.
+ */
+export const networkProvider = (assets: NetworkAssets): AssetProvider => assets

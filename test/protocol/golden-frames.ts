@@ -3,7 +3,7 @@
  * from the layout in docs/protocol.md. Nothing here calls the codec. Type, status and kind bytes
  * come from the real tables (MSG, STATUS, CHANGE_KIND); every other byte is a hex literal.
  */
-import { CHANGE_KIND, HASH_BYTES, MSG, STATUS, featureBits, type FileMeta, type Message, type Sender } from '../../src/protocol/messages.js'
+import { CHANGE_KIND, HASH_BYTES, MSG, PRIORITY, STATUS, featureBits, type FileMeta, type Message, type Sender } from '../../src/protocol/messages.js'
 
 /** Hex of a constant, big-endian, `bytes` wide (test-side formatting, independent of the codec). */
 export function hexOf(n: number, bytes: number): string {
@@ -95,6 +95,13 @@ export const GOLDEN: readonly Golden[] = [
     h8(MSG.manifest), '00000100', len('0000'), len('0003'), '622f63'),
   g('credit', 'client', { type: 'credit', bytes: 0x00100000 },
     h8(MSG.credit), '00100000'),
+  // Feature `priority`: a REQUEST with a priority class, and a change of class.
+  g('priority-request, blocking, with have-hash', 'client', { type: 'priority-request', id: 8, priority: 'blocking', path: 'm.lua', haveHash: HASH },
+    h8(MSG['priority-request']), '00000008', h8(PRIORITY.blocking), len('0005'), '6d2e6c7561', '01', HASH_HEX),
+  g('priority-request, background, no hash', 'client', { type: 'priority-request', id: 0x01020304, priority: 'background', path: 'a/ü.png', haveHash: null },
+    h8(MSG['priority-request']), '01020304', h8(PRIORITY.background), len('0008'), '612f c3bc 2e706e67', '00'),
+  g('reprioritize', 'client', { type: 'reprioritize', id: 0xfffffffe, priority: 'normal' },
+    h8(MSG.reprioritize), 'fffffffe', h8(PRIORITY.normal)),
   g('ping from the client', 'client', { type: 'ping' },
     h8(MSG.ping)),
 

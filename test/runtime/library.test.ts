@@ -9,52 +9,18 @@
  * The Debian packages are installed by .ci/run; without them these tests are skipped, loudly.
  */
 import { execFileSync } from 'node:child_process'
-import { cpSync, existsSync, mkdirSync, openSync, closeSync, readdirSync } from 'node:fs'
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type Sandbox, runLua, sandbox } from '../helpers/lua.js'
-
-const PL = '/usr/share/lua/5.4/pl'
-const EXAMPLES = '/usr/share/doc/lua-penlight-dev/examples'
-const LUASSERT = '/usr/share/lua/5.4/luassert'
-const SAY = '/usr/share/lua/5.4/say'
-const LUA = ['/usr/bin/lua5.4', '/usr/bin/lua'].find((p) => existsSync(p))
-
-/** The examples that need no C module (the others require LuaFileSystem through pl.path). */
-const SCRIPTS = [
-  'seesubst.lua', 'sipscan.lua', 'symbols.lua', 'test-cmp.lua', 'test-listcallbacks.lua', 'test-pretty.lua',
-  'testconfig.lua', 'testinputfields.lua', 'testinputfields2.lua', 'testxml.lua',
-]
-
-const havePenlight = existsSync(join(PL, 'init.lua')) && existsSync(join(EXAMPLES, 'test-pretty.lua'))
-const haveLuassert = existsSync(join(LUASSERT, 'init.lua')) && existsSync(join(SAY, 'init.lua'))
-if (!havePenlight) console.warn('SKIPPED: Penlight tests need the Debian packages lua-penlight and lua-penlight-dev (installed by .ci/run)')
-if (!haveLuassert) console.warn('SKIPPED: luassert test needs the Debian package lua-luassert (installed by .ci/run)')
-if (havePenlight && !LUA) console.warn('SKIPPED: comparison with the stock interpreter needs the Debian package lua5.4')
-
-/** Modules that load without LuaFileSystem (pl.path and the modules built on it need it). */
-const NEEDS_LFS = new Set(['app', 'dir', 'file', 'path', 'test'])
-
-/**
- * Table addresses differ from run to run, and so does pairs() order (Lua seeds its string hashes
- * per state: stock lua5.4 prints testconfig.lua's tables in a different order on each run), so
- * outputs are compared as sorted lines with addresses blanked.
- */
-const normal = (s: string): string => s.replace(/0x[0-9a-f]+/g, '0x?').split('\n').sort().join('\n')
+import { LUA, LUASSERT_SCRIPT, NEEDS_LFS, SCRIPTS, copyLibraries, haveLuassert, havePenlight, normal } from '../helpers/penlight.js'
 
 let sb: Sandbox
 let devNull: number
 beforeAll(async () => {
   sb = await sandbox()
   devNull = openSync('/dev/null', 'r')
-  if (havePenlight) {
-    cpSync(PL, join(sb.server, 'pl'), { recursive: true, dereference: true })
-    cpSync(EXAMPLES, join(sb.server, 'examples'), { recursive: true, dereference: true })
-  }
-  if (haveLuassert) {
-    cpSync(LUASSERT, join(sb.server, 'luassert'), { recursive: true, dereference: true })
-    cpSync(SAY, join(sb.server, 'say'), { recursive: true, dereference: true })
-  }
+  copyLibraries(sb.server)
 })
 afterAll(async () => {
   closeSync(devNull)
@@ -128,16 +94,7 @@ print(n)`,
 describe.skipIf(!haveLuassert)('luassert + say: nested folders and init.lua modules', () => {
   it('loads through package.path and asserts', async () => {
     await sb.serve({
-      'spec-run.lua': `
-local assert = require 'luassert'
-local spy = require 'luassert.spy'
-assert.are.same({ 1, { 2 } }, { 1, { 2 } })
-local s = spy.new(function(x) return x * 2 end)
-s(3)
-assert.spy(s).was.called_with(3)
-local ok, err = pcall(assert.are.equal, 1, 2)
-print(ok, (tostring(err):match('Expected objects to be equal')))
-`,
+      'spec-run.lua': LUASSERT_SCRIPT,
     })
     const r = await runLua(sb, 'spec-run.lua')
     expect(r.error).toBeNull()

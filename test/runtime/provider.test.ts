@@ -8,7 +8,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { FolderAssets } from '../../src/runtime/folder-assets.js'
 import { ModuleGraph } from '../../src/runtime/module-graph.js'
 import type { FetchOptions } from '../../src/runtime/provider.js'
-import { TransferQueue } from '../../src/runtime/transfer-queue.js'
+import { TransferQueue } from '../../src/core/fs/transfer-queue.js'
 import { type Sandbox, sandbox } from '../helpers/lua.js'
 
 let sb: Sandbox

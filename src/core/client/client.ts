@@ -8,14 +8,14 @@ import { AssetSyncError, isRetryable } from '../../errors.js'
 import { DEFAULT_PORT, DOWNLOAD_ATTEMPTS, MAX_MANIFEST_FILES } from '../../limits.js'
 import type { ClientConnection } from '../../protocol/connection.js'
 import { type TimingOptions, dial } from '../../protocol/endpoint.js'
-import type { ManifestEntry, ReplyMessage, UpdateEntry, UpdateMsg } from '../../protocol/messages.js'
+import type { ManifestEntry, ReplyMessage, RequestPriority, UpdateEntry, UpdateMsg } from '../../protocol/messages.js'
 import { type StatusJson, parseStatusJson } from '../../protocol/status-json.js'
 import type { TransportName } from '../../protocol/transport.js'
 import { KnownServers, configDir, parseKeyHex } from '../fs/keys.js'
 import { assertWirePath } from '../fs/paths.js'
 import type { SinkFactory } from './file-sink.js'
 import { memorySink } from './memory-sink.js'
-import { type Received, receiveFile } from './receive.js'
+import { type ReceiveOptions, type Received, receiveFile } from './receive.js'
 import { type SavedFile, fileSink } from './temp-file-sink.js'
 
 /** Attempts of one download on one connection (now in limits.ts; kept here for callers). */
@@ -53,8 +53,11 @@ export type DownloadStatus = 'downloaded' | 'up-to-date'
  */
 export type DownloadResult<T = SavedFile> = Received<T>
 
+/** Options of `AssetClient.download`: the request's priority class (feature `priority`). */
+export type DownloadOptions = ReceiveOptions
+
 /** Options of `AssetClient.read`. */
-export interface ReadOptions {
+export interface ReadOptions extends DownloadOptions {
   /** Largest file taken into memory; default MAX_READ_BYTES. */
   maxBytes?: number
 }
@@ -174,14 +177,17 @@ export class AssetClient extends EventEmitter<AssetClientEvents> {
    * answers up-to-date instead of sending bytes. A file that changed on the server mid-transfer,
    * or failed its hash, is fetched again on this connection (DOWNLOAD_ATTEMPTS in all; see
    * ERROR_RECOVERY). Throws ERR_NOT_FOUND / ERR_PATH_REFUSED for what the server refuses.
+   * `opts.priority` is sent when the server agreed to the `priority` feature.
    */
-  download(path: string, target: string, haveHash?: Uint8Array | null): Promise<DownloadResult<SavedFile>>
-  download<T>(path: string, target: SinkFactory<T>, haveHash?: Uint8Array | null): Promise<DownloadResult<T>>
-  async download<T>(path: string, target: string | SinkFactory<T>, haveHash: Uint8Array | null = null): Promise<DownloadResult<T | SavedFile>> {
+  download(path: string, target: string, haveHash?: Uint8Array | null, opts?: DownloadOptions): Promise<DownloadResult<SavedFile>>
+  download<T>(path: string, target: SinkFactory<T>, haveHash?: Uint8Array | null, opts?: DownloadOptions): Promise<DownloadResult<T>>
+  async download<T>(
+    path: string, target: string | SinkFactory<T>, haveHash: Uint8Array | null = null, opts: DownloadOptions = {},
+  ): Promise<DownloadResult<T | SavedFile>> {
     const open: SinkFactory<T | SavedFile> = typeof target === 'string' ? fileSink(target) : target
     for (let attempt = 1; ; attempt++) {
       try {
-        return await receiveFile(this.conn, this.server, path, haveHash, open)
+        return await receiveFile(this.conn, this.server, path, haveHash, open, opts)
       } catch (err) {
         if (!isRetryable(err) || attempt >= DOWNLOAD_ATTEMPTS || this.conn.closed) throw err
       }
@@ -196,8 +202,16 @@ export class AssetClient extends EventEmitter<AssetClientEvents> {
   read(path: string, haveHash?: null, opts?: ReadOptions): Promise<Buffer>
   read(path: string, haveHash: Uint8Array | null, opts?: ReadOptions): Promise<Buffer | null>
   async read(path: string, haveHash: Uint8Array | null = null, opts: ReadOptions = {}): Promise<Buffer | null> {
-    const r = await this.download(path, memorySink(opts.maxBytes), haveHash)
+    const r = await this.download(path, memorySink(opts.maxBytes), haveHash, opts)
     return r.status === 'downloaded' ? r.result : null
+  }
+
+  /**
+   * Moves open request `id` (see DownloadOptions.onRequest) to another priority class. A no-op
+   * when the server did not agree to the `priority` feature or the request has ended.
+   */
+  reprioritize(id: number, priority: RequestPriority): void {
+    if (this.conn.has('priority')) this.conn.reprioritize(id, priority)
   }
 
   /** Subscribes (or unsubscribes) `instanceId` to `patterns`; updates arrive as 'update' events. */

@@ -8,12 +8,23 @@
  */
 import { AssetSyncError } from '../../errors.js'
 import type { ClientConnection } from '../../protocol/connection.js'
-import type { FileMeta, ReplyMessage } from '../../protocol/messages.js'
+import type { FileMeta, ReplyMessage, RequestPriority } from '../../protocol/messages.js'
 import { printable } from '../fs/paths.js'
 import type { FileSink, SinkFactory } from './file-sink.js'
 
 /** The connection operations the loop needs. */
-export type ReceiveConnection = Pick<ClientConnection, 'request' | 'cancel' | 'release'>
+export type ReceiveConnection = Pick<ClientConnection, 'request' | 'cancel' | 'release' | 'has'>
+
+/** Options of one request. */
+export interface ReceiveOptions {
+  /**
+   * Its priority class, sent when the server agreed to the `priority` feature (docs/protocol.md
+   * §4.2, PRIORITY_REQUEST); otherwise a plain REQUEST, which the server serves as `normal`.
+   */
+  priority?: RequestPriority
+  /** Called with the request id once the request is sent (to reprioritize it later). */
+  onRequest?: (id: number) => void
+}
 
 /** How one request ended: the server said the local copy is current, or the file was received. */
 export type Received<T> =
@@ -28,7 +39,9 @@ const asError = (err: unknown): Error => (err instanceof Error ? err : new Error
  * what the server refuses (naming `server`), ERR_INTEGRITY for bytes that fail their hash, and
  * whatever the sink or the connection fails with.
  */
-export function receiveFile<T>(conn: ReceiveConnection, server: string, path: string, haveHash: Uint8Array | null, open: SinkFactory<T>): Promise<Received<T>> {
+export function receiveFile<T>(
+  conn: ReceiveConnection, server: string, path: string, haveHash: Uint8Array | null, open: SinkFactory<T>, opts: ReceiveOptions = {},
+): Promise<Received<T>> {
   let sink: Promise<FileSink<T>> | null = null
   /** The sink's pending work (open, then each write in order): one link per CHUNK. */
   let chain: Promise<unknown> = Promise.resolve()
@@ -67,7 +80,11 @@ export function receiveFile<T>(conn: ReceiveConnection, server: string, path: st
     chain.catch(fail)
     return r.final
   }
-  const req = conn.request((id) => ({ type: 'request', id, path, haveHash }), onReply, { holdChunks: true })
+  const priority = opts.priority !== undefined && opts.priority !== 'normal' && conn.has('priority') ? opts.priority : null
+  const req = conn.request((id) => (priority === null
+    ? { type: 'request', id, path, haveHash }
+    : { type: 'priority-request', id, priority, path, haveHash }), onReply, { holdChunks: true })
+  opts.onRequest?.(req.id)
   return req.done.then(
     async (): Promise<Received<T>> => {
       if (!sink || !meta) return { status: 'up-to-date', meta: null, bytes: 0 }

@@ -10,7 +10,9 @@
  *     a wrong address or not running, and the caller fails with exit code 3;
  *   - before the first success, a failure that is not transient (a local write error, a
  *     protocol error) fails too, with its own exit code;
- *   - after the first success, everything but fatal is retried, forever, until stopped.
+ *   - after the first success, everything but fatal is retried, forever, until stopped; so from
+ *     the start for a caller that goes on without the server meanwhile (`forever`: `run` serves
+ *     its local copies while it reconnects, see client-link.ts).
  */
 import { isFatal, isTransient } from '../../errors.js'
 import { CONNECT_TIMEOUT_MS, RECONNECT_BASE_MS, RECONNECT_MAX_MS } from '../../limits.js'
@@ -56,6 +58,8 @@ export interface RetryPolicyOptions {
   clock?: Clock
   /** The jitter's random source, in [0, 1); default Math.random. */
   random?: () => number
+  /** Retry everything but fatal from the first attempt on (a caller with an offline mode). */
+  forever?: boolean
 }
 
 /**
@@ -68,7 +72,7 @@ export class RetryPolicy {
   readonly #budgetMs: number
   #startedAt: number | null = null
   #answered = false
-  #succeeded = false
+  #succeeded: boolean
   #stopped = false
   #wake: (() => void) | null = null
 
@@ -76,6 +80,7 @@ export class RetryPolicy {
     this.#clock = opts.clock ?? foregroundClock
     this.#random = opts.random ?? Math.random
     this.#budgetMs = opts.connectTimeoutMs ?? CONNECT_TIMEOUT_MS
+    this.#succeeded = opts.forever ?? false
   }
 
   /** The server authenticated a connection: from now on transient failures are retried without a budget. */

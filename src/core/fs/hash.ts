@@ -2,7 +2,7 @@
  * The only importer of the BLAKE3 package (blake3@2.1.7, wasm). Files are hashed streaming in
  * HASH_READ_BYTES pieces, never read whole.
  */
-import { open } from 'node:fs/promises'
+import { type FileHandle, open } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 
 type Blake3 = typeof import('blake3')
@@ -56,6 +56,19 @@ export function hashBytes(data: Uint8Array): Buffer {
  */
 export async function hashFile(path: string, sizeHint = HASH_READ_BYTES): Promise<{ hash: Buffer; size: number }> {
   const fh = await open(path, 'r')
+  try {
+    return await hashHandle(fh, sizeHint)
+  } finally {
+    await fh.close()
+  }
+}
+
+/**
+ * BLAKE3 of the content of an open file (read from offset 0 to its end; the handle stays open),
+ * with the byte count read. For a caller that must know which inode it hashed (fstat the handle
+ * before and after). `sizeHint` as in hashFile.
+ */
+export async function hashHandle(fh: FileHandle, sizeHint = HASH_READ_BYTES): Promise<{ hash: Buffer; size: number }> {
   const h = createHasher()
   let size = 0
   try {
@@ -73,8 +86,6 @@ export async function hashFile(path: string, sizeHint = HASH_READ_BYTES): Promis
   } catch (err) {
     h.digest()
     throw err
-  } finally {
-    await fh.close()
   }
 }
 

@@ -3,7 +3,7 @@
  * client must not read outside the served root, and a malicious server must not write outside
  * `--out`. A wire path is relative, '/'-separated and NFC; see checkWirePath for every rule.
  */
-import { realpath } from 'node:fs/promises'
+import { lstat, readdir, realpath } from 'node:fs/promises'
 import { dirname, isAbsolute, join, relative, sep } from 'node:path'
 import { AssetSyncError } from '../../errors.js'
 import { MAX_PATH_BYTES, MAX_PATH_DEPTH } from '../../limits.js'
@@ -54,18 +54,72 @@ function joinWire(root: string, wire: string): string {
 }
 
 /**
+ * The file-system path `wire` names under `root`: `disk` (a path relative to the root, in
+ * platform separators, that the server found on disk for this wire path: see findOnDisk) when
+ * given, else the wire path's own segments. Checks the wire rules; resolves no symlinks.
+ */
+export function diskPath(root: string, wire: string, disk?: string): string {
+  assertWirePath(wire)
+  return disk === undefined ? joinWire(root, wire) : join(root, disk)
+}
+
+const isAscii = (s: string): boolean => !/[^\u0000-\u007f]/.test(s)
+
+/**
+ * Where the wire path `wire` is on disk under `root`, relative to it (platform separators), or null
+ * if nowhere. A wire path is NFC; a name on disk may be in another normalization (NFD: files
+ * copied from a Mac). Each segment is taken as is when that name exists, else the one entry of its
+ * folder whose NFC form it is. Refuses (ERR_PATH_REFUSED) a segment that two other names on disk
+ * both normalize to: which one is meant cannot be told.
+ */
+export async function findOnDisk(root: string, wire: string): Promise<string | null> {
+  assertWirePath(wire)
+  const parts: string[] = []
+  for (const seg of wire.split('/')) {
+    const dir = join(root, ...parts)
+    try {
+      await lstat(join(dir, seg))
+      parts.push(seg)
+      continue
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code
+      if (code === 'ENAMETOOLONG') return null
+      if (code !== 'ENOENT' && code !== 'ENOTDIR') {
+        throw new AssetSyncError('ERR_PATH_REFUSED', `cannot resolve ${printable(wire)}: ${code ?? err}`, { cause: err })
+      }
+    }
+    if (isAscii(seg)) return null // ASCII has one normalization only
+    let names: string[]
+    try {
+      names = await readdir(dir)
+    } catch {
+      return null
+    }
+    const found = names.filter((n) => n !== seg && n.normalize('NFC') === seg)
+    if (found.length > 1) {
+      throw new AssetSyncError('ERR_PATH_REFUSED', `refused path "${printable(wire)}": ${found.length} names on disk normalize to "${printable(seg)}"`)
+    }
+    const name = found[0]
+    if (name === undefined) return null
+    parts.push(name)
+  }
+  return parts.join(sep)
+}
+
+/**
  * For reading (server): the real path of `wire` under `root` (itself a realpath). Refuses a path
  * that breaks the wire rules or resolves, through symlinks, outside the root; ERR_NOT_FOUND if
- * it does not exist.
+ * it does not exist. `disk`: where it is on disk, when that is not its own name (see diskPath).
  */
-export async function resolveForRead(root: string, wire: string): Promise<string> {
-  assertWirePath(wire)
+export async function resolveForRead(root: string, wire: string, disk?: string): Promise<string> {
+  const path = diskPath(root, wire, disk)
   let real: string
   try {
-    real = await realpath(joinWire(root, wire))
+    real = await realpath(path)
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code
-    if (code === 'ENOENT' || code === 'ENOTDIR') throw new AssetSyncError('ERR_NOT_FOUND', `not found: ${printable(wire)}`)
+    // ENAMETOOLONG: a name no file here can have (the wire allows 1024 bytes, NAME_MAX is 255).
+    if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'ENAMETOOLONG') throw new AssetSyncError('ERR_NOT_FOUND', `not found: ${printable(wire)}`)
     throw new AssetSyncError('ERR_PATH_REFUSED', `cannot resolve ${printable(wire)}: ${code ?? err}`, { cause: err })
   }
   if (!isInside(root, real)) throw new AssetSyncError('ERR_PATH_REFUSED', `refused path "${printable(wire)}": resolves outside the root`)

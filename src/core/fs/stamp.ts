@@ -30,3 +30,15 @@ export function sameStamp(a: FileStamp | null | undefined, b: FileStamp | null |
   if (!a || !b) return !a && !b
   return a.size === b.size && a.mtimeMs === b.mtimeMs && a.ctimeMs === b.ctimeMs && a.ino === b.ino
 }
+
+/**
+ * The mtime a file is announced with (FileMeta.mtime: whole milliseconds since the epoch, a u64 on
+ * the wire). A file dated before 1970 (`touch -d @-1`) has a negative mtime, which a u64 cannot
+ * carry and no protocol-2 peer could decode in any other encoding: it is announced as 0
+ * (1970-01-01T00:00:00Z), and its content is served as any other file's (issue 11). The mtime is
+ * information for the mirror, never part of a comparison: hashes decide what is current.
+ */
+export function wireMtime(mtimeMs: number): number {
+  if (!(mtimeMs > 0)) return 0 // negative, or NaN
+  return Math.min(Math.floor(mtimeMs), Number.MAX_SAFE_INTEGER)
+}

@@ -2,10 +2,16 @@
  * Walks a folder for regular files, as wire paths. Ignored paths are skipped (folders are not
  * entered), symlinked folders are not followed (no cycles), and a symlinked file is included only
  * if it resolves inside the root (then with its target's stats).
+ *
+ * A wire path is NFC: a name stored in another normalization (NFD, from a Mac) is yielded under
+ * its NFC wire path, with `full` its real place on disk. An entry whose path cannot travel (not
+ * UTF-8, a backslash or control character, too deep or too long: checkWirePath) or a symlink out
+ * of the root is not yielded but told to `onSkip`, so the caller can say so (issue 11).
  */
 import type { Stats } from 'node:fs'
 import { opendir, realpath, stat } from 'node:fs/promises'
 import { join, relative } from 'node:path'
+import { type SkippedPath, displayName, mayBeLossy, nonUtf8Names } from './disk-names.js'
 import type { PathMatcher } from './ignore.js'
 import { checkWirePath, isInside, toWirePath } from './paths.js'
 import type { FileStamp } from './stamp.js'
@@ -14,12 +20,21 @@ import type { FileStamp } from './stamp.js'
 export interface FileStat extends FileStamp { mode: number }
 
 export interface WalkedFile {
+  /** Its wire path (NFC). */
   wire: string
+  /** Its path on disk (the name as stored). */
   full: string
   st: FileStat
+  /** A symlink (to a file inside the root); `st` is its target's. */
+  link: boolean
 }
 
-export async function* walkFiles(root: string, ignored: PathMatcher): AsyncGenerator<WalkedFile> {
+export interface WalkOptions {
+  /** Told about each entry that is not yielded because its path cannot travel (never an ignored one). */
+  onSkip?: (skipped: SkippedPath) => void
+}
+
+export async function* walkFiles(root: string, ignored: PathMatcher, opts: WalkOptions = {}): AsyncGenerator<WalkedFile> {
   const stack = [root]
   while (stack.length > 0) {
     const dir = stack.pop() as string
@@ -34,20 +49,38 @@ export async function* walkFiles(root: string, ignored: PathMatcher): AsyncGener
     for await (const d of handle) {
       const full = join(dir, d.name)
       const wire = toWirePath(relative(root, full))
-      if (ignored(wire, d.isDirectory()) || checkWirePath(wire) !== null) continue
-      if (d.isDirectory()) {
+      const folder = d.isDirectory()
+      if (ignored(wire, folder)) continue
+      if (opts.onSkip && mayBeLossy(d.name)) {
+        const bad = await nonUtf8Names(dir, d.name)
+        if (bad.length > 0) {
+          const parent = toWirePath(relative(root, dir))
+          for (const { shown } of bad) opts.onSkip({ path: parent ? `${parent}/${shown}` : shown, reason: 'name is not valid UTF-8', folder })
+          continue
+        }
+      }
+      const why = checkWirePath(wire)
+      if (why !== null) {
+        opts.onSkip?.({ path: displayName(wire), reason: why, folder })
+        continue
+      }
+      if (folder) {
         stack.push(full)
         continue
       }
-      if (!d.isFile() && !d.isSymbolicLink()) continue
+      const link = d.isSymbolicLink()
+      if (!d.isFile() && !link) continue
       let st: Stats
       try {
-        if (d.isSymbolicLink() && !isInside(root, await realpath(full))) continue
+        if (link && !isInside(root, await realpath(full))) {
+          opts.onSkip?.({ path: displayName(wire), reason: 'symlink to a place outside the served folder', folder: false })
+          continue
+        }
         st = await stat(full)
       } catch {
         continue // vanished, dangling link or unreadable: not a file we can serve
       }
-      if (st.isFile()) yield { wire, full, st: { size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, ino: st.ino, mode: st.mode } }
+      if (st.isFile()) yield { wire, full, st: { size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, ino: st.ino, mode: st.mode }, link }
     }
   }
 }

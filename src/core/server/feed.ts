@@ -5,6 +5,7 @@
  * (the folder watcher, diffed against what was last published), MemoryFeed (tests push batches
  * by hand); later a NATS feed (an edge receives an origin's batches; an origin publishes its own).
  */
+import type { AssetSyncError } from '../../errors.js'
 import type { UpdateEntry } from '../../protocol/messages.js'
 
 /** A settled set of changes, ready to push. */
@@ -25,6 +26,11 @@ export interface FeedSink {
   deliver(batch: ChangeBatch): Promise<void>
   /** A problem the feed survives (a folder it cannot watch, a lost broker connection). */
   error(err: unknown): void
+  /**
+   * The feed cannot go on, and neither can what it feeds: the served folder is gone for good. The
+   * server reports it ('fatal'); its source already fails every call with `err`.
+   */
+  fail?(err: AssetSyncError): void
 }
 
 /** Takes batches a server pushed, to hand them on (an origin publishing to its edges). */

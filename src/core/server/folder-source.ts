@@ -3,17 +3,30 @@
  * (store.ts); its reads open the file itself and prove, before a byte is announced, that the
  * opened inode is exactly what the index hashed (the stamp compare), so the hash a client is told
  * can never describe other bytes than the ones it is sent.
+ *
+ * Reads (issue 12): a path the index knows as a regular file is opened with O_NOFOLLOW (a file
+ * swapped for a symlink fails to open instead of being followed), and after the open the path is
+ * resolved again: it must still lie inside the root and name the very inode opened (a parent
+ * folder swapped for a symlink to outside is caught there), and that inode must be the one the
+ * index hashed. Otherwise nothing is announced: the index is refreshed and the open retried.
+ *
+ * The root itself may be replaced or moved away under a running server (issue 11): the folder
+ * feed notices, `suspend`s the source (every call waits), and either `rescan`s a folder found
+ * again at the root's path or ends it with `gone`.
  */
+import { EventEmitter } from 'node:events'
 import { constants } from 'node:fs'
-import { type FileHandle, open, realpath, stat } from 'node:fs/promises'
+import { type FileHandle, lstat, open, realpath, stat } from 'node:fs/promises'
 import { AssetSyncError } from '../../errors.js'
 import type { ManifestEntry } from '../../protocol/messages.js'
+import type { SkippedPath } from '../fs/disk-names.js'
 import { HashCache } from '../fs/hash-cache.js'
+import { equalHash } from '../fs/hash.js'
 import { type PathMatcher, ignoreMatcher } from '../fs/ignore.js'
-import { resolveForRead } from '../fs/paths.js'
+import { diskPath, printable, resolveForRead } from '../fs/paths.js'
 import { type FileStamp, sameStamp, stampOf } from '../fs/stamp.js'
-import type { AssetSource, ManifestPage, ScanResult, SourceReader } from './source.js'
-import { Store } from './store.js'
+import type { AssetSource, ManifestPage, OpenOptions, ScanResult, SourceReader } from './source.js'
+import { type Entry, Store } from './store.js'
 
 /** Times an open re-reads a file that keeps changing under it before giving up (ERR_CHANGED). */
 const OPEN_RETRIES = 3
@@ -24,6 +37,16 @@ const OPEN_RETRIES = 3
  * then answers not-found. (O_NONBLOCK is undefined on Windows, which has no FIFOs here.)
  */
 const OPEN_FLAGS = constants.O_RDONLY | (constants.O_NONBLOCK ?? 0)
+/** A path indexed as a regular file must still be one: never follow a link put there since. */
+const NOFOLLOW = constants.O_NOFOLLOW ?? 0
+
+/** Which folder the root is: another one at the same path is a replaced root. */
+interface FolderId { ino: number; dev: number; birthtimeMs: number }
+
+const folderId = (st: { ino: number; dev: number; birthtimeMs: number }): FolderId => ({ ino: st.ino, dev: st.dev, birthtimeMs: st.birthtimeMs })
+
+/** What is at the root's path now, compared with the folder indexed. */
+export type RootState = 'same' | 'replaced' | 'gone'
 
 export interface FolderSourceOptions {
   /** Folder to serve. */
@@ -34,85 +57,219 @@ export interface FolderSourceOptions {
   cacheFile?: string | ((realRoot: string) => string) | null
 }
 
-/** Serves a folder: open with `FolderSource.open`, then `scan` (AssetServer.start does both by default). */
-export class FolderSource implements AssetSource {
+/**
+ * Serves a folder: open with `FolderSource.open`, then `scan` (AssetServer.start does both by default).
+ * Events: 'changed' (paths: string[]) — entries that changed without an event of their own
+ * (aliases of a changed file, a hash corrected after a client's integrity failure): the feed
+ * announces them; 'skipped' (SkippedPath) — a path that will not be served, once per path and
+ * reason, after the scan (the scan's own are in its result); 'rescanned' (ScanResult) — the
+ * folder was indexed anew after the root was replaced.
+ */
+export class FolderSource extends EventEmitter implements AssetSource {
   /** The served folder's real path. */
   readonly root: string
   /** What is never served or watched (the defaults plus `ignore`). */
   readonly ignored: PathMatcher
   readonly #store: Store
+  #rootId: FolderId
+  /** While set, the root is being looked for: every call waits for it. */
+  #gate: Promise<void> | null = null
+  /** Opens #gate. */
+  #release: (() => void) | null = null
+  /** Set once the root is gone for good: every call fails with it. */
+  #gone: AssetSyncError | null = null
+  /** Skipped paths reported so far (path and reason), so each is reported once. */
+  readonly #reported = new Set<string>()
 
-  private constructor(root: string, ignored: PathMatcher, store: Store) {
+  private constructor(root: string, ignored: PathMatcher, store: Store, rootId: FolderId) {
+    super()
     this.root = root
     this.ignored = ignored
     this.#store = store
+    this.#rootId = rootId
+    store.events = {
+      changed: (paths) => this.emit('changed', paths),
+      skipped: (s) => this.reportSkipped(s),
+    }
   }
 
   /** Resolves `root` (ERR_NOT_FOUND unless it is a folder) and loads the hash cache. Call `scan` next. */
   static async open(opts: FolderSourceOptions): Promise<FolderSource> {
     let root: string
+    let id: FolderId
     try {
       root = await realpath(opts.root)
-      if (!(await stat(root)).isDirectory()) throw new Error('not a directory')
+      const st = await stat(root)
+      if (!st.isDirectory()) throw new Error('not a directory')
+      id = folderId(st)
     } catch (err) {
       throw new AssetSyncError('ERR_NOT_FOUND', `cannot serve ${opts.root}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err })
     }
     const ignored = ignoreMatcher(opts.ignore ?? [])
     const file = typeof opts.cacheFile === 'function' ? opts.cacheFile(root) : opts.cacheFile ?? null
     const cache = await HashCache.load(file)
-    return new FolderSource(root, ignored, new Store(root, ignored, cache))
+    return new FolderSource(root, ignored, new Store(root, ignored, cache), id)
   }
 
   get description(): string { return `folder ${this.root}` }
   get size(): number { return this.#store.size }
   /** Every indexed path (the folder feed expands a removed folder into these). */
   paths(): IterableIterator<string> { return this.#store.paths() }
+  /** The indexed entry of `path` as it is (no look at the disk), or null. */
+  indexed(path: string): ManifestEntry | null { return this.#store.get(path) ?? null }
 
-  scan(): Promise<ScanResult> { return this.#store.scan() }
-
-  page(match: PathMatcher, after: string, maxBytes?: number): Promise<ManifestPage> {
-    return Promise.resolve(this.#store.page(match, after, maxBytes))
+  async scan(): Promise<ScanResult> {
+    const result = await this.#store.scan()
+    for (const s of result.skipped ?? []) this.#reported.add(`${s.path}\0${s.reason}`)
+    return result
   }
 
-  get(path: string): Promise<ManifestEntry | null> { return this.#store.refresh(path) }
+  async page(match: PathMatcher, after: string, maxBytes?: number): Promise<ManifestPage> {
+    await this.#ready()
+    return this.#store.page(match, after, maxBytes)
+  }
 
-  async open(path: string): Promise<SourceReader | null> {
+  async get(path: string): Promise<ManifestEntry | null> {
+    await this.#ready()
+    return this.#store.refresh(path)
+  }
+
+  /** `get`, with where a watcher saw the path on disk (relative to the root) when that is not its own name. */
+  async refreshAt(path: string, disk?: string): Promise<ManifestEntry | null> {
+    await this.#ready()
+    return this.#store.refresh(path, disk)
+  }
+
+  async open(path: string, opts: OpenOptions = {}): Promise<SourceReader | null> {
+    await this.#ready()
     if (this.#store.isIgnored(path)) return null
-    let real: string
-    try {
-      real = await resolveForRead(this.root, path)
-    } catch (err) {
-      if (err instanceof AssetSyncError && err.code === 'ERR_NOT_FOUND') return null
-      throw err // ERR_PATH_REFUSED: a symlink out of the root, or an unresolvable path
-    }
     for (let attempt = 0; attempt < OPEN_RETRIES; attempt++) {
+      let entry: Entry | null = this.#store.get(path) ?? await this.#store.refresh(path)
+      if (!entry) return await this.#absent(path)
       let fh: FileHandle
       try {
-        fh = await open(real, OPEN_FLAGS)
+        fh = await open(diskPath(this.root, path, entry.disk), OPEN_FLAGS | (entry.link ? 0 : NOFOLLOW))
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code
-        if (code === 'ENOENT' || code === 'EISDIR') return null
-        throw err
+        if (code !== 'ENOENT' && code !== 'ENOTDIR' && code !== 'ELOOP' && code !== 'EISDIR') throw err
+        // Not what the index says any more (gone, moved, a folder, or swapped for a link).
+        await this.#store.refresh(path)
+        continue
       }
       let reader: FolderReader | null = null
       try {
         const st = await fh.stat()
-        if (!st.isFile()) return null
-        let entry = this.#store.get(path) ?? null
-        if (!sameStamp(entry, st)) entry = await this.#store.refresh(path)
-        if (!entry) return null
+        if (!st.isFile()) {
+          await this.#store.refresh(path)
+          continue
+        }
+        // The opened inode must be the one the path names now, resolved inside the root.
+        let now
+        try {
+          now = await stat(await resolveForRead(this.root, path, entry.disk))
+        } catch (err) {
+          if (err instanceof AssetSyncError && err.code === 'ERR_NOT_FOUND') continue
+          throw err // ERR_PATH_REFUSED: it resolves outside the root now
+        }
+        if (now.ino !== st.ino || now.dev !== st.dev) continue
         // The index must describe exactly the inode we opened, or the hash we announce could lie.
-        if (!sameStamp(entry, st)) continue
+        if (!sameStamp(entry, st)) {
+          entry = await this.#store.refresh(path)
+          if (!entry) return await this.#absent(path)
+          if (!sameStamp(entry, st)) continue
+        }
+        if (opts.distrust && equalHash(opts.distrust, entry.hash)) {
+          // The client was just sent this hash and its bytes did not match: hash what is there.
+          entry = await this.#store.verify(path, fh, st)
+          if (!entry || !sameStamp(entry, st)) continue
+        }
         reader = new FolderReader(fh, path, entry)
         return reader
       } finally {
         if (!reader) await fh.close().catch(() => {})
       }
     }
-    throw new AssetSyncError('ERR_CHANGED', `${path} keeps changing; try again`)
+    throw new AssetSyncError('ERR_CHANGED', `${printable(path)} keeps changing; try again`)
   }
 
   async close(): Promise<void> { await this.#store.saveCache() }
+
+  /** No entry at `path`: null (not found), or ERR_PATH_REFUSED when it leads out of the root. */
+  async #absent(path: string): Promise<null> {
+    try {
+      await resolveForRead(this.root, path)
+    } catch (err) {
+      if (err instanceof AssetSyncError && err.code === 'ERR_PATH_REFUSED') throw err
+    }
+    return null
+  }
+
+  // --- skipped paths ---------------------------------------------------------------------------
+
+  /** Reports a path that will not be served ('skipped' event), unless it was reported already. */
+  reportSkipped(s: SkippedPath): void {
+    const key = `${s.path}\0${s.reason}`
+    if (this.#reported.has(key)) return
+    this.#reported.add(key)
+    this.emit('skipped', s)
+  }
+
+  // --- the root replaced or gone (driven by the folder feed) --------------------------------------
+
+  /** Whether the root's path still names the folder indexed, another folder, or nothing usable. */
+  async rootState(): Promise<RootState> {
+    try {
+      const st = await lstat(this.root)
+      if (!st.isDirectory()) return 'gone' // removed, or a file or a symlink now
+      const id = folderId(st)
+      const was = this.#rootId
+      return id.ino === was.ino && id.dev === was.dev && id.birthtimeMs === was.birthtimeMs ? 'same' : 'replaced'
+    } catch {
+      return 'gone'
+    }
+  }
+
+  /** From now on every call waits (the root is being looked for) until `rescan` or `gone`. */
+  suspend(): void {
+    if (this.#gate) return
+    this.#gate = new Promise((resolve) => { this.#release = resolve })
+  }
+
+  /**
+   * Indexes the folder now at the root's path (it was replaced), releases the waiting calls, and
+   * reports paths it skips that were not reported before. The caller diffs the old list against
+   * the new one.
+   */
+  async rescan(): Promise<ScanResult> {
+    const st = await stat(this.root)
+    this.#rootId = folderId(st)
+    try {
+      const result = await this.#store.scan()
+      for (const s of result.skipped ?? []) this.reportSkipped(s)
+      this.emit('rescanned', result)
+      return result
+    } finally {
+      this.#open()
+    }
+  }
+
+  /** The root is gone for good: every waiting and later call fails with `err`. */
+  gone(err: AssetSyncError): void {
+    this.#gone = err
+    this.#open()
+  }
+
+  #open(): void {
+    const release = this.#release
+    this.#gate = null
+    this.#release = null
+    release?.()
+  }
+
+  async #ready(): Promise<void> {
+    if (this.#gate) await this.#gate
+    if (this.#gone) throw this.#gone
+  }
 }
 
 /** An open file whose stamp matched the index entry when it was opened. */

@@ -14,19 +14,32 @@
  *
  * Not followed: symlinks (to folders or files; an event for the link's own name is reported like
  * a file's), and folders the ignore globs match.
+ *
+ * Names are taken as bytes: one that is not UTF-8, or whose path breaks the wire rules, is told
+ * to `onSkipped` instead of being dropped in silence (issue 11). An event about the root itself
+ * (deleted, moved) goes to `onRootEvent`: its watch is then dead or follows the folder elsewhere.
  */
+import { isUtf8 } from 'node:buffer'
 import { type FSWatcher, watch } from 'node:fs'
 import { lstat, opendir } from 'node:fs/promises'
 import { basename, join, relative } from 'node:path'
+import { type SkippedPath, bytePath, displayName, mayBeLossy, nonUtf8Names } from '../fs/disk-names.js'
 import type { PathMatcher } from '../fs/ignore.js'
 import { checkWirePath, toWirePath } from '../fs/paths.js'
 
 export interface FolderWatchHandlers {
-  /** The entry `wire` may have changed: created, written, deleted, moved, or (rarely) a folder. */
-  onPath(wire: string): void
+  /**
+   * The entry `wire` may have changed: created, written, deleted, moved, or (rarely) a folder.
+   * `full` is where it is on disk (its name may be in another Unicode normalization than `wire`).
+   */
+  onPath(wire: string, full: string): void
   /** The folder `wire` is gone (deleted, moved away or replaced), with everything under it. */
   onFolderGone(wire: string): void
   onError(err: unknown): void
+  /** An entry whose path cannot travel (not ignored): reported, never served. */
+  onSkipped?(skipped: SkippedPath): void
+  /** The root folder itself was deleted or moved (its watch is dead or follows it elsewhere). */
+  onRootEvent?(): void
 }
 
 interface Watched {
@@ -69,11 +82,37 @@ export class FolderWatches {
     this.#folders.clear()
   }
 
+  /** The wire path of `full`, or null if it cannot travel (then reported, unless ignored). */
   #wire(full: string): string | null {
     const rel = relative(this.root, full)
     if (rel === '') return ''
     const wire = toWirePath(rel)
-    return checkWirePath(wire) === null ? wire : null
+    const why = checkWirePath(wire)
+    if (why === null) return wire
+    if (!this.#ignoredAny(wire)) this.#skip(full, displayName(wire), why)
+    return null
+  }
+
+  /** Ignored as a file or as a folder (an entry we have not looked at): nothing to report then. */
+  #ignoredAny(wire: string): boolean {
+    return this.#ignored(wire) || this.#ignored(wire, true)
+  }
+
+  /** Reports `path` (shown as given) as skipped, if it is still there (a folder or not). */
+  #skip(full: string | Buffer, path: string, reason: string): void {
+    if (!this.#on.onSkipped) return
+    void lstat(full).then((st) => {
+      if (!this.#closed) this.#on.onSkipped?.({ path, reason, folder: st.isDirectory() })
+    }, () => { /* gone already: nothing left to report */ })
+  }
+
+  /** Reports the names in `dir` that are not UTF-8 and that Node shows as `name`; true if there were any. */
+  async #nonUtf8(dir: string, name: string): Promise<boolean> {
+    if (!mayBeLossy(name)) return false
+    const bad = await nonUtf8Names(dir, name)
+    const parent = this.#quietWire(dir)
+    for (const { raw, shown } of bad) this.#skip(bytePath(dir, raw), parent ? `${parent}/${shown}` : shown, 'name is not valid UTF-8')
+    return bad.length > 0
   }
 
   #fail(err: unknown): void {
@@ -99,7 +138,7 @@ export class FolderWatches {
     if (this.#closed || this.#folders.has(wire)) return
     let watcher: FSWatcher
     try {
-      watcher = watch(full, (event, name) => this.#onEvent(wire, full, watcher, event, name))
+      watcher = watch(full, { encoding: 'buffer' }, (event, name) => this.#onEvent(wire, full, watcher, event, name))
     } catch (err) {
       this.#fail(err) // e.g. ENOSPC: more folders than fs.inotify.max_user_watches
       return
@@ -108,6 +147,7 @@ export class FolderWatches {
       // Windows reports a deleted folder as EPERM; its parent's event removes it properly.
       if (this.#folders.get(wire)?.watcher === watcher) this.#folders.delete(wire)
       watcher.close()
+      if (wire === '') this.#on.onRootEvent?.()
       if ((err as NodeJS.ErrnoException).code !== 'EPERM') this.#fail(err)
     })
     this.#folders.set(wire, { watcher, ino })
@@ -117,12 +157,15 @@ export class FolderWatches {
       for await (const d of await opendir(full)) {
         if (this.#closed) return
         const childFull = join(full, d.name)
+        if (!announce && !d.isDirectory()) continue // at start, the scan reports files
+        if (announce && (await this.#nonUtf8(full, d.name))) continue
         if (d.isDirectory()) {
-          const childWire = this.#wire(childFull)
+          // At start, folders that cannot travel were reported by the scan.
+          const childWire = announce ? this.#wire(childFull) : this.#quietWire(childFull)
           if (childWire !== null && !this.#ignored(childWire, true)) folders.push([childWire, childFull])
-        } else if (announce) {
+        } else {
           const childWire = this.#wire(childFull)
-          if (childWire !== null) this.#on.onPath(childWire)
+          if (childWire !== null) this.#on.onPath(childWire, childFull)
         }
       }
     } catch (err) {
@@ -142,19 +185,34 @@ export class FolderWatches {
     this.#on.onFolderGone(wire)
   }
 
-  #onEvent(wire: string, full: string, watcher: FSWatcher, event: string, name: string | null): void {
+  /** `#wire` without reporting (folders listed at start: the scan reported them). */
+  #quietWire(full: string): string | null {
+    const wire = toWirePath(relative(this.root, full))
+    return checkWirePath(wire) === null ? wire : null
+  }
+
+  #onEvent(wire: string, full: string, watcher: FSWatcher, event: string, raw: Buffer | string | null): void {
     if (this.#closed || this.#folders.get(wire)?.watcher !== watcher) return // closed or replaced
-    if (typeof name !== 'string' || name === '') {
+    if (raw === null || raw.length === 0) {
       this.#relist(full) // no entry name (allowed on some platforms): look at them all
       return
     }
+    if (typeof raw !== 'string' && !isUtf8(raw)) {
+      const shown = wire ? `${wire}/${displayName(raw)}` : displayName(raw)
+      const lossy = toWirePath(relative(this.root, join(full, raw.toString('utf8'))))
+      if (!this.#ignoredAny(lossy)) this.#skip(bytePath(full, raw), shown, 'name is not valid UTF-8')
+      return
+    }
+    const name = raw.toString()
     const childFull = join(full, name)
-    const childWire = this.#wire(childFull)
+    const childWire = name === basename(full) ? this.#quietWire(childFull) : this.#wire(childFull)
     if (childWire === null || childWire === '') return
     if (name === basename(full)) {
       // A folder's own deletion or move is reported with its own name: not an entry of it.
       void this.#isEntry(wire, full, childFull).then((entry) => {
-        if (entry) this.#onEntry(event, childWire, childFull)
+        if (entry) {
+          if (this.#wire(childFull) !== null) this.#onEntry(event, childWire, childFull)
+        } else if (wire === '') this.#on.onRootEvent?.()
       }, (err: unknown) => this.#fail(err))
       return
     }
@@ -162,7 +220,7 @@ export class FolderWatches {
   }
 
   #onEntry(event: string, wire: string, full: string): void {
-    this.#on.onPath(wire)
+    this.#on.onPath(wire, full)
     // 'rename' is inotify's create, delete and move: the entry may be a folder that came or went.
     if (event === 'rename' || this.#folders.has(wire)) void this.#recheck(wire, full)
   }
@@ -199,11 +257,12 @@ export class FolderWatches {
   #relist(full: string): void {
     void (async () => {
       for await (const d of await opendir(full)) {
+        if (await this.#nonUtf8(full, d.name)) continue
         const childFull = join(full, d.name)
         const childWire = this.#wire(childFull)
         if (childWire === null) continue
         if (d.isDirectory()) await this.#recheck(childWire, childFull)
-        else this.#on.onPath(childWire)
+        else this.#on.onPath(childWire, childFull)
       }
     })().catch((err: unknown) => this.#fail(err))
   }

@@ -9,8 +9,9 @@ import type { ManifestEntry } from '../../protocol/messages.js'
 import { hashBytes } from '../fs/hash.js'
 import type { PathMatcher } from '../fs/ignore.js'
 import { checkWirePath } from '../fs/paths.js'
+import { wireMtime } from '../fs/stamp.js'
 import { pageOf } from './manifest-page.js'
-import type { AssetSource, ManifestPage, ScanResult, SourceReader } from './source.js'
+import type { AssetSource, ManifestPage, OpenOptions, ScanResult, SourceReader } from './source.js'
 
 interface Item { entry: ManifestEntry; bytes: Buffer }
 
@@ -37,7 +38,7 @@ export class MemorySource implements AssetSource {
     const why = checkWirePath(path)
     if (why !== null) throw new AssetSyncError('ERR_PATH_REFUSED', `refused path "${path}": ${why}`)
     const bytes = Buffer.from(typeof data === 'string' ? Buffer.from(data) : data) // our own copy
-    const entry: ManifestEntry = { path, hash: hashBytes(bytes), size: bytes.length, mode: opts.mode ?? 0o644, mtime: opts.mtime ?? Date.now() }
+    const entry: ManifestEntry = { path, hash: hashBytes(bytes), size: bytes.length, mode: opts.mode ?? 0o644, mtime: wireMtime(opts.mtime ?? Date.now()) }
     if (!this.#items.has(path)) this.#sorted = null
     this.#items.set(path, { entry, bytes })
     return entry
@@ -63,7 +64,8 @@ export class MemorySource implements AssetSource {
     return Promise.resolve(this.#items.get(path)?.entry ?? null)
   }
 
-  open(path: string): Promise<SourceReader | null> {
+  /** Bytes in memory cannot change under their hash: `distrust` has nothing to re-check. */
+  open(path: string, _opts?: OpenOptions): Promise<SourceReader | null> {
     if (this.refused.has(path)) return Promise.reject(new AssetSyncError('ERR_PATH_REFUSED', `refused path "${path}": refused by the test`))
     const item = this.#items.get(path)
     return Promise.resolve(item ? new MemoryReader(item) : null)

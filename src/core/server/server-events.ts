@@ -3,7 +3,8 @@
  * whoever renders or counts them (`assetsync serve`, the status and metrics endpoints, library
  * users). serve's --json events carry these fields as they are named here.
  */
-import type { ErrorCode } from '../../errors.js'
+import type { AssetSyncError, ErrorCode } from '../../errors.js'
+import type { SkippedPath } from '../fs/disk-names.js'
 import type { ChangeSummary } from './changes.js'
 
 /** A client finished the handshake and authentication. */
@@ -55,6 +56,43 @@ export interface BatchEvent {
 }
 
 /**
+ * A path in the served folder that is not served because it cannot travel: its name is not UTF-8,
+ * holds a backslash or a control character, the path is deeper than MAX_PATH_DEPTH or longer than
+ * MAX_PATH_BYTES, it has the same NFC form as another name, or it is a symlink out of the root.
+ * Emitted once per path and reason, for what appears after the start; what the first scan found is
+ * in `AssetServer.scan.skipped`.
+ */
+export type SkippedEvent = SkippedPath
+
+/**
+ * Handling a client's frame failed in a way the server did not plan for (a bug, or the file
+ * system failing in an unexpected way). The client got ERROR ERR_INTERNAL (for that request, or
+ * for the connection, which then closed). Emitted once per failure.
+ */
+export interface InternalErrorEvent {
+  remote: string
+  /** One line: what failed, and why. */
+  message: string
+  /** The error thrown (its stack is the cause to log). */
+  cause: unknown
+}
+
+/** The served folder was replaced (deleted and made again, another folder moved in) and indexed anew. */
+export interface ReindexedEvent {
+  files: number
+  hashed: number
+  ms: number
+}
+
+/**
+ * The server cannot go on: its folder is gone for good (deleted or moved away, and not back within
+ * ROOT_GONE_MS). It answers every request with `error` (ERR_NOT_FOUND) until closed: close it.
+ */
+export interface FatalEvent {
+  error: AssetSyncError
+}
+
+/**
  * A device reported how a reload went (feature `report`: `assetsync run` after each reload,
  * `assetsync watch --exec` after each hook run). serve --json prints it as a `reload` event.
  */
@@ -80,6 +118,10 @@ export interface AssetServerEvents {
   refused: PathRefusedEvent
   subscriptions: SubscriptionsEvent
   batch: BatchEvent
+  skipped: SkippedEvent
+  internal: InternalErrorEvent
+  reindexed: ReindexedEvent
+  fatal: FatalEvent
   report: ReloadReportEvent
   /** A problem the server survives (a folder it cannot watch, a failed forward); never fatal. */
   error: unknown

@@ -31,7 +31,7 @@ import { FolderSource } from './folder-source.js'
 import { Metrics } from './metrics.js'
 import type { AssetServerEvents } from './server-events.js'
 import { ClientSession, type SessionConnection } from './session.js'
-import type { AssetSource, ScanResult } from './source.js'
+import type { AssetSource, ScanResult, SkippedPath } from './source.js'
 import { StatusTracker, errorLocation } from './status.js'
 import { Subscriptions } from './subscriptions.js'
 
@@ -124,6 +124,10 @@ export class AssetServer extends EventEmitter {
       this.metrics.handshakeRefused(code)
       this.emit('rejected', { remote, code, message: err.message })
     })
+    if (source instanceof FolderSource) {
+      source.on('skipped', (s: SkippedPath) => this.emit('skipped', s))
+      source.on('rescanned', (r: ScanResult) => this.emit('reindexed', { files: r.files, hashed: r.hashed, ms: r.ms }))
+    }
   }
 
   /** Scans the source (by default indexes `opts.root`), listens, starts the feed. Resolves once clients can connect. */
@@ -155,7 +159,11 @@ export class AssetServer extends EventEmitter {
       server = new AssetServer(source, endpoint, keyPair.publicKey, scan, opts.forward ?? [], opts.processMetrics !== false)
       if (feed) {
         const s = server
-        await feed.start({ deliver: (batch) => s.#deliver(batch), error: (err) => { s.emit('error', err) } })
+        await feed.start({
+          deliver: (batch) => s.#deliver(batch),
+          error: (err) => { s.emit('error', err) },
+          fail: (error) => { s.emit('fatal', { error }) },
+        })
         server.#feed = feed
       }
       return server
@@ -245,6 +253,10 @@ export class AssetServer extends EventEmitter {
       subscriptions: () => [...this.subscriptions.patternsOf(session)].map(([pattern, ids]) => ({ pattern, instances: [...ids].sort((a, b) => a - b) })),
     })
     session.on('refused', (r: { path: string; reason: string }) => this.emit('refused', { remote: conn.remote, ...r }))
+    session.on('internal', (r: { frame: string; error: unknown }) => {
+      const why = (r.error as Error)?.message ?? String(r.error)
+      this.emit('internal', { remote: conn.remote, message: `internal error while handling a ${r.frame} frame: ${why}`, cause: r.error })
+    })
     session.onSubscribe = (msg) => {
       if (msg.subscribe && this.subscriptions.held(session) + this.subscriptions.newPairs(session, msg.patterns, msg.instanceId) > MAX_SUBSCRIPTIONS_PER_CLIENT) {
         // Each pattern costs a compiled matcher: a connection may not hold unbounded numbers.
@@ -281,6 +293,12 @@ export class AssetServer extends EventEmitter {
     session.statusJson = (maxBytes) => fitStatus(status.snapshot(), maxBytes)
     this.emit('connected', { remote: conn.remote })
     conn.once('close', (err: AssetSyncError | null) => {
+      if (err?.code === 'ERR_INTERNAL') {
+        // A handler threw while the frame was delivered (frame-channel.ts): the connection ended.
+        const cause = err.cause ?? err
+        const why = (cause as Error)?.message ?? String(cause)
+        this.emit('internal', { remote: conn.remote, message: cause === err ? err.message : `${err.message}: ${why}`, cause })
+      }
       stopCounting()
       metrics.connectionClosed(transport)
       // A peer that went away is how connections end; anything else is an error met while serving.

@@ -1,15 +1,21 @@
 /**
  * The server's side of one client connection: answers REQUEST, MANIFEST, CANCEL (and SUBSCRIBE
  * through the server's registry). Transfers are interleaved round robin, SERVER_READ_BYTES a turn,
- * so a small file is never stuck behind a big one. Each turn waits for flow-control credit and
+ * so a small file is never stuck behind a big one. With the `priority` feature, transfers carry a
+ * class (blocking, normal, background): every queued transfer of a more urgent class gets its
+ * turns first, so a program's blocking `require` never waits behind bulk `load_asset_async`
+ * downloads (issue 13); without it every request is `normal` and the order is plain round robin. Each turn waits for flow-control credit and
  * the connection to drain (backpressure), so a slow client costs bounded memory and never slows
  * the others. Entries and bytes come from the server's AssetSource: a session never touches the
  * file system, so it serves a folder, memory or a remote store alike.
  */
 import { EventEmitter } from 'node:events'
 import { AssetSyncError, ProtocolError } from '../../errors.js'
-import { CHUNK_SIZE, MAX_INFLIGHT_PER_CLIENT, SERVER_READ_BYTES, STATUS_MAX_JSON_BYTES } from '../../limits.js'
-import type { ClientMessage, ManifestMsg, ReportMsg, RequestMsg, ServerMessage } from '../../protocol/messages.js'
+import { BACKGROUND_WINDOW_BYTES, CHUNK_SIZE, FLOW_WINDOW_BYTES, MAX_INFLIGHT_PER_CLIENT, SENT_MEMORY_PER_CLIENT, SERVER_READ_BYTES, STATUS_MAX_JSON_BYTES } from '../../limits.js'
+import {
+  PRIORITY, type ClientMessage, type ManifestMsg, type PriorityRequestMsg, type ReportMsg, type RequestMsg, type RequestPriority,
+  type ServerMessage,
+} from '../../protocol/messages.js'
 import { equalHash } from '../fs/hash.js'
 import { type PathMatcher, patternMatcher } from '../fs/ignore.js'
 import type { BufferPool } from '../fs/pool.js'
@@ -54,24 +60,44 @@ const NO_METRICS: SessionMetrics = { request: () => {}, error: () => {}, transfe
 
 interface Transfer {
   id: number
+  path: string
   /** performance.now() when its REQUEST arrived. */
   started: number
   reader: SourceReader
   size: number
   offset: number
   cancelled: boolean
+  /** Index of its lane (PRIORITY value). */
+  lane: number
 }
+
+/** How many priority classes there are (one lane each). */
+const LANES = Object.keys(PRIORITY).length
 
 export class ClientSession extends EventEmitter {
   readonly conn: SessionConnection
   readonly #source: AssetSource
   readonly #transfers = new Map<number, Transfer>()
-  #queue: Transfer[] = []
+  /** Queued transfers by priority class, most urgent first; round robin within each. */
+  #lanes: Transfer[][] = Array.from({ length: LANES }, () => [])
+  /** Priorities of requests still being opened (a REPRIORITIZE may come before the transfer exists). */
+  readonly #opening = new Map<number, number>()
+  /** Wakes a pump that waits for credit: a transfer was queued that may be more urgent. */
+  #nudge: (() => void) | null = null
+  /** The pending wait for flow-control credit (one at a time: a wake only means "look again"). */
+  #creditWait: { bytes: number; done: Promise<void> } | null = null
   #pumping = false
   #pending = 0
   readonly #buffers: BufferPool
   readonly #matchers = new Map<string, PathMatcher>()
   readonly #metrics: SessionMetrics
+  /**
+   * Path → hash of the transfers this connection completed lately (at most
+   * SENT_MEMORY_PER_CLIENT, oldest first). Asked again for one of them by a client that does not
+   * show that hash, we read it as "those bytes failed their hash" (every client retries a download
+   * exactly so, protocol 2 included) and have the source re-check the file first (issue 11).
+   */
+  readonly #sent = new Map<string, Uint8Array>()
   /** A STATUS_REPLY is still queued (not drained): the next STATUS waits for it. */
   #statusBusy = false
   /** Handles SUBSCRIBE (the server owns the registry). */
@@ -93,21 +119,29 @@ export class ClientSession extends EventEmitter {
 
   #onMessage(msg: ClientMessage): void {
     switch (msg.type) {
-      case 'request': {
+      case 'request':
+      case 'priority-request': {
         if (this.#pending + this.#transfers.size >= MAX_INFLIGHT_PER_CLIENT) {
           this.#metrics.request('error')
           this.#fail(msg.id, new AssetSyncError('ERR_LIMIT', `more than ${MAX_INFLIGHT_PER_CLIENT} requests in flight`))
           return
         }
         this.#pending++
+        this.#opening.set(msg.id, PRIORITY[msg.type === 'request' ? 'normal' : msg.priority])
         void this.#onRequest(msg, performance.now()).catch((err: unknown) => {
           this.#metrics.request('error')
           this.#fail(msg.id, err)
-        }).finally(() => { this.#pending-- })
+        }).finally(() => {
+          this.#pending--
+          this.#opening.delete(msg.id)
+        })
         return
       }
+      case 'reprioritize':
+        this.#reprioritize(msg.id, msg.priority)
+        return
       case 'manifest':
-        void this.#onManifest(msg).catch((err: unknown) => this.#fail(msg.id, err))
+        void this.#onManifest(msg).catch((err: unknown) => this.#fail(msg.id, err, msg.type))
         return
       case 'cancel': {
         const t = this.#transfers.get(msg.id)
@@ -133,9 +167,18 @@ export class ClientSession extends EventEmitter {
     }
   }
 
-  /** Sends an ERROR for request `id` (and counts it). */
-  #fail(id: number, err: unknown): void {
-    const e = err instanceof AssetSyncError ? err : new AssetSyncError('ERR_INTERNAL', `server error: ${(err as Error)?.message ?? err}`)
+  /**
+   * Sends an ERROR for request `id` (and counts it). Anything but an AssetSyncError is a failure
+   * we did not plan for (a bug, or the file system failing): the client gets ERR_INTERNAL and the
+   * server's owner an 'internal' event with the cause (serve logs it), once.
+   */
+  #fail(id: number, err: unknown, frame = 'request'): void {
+    let e: AssetSyncError
+    if (err instanceof AssetSyncError) e = err
+    else {
+      e = new AssetSyncError('ERR_INTERNAL', `server error: ${(err as Error)?.message ?? err}`, { cause: err })
+      this.emit('internal', { frame, error: err })
+    }
     this.#metrics.error(e.code)
     this.conn.send({ type: 'error', id, code: e.code, message: e.message })
   }
@@ -144,6 +187,38 @@ export class ClientSession extends EventEmitter {
     this.emit('refused', { path: printable(path), reason })
     this.#metrics.request('refused')
     this.conn.send({ type: 'response', id, status: 'refused', reason })
+  }
+
+  /** Moves request `id` to the lane of `priority` (a queued transfer keeps its place in the round). */
+  #reprioritize(id: number, priority: RequestPriority): void {
+    const lane = PRIORITY[priority]
+    if (this.#opening.has(id)) this.#opening.set(id, lane)
+    const t = this.#transfers.get(id)
+    if (!t || t.lane === lane) return
+    const from = this.#lanes[t.lane] as Transfer[]
+    const at = from.indexOf(t)
+    t.lane = lane
+    if (at < 0) return // taking its turn now: it re-queues into its new lane
+    from.splice(at, 1)
+    this.#enqueue(t)
+  }
+
+  #enqueue(t: Transfer): void {
+    ;(this.#lanes[t.lane] as Transfer[]).push(t)
+    const nudge = this.#nudge
+    this.#nudge = null
+    nudge?.()
+  }
+
+  /** The next transfer to take a turn: the head of the most urgent non-empty lane. */
+  #next(): Transfer | null {
+    for (const lane of this.#lanes) {
+      while (lane.length > 0) {
+        const t = lane.shift() as Transfer
+        if (!t.cancelled) return t
+      }
+    }
+    return null
   }
 
   /**
@@ -160,13 +235,16 @@ export class ClientSession extends EventEmitter {
     this.conn.drained().then(() => { this.#statusBusy = false }, () => { /* closed */ })
   }
 
-  async #onRequest(msg: RequestMsg, started: number): Promise<void> {
+  async #onRequest(msg: RequestMsg | PriorityRequestMsg, started: number): Promise<void> {
     const { id, path } = msg
     const why = checkWirePath(path)
     if (why !== null) return this.#refuse(id, path, why)
+    const sent = this.#sent.get(path)
+    if (sent) this.#sent.delete(path)
+    const distrust = sent && !equalHash(msg.haveHash, sent) ? sent : undefined
     let reader: SourceReader | null
     try {
-      reader = await this.#source.open(path)
+      reader = await this.#source.open(path, distrust ? { distrust } : undefined)
     } catch (err) {
       if (err instanceof AssetSyncError && err.code === 'ERR_PATH_REFUSED') return this.#refuse(id, path, err.message)
       throw err
@@ -186,9 +264,9 @@ export class ClientSession extends EventEmitter {
     }
     this.#metrics.request('file')
     this.conn.send({ type: 'response', id, status: 'file', hash: entry.hash, size: entry.size, mode: entry.mode, mtime: entry.mtime })
-    const t: Transfer = { id, started, reader, size: entry.size, offset: 0, cancelled: false }
+    const t: Transfer = { id, path, started, reader, size: entry.size, offset: 0, cancelled: false, lane: this.#opening.get(id) ?? PRIORITY.normal }
     this.#transfers.set(id, t)
-    this.#queue.push(t)
+    this.#enqueue(t)
     void this.#pump()
   }
 
@@ -206,20 +284,33 @@ export class ClientSession extends EventEmitter {
   }
 
   /**
-   * Gives each active transfer a turn of up to SERVER_READ_BYTES (one read, sent as CHUNK frames)
-   * in round-robin order until all are done or the peer is gone. Waits for flow-control credit
-   * before reading a turn, and for the stream to drain after it.
+   * Gives each active transfer a turn of up to SERVER_READ_BYTES (one read, sent as CHUNK frames):
+   * the most urgent lane first, round robin within it, until all are done or the peer is gone.
+   * Waits for flow-control credit before reading a turn, and for the stream to drain after it.
+   * A transfer queued while the pump waits for credit is looked at again: a blocking one whose
+   * turn fits the credit left goes first instead of waiting behind a bulk turn.
    */
   async #pump(): Promise<void> {
     if (this.#pumping) return
     this.#pumping = true
     try {
-      while (this.#queue.length > 0 && !this.conn.closed) {
-        const t = this.#queue.shift() as Transfer
-        if (t.cancelled) continue
-        const want = Math.min(SERVER_READ_BYTES, t.size - t.offset)
-        if (this.conn.credit < want) await this.conn.credited(want)
-        if (t.cancelled) continue
+      while (!this.conn.closed) {
+        const t = this.#next()
+        if (!t) break
+        // A background turn is one CHUNK: a blocking file queued behind it waits for less.
+        const want = Math.min(t.lane === PRIORITY.background ? CHUNK_SIZE : SERVER_READ_BYTES, t.size - t.offset)
+        // A background turn also keeps the data outstanding within BACKGROUND_WINDOW_BYTES: all of
+        // it is queued ahead of the next blocking file in the one ordered stream.
+        const need = t.lane === PRIORITY.background ? FLOW_WINDOW_BYTES - BACKGROUND_WINDOW_BYTES + want : want
+        if (this.conn.credit < need) {
+          const nudged = new Promise<void>((resolve) => { this.#nudge = resolve })
+          await Promise.race([this.#credited(need), nudged])
+          this.#nudge = null
+          // Credit came, or a transfer was queued: t goes back to the head of its lane, and the
+          // most urgent transfer is chosen again.
+          if (!t.cancelled) (this.#lanes[t.lane] as Transfer[]).unshift(t)
+          continue
+        }
         let ok: boolean
         try {
           ok = await this.#sendTurn(t, want)
@@ -228,14 +319,26 @@ export class ClientSession extends EventEmitter {
           this.#finish(t)
           continue
         }
-        if (!t.cancelled) this.#queue.push(t)
+        if (!t.cancelled) (this.#lanes[t.lane] as Transfer[]).push(t)
         if (!ok) await this.conn.drained()
       }
     } catch {
       // drained() and credited() reject when the connection closes; #closeAll releases the files.
     } finally {
       this.#pumping = false
+      this.#nudge = null
     }
+  }
+
+  /** Resolves once `bytes` of credit are there (or earlier: the caller looks again); rejects once closed. */
+  #credited(bytes: number): Promise<void> {
+    const w = this.#creditWait
+    if (w && w.bytes <= bytes) return w.done
+    const done = this.conn.credited(bytes)
+    const wait = { bytes, done }
+    this.#creditWait = wait
+    done.then(() => { if (this.#creditWait === wait) this.#creditWait = null }, () => {})
+    return done
   }
 
   /**
@@ -260,12 +363,20 @@ export class ClientSession extends EventEmitter {
       t.offset += want
       if (final) {
         this.#finish(t)
+        this.#remember(t.path, t.reader.entry.hash)
         this.#metrics.transferDone(performance.now() - t.started)
       }
       return ok
     } finally {
       this.#buffers.release(buf)
     }
+  }
+
+  /** Notes a completed transfer (see #sent). */
+  #remember(path: string, hash: Uint8Array): void {
+    this.#sent.delete(path)
+    this.#sent.set(path, hash)
+    if (this.#sent.size > SENT_MEMORY_PER_CLIENT) this.#sent.delete(this.#sent.keys().next().value as string)
   }
 
   #finish(t: Transfer): void {
@@ -277,6 +388,7 @@ export class ClientSession extends EventEmitter {
 
   #closeAll(): void {
     for (const t of [...this.#transfers.values()]) this.#finish(t)
-    this.#queue = []
+    this.#lanes = Array.from({ length: LANES }, () => [])
+    this.#nudge?.()
   }
 }

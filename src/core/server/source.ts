@@ -8,7 +8,10 @@
  * before it sends a byte; the client checks it before a file becomes visible.
  */
 import type { ManifestEntry } from '../../protocol/messages.js'
+import type { SkippedPath } from '../fs/disk-names.js'
 import type { PathMatcher } from '../fs/ignore.js'
+
+export type { SkippedPath } from '../fs/disk-names.js'
 
 /** One page of a source's listing (a MANIFEST_REPLY's entries). */
 export interface ManifestPage {
@@ -26,6 +29,22 @@ export interface ScanResult {
   /** Bytes hashed. */
   bytes: number
   ms: number
+  /**
+   * Paths found that will not be served, and why (the folder: names that are not UTF-8, hold a
+   * backslash or control character, are too deep or too long, collide with another name once
+   * NFC-normalized; symlinks out of the root). Ignored paths are not in it.
+   */
+  skipped?: SkippedPath[]
+}
+
+/** How to open an entry (see AssetSource.open). */
+export interface OpenOptions {
+  /**
+   * The hash this connection was just sent for this path, which the client asks for again without
+   * having it: its bytes failed that hash. A source that can re-check (the folder: re-hash the
+   * opened file) does so before it announces this hash again (issue 11).
+   */
+  distrust?: Uint8Array
 }
 
 /**
@@ -73,7 +92,7 @@ export interface AssetSource {
    * such entry (absent, ignored, not a regular file). Rejects with ERR_PATH_REFUSED (the message
    * says why) for a path the source will not serve, ERR_CHANGED if it kept changing while opened.
    */
-  open(path: string): Promise<SourceReader | null>
+  open(path: string, opts?: OpenOptions): Promise<SourceReader | null>
   /** Releases what the source holds (the folder: saves its hash cache). */
   close(): Promise<void>
 }

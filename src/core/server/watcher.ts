@@ -14,7 +14,7 @@
  * rules are testable without sleeping. Its now() must be wall-clock time: it is compared with mtimes.
  */
 import { stat } from 'node:fs/promises'
-import { join } from 'node:path'
+import { join, relative } from 'node:path'
 import { EventEmitter } from 'node:events'
 import { SETTLE_MS, WATCH_TRAILING_CHECK_MS } from '../../limits.js'
 import { type Clock, systemClock } from '../../protocol/clock.js'
@@ -23,6 +23,8 @@ import type { PathMatcher } from '../fs/ignore.js'
 import { type FileStamp, sameStamp, stampOf } from '../fs/stamp.js'
 
 interface Pending {
+  /** Where it is on disk (its name may be in another Unicode normalization than its wire path). */
+  full: string
   /** When this path next needs a look. */
   due: number
   /** Stamp at the previous look (for the identical-stamp rule). */
@@ -38,7 +40,12 @@ interface Pending {
 /** How long an announcement is remembered to drop duplicates (covers the trailing re-check). */
 const ANNOUNCED_TTL_MS = WATCH_TRAILING_CHECK_MS + 1000
 
-/** Events: 'batch' (paths: string[]), 'error' (err). */
+/**
+ * Events: 'batch' (paths: string[], disk: Map<string, string>: for the paths whose name on disk
+ * is not their wire path's own (NFD), that name relative to the root), 'error' (err), 'skipped'
+ * (SkippedPath: an entry whose path cannot travel), 'root' (the root folder itself was deleted or
+ * moved: the watch no longer sees it).
+ */
 export class FolderWatcher extends EventEmitter {
   readonly root: string
   readonly settleMs: number
@@ -49,6 +56,8 @@ export class FolderWatcher extends EventEmitter {
   readonly #announced = new Map<string, { stamp: FileStamp | null; at: number }>()
   /** Touched paths → when their trailing look is due, oldest first (one timer for all of them). */
   readonly #trailing = new Map<string, number>()
+  /** Touched paths → where they were seen on disk, for their trailing look (kept as long as #trailing). */
+  readonly #disk = new Map<string, string>()
   readonly #clock: Clock
   #cancelTrailing: (() => void) | null = null
   #folders: FolderWatches | null = null
@@ -72,7 +81,7 @@ export class FolderWatcher extends EventEmitter {
 
   async start(): Promise<void> {
     this.#folders = new FolderWatches(this.root, this.#ignored, {
-      onPath: (wire) => this.#touch(wire, this.#clock.now()),
+      onPath: (wire, full) => this.#touch(wire, this.#clock.now(), full),
       onFolderGone: (wire) => {
         // A folder moved away raises no event per file: look at every indexed file under it.
         const prefix = `${wire}/`
@@ -80,6 +89,8 @@ export class FolderWatcher extends EventEmitter {
         for (const p of this.#indexed()) if (p.startsWith(prefix)) this.#touch(p, now)
       },
       onError: (err) => this.emit('error', err),
+      onSkipped: (skipped) => this.emit('skipped', skipped),
+      onRootEvent: () => this.emit('root'),
     })
     await this.#folders.start()
   }
@@ -98,20 +109,23 @@ export class FolderWatcher extends EventEmitter {
     this.#cancelTimer?.()
     this.#cancelTrailing?.()
     this.#trailing.clear()
+    this.#disk.clear()
     this.#folders?.close()
     await this.#checking // a look still running ends without a batch (see #flush)
   }
 
-  #touch(wire: string, now: number): void {
+  #touch(wire: string, now: number, full = join(this.root, ...wire.split('/'))): void {
     if (this.#closed || this.#ignored(wire)) return
     const p = this.#pending.get(wire)
     if (p) {
+      p.full = full
       p.gen++
       p.ready = false
       p.due = Math.min(p.due, now + this.settleMs)
     } else {
-      this.#pending.set(wire, { due: now + this.settleMs, last: null, ready: false, readySince: 0, seen: null, gen: 0 })
+      this.#pending.set(wire, { full, due: now + this.settleMs, last: null, ready: false, readySince: 0, seen: null, gen: 0 })
     }
+    this.#disk.set(wire, full)
     // One more look after the last event (see WATCH_TRAILING_CHECK_MS). Re-inserted so the map
     // stays oldest first; a burst of writes costs one entry, not one timer per event.
     this.#trailing.delete(wire)
@@ -129,17 +143,19 @@ export class FolderWatcher extends EventEmitter {
       for (const [wire, due] of this.#trailing) {
         if (due > now) break
         this.#trailing.delete(wire)
-        this.#trailingLook(wire)
+        const full = this.#disk.get(wire)
+        this.#disk.delete(wire)
+        this.#trailingLook(wire, full)
       }
       this.#armTrailing()
     })
   }
 
-  #trailingLook(wire: string): void {
+  #trailingLook(wire: string, full = join(this.root, ...wire.split('/'))): void {
     if (this.#closed || this.#pending.has(wire)) return
     // Look once more; #check decides whether anything moved since it was announced.
     const now = this.#clock.now()
-    this.#pending.set(wire, { due: now, last: null, ready: false, readySince: 0, seen: null, gen: 0 })
+    this.#pending.set(wire, { full, due: now, last: null, ready: false, readySince: 0, seen: null, gen: 0 })
     this.#schedule(now)
   }
 
@@ -163,7 +179,7 @@ export class FolderWatcher extends EventEmitter {
         let st: FileStamp | null = null
         const gen = p.gen
         try {
-          const s = await stat(join(this.root, ...wire.split('/')))
+          const s = await stat(p.full)
           // A folder is no file: events name new folders too (their files are reported one by
           // one), and a file replaced by a folder is gone.
           if (!s.isDirectory()) st = stampOf(s)
@@ -220,6 +236,11 @@ export class FolderWatcher extends EventEmitter {
       if (now - a.at < ANNOUNCED_TTL_MS) break
       this.#announced.delete(wire)
     }
-    this.emit('batch', ready.map(([wire]) => wire))
+    const disk = new Map<string, string>()
+    for (const [wire, p] of ready) {
+      const rel = relative(this.root, p.full)
+      if (rel !== join(...wire.split('/'))) disk.set(wire, rel)
+    }
+    this.emit('batch', ready.map(([wire]) => wire), disk)
   }
 }
