@@ -176,3 +176,35 @@ describe('LiveMirror.start(): the first sync is retried like any other', () => {
     }
   })
 })
+
+describe('LiveMirror: the batches of a lost connection', () => {
+  it('are left to the resync: one that arrives once the connection is gone is not applied on its own', async () => {
+    const s = await setup('lost-batches', 'tcp')
+    let first: AssetClient | null = null
+    const connect = AssetClient.connect.bind(AssetClient)
+    vi.spyOn(AssetClient, 'connect').mockImplementation(async (opts) => {
+      const c = await connect(opts)
+      first ??= c
+      return c
+    })
+    const live = new LiveMirror({ client: { server: s.addr, key: s.key, transport: 'tcp', connectTimeoutMs: 5000 }, out: s.out, configDir: s.config, random: () => 0 })
+    cleanup.add(() => live.stop())
+    await live.start()
+    const applied: string[][] = []
+    live.on('applied', (changes) => applied.push(changes.map((c) => `${c.action} ${c.path}`)))
+    const resynced = new Promise<void>((resolve) => live.on('synced', (e) => { if (!e.initial) resolve() }))
+    const probe = await connect({ server: s.addr, key: s.key, transport: 'tcp', configDir: s.config })
+    const [a] = await probe.manifest(['a.txt'])
+    probe.close()
+    const old = first as unknown as AssetClient
+    old.conn.destroy()
+    // A rename that needs no network (a.txt's content is here): applied late, it would move a
+    // file the server still has and leave one it never had.
+    old.emit('update', [{ kind: 'rename', from: 'a.txt', path: 'z.txt', hash: a?.hash as Uint8Array, size: 3, mode: 0o644, mtime: 0 }])
+    await withTimeout(resynced, 20_000, 'the resync')
+    await live.idle()
+    expect(applied).toEqual([])
+    expect(await readFile(join(s.out, 'a.txt'), 'utf8')).toBe('a1\n')
+    await expect(readFile(join(s.out, 'z.txt'))).rejects.toMatchObject({ code: 'ENOENT' })
+  })
+})

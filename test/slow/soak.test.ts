@@ -229,8 +229,9 @@ describe('soak', () => {
       const bad = watchers.filter(({ w }) => (diffs.get(w.out) ?? []).length > 0)
       return `${bad.length} of ${WATCHERS} mirrors differ: ` + bad.map(({ w, proxied }) => {
         const d = diffs.get(w.out) ?? []
-        const path = (d[0] ?? '').split(':')[0] as string
-        const mentions = w.events().filter((e) => JSON.stringify(e).includes(path)).map((e) => e.event)
+        const first = d[0] ?? ''
+        const path = first.startsWith('only in ') ? first.slice(first.lastIndexOf(': ') + 2) : first.split(':')[0] as string
+        const mentions = w.events().filter((e) => JSON.stringify(e).includes(path)).map((e) => JSON.stringify(e).slice(0, 300))
         return `${w.out}${proxied ? ' (proxied)' : ''}: ${d.slice(0, 3).join(', ')}; events naming ${path}: ${mentions.join(',')}`
       }).join(' | ')
     }

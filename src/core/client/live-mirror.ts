@@ -133,12 +133,17 @@ export class LiveMirror extends EventEmitter<LiveMirrorEvents> {
     // batches wait in the chain until the sync below is done (a no-op if already applied).
     let release!: () => void
     const synced = new Promise<void>((resolve) => { release = resolve })
-    this.#chain = this.#chain.then(() => synced)
+    const earlier = this.#chain
+    this.#chain = earlier.then(() => synced)
     client.on('update', (entries: UpdateEntry[]) => {
       this.#chain = this.#chain.then(() => this.#applyBatch(client, entries))
     })
     try {
       await client.subscribe(this.mirror.patterns, this.instanceId)
+      // The lost connection's batches still queued are done (or dropped, see #applyBatch) before
+      // the sync reads anything: one applied after the sync looked (a rename's move needs no
+      // network) left a file the server no longer had (issue 14's soak).
+      await earlier
       const manifest = await client.manifest(this.mirror.patterns)
       const changes: Change[] = []
       const summary = await this.mirror.sync(client, manifest, {
@@ -197,6 +202,8 @@ export class LiveMirror extends EventEmitter<LiveMirrorEvents> {
    * then makes the batch visible together.
    */
   async #applyBatch(client: AssetClient, entries: UpdateEntry[]): Promise<void> {
+    // A batch of a lost connection is the resync's to apply, whole and in order with the rest.
+    if (client.conn.closed) return
     const fetches: { path: string; have: Buffer | null }[] = []
     const moves: { from: string; to: string }[] = []
     const deletes: string[] = []
