@@ -150,7 +150,8 @@ describe('soak', () => {
     for (let i = 0; i < 120; i++) await editor.create()
     let version = 1
     await writeFile(join(src, 'game.lua'), GAME)
-    await writeFile(join(src, 'm.lua'), `return { version = 'v${version}' }`)
+    const moduleText = (n: number): string => `print('loaded v${n}')\nreturn { version = 'v${n}' }\n`
+    await writeFile(join(src, 'm.lua'), moduleText(version))
     const lifetime = SOAK_MS + 600_000
     let server: ServerHandle = await sb.serve(src, [], { timeoutMs: lifetime })
     const port = server.port
@@ -197,7 +198,7 @@ describe('soak', () => {
     const versions = (async () => {
       while (editing) {
         await sleep(MODULE_EVERY_MS)
-        await writeFile(join(src, 'm.lua'), `return { version = 'v${++version}' }`)
+        await writeFile(join(src, 'm.lua'), moduleText(++version))
       }
     })()
     try {
@@ -244,16 +245,20 @@ describe('soak', () => {
             + ` last events ${JSON.stringify(w.events().slice(-4)).slice(0, 1500)}; stderr ${w.stderr().slice(-1500)}`,
         })
     }
-    // Every host runs the last version, having printed each version it saw once.
-    const seen = (cli: (typeof hosts)[number]['cli']): string[] => cli.stderrSoFar().split('\n').filter((l) => /^version v\d+$/.test(l))
+    // Every host has loaded the last version, each version it saw once (the module prints
+    // "loaded vN" whenever its chunk runs: the load, and each reload).
+    const lines = (cli: (typeof hosts)[number]['cli'], re: RegExp): string[] => cli.stderrSoFar().split('\n').filter((l) => re.test(l))
+    const seen = (cli: (typeof hosts)[number]['cli']): string[] => lines(cli, /^loaded v\d+$/)
     for (const [i, { cli }] of hosts.entries()) {
-      await waitFor(() => seen(cli).at(-1) === `version v${version}`, 120_000, `run host ${i} to run v${version}`,
+      await waitFor(() => seen(cli).at(-1) === `loaded v${version}`, 120_000, `run host ${i} to load v${version}`,
         { detail: () => `${seen(cli).slice(-3).join(', ')}; ${cli.stderrSoFar().slice(-1000)}` })
     }
     clearInterval(sampler)
     const soakMs = now()
     const hostReport = hosts.map(({ cli, proxied, events }) => ({
       proxied, versions: seen(cli).length, reloaded: events().filter((e) => e.event === 'reloaded').length,
+      // What the game's update() last printed: the game loop saw the module's new tables.
+      gameSaw: lines(cli, /^version v\d+$/).at(-1) ?? null,
       errors: events().filter((e) => e.event === 'reload-error').length, disconnected: events().filter((e) => e.event === 'disconnected').length,
       unique: new Set(seen(cli)).size === seen(cli).length,
     }))
@@ -289,7 +294,7 @@ describe('soak', () => {
       + `proxied, ${report.errors} batch errors; proxy dropped ${proxy.counters.dropped} of ${proxy.counters.received} datagrams; `
       + `RSS server ${report.serverRssMiB.join('/')} MiB (worst ${report.serverRssWorst} %), watchers worst ${report.watcherRssWorst} % `
       + `(e.g. ${mib(median(rss.watchers[0]?.map((s) => s.v) ?? [0]))}); run hosts: ${version} module versions, `
-      + hostReport.map((h) => `${h.reloaded} reloads for ${h.versions} versions seen, ${h.disconnected} disconnects${h.proxied ? ' (proxied)' : ''}`).join('; ')
+      + hostReport.map((h) => `${h.reloaded} reloads for ${h.versions} versions seen, ${h.disconnected} disconnects, game loop last saw ${h.gameSaw}${h.proxied ? ' (proxied)' : ''}`).join('; ')
       + `, RSS worst ${report.hostRssWorst} %`)
     await proxy.close()
 
