@@ -5,8 +5,12 @@
 export { AssetServer, type AssetServerOptions } from './core/server/server.js'
 export type {
   AssetServerEvents, AssetServerEventName, BatchEvent, ClientConnectedEvent, ClientDisconnectedEvent, ClientRejectedEvent,
-  PathRefusedEvent, ReloadReportEvent, SubscriptionsEvent, SkippedEvent, InternalErrorEvent, ReindexedEvent, FatalEvent,
+  PathRefusedEvent, ReloadReportEvent, SubscriptionsEvent, SkippedEvent, InternalErrorEvent, ReindexedEvent, IndexedEvent, FatalEvent,
+  AuthFailuresEvent,
 } from './core/server/server-events.js'
+export type { RejectReason } from './protocol/endpoint.js'
+export type { MatchStats } from './core/server/match-work.js'
+export type { MemoryBudget } from './core/server/memory-budget.js'
 export { Metrics, type MetricsOptions, type RequestStatus, type ByteCounters } from './core/server/metrics.js'
 export {
   StatusTracker, errorLocation, type StatusProvider, type StatusTrackerOptions, type ClientProbe, type ReportInput,
@@ -20,7 +24,7 @@ export {
 } from './protocol/status-json.js'
 export { VERSION } from './version.js'
 export type { ChangeSummary } from './core/server/changes.js'
-export type { AssetSource, SourceReader, ManifestPage, ScanResult, OpenOptions, SkippedPath } from './core/server/source.js'
+export type { AssetSource, SourceReader, ManifestPage, ScanResult, OpenOptions, SkippedPath, ChunkedEntry } from './core/server/source.js'
 export type { ChangeFeed, ChangeBatch, ChangePublisher, FeedSink } from './core/server/feed.js'
 export { FolderSource, type FolderSourceOptions, type RootState } from './core/server/folder-source.js'
 export { MemorySource } from './core/server/memory-source.js'
@@ -37,8 +41,13 @@ export { fileSink, type SavedFile, type FileSinkOptions } from './core/client/te
 export { MemorySink, memorySink } from './core/client/memory-sink.js'
 export { Mirror, type MirrorOptions, type SyncOptions, type SyncSummary, type FileEvent } from './core/client/mirror.js'
 export {
-  LiveMirror, reconnectDelay, type LiveMirrorOptions, type LiveMirrorEvents, type SyncedEvent, type ReconnectingEvent,
+  LiveMirror, reconnectDelay, type LiveMirrorOptions, type LiveMirrorEvents, type SyncedEvent, type ReconnectingEvent, type AppliedStats,
 } from './core/client/live-mirror.js'
+export {
+  ChunkList, ChunkListBuilder, chunkBytes, chunkFile, encodeChunkList, decodeChunkList, maxChunkListBytes, type ChunkListExpectation,
+} from './core/delta/chunk-list.js'
+export { ChunkListCache } from './core/delta/list-cache.js'
+export { compressChunk, decompressChunk, isCompressedExtension, CODING, type Coding, type EncodedChunk } from './core/delta/compress.js'
 export { HookRunner, hookFailure, type Change, type HookResult, type HookOptions, type HookRunnerEvents } from './core/client/hooks.js'
 export { RetryPolicy, shouldRetry, type RetryPolicyOptions, type RetryState } from './core/client/retry.js'
 export {
@@ -61,3 +70,15 @@ export {
 export { PatternSet, scanSelected, type PatternMode, type PatternBudget } from './core/fs/patterns.js'
 export type { TransportName } from './protocol/transport.js'
 export * as limits from './limits.js'
+// Scale-out (docs/scale-out.md): an origin publishing to S3, edges serving from it, a NATS feed.
+export { BucketPublisher, type BucketPublisherOptions, type BucketPublisherEvents, type PublishedEvent } from './core/server/bucket-publisher.js'
+export { BucketSource } from './core/server/bucket-source.js'
+export { EdgeFeed, diffManifests, type EdgeFeedOptions, type EdgeVersionEvent } from './core/server/edge-feed.js'
+export { bucketDirect, type DirectProvider } from './core/server/direct.js'
+export { S3Store, type S3StoreOptions } from './core/scale/s3-store.js'
+export type { ObjectStore, StoreStats } from './core/scale/object-store.js'
+export { NatsLink, type NatsLinkOptions } from './core/scale/nats-link.js'
+export { ChunkStore, bucketObjects, type ChunkObjects, type ChunkStoreOptions } from './core/scale/chunk-store.js'
+export { DiskCache, edgeCacheDir } from './core/scale/chunk-cache.js'
+export { parseBucketUrl, parseFeedUrl, formatLocation, type BucketLocation, type FeedLocation } from './core/scale/location.js'
+export { DirectFetcher, type DirectOptions } from './core/client/direct-fetch.js'

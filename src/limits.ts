@@ -110,12 +110,118 @@ export const CLOSE_GRACE_MS = 2000
 export const HELLO_MIN_BYTES = 128
 /** Kernel receive/send buffer asked for on every UDP socket. */
 export const SOCKET_BUFFER_BYTES = 4 * MiB
-/** HELLOs answered per source address per second; more are dropped silently. Each connect takes two, so one host (or NAT) opens up to ~250 connections a second. */
+/**
+ * HELLOs answered per source address per second; more are dropped silently. Each connect takes two,
+ * so one host (or NAT) opens up to ~250 connections a second; a TCP connect counts as two as well.
+ */
 export const HANDSHAKE_RATE_PER_ADDR = 500
 
+// --- connection guard: handshake slots, failed authentication (issue 12) ----------------------
+/**
+ * Connections in their handshake (Noise, then AUTH) one server holds at once, counted apart from
+ * the MAX_CLIENTS authenticated ones. When the pool is full a new connection takes the slot of the
+ * stalest one (silent the longest, from the source holding the most slots): idle sockets cannot
+ * keep a client out, they only make room for it. A connection costs 21–55 KiB here (TCP, UDP), so
+ * the pool holds at most ~55 MiB.
+ */
+export const MAX_PREAUTH_CONNECTIONS = 1024
+/**
+ * Handshakes from one source address (an IPv6 /64) at once; past it that source's stalest one
+ * gives way. A quarter of the pool: a host (or a NAT) of legitimate clients connecting at once
+ * still fits, and one attacking host never holds more than a quarter.
+ */
+export const MAX_PREAUTH_PER_ADDR = 256
+/**
+ * A new connection must finish Noise and AUTH within this (ServeEndpointOptions.connectTimeoutMs),
+ * or it is closed. Three round trips and an AUTH take well under a second even over lossy Wi-Fi;
+ * the client's own budget (CONNECT_TIMEOUT_MS) stays longer.
+ */
+export const PREAUTH_TIMEOUT_MS = 5000
+/**
+ * After a wrong token, the next AUTH from the same source address is checked no sooner than this;
+ * each further failure doubles the wait, up to AUTH_FAILURE_DELAY_MAX_MS. An AUTH that would wait
+ * past its handshake deadline is answered at once, unchecked: "access token rejected" (exit 4).
+ */
+export const AUTH_FAILURE_DELAY_MS = 500
+/** Longest wait between two token checks from one address: one guess a minute, in the long run. */
+export const AUTH_FAILURE_DELAY_MAX_MS = 60_000
+/** An address's failures are forgotten after this long without a new one (or at its next success). */
+export const AUTH_FAILURE_FORGET_MS = 15 * 60_000
+/** Addresses whose failures (or recent successes) are remembered; past it the oldest are dropped. */
+export const AUTH_FAILURE_ADDRESSES = 4096
+/**
+ * Wrong tokens the whole server checks per second (a token bucket of this size, refilled at this
+ * rate): many source addresses together guess no faster. While the bucket is empty, AUTHs from
+ * addresses without a recent success wait (ERR_LIMIT "server busy" past their deadline); a correct
+ * token costs nothing from it, so a fleet of clients reconnecting at once is never slowed.
+ */
+export const AUTH_FAILURES_PER_SEC = 10
+/** `serve` warns ('auth-failures' event) when one address reaches this many failures in a row, and at each doubling. */
+export const AUTH_FAILURE_WARN_COUNT = 5
+/** The server-wide warning (the failure bucket ran dry) is repeated at most this often. */
+export const AUTH_FAILURE_WARN_MS = 10_000
+
+// --- pattern work and memory per connection (issue 12) ----------------------------------------
+/**
+ * Average match work (PatternSet.steps, plus one per path) per path character that a MANIFEST
+ * request, or one connection's subscriptions over one change batch, may spend beyond a first
+ * MANIFEST_PAGE_MATCH_STEPS (the DFA cache warming up). A warm set costs about 1 a character; a
+ * set that keeps missing its DFA cache on this server's paths costs up to 4 × its width and is
+ * refused: ERR_LIMIT for that MANIFEST, the connection closed for subscriptions.
+ */
+export const MATCH_STEPS_PER_CHAR = 16
+/**
+ * Match work the server does for clients in one event-loop turn (core/server/match-work.ts): a
+ * MANIFEST scan, a compile or a batch fan-out goes on in its next turn, after whatever I/O
+ * arrived. Steps are not all alike: a warm DFA step costs ~10 ns, a step that builds a DFA state
+ * ~250 ns here, so a slice holds the loop for 2–50 ms.
+ */
+export const MATCH_SLICE_STEPS = 200_000
+/** Compiled MANIFEST pattern sets a connection keeps for its next pages (least recently used dropped first). */
+export const MANIFEST_CACHED_SETS = 4
+/**
+ * DFA cache cells (PATTERN_DFA_CACHE_CELLS) of a pattern set the server compiles for a client
+ * (MANIFEST, SUBSCRIBE): ~192 KiB at most, a quarter of the default, so a connection's sets fit
+ * its memory budget. A set that needs more states than that keeps rebuilding them, costing steps
+ * (MATCH_STEPS_PER_CHAR), not memory.
+ */
+export const SERVER_SET_DFA_CELLS = 16_384
+/**
+ * Server memory one connection may hold, in bytes: its compiled subscription set and cached
+ * MANIFEST sets (charged at what they can grow to), in-flight requests and queued outgoing
+ * frames. A request that would go past it gets ERR_LIMIT; queued frames past it (a client that
+ * does not read its UPDATEs) close the connection. Room for the largest subscription set
+ * (~1.1 MiB) and MANIFEST set (~0.7 MiB), every in-flight request and several MiB of frames.
+ */
+export const CONNECTION_MEMORY_BYTES = 8 * MiB
+/**
+ * All connections' charges together (CONNECTION_MEMORY_BYTES each). Past it new pattern sets
+ * and requests get ERR_LIMIT, and queued frames close the connection that holds the most. Bounds
+ * the server's RSS under MAX_CLIENTS hostile connections (docs/security.md, "Memory").
+ */
+export const SERVER_MEMORY_BYTES = 512 * MiB
+
 // --- watching and hooks ------------------------------------------------------------------------
-/** Default quiet time before a changed file is announced (Watchman uses 20 ms). */
-export const SETTLE_MS = 20
+/**
+ * Default quiet time before a changed file is announced (`serve --settle`), judged by the file's
+ * mtime: a writer pausing for less than this between pieces is never announced half-way. 10 ms
+ * (20 before issue 15, Watchman's default): twice the 5 ms pause of the hot-reload bench's split
+ * writes, which it passes with no torn delivery; it was half of save → mirrored (docs/benchmarks.md).
+ */
+export const SETTLE_MS = 10
+/**
+ * Quiet time an *empty* changed file needs before it is announced (unless the settle time is 0):
+ * a save that truncates first (writeFile, most in-place writers) leaves the file empty until its
+ * first write, and on a busy machine that write came more than SETTLE_MS later (a hook saw an
+ * empty file). A file really saved empty is announced this much later; no other file waits.
+ */
+export const SETTLE_EMPTY_MS = 60
+/**
+ * At most this much is added to the quiet time on a busy machine: as late as the watcher's own
+ * timers fire (halving every second), since a writer is descheduled as long between the pieces
+ * of a save. 0 on an idle machine.
+ */
+export const SETTLE_LAG_MAX_MS = 100
 /**
  * Every changed path is looked at once more this long after its last event, in case a write
  * raised no event of its own (inotify merges events; chokidar's per-file watcher, used before,
@@ -246,6 +352,106 @@ export const PATTERN_DFA_CACHE_CELLS = 65_536
  */
 export const MANIFEST_PAGE_MATCH_STEPS = 2_000_000
 
+// --- delta (content-defined chunks, dedup, resume, compression; src/core/delta) ---------------
+/**
+ * FastCDC chunk sizes. A cut is never made before DELTA_MIN_CHUNK_BYTES (bytes before it are not
+ * even hashed: much of the speed), is likelier past the normal point DELTA_AVG_CHUNK_BYTES, and
+ * is forced at DELTA_MAX_CHUNK_BYTES. Chunks average ~76 KiB (docs/delta.md has the
+ * measurements): a 64 MiB file has ~860 chunks, a 30 KiB chunk list; a 1-byte edit costs one
+ * chunk, rarely two.
+ * Changing any of these changes every boundary: it needs a new chunker id (chunk-list.ts).
+ */
+export const DELTA_MIN_CHUNK_BYTES = 16 * KiB
+/** The normal point of normalized chunking (a power of two): the strict mask before it, the loose one after. */
+export const DELTA_AVG_CHUNK_BYTES = 64 * KiB
+/**
+ * The forced cut. 192 KiB rather than 256: the chunk an edit lands in is size-biased, and at 256
+ * its 99th percentile plus the list was 260 KiB for a 64 MiB file (192: 222 KiB), with no change
+ * in how boundaries re-synchronize (forced cuts are ~1 % of chunks).
+ */
+export const DELTA_MAX_CHUNK_BYTES = 192 * KiB
+/**
+ * Chunks one chunk list may have (a decoder refuses more). 2^20 chunks cover any file up to
+ * 16 GiB whatever its content (every chunk but the last is ≥ 16 KiB) and ~64 GiB typically; a
+ * list this long is 36 MiB encoded and ~44 MiB in memory. Larger files are sent whole.
+ */
+export const DELTA_MAX_LIST_CHUNKS = 1_048_576
+/** The persistent chunk-list cache file keeps at most this many bytes of lists (least recently used go first). */
+export const DELTA_LIST_CACHE_BYTES = 64 * MiB
+/** Bytes read at once while chunking a file or copying local chunks into a new version. */
+export const DELTA_READ_BYTES = 1 * MiB
+/**
+ * zstd: the largest window a received frame may declare. Decoding allocates the window, so a
+ * 20-byte frame declaring 128 MiB would cost 128 MiB. Level 1 declares 512 KiB, level 3 2 MiB,
+ * levels up to 19 at most 8 MiB (the stream encoder does not know the chunk's size).
+ */
+export const DELTA_ZSTD_MAX_WINDOW_BYTES = 8 * MiB
+/** zstd: bytes compressed as a sample to decide whether a chunk is worth compressing at all. */
+export const DELTA_ZSTD_SAMPLE_BYTES = 4 * KiB
+/** Resume: an interrupted download is kept for the next attempt only from this size on. */
+export const DELTA_STAGE_MIN_BYTES = 4 * MiB
+/** Resume: staged partial downloads kept per mirror folder (the oldest go first). */
+export const DELTA_STAGE_MAX_FILES = 16
+/** Resume: bytes of staged partial downloads kept per mirror folder (the oldest go first). */
+export const DELTA_STAGE_MAX_BYTES = 4 * 1024 * MiB
+/** Resume: a staged partial download older than this is removed, not offered. */
+export const DELTA_STAGE_MAX_AGE_MS = 7 * 24 * 3600 * 1000
+
+// --- scale-out (S3-compatible chunk store, NATS feed, edges; src/core/scale, docs/scale-out.md) ---
+/** Object-store requests one origin (uploads) or one edge (downloads) runs at once. */
+export const SCALE_S3_PARALLEL = 16
+/**
+ * One object-store request gives up after this long (per attempt): a stalled connection to the
+ * bucket must not hold a transfer forever.
+ */
+export const SCALE_S3_REQUEST_TIMEOUT_MS = 15_000
+/**
+ * An object-store operation is retried with jittered exponential backoff (SCALE_S3_RETRY_BASE_MS
+ * doubling, at most SCALE_S3_RETRY_MAX_MS apart) until this much time has passed since its first
+ * attempt: a bucket that is away for a few seconds costs a pause, not a failed pull. Stays well
+ * under REQUEST_TIMEOUT_MS, so a client waiting on an edge sees an answer first.
+ */
+export const SCALE_S3_RETRY_BUDGET_MS = 20_000
+/** First backoff of an object-store retry (then doubling, with ±50 % jitter). */
+export const SCALE_S3_RETRY_BASE_MS = 100
+/** Longest backoff between two object-store attempts. */
+export const SCALE_S3_RETRY_MAX_MS = 2_000
+/** Largest manifest object read from a bucket (~100 bytes an entry: room for MAX_MANIFEST_FILES of short paths). */
+export const SCALE_MAX_MANIFEST_BYTES = 512 * MiB
+/** Largest HEAD object read from a bucket (a few hundred bytes of JSON). */
+export const SCALE_MAX_HEAD_BYTES = 4 * KiB
+/**
+ * Largest change message put on NATS (its default max_payload is 1 MiB). A batch whose UPDATE
+ * frames do not fit goes without entries: edges then diff the two manifests themselves.
+ */
+export const SCALE_FEED_MESSAGE_BYTES = 512 * KiB
+/** How long JetStream keeps change messages; an edge away for longer catches up from HEAD. */
+export const SCALE_FEED_MAX_AGE_MS = 7 * 24 * 3600 * 1000
+/** Change messages JetStream keeps at most (the oldest go first); older history comes from HEAD. */
+export const SCALE_FEED_MAX_MSGS = 100_000
+/**
+ * An edge reads HEAD this often as a safety net; when HEAD stays ahead of what the feed delivered
+ * for two reads in a row (the feed is down, or lost messages), it catches up from HEAD.
+ */
+export const SCALE_HEAD_POLL_MS = 30_000
+/** Default size of an edge's disk chunk cache (--cache-size). */
+export const SCALE_CACHE_BYTES = 10 * 1024 * MiB
+/**
+ * Verified chunks an edge keeps in memory, so 20 clients pulling the same files read each chunk
+ * from disk once, not 20 times (a disk read allocates a buffer per client: garbage collection
+ * was a quarter of an edge's CPU with 64 MiB for a 96 MiB tree).
+ */
+export const SCALE_MEMORY_CACHE_BYTES = 256 * MiB
+/** Chunks an edge reader fetches ahead of the one being sent (one file's transfer). */
+export const SCALE_READAHEAD_CHUNKS = 8
+/** Chunk or list objects one DIRECT frame may ask URLs for. */
+export const DIRECT_MAX_KEYS = 1024
+/** Longest URL a DIRECT_REPLY may carry. */
+export const DIRECT_MAX_URL_BYTES = 4 * KiB
+/** How long a presigned URL handed out for `pull --direct` stays valid. */
+export const DIRECT_URL_EXPIRES_S = 3600
+/** Chunks a `pull --direct` client downloads at once from the bucket (over all files). */
+export const DIRECT_PARALLEL_FETCHES = 16
 // --- reload reports and the status query (features `report` and `status`) -----------------------
 /** Paths one REPORT frame carries; a client sends the first ones, the server refuses more. */
 export const REPORT_MAX_PATHS = 256
@@ -309,3 +515,56 @@ export const ROOT_GONE_MS = 5000
  * hash: the server re-hashes the file before it answers (docs/protocol.md §4.5).
  */
 export const SENT_MEMORY_PER_CLIENT = 256
+// --- speed: serve start-up (issue 15) -----------------------------------------------------------
+/**
+ * How long `serve` waits for its folder's index before it says it is listening. A folder indexed
+ * within this time is announced complete, exactly as before; a larger one (100,000 files: seconds
+ * warm, tens of seconds cold) goes on indexing in the background while clients are served: a
+ * REQUEST looks at its one path itself, a MANIFEST pages over what is complete (INDEX_PAGE_WAIT_MS).
+ */
+export const SERVE_LISTEN_WAIT_MS = 500
+/**
+ * While the background index runs, how long a MANIFEST page waits for the index to fill it before
+ * it is sent with what is complete (at least one entry; a page that would be empty waits on, since
+ * an empty page ends a protocol-2 client's listing).
+ */
+export const INDEX_PAGE_WAIT_MS = 250
+// --- client correctness (issue 11) and the write path (issue 12) -------------------------------
+/**
+ * Folders a mirror's write session keeps open while no transfer uses them (Linux: each held by a
+ * descriptor that creates and renames go through, see src/core/fs/write-root.ts); the least
+ * recently used beyond this are closed and opened again when needed.
+ */
+export const WRITE_DIR_HANDLES = 256
+/**
+ * Largest ASSETSYNC_PATHS a hook gets, in bytes (newline-joined). A bigger batch gets an empty
+ * ASSETSYNC_PATHS and ASSETSYNC_PATHS_TRUNCATED=1 (ASSETSYNC_PATH_COUNT and the JSON on stdin
+ * are always complete): one environment string may not exceed 128 KiB on Linux
+ * (MAX_ARG_STRLEN: exec fails with E2BIG) and 32,767 characters on Windows.
+ */
+export const HOOK_ENV_PATHS_MAX_BYTES = 32_000
+
+// --- delta on the wire (issue 16 phase 2: the chunks and zstd features) ------------------------
+/**
+ * Chunks one CHUNK_FETCH may ask for (a longer list is refused by the decoder). 1024 chunks are at
+ * most 192 MiB of data and a 37 KiB frame; a client splits larger fetches.
+ */
+export const DELTA_FETCH_MAX_CHUNKS = 1024
+/**
+ * The smallest file a client fetches through a chunk list when it has a local version of it;
+ * smaller files are sent whole (compressed): the list's extra round trip buys little below this.
+ * Local.
+ */
+export const DELTA_MIN_FILE_BYTES = 256 * KiB
+/**
+ * Chunks of other local files' cached chunk lists a client offers the planner as sources in one
+ * sync (beyond each target's old version and staged part): ~20 GiB of files, an index of ~20 MiB
+ * built in ~50 ms. Local.
+ */
+export const DELTA_LIST_SOURCE_CHUNKS = 262_144
+/**
+ * Chunk bytes a client asks for (CHUNK_FETCH) beyond what its assembler has written: the memory
+ * one delta transfer holds for prefetched chunks. They leave the flow-control window on arrival,
+ * so a chunk fetched again after a failed local read never waits behind them. Local.
+ */
+export const DELTA_FETCH_AHEAD_BYTES = 4 * MiB

@@ -80,9 +80,12 @@ const num = (s, re) => {
   return m ? Number(m[1].replace(/,/g, '')) : NaN
 }
 
-/** Runs `rsync -a --stats <url> <dest>/`; returns {wallMs, stats}. Throws on failure. */
-export async function rsyncPull(url, dest, { timeoutMs = 600_000 } = {}) {
-  const r = await runToEnd('rsync', ['-a', '--stats', url, `${dest}/`], { timeoutMs })
+/**
+ * Runs `rsync -a --stats [args] <url> <dest>/` (args: e.g. `--no-whole-file`, `--delete`); returns
+ * {wallMs, stats}. Throws on failure.
+ */
+export async function rsyncPull(url, dest, { timeoutMs = 600_000, args = [] } = {}) {
+  const r = await runToEnd('rsync', ['-a', '--stats', ...args, url, `${dest}/`], { timeoutMs })
   const out = r.p.text.join('\n')
   if (r.code !== 0) throw new Error(`rsync exited ${r.code}: ${r.p.stderrText.trim().slice(-400)}`)
   return {
@@ -92,6 +95,7 @@ export async function rsyncPull(url, dest, { timeoutMs = 600_000 } = {}) {
       totalFileBytes: num(out, /Total file size:\s+([\d,]+)/),
       transferredFileBytes: num(out, /Total transferred file size:\s+([\d,]+)/),
       literalBytes: num(out, /Literal data:\s+([\d,]+)/),
+      matchedBytes: num(out, /Matched data:\s+([\d,]+)/),
       bytesSent: num(out, /Total bytes sent:\s+([\d,]+)/),
       bytesReceived: num(out, /Total bytes received:\s+([\d,]+)/),
     },

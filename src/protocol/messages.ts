@@ -50,6 +50,11 @@ export const MSG = {
   reprioritize: 0x21,
   report: 0x24,
   status: 0x38,
+  // client -> server, optional: chunks (0x28–0x2b)
+  'chunk-list': 0x28,
+  'chunk-fetch': 0x29,
+  // client -> server, optional: direct (0x3c–0x3f)
+  direct: 0x3c,
   // server -> client
   'auth-ok': 0x41,
   response: 0x42,
@@ -60,6 +65,12 @@ export const MSG = {
   'subscribe-ack': 0x47,
   // server -> client, optional (FEATURES.status)
   'status-reply': 0x78,
+  // server -> client, optional: chunks (0x68–0x6b), zstd (0x6c–0x6f)
+  'chunk-list-reply': 0x68,
+  'chunk-data': 0x69,
+  'chunk-z': 0x6c,
+  // server -> client, optional: direct (0x7c–0x7e)
+  'direct-reply': 0x7c,
   // both
   ping: 0x7f,
 } as const
@@ -102,16 +113,21 @@ function block(n: number): Readonly<Record<Sender, CodeRange>> {
  * Bits and code blocks are reserved here for wave 2 so that pieces built in parallel never
  * collide; the piece that implements a feature sets `implemented`, adds its frames to MSG within
  * its block, and documents them (docs/protocol.md §5). Bits 7–31 and the codes after the last
- * block (client 0x3c–0x3f, server 0x7c–0x7e) are free.
+ * block were free; `direct` (scale-out) took bit 7 and them: bits 8–31 are free.
  */
 export const FEATURES = {
   priority: { bit: 0, implemented: true, frames: block(0), about: 'request priority: a blocking require before bulk transfers' },
   report: { bit: 1, implemented: true, frames: block(1), about: 'client → server reload/hook report' },
-  chunks: { bit: 2, implemented: false, frames: block(2), about: 'content-defined chunk lists and chunk fetch' },
-  zstd: { bit: 3, implemented: false, frames: block(3), about: 'zstd-compressed chunks' },
+  chunks: { bit: 2, implemented: true, frames: block(2), about: 'content-defined chunk lists and chunk fetch' },
+  zstd: { bit: 3, implemented: true, frames: block(3), about: 'zstd-compressed chunks' },
   'manifest-digest': { bit: 4, implemented: false, frames: block(4), about: 'a digest of the manifest, to skip an unchanged listing' },
   'batch-request': { bit: 5, implemented: false, frames: block(5), about: 'many files per request' },
   status: { bit: 6, implemented: true, frames: block(6), about: 'status query over the protocol' },
+  // The last block: server codes stop at 0x7e (0x7f is PING).
+  direct: {
+    bit: 7, implemented: true, frames: { client: { first: 0x3c, last: 0x3f }, server: { first: 0x7c, last: 0x7e } },
+    about: 'pull --direct: URLs of chunk and list objects in the S3 origin',
+  },
 } as const satisfies Record<string, FeatureSpec>
 
 /** The name of a feature in the registry (`FEATURES`). */
@@ -243,6 +259,25 @@ export interface CreditMsg { type: 'credit'; bytes: number }
 export interface ReportMsg { type: 'report'; ok: boolean; ms: number; paths: string[]; error: string | null }
 /** Feature `status`: asks for the server's StatusJson; answered by STATUS_REPLY (or ERROR). */
 export interface StatusMsg { type: 'status'; id: number }
+/**
+ * `chunks`: asks for the chunk list of `path` (docs/delta.md), of the content with `hash`, or of
+ * the current content when `hash` is null (`get -o`, which has no manifest entry).
+ */
+export interface ChunkListMsg { type: 'chunk-list'; id: number; path: string; hash: Uint8Array | null }
+/** One chunk asked for by CHUNK_FETCH: its BLAKE3 hash and length, from the file's chunk list. */
+export interface ChunkRef { hash: Uint8Array; length: number }
+/**
+ * `chunks`: asks for chunks of the content `hash` of `path` (at most DELTA_FETCH_MAX_CHUNKS), by
+ * chunk hash. Answered by one CHUNK_DATA per chunk, in order.
+ */
+export interface ChunkFetchMsg { type: 'chunk-fetch'; id: number; path: string; hash: Uint8Array; chunks: ChunkRef[] }
+/** An object of a published tree that `pull --direct` reads: a chunk, or a file's chunk list. */
+export interface DirectKey { kind: 'chunk' | 'list'; hash: Uint8Array }
+/**
+ * `direct`: asks where to GET these objects (`chunks/<hash>`, `lists/<file hash>`) of the server's
+ * S3 origin; an empty list asks only for the store. Answered by DIRECT_REPLY.
+ */
+export interface DirectMsg { type: 'direct'; id: number; keys: DirectKey[] }
 
 // --- server -> client --------------------------------------------------------------------
 /**
@@ -265,13 +300,36 @@ export interface SubscribeAckMsg { type: 'subscribe-ack'; id: number }
  * STATUS_MAX_JSON_BYTES; read it with parseStatusJson, never trust its shape).
  */
 export interface StatusReplyMsg { type: 'status-reply'; id: number; json: string }
+/**
+ * `chunks`: one slice, at `offset`, of the `total`-byte encoded chunk list (docs/delta.md §3) of
+ * the file described by the meta fields. `whole`: the server offers no list for this file (too
+ * small, too many chunks, or its source cannot chunk): the client sends REQUEST instead; then
+ * `total` is 0 and `data` empty.
+ */
+export type ChunkListReplyMsg = { type: 'chunk-list-reply'; id: number; whole: boolean; total: number; offset: number; data: Uint8Array } & FileMeta
+/**
+ * `chunks`: the chunk at `index` in the CHUNK_FETCH's list; `coding` 0 raw, 1 zstd (only when
+ * `zstd` was agreed). Its data bytes (as sent) are charged to flow control.
+ */
+export interface ChunkDataMsg { type: 'chunk-data'; id: number; index: number; coding: number; data: Uint8Array }
+/**
+ * `zstd`: a CHUNK whose data is one zstd frame that decodes to `length` (≤ CHUNK_SIZE) bytes. The
+ * compressed bytes are charged to flow control.
+ */
+export interface ChunkZMsg { type: 'chunk-z'; id: number; offset: number; final: boolean; length: number; data: Uint8Array }
+/**
+ * `direct`: the server's S3 origin (`s3://bucket/prefix`) and, when `expires` > 0, one presigned
+ * GET URL per asked key, in order, valid for `expires` seconds; `expires` 0 and no URLs: read the
+ * bucket with your own credentials. The client verifies every byte it GETs (BLAKE3).
+ */
+export interface DirectReplyMsg { type: 'direct-reply'; id: number; store: string; expires: number; urls: string[] }
 
 // --- both --------------------------------------------------------------------------------
 export interface PingMsg { type: 'ping' }
 
 export type ClientMessage =
   | AuthMsg | RequestMsg | CancelMsg | SubscribeMsg | ManifestMsg | CreditMsg | PriorityRequestMsg | ReprioritizeMsg | ReportMsg | StatusMsg
-  | PingMsg
+  | ChunkListMsg | ChunkFetchMsg | DirectMsg | PingMsg
 export type ServerMessage =
   | AuthOkMsg
   | ResponseMsg
@@ -281,15 +339,21 @@ export type ServerMessage =
   | ErrorMsg
   | SubscribeAckMsg
   | StatusReplyMsg
+  | ChunkListReplyMsg
+  | ChunkDataMsg
+  | ChunkZMsg
+  | DirectReplyMsg
   | PingMsg
 export type Message = ClientMessage | ServerMessage
 export type MessageType = Message['type']
 
 const CLIENT_TYPES: ReadonlySet<MessageType> = new Set([
-  'auth', 'request', 'cancel', 'subscribe', 'manifest', 'credit', 'priority-request', 'reprioritize', 'report', 'status', 'ping',
+  'auth', 'request', 'cancel', 'subscribe', 'manifest', 'credit', 'priority-request', 'reprioritize', 'report', 'status', 'chunk-list',
+  'chunk-fetch', 'direct', 'ping',
 ])
 const SERVER_TYPES: ReadonlySet<MessageType> = new Set([
-  'auth-ok', 'response', 'chunk', 'update', 'manifest-reply', 'error', 'subscribe-ack', 'status-reply', 'ping',
+  'auth-ok', 'response', 'chunk', 'update', 'manifest-reply', 'error', 'subscribe-ack', 'status-reply', 'chunk-list-reply', 'chunk-data', 'chunk-z',
+  'direct-reply', 'ping',
 ])
 
 export function allowedFrom(sender: Sender, type: MessageType): boolean {
@@ -297,14 +361,27 @@ export function allowedFrom(sender: Sender, type: MessageType): boolean {
 }
 
 /** Server replies that answer a request id. */
-export type ReplyMessage = ResponseMsg | ChunkMsg | ManifestReplyMsg | ErrorMsg | SubscribeAckMsg | StatusReplyMsg
+export type ReplyMessage =
+  | ResponseMsg | ChunkMsg | ManifestReplyMsg | ErrorMsg | SubscribeAckMsg | StatusReplyMsg | ChunkListReplyMsg | ChunkDataMsg | ChunkZMsg
+  | DirectReplyMsg
 
 /**
  * The server frame types the client routes to a pending request by `id` (an optional reply
  * frame joins this set and ReplyMessage). Every other server frame but AUTH_OK is a 'message'.
  */
-export const REPLY_TYPES: ReadonlySet<ServerMessage['type']> = new Set(['response', 'chunk', 'manifest-reply', 'error', 'subscribe-ack', 'status-reply'])
+export const REPLY_TYPES: ReadonlySet<ServerMessage['type']> = new Set([
+  'response', 'chunk', 'manifest-reply', 'error', 'subscribe-ack', 'status-reply', 'chunk-list-reply', 'chunk-data', 'chunk-z',
+  'direct-reply',
+])
 
 export function isReply(msg: ServerMessage): msg is ReplyMessage {
   return REPLY_TYPES.has(msg.type)
+}
+
+/** Frames whose data is charged to flow control (docs/protocol.md §4.6): file bytes as sent. */
+export type FlowMessage = ChunkMsg | ChunkZMsg | ChunkDataMsg
+
+/** The flow-control cost of a server frame: its data bytes as sent for CHUNK, CHUNK_Z, CHUNK_DATA; else 0. */
+export function flowBytes(msg: Message): number {
+  return msg.type === 'chunk' || msg.type === 'chunk-z' || msg.type === 'chunk-data' ? msg.data.byteLength : 0
 }

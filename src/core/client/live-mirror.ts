@@ -10,13 +10,13 @@ import { EventEmitter } from 'node:events'
 import { AssetSyncError } from '../../errors.js'
 import { CLIENT_PARALLEL_TRANSFERS } from '../../limits.js'
 import type { Clock } from '../../protocol/clock.js'
-import type { UpdateEntry } from '../../protocol/messages.js'
+import type { FileMeta, UpdateEntry } from '../../protocol/messages.js'
 import { AssetClient, type AssetClientOptions, type ClientReport } from './client.js'
 import { equalHash } from '../fs/hash.js'
 import { foregroundClock } from './foreground-clock.js'
 import type { Change } from './hooks.js'
 import { patternMatcher } from '../fs/ignore.js'
-import { Mirror, type StagedFile, type SyncSummary } from './mirror.js'
+import { Mirror, type MirrorWarning, type StagedFile, type SyncSummary } from './mirror.js'
 import { assertWirePath } from '../fs/paths.js'
 import { mapLimit } from '../fs/pool.js'
 import { type ReconnectingEvent, RetryPolicy } from './retry.js'
@@ -39,11 +39,14 @@ export interface LiveMirrorOptions {
 /** A sync finished: the initial one, or a resync after a reconnect. */
 export interface SyncedEvent { summary: SyncSummary; initial: boolean }
 
+/** What an applied batch cost: payload bytes received on the wire, and bytes taken from local files. */
+export interface AppliedStats { bytesReceived: number; bytesReused: number }
+
 /** The events of a LiveMirror, by name: the listener's arguments. */
 export type LiveMirrorEvents = {
   synced: [e: SyncedEvent]
   /** A batch became visible (pushed, or the changes a resync made). */
-  applied: [changes: Change[]]
+  applied: [changes: Change[], stats: AppliedStats]
   /** The connection was lost (null: closed without an error); reconnecting follows. */
   disconnected: [err: AssetSyncError | null]
   /** A new attempt is due (after a lost connection, or a failed attempt, the first ones included). */
@@ -52,6 +55,8 @@ export type LiveMirrorEvents = {
   'batch-error': [err: Error]
   /** A failure no retry can help (see isFatal in errors.ts): the mirror stops. */
   fatal: [err: AssetSyncError]
+  /** Something to tell the user that does not stop the mirror (a pattern matching nothing, ...). */
+  warning: [w: MirrorWarning]
 }
 
 const asError = (err: unknown): Error => (err instanceof Error ? err : new Error(String(err)))
@@ -63,8 +68,6 @@ export class LiveMirror extends EventEmitter<LiveMirrorEvents> {
   readonly #opts: LiveMirrorOptions
   readonly #retry: RetryPolicy
   readonly #match: (p: string) => boolean
-  /** Paths this mirror got from the server (only these are ever deleted by a resync). */
-  readonly #known = new Set<string>()
   #client: AssetClient | null = null
   #chain: Promise<void> = Promise.resolve()
   #stopped = false
@@ -144,23 +147,7 @@ export class LiveMirror extends EventEmitter<LiveMirrorEvents> {
       // the sync reads anything: one applied after the sync looked (a rename's move needs no
       // network) left a file the server no longer had (issue 14's soak).
       await earlier
-      const manifest = await client.manifest(this.mirror.patterns)
-      const changes: Change[] = []
-      const summary = await this.mirror.sync(client, manifest, {
-        onFile: (ev) => { if (ev.action === 'downloaded') changes.push({ path: ev.path, action: 'change' }) },
-      })
-      const present = new Set(manifest.map((e) => e.path))
-      for (const p of this.#known) {
-        if (present.has(p)) continue
-        this.#known.delete(p)
-        if (await this.mirror.remove(p)) {
-          summary.deleted++
-          changes.push({ path: p, action: 'delete' })
-        }
-      }
-      for (const p of present) this.#known.add(p)
-      this.emit('synced', { summary, initial })
-      if (!initial && changes.length > 0) this.emit('applied', changes)
+      await this.#fullSync(client, initial)
     } catch (err) {
       const lostWith = client.conn.closeError
       client.close()
@@ -177,6 +164,25 @@ export class LiveMirror extends EventEmitter<LiveMirrorEvents> {
       this.#wake?.()
     })
     return true
+  }
+
+  /**
+   * Brings the mirror to the server's manifest: downloads what differs, applies mode changes,
+   * deletes what the server listed before and no longer has (never a file it did not list).
+   */
+  async #fullSync(client: AssetClient, initial: boolean): Promise<void> {
+    const manifest = await client.manifest(this.mirror.patterns)
+    const changes: Change[] = []
+    const summary = await this.mirror.sync(client, manifest, {
+      prune: true,
+      onFile: (ev) => {
+        if (ev.action === 'downloaded' || ev.action === 'mode') changes.push({ path: ev.path, action: 'change' })
+        else if (ev.action === 'deleted') changes.push({ path: ev.path, action: 'delete' })
+      },
+      onWarning: (w) => this.emit('warning', w),
+    })
+    this.emit('synced', { summary, initial })
+    if (!initial && changes.length > 0) this.emit('applied', changes, { bytesReceived: summary.bytesReceived, bytesReused: summary.bytesReused })
   }
 
   async #reconnectLoop(): Promise<void> {
@@ -199,12 +205,28 @@ export class LiveMirror extends EventEmitter<LiveMirrorEvents> {
 
   /**
    * Downloads and verifies everything first (several files at once, CLIENT_PARALLEL_TRANSFERS),
-   * then makes the batch visible together.
+   * then makes the batch visible together. An out folder deleted (or replaced) since the last
+   * batch is made again and fully resynced first, so the hook never runs on a partial mirror.
    */
   async #applyBatch(client: AssetClient, entries: UpdateEntry[]): Promise<void> {
     // A batch of a lost connection is the resync's to apply, whole and in order with the rest.
     if (client.conn.closed) return
-    const fetches: { path: string; have: Buffer | null }[] = []
+    if (this.mirror.rootMoved()) {
+      try {
+        await this.#fullSync(client, false)
+      } catch (err) {
+        if (!client.conn.closed) this.emit('batch-error', asError(err))
+        return
+      }
+    }
+    await this.mirror.writes(() => this.#applyEntries(client, entries)).catch((err: unknown) => {
+      if (!client.conn.closed) this.emit('batch-error', asError(err))
+    })
+  }
+
+  async #applyEntries(client: AssetClient, entries: UpdateEntry[]): Promise<void> {
+    const fetches: { path: string; have: Buffer | null; meta: FileMeta }[] = []
+    const modes: { path: string; mode: number; hash: Uint8Array }[] = []
     const moves: { from: string; to: string }[] = []
     const deletes: string[] = []
     const changes: Change[] = []
@@ -218,22 +240,28 @@ export class LiveMirror extends EventEmitter<LiveMirrorEvents> {
           continue
         }
         if (e.kind === 'rename' && this.#match(e.from)) {
-          if (this.#match(e.path) && equalHash(await this.mirror.localHash(e.from), e.hash)) {
+          if (this.#match(e.path) && this.mirror.isListed(e.from) && equalHash(await this.mirror.localHash(e.from), e.hash)) {
             moves.push({ from: e.from, to: e.path })
+            if (((await this.mirror.localMode(e.from)) ?? -1) !== (e.mode & 0o777)) modes.push({ path: e.path, mode: e.mode, hash: e.hash })
             continue
           }
           deletes.push(e.from)
         }
         if (!this.#match(e.path)) continue
         const have = await this.mirror.localHash(e.path)
-        if (equalHash(have, e.hash)) continue // already here (e.g. applied by a resync)
-        fetches.push({ path: e.path, have })
+        if (equalHash(have, e.hash)) {
+          // Already here (e.g. applied by a resync); a mode-only change is applied with chmod.
+          if ((await this.mirror.localMode(e.path)) !== (e.mode & 0o777)) modes.push({ path: e.path, mode: e.mode, hash: e.hash })
+          continue
+        }
+        fetches.push({ path: e.path, have, meta: e })
       }
       // Every download settles before anything is decided, so no staged temp file is left behind
-      // by a sibling's failure.
+      // by a sibling's failure. One delta context: the batch's files share sources (and chunks).
+      const ctx = this.mirror.deltaContext()
       const results = await mapLimit(fetches, CLIENT_PARALLEL_TRANSFERS, async (f) => {
         try {
-          return { staged: await this.mirror.stage(client, f.path, f.have) }
+          return { staged: await this.mirror.stage(client, f.path, f.have, f.meta, ctx) }
         } catch (err) {
           // Deleted again before we asked: the delete arrives in a later batch.
           if (err instanceof AssetSyncError && err.code === 'ERR_NOT_FOUND') return { staged: null }
@@ -245,29 +273,46 @@ export class LiveMirror extends EventEmitter<LiveMirrorEvents> {
       if (failed) throw failed.err
     } catch (err) {
       for (const s of staged) await this.mirror.discard(s)
+      this.#reportCleared(changes)
+      if (changes.length > 0) this.emit('applied', changes, { bytesReceived: 0, bytesReused: 0 })
       // A lost connection is not this batch's fault: the resync after reconnecting applies it.
       if (!client.conn.closed) this.emit('batch-error', asError(err))
       return
     }
+    let i = 0
     try {
-      for (const s of staged) {
+      for (; i < staged.length; i++) {
+        const s = staged[i] as StagedFile
         await this.mirror.install(s)
-        this.#known.add(s.wire)
+        this.#reportCleared(changes)
         changes.push({ path: s.wire, action: 'change' })
       }
       for (const m of moves) {
         await this.mirror.move(m.from, m.to)
-        this.#known.delete(m.from)
-        this.#known.add(m.to)
+        this.#reportCleared(changes)
         changes.push({ path: m.from, action: 'delete' }, { path: m.to, action: 'change' })
       }
+      for (const m of modes) {
+        if (await this.mirror.setMode(m.path, m.mode, m.hash)) changes.push({ path: m.path, action: 'change' })
+      }
       for (const p of deletes) {
-        this.#known.delete(p)
         if (await this.mirror.remove(p)) changes.push({ path: p, action: 'delete' })
       }
     } catch (err) {
+      for (const s of staged.slice(i + 1)) await this.mirror.discard(s)
       this.emit('batch-error', asError(err))
     }
-    if (changes.length > 0) this.emit('applied', changes)
+    this.#reportCleared(changes)
+    const stats: AppliedStats = { bytesReceived: 0, bytesReused: 0 }
+    for (const s of staged) {
+      stats.bytesReceived += s.bytes
+      stats.bytesReused += s.reused
+    }
+    if (changes.length > 0) this.emit('applied', changes, stats)
+  }
+
+  /** Files removed to make room for a write (a path that changed type) are deletes of this batch. */
+  #reportCleared(changes: Change[]): void {
+    for (const p of this.mirror.takeCleared()) changes.push({ path: p, action: 'delete' })
   }
 }

@@ -10,6 +10,11 @@ import type { FileEvent, Mirror, SyncOptions, SyncSummary } from './mirror.js'
 
 export interface PullOptions extends SyncOptions {
   attempts?: number
+  /**
+   * Stops the pull (SIGINT, SIGTERM): the connection closes, transfers in flight end and drop
+   * their temp files, and the pull rejects with the signal's reason (no reconnect).
+   */
+  signal?: AbortSignal
   /** Called before each reconnect after a lost connection. */
   onRetry?: (err: AssetSyncError, attempt: number) => void
 }
@@ -19,15 +24,22 @@ export async function pullResuming(connect: () => Promise<AssetClient>, mirror: 
   const attempts = opts.attempts ?? PULL_ATTEMPTS
   const seen = new Map<string, FileEvent>()
   let bytesReceived = 0
+  let bytesReused = 0
+  const { signal } = opts
   for (let attempt = 1; ; attempt++) {
+    signal?.throwIfAborted()
     // The first connect failing is final (wrong address, server down); later ones too.
     const client = await connect()
+    const stop = (): void => client.close()
+    signal?.addEventListener('abort', stop, { once: true })
     try {
+      signal?.throwIfAborted()
       const manifest = await client.manifest(mirror.patterns)
       await mirror.sync(client, manifest, {
         ...opts,
         onFile: (ev) => {
           bytesReceived += ev.bytes
+          bytesReused += ev.reused
           const before = seen.get(ev.path)
           // A file downloaded before the drop shows up as up to date on the resume: keep the first.
           if (before && before.action === 'downloaded' && ev.action === 'up-to-date') return
@@ -37,14 +49,16 @@ export async function pullResuming(connect: () => Promise<AssetClient>, mirror: 
       })
       break
     } catch (err) {
+      signal?.throwIfAborted() // what failed was the connection we closed: report the stop
       // Only a lost connection (or a request timing out) is worth a new one: see ERROR_RECOVERY.
       if (!needsReconnect(err) || attempt >= attempts) throw err
       opts.onRetry?.(err as AssetSyncError, attempt)
     } finally {
+      signal?.removeEventListener('abort', stop)
       client.close()
     }
   }
-  const summary: SyncSummary = { files: 0, downloaded: 0, upToDate: 0, deleted: 0, vanished: 0, bytesReceived, ms: 0 }
+  const summary: SyncSummary = { files: 0, downloaded: 0, upToDate: 0, modeChanged: 0, deleted: 0, vanished: 0, bytesReceived, bytesReused, ms: 0 }
   for (const ev of seen.values()) {
     if (ev.action === 'deleted') summary.deleted++
     else if (ev.action === 'vanished') summary.vanished++
@@ -52,6 +66,7 @@ export async function pullResuming(connect: () => Promise<AssetClient>, mirror: 
       summary.files++
       if (ev.action === 'downloaded') summary.downloaded++
       else summary.upToDate++
+      if (ev.action === 'mode') summary.modeChanged++
     }
   }
   summary.ms = Math.round(performance.now() - t0)

@@ -24,7 +24,7 @@ const HEADER = Buffer.from('ASYNCHC\x03', 'latin1')
 const FIXED_BYTES = 8 + 8 + 8 + 8 + 32
 
 /** The cache file for a folder (by its real path) under `dir/cache/`. */
-export function cacheFileFor(configDirectory: string, kind: 'serve' | 'mirror', realRoot: string): string {
+export function cacheFileFor(configDirectory: string, kind: 'serve' | 'mirror' | 'listed', realRoot: string): string {
   const id = createHash('sha256').update(realRoot).digest('hex').slice(0, 24)
   return join(configDirectory, 'cache', `${kind}-${id}.bin`)
 }
@@ -75,6 +75,11 @@ export class HashCache {
     const r = this.#map.get(path)
     if (!r || !sameStamp(r, st) || r.hash.length !== 32) return null
     return r.hash
+  }
+
+  /** Every cached path and hash (unchecked: `lookup` with a fresh stat vouches for one). */
+  *entries(): IterableIterator<[path: string, hash: Buffer]> {
+    for (const [p, r] of this.#map) yield [p, r.hash]
   }
 
   set(path: string, st: FileStamp, hash: Buffer): void {
