@@ -49,6 +49,7 @@ export {
 export { ChunkListCache } from './core/delta/list-cache.js'
 export { compressChunk, decompressChunk, isCompressedExtension, CODING, type Coding, type EncodedChunk } from './core/delta/compress.js'
 export { HookRunner, hookFailure, type Change, type HookResult, type HookOptions, type HookRunnerEvents } from './core/client/hooks.js'
+export { RetryPolicy, shouldRetry, type RetryPolicyOptions, type RetryState } from './core/client/retry.js'
 export {
   NetworkAssets, type NetworkAssetsOptions, type NetworkAssetsEvents, type AssetFetchOptions, type AssetFetchResult,
   type AssetFetchAction, type AssetPriority, type AssetReadOptions, type AssetChangeEvent, type AssetWarning,

@@ -83,8 +83,14 @@ export const SMALL_FILE_BYTES = 64 * KiB
 // --- timers (milliseconds) -------------------------------------------------------------------
 /** A PING goes out when nothing else was sent for this long. */
 export const KEEPALIVE_MS = 1000
-/** A peer silent for this long is gone: with KEEPALIVE_MS and TIMER_TICK_MS, noticed in < 5 s. */
-export const IDLE_TIMEOUT_MS = 4000
+/**
+ * A peer we have heard nothing from for this long (frames, or over UDP any udx packet, ACKs
+ * included) is gone: a vanished peer (cable pulled) is noticed after this plus one tick. It must
+ * exceed the longest stall a live peer may have (a game loading a level, a starved box: 10 s,
+ * issue 14) plus a keepalive interval; a killed peer is noticed much sooner (SUSPECT_MS).
+ * Configurable (`--idle-timeout`, `idleTimeoutMs`) up to MAX_IDLE_TIMEOUT_MS.
+ */
+export const IDLE_TIMEOUT_MS = 15_000
 /** The connection's single timer ticks this often. */
 export const TIMER_TICK_MS = 250
 /** A request with no reply frame for this long fails with ERR_TIMEOUT (configurable). */
@@ -235,9 +241,31 @@ export const HOOK_WARM_MAX_PATH_BYTES = 2048
  * the pipe is still open: a background process it started may hold it open for good.
  */
 export const HOOK_STDERR_GRACE_MS = 100
-/** Reconnect backoff for `watch`: full jitter between 0 and min(cap, base * 2^attempt). */
+/** Reconnect backoff of watch, run and LiveMirror (one policy, core/client/retry.ts): full jitter between 0 and min(cap, base * 2^attempt). */
 export const RECONNECT_BASE_MS = 250
 export const RECONNECT_MAX_MS = 5000
+
+// --- liveness (issue 14: never lose a device) ---------------------------------------------------
+/** The largest idle timeout `--idle-timeout` accepts: the seed's 30 s, the upper bound for noticing a vanished peer. */
+export const MAX_IDLE_TIMEOUT_MS = 30_000
+/**
+ * A tick that comes this much later than scheduled means our own event loop was stalled (a GC
+ * pause, a long synchronous job, a starved CPU, SIGSTOP). The stall does not count as the peer's
+ * silence, and nothing is judged on that tick: libuv runs timers before it polls the sockets, so
+ * what the peer sent meanwhile is still unread (issue 14's reset under load).
+ */
+export const LATE_TICK_MS = 500
+/**
+ * Over UDP, a peer silent for this long is suspect: the connection sends PORT_PROBE_INTERVAL_MS
+ * probes to its address from a connected socket, and an ICMP port-unreachable (the peer's
+ * process is gone, its port closed) ends the connection at once. A stopped or busy process still
+ * has its port, so it draws no ICMP and is waited for until IDLE_TIMEOUT_MS.
+ */
+export const SUSPECT_MS = 2000
+/** How often a suspect UDP peer's port is probed. */
+export const PORT_PROBE_INTERVAL_MS = 500
+/** Port probes (one connected UDP socket each) a process runs at once; more suspects wait for the idle timeout. */
+export const MAX_PORT_PROBES = 256
 
 // --- pull ----------------------------------------------------------------------------------------
 /** Connections a pull tries when one is lost mid-way (e.g. a reset stream); it resumes by hash. */

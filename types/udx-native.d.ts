@@ -39,6 +39,8 @@ declare module 'udx-native' {
     readonly cwnd: number
     readonly bytesTransmitted: number
     readonly bytesReceived: number
+    /** Every packet addressed to this stream, ACKs and heartbeats included. */
+    readonly packetsReceived: number
     readonly packetsRetransmitted: number
     connect(socket: UDXSocket, remoteId: number, port: number, host: string): void
     setKeepalive(ms: number): void

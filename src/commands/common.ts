@@ -4,7 +4,9 @@
 import { Option } from 'commander'
 import { removeLiveTemps } from '../core/fs/atomic-write.js'
 import { AssetSyncError, interruptedBy } from '../errors.js'
-import { CONNECT_TIMEOUT_MS, MAX_PATTERNS, MAX_PATTERN_BYTES, REQUEST_TIMEOUT_MS } from '../limits.js'
+import {
+  CONNECT_TIMEOUT_MS, IDLE_TIMEOUT_MS, MAX_IDLE_TIMEOUT_MS, MAX_PATTERNS, MAX_PATTERN_BYTES, REQUEST_TIMEOUT_MS,
+} from '../limits.js'
 import type { AssetClientOptions } from '../core/client/client.js'
 import { TRANSPORTS, type TransportName } from '../protocol/transport.js'
 
@@ -14,6 +16,7 @@ export interface ClientFlags {
   key?: string
   transport: TransportName
   timeout?: string
+  idleTimeout?: string
   json?: boolean
 }
 
@@ -24,7 +27,20 @@ export const transportOption = (): Option =>
 export const tokenOption = (what: string): Option =>
   new Option('--token <secret>', what).env('ASSETSYNC_TOKEN')
 
-/** Adds --server, --token, --key, --transport and --timeout to a client command. */
+/** --idle-timeout, for serve and the client commands. */
+export const idleTimeoutOption = (): Option =>
+  new Option('--idle-timeout <seconds>', `a peer we hear nothing from for this long is gone (default ${IDLE_TIMEOUT_MS / 1000}, at most ${MAX_IDLE_TIMEOUT_MS / 1000}); a killed peer is noticed in about 2 s anyway`)
+
+/** Parses --idle-timeout (seconds, > 0, at most MAX_IDLE_TIMEOUT_MS); returns milliseconds. */
+export function parseIdleTimeout(v: string | undefined): number | undefined {
+  const ms = parseDuration('--idle-timeout', v, 's')
+  if (ms !== undefined && ms > MAX_IDLE_TIMEOUT_MS) {
+    throw new AssetSyncError('ERR_USAGE', `--idle-timeout must be at most ${MAX_IDLE_TIMEOUT_MS / 1000} seconds, got "${v}"`)
+  }
+  return ms
+}
+
+/** Adds --server, --token, --key, --transport, --timeout and --idle-timeout to a client command. */
 export function clientOptions(): Option[] {
   return [
     new Option('-s, --server <host:port>', 'the assetsync server, e.g. 192.168.1.20:7420').makeOptionMandatory(),
@@ -32,6 +48,7 @@ export function clientOptions(): Option[] {
     new Option('--key <hex>', "the server's public key; without it the key is pinned on first use"),
     transportOption(),
     new Option('--timeout <seconds>', `give up connecting after this long, and on a request with no answer for this long (default ${CONNECT_TIMEOUT_MS / 1000} s to connect, ${REQUEST_TIMEOUT_MS / 1000} s per request)`),
+    idleTimeoutOption(),
   ]
 }
 
@@ -58,6 +75,7 @@ export function parseDuration(name: string, v: string | undefined, unit: 's' | '
 
 export function toClientOptions(f: ClientFlags): AssetClientOptions {
   const timeout = parseDuration('--timeout', f.timeout, 's')
+  const idleTimeoutMs = parseIdleTimeout(f.idleTimeout)
   return {
     server: f.server,
     transport: f.transport,
@@ -65,6 +83,7 @@ export function toClientOptions(f: ClientFlags): AssetClientOptions {
     key: f.key ?? null,
     connectTimeoutMs: timeout ?? CONNECT_TIMEOUT_MS,
     requestTimeoutMs: timeout ?? REQUEST_TIMEOUT_MS,
+    ...(idleTimeoutMs !== undefined ? { idleTimeoutMs } : {}),
   }
 }
 

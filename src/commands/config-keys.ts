@@ -4,7 +4,7 @@
  * shipped schema is the one generated here, and that every flag of every command is listed).
  * Keys are named as the flags, without the dashes.
  */
-import { MAX_PATTERNS } from '../limits.js'
+import { IDLE_TIMEOUT_MS, MAX_IDLE_TIMEOUT_MS, MAX_PATTERNS } from '../limits.js'
 
 export type Section = 'serve' | 'client'
 export const SECTIONS: readonly Section[] = ['serve', 'client']
@@ -41,8 +41,8 @@ const TOKEN: KeySpec = {
   description: 'access token (env ASSETSYNC_TOKEN wins over the file); read only if the file has mode 0600',
 }
 const IDLE_TIMEOUT: KeySpec = {
-  type: 'number', exclusiveMinimum: 0, maximum: 86_400,
-  description: 'seconds of silence after which a peer counts as gone (--idle-timeout)',
+  type: 'number', exclusiveMinimum: 0, maximum: MAX_IDLE_TIMEOUT_MS / 1000,
+  description: `seconds of silence after which a peer counts as gone (--idle-timeout, default ${IDLE_TIMEOUT_MS / 1000})`,
 }
 const S3_ENDPOINT: KeySpec = {
   type: 'string', pattern: { re: '^https?://\\S+$', means: 'http(s)://host[:port]' },

@@ -8,7 +8,7 @@ import { DEFAULT_PORT, SETTLE_MS } from '../limits.js'
 import type { HttpStatusServer } from '../core/server/http-status.js'
 import type { SkippedEvent } from '../core/server/server-events.js'
 import type { TransportName } from '../protocol/transport.js'
-import { parseDuration, tokenOption, transportOption, untilSignal } from './common.js'
+import { idleTimeoutOption, parseDuration, parseIdleTimeout, tokenOption, transportOption, untilSignal } from './common.js'
 import { Output, type OutputStreams } from './output.js'
 import { type ScaleFlags, scaleOptions, serveRole, startScaleServer } from './scale-serve.js'
 import { visible } from './status-format.js'
@@ -20,6 +20,7 @@ interface ServeFlags extends ScaleFlags {
   token?: string
   ignore?: string[]
   settle?: string
+  idleTimeout?: string
   http?: string
   json?: boolean
 }
@@ -46,6 +47,7 @@ export function serveCommand(io: OutputStreams): Command {
     .addOption(tokenOption('require clients to present this access token (or env ASSETSYNC_TOKEN)'))
     .option('--ignore <glob...>', 'more paths to ignore, on top of .git/**, node_modules/** and editor temp files')
     .addOption(new Option('--settle <ms>', `quiet time in ms before a changed file is announced (write-stable; default ${SETTLE_MS})`))
+    .addOption(idleTimeoutOption())
     .option('--http <[host:]port>', 'also serve /metrics, /status and a live status page over HTTP (host 127.0.0.1 unless given; any other host needs the token)')
     .option('--json', 'NDJSON events on stdout')
   for (const o of scaleOptions()) cmd.addOption(o)
@@ -53,6 +55,7 @@ export function serveCommand(io: OutputStreams): Command {
     .action(async (dir: string, flags: ServeFlags, self: Command) => {
       const out = new Output(!!flags.json, io)
       const settleMs = parseDuration('--settle', flags.settle, 'ms', 0)
+      const idleTimeoutMs = parseIdleTimeout(flags.idleTimeout)
       const role = serveRole(flags, self.args.length > 0)
       // Loaded on use, so `--help` and the other commands start fast.
       const web = flags.http === undefined ? null : await import('../core/server/http-status.js')
@@ -68,6 +71,7 @@ export function serveCommand(io: OutputStreams): Command {
         token: flags.token ?? null,
         ignore: flags.ignore ?? [],
         settleMs,
+        ...(idleTimeoutMs !== undefined ? { idleTimeoutMs } : {}),
       }
       const { AssetServer } = await import('../core/server/server.js')
       const scale = role === 'folder' ? null : await startScaleServer(role, dir, flags, base, out)

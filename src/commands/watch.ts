@@ -66,11 +66,18 @@ Hooks (--exec): one run per applied batch, never two at once, with the mirror fo
       out.event({ event: 'applied', changes, ...stats })
       for (const c of changes) out.line(`${c.action === 'delete' ? 'deleted' : 'updated'} ${c.path}`)
     })
+    let noted = false
     live.on('disconnected', (err) => {
       out.event({ event: 'disconnected', reason: err?.message ?? 'closed' })
       out.note(`assetsync: ${err?.message ?? 'connection closed'}; reconnecting`)
+      noted = true
     })
-    live.on('reconnecting', (r) => out.event({ event: 'reconnecting', ...r }))
+    live.on('reconnecting', (r) => {
+      out.event({ event: 'reconnecting', ...r })
+      // A failed attempt (the first connection included) says why, once per failure.
+      if (r.reason && !noted) out.note(`assetsync: ${r.reason}; retrying in ${(r.delayMs / 1000).toFixed(1)} s`)
+      noted = false
+    })
     live.on('batch-error', (err) => {
       out.event({ event: 'error', message: err.message, code: err instanceof AssetSyncError ? err.code : 'ERR_INTERNAL' })
       out.note(`assetsync: could not apply a change: ${err.message}`)

@@ -51,4 +51,19 @@ export class ManualClock implements Clock {
     }
     this.#now = end
   }
+  /**
+   * Moves time forward by `ms` as a blocked event loop lives it (a long synchronous job, a GC
+   * pause, SIGSTOP): nothing fires meanwhile; then each timer that fell due fires once, in due
+   * order, and a repeating one is rescheduled from the new time, as Node's timers do.
+   */
+  stall(ms: number): void {
+    this.#now += ms
+    const due = [...this.#timers].filter(([, t]) => t.at <= this.#now).sort(([, x], [, y]) => x.at - y.at)
+    for (const [id, t] of due) {
+      if (!this.#timers.has(id)) continue // cancelled by an earlier one
+      if (t.every > 0) t.at = this.#now + t.every
+      else this.#timers.delete(id)
+      t.fn()
+    }
+  }
 }

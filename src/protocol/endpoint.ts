@@ -13,6 +13,7 @@ import { type Clock, systemClock } from './clock.js'
 import { type AuthStyle, ClientConnection } from './client-connection.js'
 import { type FrameGuard, guardFrames } from './frame-guard.js'
 import type { KeyPair } from './keypair.js'
+import { livenessOf } from './liveness.js'
 import { COMPAT_VERSION } from './messages.js'
 import { type ProtocolOffer, offerOf } from './negotiation.js'
 import { PreAuthPool } from './preauth-pool.js'
@@ -62,6 +63,7 @@ function rawFailure(guard: FrameGuard, raw: RawStream): AssetSyncError | null {
 interface SecureLink {
   secure: SecretStream
   style: AuthStyle
+  raw: RawStream
 }
 
 /**
@@ -106,11 +108,11 @@ export async function dial(opts: DialOptions): Promise<ClientConnection> {
       secure.destroy()
       throw err
     }
-    return { secure, style }
+    return { secure, style, raw }
   }
 
-  const start = ({ secure, style }: SecureLink): { conn: ClientConnection; done: Promise<void> } => {
-    const conn = new ClientConnection(secure, { ...opts, remote: target, clock })
+  const start = ({ secure, style, raw }: SecureLink): { conn: ClientConnection; done: Promise<void> } => {
+    const conn = new ClientConnection(secure, { ...opts, remote: target, clock, liveness: livenessOf(raw) })
     const done = deadline(conn.authenticate(opts.token ?? '', style), left(), clock,
       () => new AssetSyncError('ERR_TIMEOUT', `${target} did not answer authentication`), () => conn.destroy())
     return { conn, done }
@@ -276,7 +278,7 @@ export class ServerEndpoint extends EventEmitter {
       refuse(err)
       return
     }
-    const c = new ServerConnection(secure, { ...this.#opts, remote, clock: this.#clock })
+    const c = new ServerConnection(secure, { ...this.#opts, remote, clock: this.#clock, liveness: livenessOf(raw) })
     conn = c
     try {
       await deadline(c.acceptAuth(this.#opts.token, (check) => this.#gate(host, deadlineAt, check)), left(), this.#clock,

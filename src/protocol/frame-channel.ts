@@ -9,10 +9,12 @@ import { EventEmitter } from 'node:events'
 import type { Duplex } from 'node:stream'
 import { AssetSyncError, ProtocolError, isErrorCode } from '../errors.js'
 import {
-  CLOSE_GRACE_MS, IDLE_TIMEOUT_MS, KEEPALIVE_MS, MAX_PATH_BYTES, MAX_TEXT_BYTES, REPORT_MAX_ERROR_BYTES, REPORT_MAX_PATHS, TIMER_TICK_MS,
+  CLOSE_GRACE_MS, IDLE_TIMEOUT_MS, KEEPALIVE_MS, LATE_TICK_MS, MAX_PATH_BYTES, MAX_TEXT_BYTES, PORT_PROBE_INTERVAL_MS,
+  REPORT_MAX_ERROR_BYTES, REPORT_MAX_PATHS, SUSPECT_MS, TIMER_TICK_MS,
 } from '../limits.js'
 import { type Clock, systemClock } from './clock.js'
 import { decode, encode } from './codec.js'
+import type { PortProbe, TransportLiveness } from './liveness.js'
 import {
   FEATURES, MSG, type FeatureName, type Message, type Sender, featureOfCode, skipsFrame,
 } from './messages.js'
@@ -28,6 +30,8 @@ export interface ConnectionOptions {
   requestTimeoutMs?: number
   /** What this side speaks, over LOCAL_OFFER (tests; a server turning features off). */
   protocol?: Partial<ProtocolOffer>
+  /** Signals of the transport below (activity, port probe); see liveness.ts. Default: frames only. */
+  liveness?: TransportLiveness
 }
 
 type Phase = 'auth' | 'open' | 'closed'
@@ -76,10 +80,20 @@ export abstract class FrameChannel extends EventEmitter {
   readonly #clock: Clock
   readonly #keepaliveMs: number
   readonly #idleTimeoutMs: number
+  readonly #suspectMs: number
+  readonly #tickMs: number
+  readonly #liveness: TransportLiveness | undefined
   readonly #cancelTick: () => void
   #phase: Phase = 'auth'
   #lastSent: number
-  #lastRecv: number
+  /** When we last heard from the peer, with our own stalls credited (see #tick). */
+  #lastHeard: number
+  #lastTick: number
+  #lastActivity: number
+  #probe: PortProbe | null = null
+  #probeSentAt = 0
+  /** The previous tick was late and judged nothing: this one judges, late or not. */
+  #creditedLast = false
   #needDrain = false
   #localPause = false
   #closeError: AssetSyncError | null = null
@@ -98,7 +112,10 @@ export abstract class FrameChannel extends EventEmitter {
     this.#clock = opts.clock ?? systemClock
     this.#keepaliveMs = opts.keepaliveMs ?? KEEPALIVE_MS
     this.#idleTimeoutMs = opts.idleTimeoutMs ?? IDLE_TIMEOUT_MS
-    this.#lastSent = this.#lastRecv = this.#clock.now()
+    this.#suspectMs = Math.min(SUSPECT_MS, this.#idleTimeoutMs / 2)
+    this.#liveness = opts.liveness
+    this.#lastActivity = this.#liveness?.activity() ?? 0
+    this.#lastSent = this.#lastHeard = this.#lastTick = this.#clock.now()
     stream.on('data', (frame: Buffer) => this.#onFrame(frame))
     stream.on('drain', () => {
       this.#needDrain = false
@@ -107,7 +124,8 @@ export abstract class FrameChannel extends EventEmitter {
     stream.on('end', () => this.#lost('closed by the peer'))
     stream.on('error', (err: Error) => this.#lost(err.message))
     stream.on('close', () => this.#lost('closed'))
-    this.#cancelTick = this.#clock.every(Math.min(TIMER_TICK_MS, this.#keepaliveMs), () => this.#tick())
+    this.#tickMs = Math.min(TIMER_TICK_MS, this.#keepaliveMs)
+    this.#cancelTick = this.#clock.every(this.#tickMs, () => this.#tick())
   }
 
   get isOpen(): boolean { return this.#phase === 'open' }
@@ -171,9 +189,12 @@ export abstract class FrameChannel extends EventEmitter {
   pause(): void { this.#localPause = true; this.#stream.pause() }
   resume(): void {
     this.#localPause = false
-    this.#lastRecv = this.#clock.now()
+    this.#heard(this.#clock.now())
     this.#stream.resume()
   }
+
+  /** Whether the peer has been silent long enough to be probed (SUSPECT_MS); for tests and status. */
+  get suspect(): boolean { return this.#probe !== null }
 
   /**
    * Closes the connection: fails pending work with `err` (or ERR_CONNECTION_LOST), flushes
@@ -184,6 +205,7 @@ export abstract class FrameChannel extends EventEmitter {
     this.#phase = 'closed'
     this.#closeError = err
     this.#cancelTick()
+    this.#stopProbe()
     this.onClose(err ?? this.closedError())
     this.#stream.end()
     const cancelGrace = this.#clock.after(CLOSE_GRACE_MS, () => this.#stream.destroy())
@@ -251,20 +273,70 @@ export abstract class FrameChannel extends EventEmitter {
     this.close(new AssetSyncError('ERR_CONNECTION_LOST', `connection to ${this.remote} lost: ${why}`))
   }
 
+  #heard(now: number): void {
+    this.#lastHeard = now
+    this.#stopProbe()
+  }
+
+  #stopProbe(): void {
+    this.#probe?.stop()
+    this.#probe = null
+  }
+
+  /**
+   * The liveness rules (docs/protocol.md §6). Silence is time since we last heard anything from
+   * the peer, counted only while our own loop runs: a late tick means WE were stalled, so the
+   * stall is credited and nothing is judged until the next tick, after the sockets were polled
+   * (timers run first; judging now would drop a peer whose data sits unread in our buffer). That
+   * next tick judges even if it is late too, so a loop that is always late still finds the dead.
+   * Silent for SUSPECT_MS: probe its port (a killed process's port answers ICMP unreachable).
+   * Silent for the idle timeout: gone.
+   */
   #tick(): void {
     const now = this.#clock.now()
-    if (!this.#localPause && now - this.#lastRecv >= this.#idleTimeoutMs) {
-      this.destroy(new AssetSyncError('ERR_CONNECTION_LOST',
-        `connection to ${this.remote} lost: no data for ${this.#idleTimeoutMs / 1000} s (peer gone)`))
-      return
+    const late = now - this.#lastTick - this.#tickMs
+    this.#lastTick = now
+    const activity = this.#liveness?.activity()
+    if (activity !== undefined && activity !== this.#lastActivity) {
+      this.#lastActivity = activity
+      this.#heard(now)
     }
     if (now - this.#lastSent >= this.#keepaliveMs) this.send({ type: 'ping' })
+    // Only every other tick: a loop that is late on every tick (a starved CPU) must still judge.
+    if (late >= LATE_TICK_MS && !this.#creditedLast) {
+      this.#creditedLast = true
+      this.#lastHeard = Math.min(now, this.#lastHeard + late)
+      return
+    }
+    this.#creditedLast = false
+    if (!this.#localPause && this.#judge(now)) return
     this.onTick(now)
+  }
+
+  /** Ends the connection if the peer is gone (true); starts or feeds the port probe if suspect. */
+  #judge(now: number): boolean {
+    const silent = now - this.#lastHeard
+    if (silent >= this.#idleTimeoutMs) {
+      this.destroy(new AssetSyncError('ERR_CONNECTION_LOST',
+        `connection to ${this.remote} lost: nothing heard for ${this.#idleTimeoutMs / 1000} s (peer gone)`))
+      return true
+    }
+    if (silent < this.#suspectMs || !this.#liveness?.probe) return false
+    if (this.#probe === null) {
+      this.#probe = this.#liveness.probe((why) => {
+        if (this.#phase !== 'closed') this.destroy(new AssetSyncError('ERR_CONNECTION_LOST', `connection to ${this.remote} lost: ${why}`))
+      })
+      this.#probeSentAt = now
+    } else if (now - this.#probeSentAt >= PORT_PROBE_INTERVAL_MS) {
+      this.#probe.send()
+      this.#probeSentAt = now
+    }
+    return false
   }
 
   #onFrame(frame: Buffer): void {
     if (this.#phase === 'closed') return
-    this.#lastRecv = this.#clock.now()
+    this.#heard(this.#clock.now())
     this.bytesReceived += frame.length
     const sender: Sender = this.role === 'client' ? 'server' : 'client'
     // An optional frame we did not agree on, or do not know: skip it, do not fail (§5.3).

@@ -5,6 +5,7 @@
  *   COOKIE  'A' 'S' 0x02 version u8 | nonce 16 | cookie 20
  *   WELCOME 'A' 'S' 0x03 version u8 | nonce 16 | server stream id u32 | [offer]
  *   REJECT  'A' 'S' 0x04 version u8 | nonce 16 | reason u8 | [offer]
+ *   RESET   'A' 'S' 0x05 version u8 | server stream id u32         (8 bytes, after the handshake)
  *
  * The offer block (protocol 3, OFFER_BYTES) is 'V' | lowest version u16 | highest version u16 |
  * features u32. A protocol-3 client puts it in the HELLO's padding at OFFER_AT, where a
@@ -13,13 +14,17 @@
  *
  * udx's own packets start with 0xff, so the two never collide on one socket. HELLO is padded to
  * HELLO_MIN_BYTES so that every answer sent before a cookie is echoed is smaller than the HELLO.
+ *
+ * RESET is the listener's answer to a udx packet for a stream it does not have (a server that
+ * restarted, or closed that stream): "I do not know server stream <id>". It is smaller than the
+ * 20-byte udx header it answers. Only a client connected to that server stream acts on it.
  */
 import { HELLO_MIN_BYTES } from '../limits.js'
 import type { ProtocolOffer } from './negotiation.js'
 
 export const HS_MAGIC_0 = 0x41 // 'A'
 export const HS_MAGIC_1 = 0x53 // 'S'
-export const HS = { hello: 1, cookie: 2, welcome: 3, reject: 4 } as const
+export const HS = { hello: 1, cookie: 2, welcome: 3, reject: 4, reset: 5 } as const
 export const REJECT_REASON = { version: 1, full: 2 } as const
 export const NONCE_BYTES = 16
 export const COOKIE_BYTES = 20 // time bucket u32 + 16-byte MAC
@@ -32,6 +37,39 @@ export const OFFER_AT = 25 + COOKIE_BYTES
 
 const WELCOME_BYTES = 4 + NONCE_BYTES + 4
 const REJECT_BYTES = 4 + NONCE_BYTES + 1
+/** RESET: header + server stream id. */
+export const RESET_BYTES = 8
+
+/** udx-native's packet header (libudx): magic 0xff, version 1, type flags, data offset, then 4 × u32 LE (stream id, window, seq, ack). */
+export const UDX_HEADER_BYTES = 20
+/** The udx header type flag of a packet that destroys its stream: a stale one of those needs no RESET. */
+export const UDX_FLAG_DESTROY = 0x10
+
+/**
+ * The destination stream id of a udx packet (header bytes 4–7, little endian), or null if `b` is
+ * not one. A listener sees such packets only for streams it does not have.
+ */
+export function udxStreamIdOf(b: Buffer): number | null {
+  if (b.length < UDX_HEADER_BYTES || b[0] !== 0xff || b[1] !== 1) return null
+  if (((b[2] as number) & UDX_FLAG_DESTROY) !== 0) return null
+  const id = b.readUInt32LE(4)
+  return id === 0 ? null : id // 0 is never a stream id (udp.ts randomId)
+}
+
+/** A RESET datagram: `streamId` is the server stream the listener does not know. */
+export interface ResetPacket { version: number; streamId: number }
+
+export function encodeReset(p: ResetPacket): Buffer {
+  const b = header(RESET_BYTES, HS.reset, p.version)
+  b.writeUInt32BE(p.streamId >>> 0, 4)
+  return b
+}
+
+/** The RESET in `b`, or null for anything else (decodeHandshake ignores RESETs, and this everything but). */
+export function decodeReset(b: Buffer): ResetPacket | null {
+  if (b.length !== RESET_BYTES || b[0] !== HS_MAGIC_0 || b[1] !== HS_MAGIC_1 || b[2] !== HS.reset) return null
+  return { version: b[3] as number, streamId: b.readUInt32BE(4) }
+}
 
 /**
  * `version` is the header byte: in a HELLO the client's lowest version (a protocol-2 listener

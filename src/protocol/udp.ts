@@ -19,7 +19,8 @@ import {
 import { PerSecond, addressKey } from './address.js'
 import { type Clock, systemClock } from './clock.js'
 import {
-  COOKIE_BYTES, NONCE_BYTES, REJECT_REASON, decodeHandshake, encodeHandshake, type HandshakePacket,
+  COOKIE_BYTES, NONCE_BYTES, REJECT_REASON, decodeHandshake, decodeReset, encodeHandshake, encodeReset, udxStreamIdOf,
+  type HandshakePacket,
 } from './handshake-packets.js'
 import { type ProtocolOffer, LOCAL_OFFER, describeVersions, negotiate, singleVersion } from './negotiation.js'
 import type { AdmitFn, ListenOptions, Listener, ListenerStats, RawStream } from './transport.js'
@@ -59,6 +60,8 @@ export interface UdpListenerStats extends ListenerStats {
   handshakeBytesOut: number
   cookiesSent: number
   streamsCreated: number
+  /** RESETs sent: answers to udx packets for streams this listener does not have (a restart, a closed stream). */
+  resetsSent: number
 }
 
 export class UdpListener extends EventEmitter implements Listener {
@@ -75,6 +78,7 @@ export class UdpListener extends EventEmitter implements Listener {
   readonly #rate: PerSecond
   readonly stats: UdpListenerStats = {
     datagramsIn: 0, bytesIn: 0, handshakeBytesOut: 0, cookiesSent: 0, streamsCreated: 0, rateLimited: 0, refusedFull: 0,
+    resetsSent: 0,
   }
 
   private constructor(socket: UDXSocket, opts: UdpListenOptions) {
@@ -137,6 +141,21 @@ export class UdpListener extends EventEmitter implements Listener {
   #onMessage(buf: Buffer, host: string, port: number): void {
     this.stats.datagramsIn++
     this.stats.bytesIn += buf.length
+    // udx hands up only packets for streams it does not have: this client still talks to a stream
+    // that is gone (we restarted, or closed it). Say so, so it reconnects now instead of after its
+    // idle timeout. The answer is smaller than the packet; the HELLO rate limit bounds it too.
+    const stale = udxStreamIdOf(buf)
+    if (stale !== null) {
+      if (this.#rate.over(addressKey(host))) {
+        this.stats.rateLimited++
+        return
+      }
+      const reset = encodeReset({ version: this.#offer.maxVersion, streamId: stale })
+      this.stats.resetsSent++
+      this.stats.handshakeBytesOut += reset.length
+      this.#socket.trySend(reset, port, host)
+      return
+    }
     const p = decodeHandshake(buf)
     if (p === null || p.type !== 'hello') return
     if (this.#rate.over(addressKey(host))) {
@@ -239,6 +258,7 @@ export async function udpHandshake(host: string, port: number, opts: UdpConnectO
 
   return new Promise<UdpHandshake>((resolve, reject) => {
     let cookie: Buffer | null = null
+    let serverId = 0
     let delay = HANDSHAKE_RETRY_MS
     let cancelRetry = (): void => {}
     const hello = (): void => {
@@ -262,6 +282,13 @@ export async function udpHandshake(host: string, port: number, opts: UdpConnectO
         return
       }
       stream.once('close', () => { void socket.close() })
+      // From now on the only datagram for us outside the stream is a RESET for our server stream:
+      // the server restarted (or dropped us) and tells us at our next keepalive (docs §1.5).
+      socket.on('message', (b: Buffer, rinfo: { host: string; port: number }) => {
+        const r = decodeReset(b)
+        if (r === null || r.streamId !== serverId || rinfo.port !== port || rinfo.host !== ip) return
+        stream.destroy(new AssetSyncError('ERR_CONNECTION_LOST', 'the server no longer knows this connection (restarted?)'))
+      })
       resolve({ stream, server })
     }
     const onMessage = (buf: Buffer, rinfo: { host: string; port: number }): void => {
@@ -274,6 +301,7 @@ export async function udpHandshake(host: string, port: number, opts: UdpConnectO
         delay = HANDSHAKE_RETRY_MS
         retry()
       } else if (p.type === 'welcome') {
+        serverId = p.serverId
         stream.connect(socket, p.serverId, port, ip)
         finish(null, p.offer ?? null)
       } else if (p.reason === REJECT_REASON.version) {

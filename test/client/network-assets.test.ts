@@ -207,7 +207,7 @@ describe('reconnecting', () => {
     assets.on('connected', () => { connected = true })
     await srv.close()
     await waitFor(() => attempts.length === 1, 10_000, 'the first reconnecting event')
-    expect(attempts[0]).toEqual({ attempt: 1, delayMs: reconnectDelay(1, () => 0.5) })
+    expect(attempts[0]).toMatchObject({ attempt: 1, delayMs: reconnectDelay(1, () => 0.5) })
     await sb.start({ port: srv.port })
     await new Promise((r) => setTimeout(r, 300))
     expect(connected).toBe(false) // the clock has not moved: no attempt yet

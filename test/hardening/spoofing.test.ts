@@ -17,6 +17,7 @@ import { encode } from '../../src/protocol/codec.js'
 import type { ClientConnection, ServerConnection } from '../../src/protocol/connection.js'
 import { dial } from '../../src/protocol/endpoint.js'
 import type { Message } from '../../src/protocol/messages.js'
+import { RESET_BYTES } from '../../src/protocol/handshake-packets.js'
 import type { UdpListener } from '../../src/protocol/udp.js'
 import { ensureBuilt, parseEvents, Sandbox } from '../helpers/cli.js'
 import { Cleanup, LOOPBACK, MiB, nextEvent, tempDir, waitFor, withTimeout } from '../helpers/common.js'
@@ -91,17 +92,25 @@ describe('spoofed packets carrying a live stream\'s ids, from another address/po
     expect((await fetchBlob(again, 'x')).toString()).toBe('blob x')
   })
 
-  it('packets for stream ids that are not live are ignored', async () => {
+  it('packets for stream ids that are not live change nothing; each but a DESTROY gets a smaller RESET naming its id', async () => {
     const { port, conn, stream } = await setup()
     const evil = await attacker()
+    let sentBytes = 0
+    let answerable = 0
     for (let i = 0; i < 500; i++) {
-      let id = (Math.random() * 2 ** 32) >>> 0
+      let id = (Math.random() * 2 ** 32) >>> 0 || 1
       if (id === stream.id) id ^= 1
-      await evil.send(udxPacket([0, UDX_HEADER.DATA, UDX_HEADER.DESTROY, UDX_HEADER.END][i % 4] as number, id, FUTURE_SEQ, 0, Buffer.alloc(i % 64, 1)), port)
+      const type = [0, UDX_HEADER.DATA, UDX_HEADER.DESTROY, UDX_HEADER.END][i % 4] as number
+      const pkt = udxPacket(type, id, FUTURE_SEQ, 0, Buffer.alloc(i % 64, 1))
+      sentBytes += pkt.length
+      if (type !== UDX_HEADER.DESTROY) answerable++
+      await evil.send(pkt, port)
     }
     expect((await fetchBlob(conn, 'still')).toString()).toBe('blob still')
     expect(conn.isOpen).toBe(true)
-    expect(evil.received()).toBe(0)
+    // RESET (docs/protocol.md §1.5) tells a stale client to reconnect; it is 8 bytes, never more than it answers.
+    await waitFor(() => evil.received() === answerable * RESET_BYTES, 3000, 'one RESET per answerable packet')
+    expect(evil.received()).toBeLessThan(sentBytes)
   })
 })
 
@@ -140,7 +149,7 @@ describe('a blind DESTROY mid-transfer: clients recover', () => {
     expect(evil.received()).toBe(0)
   })
 
-  it('watch (LiveMirror): a reset server stream is noticed by the idle timeout, the mirror reconnects, resyncs and applies later changes', async () => {
+  it('watch (LiveMirror): a reset server stream is noticed at the next keepalive (RESET), the mirror reconnects, resyncs and applies later changes', async () => {
     const { dir, remove } = await tempDir('spoof-watch')
     cleanup.add(remove)
     const src = join(dir, 'src')
@@ -156,7 +165,7 @@ describe('a blind DESTROY mid-transfer: clients recover', () => {
     const disconnected = nextEvent(mirror, 'disconnected', 8000)
     const resynced = new Promise<void>((resolve) => mirror.on('synced', (e: { initial: boolean }) => { if (!e.initial) resolve() }))
     const t0 = performance.now()
-    // Only the server's side: the client must notice the silence by itself.
+    // Only the server's side: the client learns it from the RESET its next packet draws.
     await evil.send(udxPacket(UDX_HEADER.DESTROY, st.id, FUTURE_SEQ, 0), s.port)
     // A change made while the mirror is cut off arrives with the resync.
     await writeFile(join(src, 'a.txt'), 'a2\n')

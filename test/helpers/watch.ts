@@ -56,12 +56,14 @@ export interface WatchOptions {
   readyMs?: number
   /** The CLI entry to run instead of bin/assetsync.js (e.g. a vendored earlier release). */
   bin?: string
+  /** SIGKILL the watcher after this long (default 600 s; the soak runs longer). */
+  timeoutMs?: number
 }
 
 /** `assetsync watch --server <addr> --out <out> --json [--exec ...] [patterns...]`; resolves after `synced`. */
 export async function startWatch(sb: Sandbox, addr: string, o: WatchOptions): Promise<WatchHandle> {
   const args = ['watch', '--server', addr, '--out', o.out, '--json', ...(o.exec ? ['--exec', o.exec] : []), ...(o.args ?? []), ...(o.patterns ?? [])]
-  const cli = sb.spawn(args, { timeoutMs: 600_000, ...(o.bin ? { bin: o.bin } : {}) })
+  const cli = sb.spawn(args, { timeoutMs: o.timeoutMs ?? 600_000, ...(o.bin ? { bin: o.bin } : {}) })
   let exited: CliResult | null = null
   const exitedP = cli.result.then((r) => { exited = r; return r })
   const events = (): Event[] => completeEvents(cli.stdoutSoFar())
@@ -196,4 +198,36 @@ export function processGone(pid: number): boolean {
   } catch {
     return true
   }
+}
+
+/**
+ * The hook runs a watcher's `--json` events imply, each as the batches it was handed: HookRunner
+ * (src/core/client/hooks.ts) starts a run on an `applied` batch when none is running, and merges
+ * the batches applied meanwhile into the run that starts right after the `hook` event. Compare
+ * with `readHookRuns` to check that every applied batch reached exactly one hook run.
+ */
+export function expectedHookRuns(events: Event[]): { path: string; action: string }[][][] {
+  const runs: { path: string; action: string }[][][] = []
+  let running: { path: string; action: string }[][] | null = null
+  let pending: { path: string; action: string }[][] = []
+  for (const e of events) {
+    if (e.event === 'applied') {
+      const batch = e.changes as { path: string; action: string }[]
+      if (running) pending.push(batch)
+      else running = [batch]
+    } else if (e.event === 'hook' && running) {
+      runs.push(running)
+      running = pending.length > 0 ? pending : null
+      pending = []
+    }
+  }
+  if (running) runs.push(running) // still running (or its `hook` event not printed yet)
+  return runs
+}
+
+/** A hook run's changes as a sorted list of "action path" (the merge of its batches: last action per path wins). */
+export function changeSet(batches: { path: string; action: string }[][]): string[] {
+  const byPath = new Map<string, string>()
+  for (const b of batches) for (const c of b) byPath.set(c.path, c.action)
+  return [...byPath].map(([p, a]) => `${a} ${p}`).sort()
 }

@@ -67,6 +67,24 @@ describe('FolderFeed', () => {
     expect(delivered()).toEqual([['change', 'readme.txt']])
   })
 
+  it('what changed between the scan and the start of the watch (a restart while saving) is delivered once the watch is on', async () => {
+    await feed.close()
+    const restarted = await FolderSource.open({ root })
+    await restarted.scan()
+    await writeFile(join(root, 'readme.txt'), 'changed in the gap')
+    await writeFile(join(root, 'levels', 'gap.lvl'), 'new in the gap')
+    await unlink(join(root, 'levels', 'one.lvl'))
+    batches = []
+    feed = new FolderFeed(restarted, { settleMs: 20 })
+    await feed.start({ deliver: async (b) => { batches.push(b) }, error: (err) => { errors.push(err) } })
+    await waitFor(() => delivered().length >= 3, 5000, 'the three changes of the gap', { detail: () => JSON.stringify(delivered()) })
+    await feed.idle()
+    expect(delivered().sort()).toEqual([['change', 'levels/gap.lvl'], ['change', 'readme.txt'], ['delete', 'levels/one.lvl']])
+    const listed = (await restarted.page(() => true, '', Infinity)).entries
+    expect(listed.map((e) => [e.path, e.size])).toEqual([['levels/gap.lvl', 14], ['readme.txt', 18]])
+    expect(errors).toEqual([])
+  })
+
   it('a file saved with the content subscribers already have is no news', async () => {
     await writeFile(join(root, 'readme.txt'), 'hello') // same bytes: new mtime and ctime, same hash
     await writeFile(join(root, 'sentinel.txt'), 'x')

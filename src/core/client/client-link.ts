@@ -1,8 +1,9 @@
 /**
  * A connection to one server that comes back by itself: the first attempt at `start()`, then, after
- * any loss (or a failed first attempt), attempts with the jittered backoff of LiveMirror
- * (`reconnectDelay`, on an injected clock) until one succeeds, `close()` is called, or a fatal
- * error (wrong token, another server key, no common protocol version; see isFatal) ends it.
+ * any loss (or a failed first attempt), attempts under the retry policy `watch` uses too
+ * (retry.ts: jittered backoff on an injected clock, `reconnecting` events) until one succeeds,
+ * `close()` is called, or a fatal error (wrong token, another server key, no common protocol
+ * version; see isFatal) ends it. Meanwhile its user goes on offline (NetworkAssets serves local copies).
  * Callers that need the server ask `ready(ms)`: the live client, or one within `ms`. Never prints.
  */
 import { EventEmitter } from 'node:events'
@@ -11,7 +12,7 @@ import type { Clock } from '../../protocol/clock.js'
 import type { UpdateEntry } from '../../protocol/messages.js'
 import { AssetClient, type AssetClientOptions } from './client.js'
 import { foregroundClock } from './foreground-clock.js'
-import { type ReconnectingEvent, reconnectDelay } from './live-mirror.js'
+import { type ReconnectingEvent, RetryPolicy } from './retry.js'
 
 export interface ClientLinkOptions {
   client: AssetClientOptions
@@ -45,21 +46,19 @@ const asAssetError = (err: unknown): AssetSyncError =>
 export class ClientLink extends EventEmitter<ClientLinkEvents> {
   readonly #opts: ClientLinkOptions
   readonly #clock: Clock
-  readonly #random: () => number
+  readonly #retry: RetryPolicy
   #client: AssetClient | null = null
   #everConnected = false
   #lastError: AssetSyncError | null = null
   #fatal: AssetSyncError | null = null
   #closed = false
   #looping = false
-  /** Wakes the backoff sleep (close). */
-  #wake: (() => void) | null = null
 
   constructor(opts: ClientLinkOptions) {
     super()
     this.#opts = opts
     this.#clock = opts.clock ?? foregroundClock
-    this.#random = opts.random ?? Math.random
+    this.#retry = new RetryPolicy({ connectTimeoutMs: opts.client.connectTimeoutMs, clock: this.#clock, random: opts.random, forever: true })
   }
 
   /** The live client, or null while disconnected. */
@@ -125,7 +124,7 @@ export class ClientLink extends EventEmitter<ClientLinkEvents> {
     const c = this.#client
     this.#client = null
     c?.close()
-    this.#wake?.()
+    this.#retry.stop()
     this.emit('disconnected', null)
   }
 
@@ -151,33 +150,21 @@ export class ClientLink extends EventEmitter<ClientLinkEvents> {
     this.emit('connected', { client, reconnect })
   }
 
-  /** Attempts with backoff until connected, closed or fatal. */
+  /** Attempts with backoff until connected, closed or fatal (RetryPolicy, retry.ts). */
   async #loop(): Promise<void> {
     if (this.#looping) return
     this.#looping = true
     try {
-      for (let attempt = 1; !this.#closed && !this.#client; attempt++) {
-        const delayMs = reconnectDelay(attempt, this.#random)
-        this.emit('reconnecting', { attempt, delayMs })
-        await new Promise<void>((resolve) => {
-          const cancel = this.#clock.after(delayMs, resolve)
-          this.#wake = () => { cancel(); resolve() }
-        })
-        this.#wake = null
-        if (this.#closed) return
-        try {
-          await this.#connect()
-        } catch (err) {
-          const e = asAssetError(err)
-          if (isFatal(e)) {
-            this.#fatal = e
-            this.#closed = true
-            this.emit('fatal', e)
-            return
-          }
-          this.#lastError = e
-        }
-      }
+      await this.#retry.run(() => this.#connect(), (e, err) => {
+        if (err) this.#lastError = asAssetError(err)
+        this.emit('reconnecting', e)
+      }, { reason: this.#lastError?.message })
+    } catch (err) {
+      // Only what no retry can help gets here (isFatal).
+      const e = asAssetError(err)
+      this.#fatal = e
+      this.#closed = true
+      this.emit('fatal', e)
     } finally {
       this.#looping = false
     }

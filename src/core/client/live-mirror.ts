@@ -2,12 +2,13 @@
  * A mirror kept live: initial sync, then subscribe and apply pushed batches atomically (every
  * changed file is downloaded and verified first, then the whole batch becomes visible), run the
  * hook per batch, and on a lost connection reconnect with jittered backoff forever, resyncing by
- * manifest diff so changes made meanwhile (deletes included) are applied. Never prints.
+ * manifest diff so changes made meanwhile (deletes included) are applied. The initial sync is
+ * retried the same way (retry.ts says what fails fast instead). Never prints.
  */
 import { randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
-import { AssetSyncError, isFatal } from '../../errors.js'
-import { CLIENT_PARALLEL_TRANSFERS, RECONNECT_BASE_MS, RECONNECT_MAX_MS } from '../../limits.js'
+import { AssetSyncError } from '../../errors.js'
+import { CLIENT_PARALLEL_TRANSFERS } from '../../limits.js'
 import type { Clock } from '../../protocol/clock.js'
 import type { FileMeta, UpdateEntry } from '../../protocol/messages.js'
 import { AssetClient, type AssetClientOptions, type ClientReport } from './client.js'
@@ -18,6 +19,9 @@ import { patternMatcher } from '../fs/ignore.js'
 import { Mirror, type MirrorWarning, type StagedFile, type SyncSummary } from './mirror.js'
 import { assertWirePath } from '../fs/paths.js'
 import { mapLimit } from '../fs/pool.js'
+import { type ReconnectingEvent, RetryPolicy } from './retry.js'
+
+export { reconnectDelay, type ReconnectingEvent } from './retry.js'
 
 export interface LiveMirrorOptions {
   client: AssetClientOptions
@@ -26,7 +30,7 @@ export interface LiveMirrorOptions {
   /** Identifies this subscriber within its connection; random by default. */
   instanceId?: number
   configDir?: string
-  /** Times the reconnect backoff; default real time (timers that keep the process alive). */
+  /** Times the reconnect backoff (and the connect budget); default real time (timers that keep the process alive). */
   clock?: Clock
   /** The jitter's random source, in [0, 1); default Math.random. */
   random?: () => number
@@ -38,9 +42,6 @@ export interface SyncedEvent { summary: SyncSummary; initial: boolean }
 /** What an applied batch cost: payload bytes received on the wire, and bytes taken from local files. */
 export interface AppliedStats { bytesReceived: number; bytesReused: number }
 
-/** A reconnect attempt is due in `delayMs`. */
-export interface ReconnectingEvent { attempt: number; delayMs: number }
-
 /** The events of a LiveMirror, by name: the listener's arguments. */
 export type LiveMirrorEvents = {
   synced: [e: SyncedEvent]
@@ -48,6 +49,7 @@ export type LiveMirrorEvents = {
   applied: [changes: Change[], stats: AppliedStats]
   /** The connection was lost (null: closed without an error); reconnecting follows. */
   disconnected: [err: AssetSyncError | null]
+  /** A new attempt is due (after a lost connection, or a failed attempt, the first ones included). */
   reconnecting: [e: ReconnectingEvent]
   /** A batch could not be applied; the next resync applies it. */
   'batch-error': [err: Error]
@@ -57,15 +59,6 @@ export type LiveMirrorEvents = {
   warning: [w: MirrorWarning]
 }
 
-/**
- * The delay before reconnect attempt `attempt` (1, 2, ...): full jitter (AWS architecture blog)
- * between 0 and min(RECONNECT_MAX_MS, RECONNECT_BASE_MS * 2^(attempt-1)); `random` in [0, 1).
- */
-export function reconnectDelay(attempt: number, random: () => number = Math.random): number {
-  const cap = Math.min(RECONNECT_MAX_MS, RECONNECT_BASE_MS * 2 ** Math.min(Math.max(attempt, 1) - 1, 10))
-  return Math.round(random() * cap)
-}
-
 const asError = (err: unknown): Error => (err instanceof Error ? err : new Error(String(err)))
 
 /** A mirror kept live. Events: LiveMirrorEvents. */
@@ -73,32 +66,34 @@ export class LiveMirror extends EventEmitter<LiveMirrorEvents> {
   readonly mirror: Mirror
   readonly instanceId: number
   readonly #opts: LiveMirrorOptions
-  readonly #clock: Clock
-  readonly #random: () => number
+  readonly #retry: RetryPolicy
   readonly #match: (p: string) => boolean
   #client: AssetClient | null = null
   #chain: Promise<void> = Promise.resolve()
   #stopped = false
   #done: Promise<void> | null = null
   #wake: (() => void) | null = null
+  #lastLoss: string | undefined
 
   constructor(opts: LiveMirrorOptions) {
     super()
     this.#opts = opts
-    this.#clock = opts.clock ?? foregroundClock
-    this.#random = opts.random ?? Math.random
+    this.#retry = new RetryPolicy({ connectTimeoutMs: opts.client.connectTimeoutMs, clock: opts.clock ?? foregroundClock, random: opts.random })
     this.mirror = new Mirror({ out: opts.out, patterns: opts.patterns, configDir: opts.configDir })
     this.#match = patternMatcher(this.mirror.patterns)
     this.instanceId = opts.instanceId ?? randomBytes(4).readUInt32BE(0)
   }
 
   /**
-   * Connects and runs the initial sync; resolves after it. A failure here rejects (a wrong
-   * address should not retry forever); later losses are retried forever until `stop()`.
+   * Connects and runs the initial sync; resolves after it (or once stopped). Transient failures,
+   * a connection lost during the sync included, are retried with backoff ('reconnecting'
+   * events). It rejects on what no retry can help: a wrong token or server key, another protocol
+   * version, no answer at all within the connect timeout, a local write failure (retry.ts).
+   * Later losses are retried forever until `stop()`.
    */
   async start(): Promise<void> {
-    await this.#connectAndSync(true)
-    this.#done = this.#reconnectLoop()
+    const synced = await this.#retry.run(() => this.#connectAndSync(true), (e) => this.emit('reconnecting', e))
+    if (synced) this.#done = this.#reconnectLoop()
   }
 
   /** Resolves when the mirror stops (after `stop()`, or a fatal error). */
@@ -122,6 +117,7 @@ export class LiveMirror extends EventEmitter<LiveMirrorEvents> {
 
   async stop(): Promise<void> {
     this.#stopped = true
+    this.#retry.stop()
     this.#client?.close()
     this.#wake?.()
     await this.#done
@@ -129,33 +125,45 @@ export class LiveMirror extends EventEmitter<LiveMirrorEvents> {
     await this.mirror.saveCache()
   }
 
-  async #connectAndSync(initial: boolean): Promise<void> {
+  /** One attempt: connect, subscribe, sync. False if stopped meanwhile. */
+  async #connectAndSync(initial: boolean): Promise<boolean> {
     const client = await AssetClient.connect({ ...this.#opts.client, configDir: this.#opts.configDir ?? this.#opts.client.configDir })
-    if (this.#stopped) { client.close(); return }
+    this.#retry.markAnswered()
+    if (this.#stopped) { client.close(); return false }
     this.#client = client
     const lost = new Promise<void>((resolve) => client.once('close', () => resolve()))
     // Subscribe before reading the manifest, so nothing that changes in between is missed;
     // batches wait in the chain until the sync below is done (a no-op if already applied).
     let release!: () => void
     const synced = new Promise<void>((resolve) => { release = resolve })
-    this.#chain = this.#chain.then(() => synced)
+    const earlier = this.#chain
+    this.#chain = earlier.then(() => synced)
     client.on('update', (entries: UpdateEntry[]) => {
       this.#chain = this.#chain.then(() => this.#applyBatch(client, entries))
     })
     try {
       await client.subscribe(this.mirror.patterns, this.instanceId)
+      // The lost connection's batches still queued are done (or dropped, see #applyBatch) before
+      // the sync reads anything: one applied after the sync looked (a rename's move needs no
+      // network) left a file the server no longer had (issue 14's soak).
+      await earlier
       await this.#fullSync(client, initial)
     } catch (err) {
+      const lostWith = client.conn.closeError
       client.close()
+      if (this.#client === client) this.#client = null
+      if (lostWith && !this.#stopped) this.emit('disconnected', lostWith)
       throw err
     } finally {
       release()
     }
     void lost.then(() => {
       if (this.#client === client) this.#client = null
+      this.#lastLoss = client.conn.closeError?.message
       if (!this.#stopped) this.emit('disconnected', client.conn.closeError)
       this.#wake?.()
     })
+    return true
   }
 
   /**
@@ -183,25 +191,14 @@ export class LiveMirror extends EventEmitter<LiveMirrorEvents> {
       if (this.#client && !this.#stopped) await new Promise<void>((resolve) => { this.#wake = resolve })
       this.#wake = null
       if (this.#stopped) return
-      for (let attempt = 1; !this.#stopped; attempt++) {
-        const delayMs = reconnectDelay(attempt, this.#random)
-        this.emit('reconnecting', { attempt, delayMs })
-        await new Promise<void>((resolve) => {
-          const cancel = this.#clock.after(delayMs, resolve)
-          this.#wake = () => { cancel(); resolve() }
-        })
-        this.#wake = null
-        if (this.#stopped) return
-        try {
-          await this.#connectAndSync(false)
-          break
-        } catch (err) {
-          if (isFatal(err)) {
-            this.#stopped = true
-            this.emit('fatal', err as AssetSyncError)
-            return
-          }
-        }
+      try {
+        const back = await this.#retry.run(() => this.#connectAndSync(false), (e) => this.emit('reconnecting', e), { reason: this.#lastLoss })
+        if (!back) return
+      } catch (err) {
+        // After the first sync only a fatal failure gets here (wrong token, key or version).
+        this.#stopped = true
+        this.emit('fatal', err instanceof AssetSyncError ? err : new AssetSyncError('ERR_INTERNAL', String(err), { cause: err }))
+        return
       }
     }
   }
@@ -212,6 +209,8 @@ export class LiveMirror extends EventEmitter<LiveMirrorEvents> {
    * batch is made again and fully resynced first, so the hook never runs on a partial mirror.
    */
   async #applyBatch(client: AssetClient, entries: UpdateEntry[]): Promise<void> {
+    // A batch of a lost connection is the resync's to apply, whole and in order with the rest.
+    if (client.conn.closed) return
     if (this.mirror.rootMoved()) {
       try {
         await this.#fullSync(client, false)

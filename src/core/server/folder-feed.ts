@@ -12,12 +12,14 @@
  * it is watched, indexed again, and the difference to what subscribers had is delivered as one
  * batch — or the feed gives up: the source fails every call and the server is told (`sink.fail`).
  */
+import { relative, sep } from 'node:path'
 import { AssetSyncError } from '../../errors.js'
 import { ROOT_CHECK_MS, ROOT_GONE_MS, SETTLE_MS } from '../../limits.js'
 import { type Clock, systemClock } from '../../protocol/clock.js'
 import type { FileMeta } from '../../protocol/messages.js'
 import type { SkippedPath } from '../fs/disk-names.js'
 import { type FileStamp, sameStamp } from '../fs/stamp.js'
+import { walkFiles } from '../fs/walk.js'
 import { type Heard, diffBatch } from './batch-diff.js'
 import type { ChangeFeed, FeedSink } from './feed.js'
 import type { FolderSource } from './folder-source.js'
@@ -91,12 +93,16 @@ export class FolderFeed implements ChangeFeed {
   async start(sink: FeedSink): Promise<void> {
     this.#sink = sink
     const source = this.#source
-    if (source.complete) this.#list()
+    const indexedFirst = source.complete
+    if (indexedFirst) this.#list()
     else {
       this.#chain = source.whenIndexed().then(() => this.#list()).catch((err: unknown) => this.#sink?.error(err))
     }
     source.on('changed', this.#onChanged)
     await this.#startWatcher()
+    // Indexed before the watch: what was saved in between raised no event we heard. Indexed after
+    // it (the background index), every later change is listed as it is or raises an event.
+    if (indexedFirst) await this.#catchUp()
     this.#cancelRootCheck = this.#clock.every(ROOT_CHECK_MS, () => this.#checkRoot(false))
   }
 
@@ -116,6 +122,26 @@ export class FolderFeed implements ChangeFeed {
     watcher.on('root', () => this.#checkRoot(true))
     this.#watcher = watcher
     await watcher.start()
+  }
+
+  /**
+   * For a source indexed before start(): what was saved between the scan and the watch raised
+   * events nobody heard, and the index still has the old hash (a server restarted while files
+   * were being saved served stale entries for good: issue 14's soak). Every path is looked at once more now that the watch is on; only what
+   * really changed goes out, as one batch, before start() resolves (so a later move is still one
+   * rename, not split across this batch and the watcher's).
+   */
+  async #catchUp(): Promise<void> {
+    const source = this.#source
+    const paths = new Set(source.paths())
+    const disk = new Map<string, string>()
+    for await (const f of walkFiles(source.root, source.ignored)) {
+      paths.add(f.wire)
+      const rel = relative(source.root, f.full).split(sep).join('/')
+      if (rel !== f.wire) disk.set(f.wire, rel) // stored under another name (NFD)
+    }
+    this.#enqueue([...paths], disk)
+    await this.#chain
   }
 
   async #stopWatcher(): Promise<void> {
