@@ -7,7 +7,7 @@ import { AssetSyncError, ProtocolError } from '../errors.js'
 import { CREDIT_UPDATE_BYTES, FLOW_WINDOW_BYTES, PRIORITY_CREDIT_STEP_BYTES, REQUEST_TIMEOUT_MS } from '../limits.js'
 import { FrameChannel, type ConnectionOptions } from './frame-channel.js'
 import {
-  COMPAT_VERSION, FEATURES_SINCE_VERSION, isReply, type AuthMsg, type AuthOkMsg, type ClientMessage, type Message,
+  COMPAT_VERSION, FEATURES_SINCE_VERSION, flowBytes, isReply, type AuthMsg, type AuthOkMsg, type ClientMessage, type Message,
   type ReplyMessage, type RequestPriority, type ServerMessage,
 } from './messages.js'
 import { type Agreement, describeVersions, singleVersion } from './negotiation.js'
@@ -227,9 +227,10 @@ export class ClientConnection extends FrameChannel {
       if (msg.type !== 'auth-ok') this.deliver(msg)
       return
     }
-    const chunkBytes = msg.type === 'chunk' ? msg.data.byteLength : 0
+    // CHUNK data and the files of a BATCH_DATA frame count against the window alike.
+    const chunkBytes = flowBytes(msg)
     if (chunkBytes > this.#recvWindow) {
-      this.fail(new ProtocolError(`server sent ${chunkBytes} CHUNK bytes with ${this.#recvWindow} left in the flow-control window`))
+      this.fail(new ProtocolError(`server sent ${chunkBytes} file bytes (${msg.type}) with ${this.#recvWindow} left in the flow-control window`))
       return
     }
     this.#recvWindow -= chunkBytes

@@ -49,6 +49,9 @@ export const MSG = {
   'priority-request': 0x20,
   reprioritize: 0x21,
   report: 0x24,
+  // client -> server, optional (FEATURES['manifest-digest'], FEATURES['batch-request']; docs/protocol.md §4.8)
+  'manifest-digest': 0x30,
+  batch: 0x34,
   status: 0x38,
   // server -> client
   'auth-ok': 0x41,
@@ -58,7 +61,9 @@ export const MSG = {
   'manifest-reply': 0x45,
   error: 0x46,
   'subscribe-ack': 0x47,
-  // server -> client, optional (FEATURES.status)
+  // server -> client, optional (FEATURES['manifest-digest'], FEATURES['batch-request'], FEATURES.status)
+  'manifest-digest-reply': 0x70,
+  'batch-data': 0x74,
   'status-reply': 0x78,
   // both
   ping: 0x7f,
@@ -109,8 +114,8 @@ export const FEATURES = {
   report: { bit: 1, implemented: true, frames: block(1), about: 'client → server reload/hook report' },
   chunks: { bit: 2, implemented: false, frames: block(2), about: 'content-defined chunk lists and chunk fetch' },
   zstd: { bit: 3, implemented: false, frames: block(3), about: 'zstd-compressed chunks' },
-  'manifest-digest': { bit: 4, implemented: false, frames: block(4), about: 'a digest of the manifest, to skip an unchanged listing' },
-  'batch-request': { bit: 5, implemented: false, frames: block(5), about: 'many files per request' },
+  'manifest-digest': { bit: 4, implemented: true, frames: block(4), about: 'a digest of the manifest, to skip an unchanged listing' },
+  'batch-request': { bit: 5, implemented: true, frames: block(5), about: 'many files per request' },
   status: { bit: 6, implemented: true, frames: block(6), about: 'status query over the protocol' },
 } as const satisfies Record<string, FeatureSpec>
 
@@ -167,6 +172,15 @@ export function skipsFrame(code: number, sender: Sender, features: number): bool
   if (owner === null || ((features >>> FEATURES[owner].bit) & 1) === 0) return true
   return !KNOWN_CODES.has(code)
 }
+
+/**
+ * The answer to one path of a BATCH (feature `batch-request`): RESPONSE's statuses, plus `alone`:
+ * the server will not send this file in a batch (it is larger than BATCH_FILE_BYTES now, or it
+ * could not be read at once); the client asks for it with a REQUEST, which has the full error
+ * path (ERR_CHANGED, retries).
+ */
+export const BATCH_STATUS = { file: 0, 'up-to-date': 1, 'not-found': 2, refused: 3, alone: 4 } as const
+export type BatchStatus = keyof typeof BATCH_STATUS
 
 /** RESPONSE status byte. */
 export const STATUS = { file: 0, 'up-to-date': 1, 'not-found': 2, refused: 3 } as const
@@ -243,6 +257,18 @@ export interface CreditMsg { type: 'credit'; bytes: number }
 export interface ReportMsg { type: 'report'; ok: boolean; ms: number; paths: string[]; error: string | null }
 /** Feature `status`: asks for the server's StatusJson; answered by STATUS_REPLY (or ERROR). */
 export interface StatusMsg { type: 'status'; id: number }
+/**
+ * Feature `manifest-digest`: is the listing of `patterns` still the one whose digest is `digest`
+ * (manifestDigest of the entries, core/fs/manifest-object.ts)? Answered by MANIFEST_DIGEST_REPLY.
+ */
+export interface ManifestDigestMsg { type: 'manifest-digest'; id: number; patterns: string[]; digest: Uint8Array }
+/** One path of a BATCH, with the client's current hash of it (if any), as in REQUEST. */
+export interface BatchItem { path: string; haveHash: Uint8Array | null }
+/**
+ * Feature `batch-request`: many small files in one request. Answered by BATCH_DATA frames, one
+ * answer per item in this order (at most BATCH_MAX_FILES items).
+ */
+export interface BatchMsg { type: 'batch'; id: number; items: BatchItem[] }
 
 // --- server -> client --------------------------------------------------------------------
 /**
@@ -265,12 +291,27 @@ export interface SubscribeAckMsg { type: 'subscribe-ack'; id: number }
  * STATUS_MAX_JSON_BYTES; read it with parseStatusJson, never trust its shape).
  */
 export interface StatusReplyMsg { type: 'status-reply'; id: number; json: string }
+/**
+ * Feature `manifest-digest`: `unchanged` when the listing of the asked patterns has the asked
+ * digest; `digest` is the server's digest of that listing either way.
+ */
+export interface ManifestDigestReplyMsg { type: 'manifest-digest-reply'; id: number; unchanged: boolean; digest: Uint8Array }
+/** The answer to one item of a BATCH: a whole file (meta and content), or a status with a reason. */
+export type BatchAnswer =
+  | ({ status: 'file'; data: Uint8Array } & FileMeta)
+  | { status: Exclude<BatchStatus, 'file'>; reason: string }
+/**
+ * Feature `batch-request`: the next answers of batch `id`, in the order of its items; `final` on
+ * the frame with the last one. File content counts against flow control as CHUNK data does.
+ */
+export interface BatchDataMsg { type: 'batch-data'; id: number; final: boolean; answers: BatchAnswer[] }
 
 // --- both --------------------------------------------------------------------------------
 export interface PingMsg { type: 'ping' }
 
 export type ClientMessage =
   | AuthMsg | RequestMsg | CancelMsg | SubscribeMsg | ManifestMsg | CreditMsg | PriorityRequestMsg | ReprioritizeMsg | ReportMsg | StatusMsg
+  | ManifestDigestMsg | BatchMsg
   | PingMsg
 export type ServerMessage =
   | AuthOkMsg
@@ -281,15 +322,19 @@ export type ServerMessage =
   | ErrorMsg
   | SubscribeAckMsg
   | StatusReplyMsg
+  | ManifestDigestReplyMsg
+  | BatchDataMsg
   | PingMsg
 export type Message = ClientMessage | ServerMessage
 export type MessageType = Message['type']
 
 const CLIENT_TYPES: ReadonlySet<MessageType> = new Set([
-  'auth', 'request', 'cancel', 'subscribe', 'manifest', 'credit', 'priority-request', 'reprioritize', 'report', 'status', 'ping',
+  'auth', 'request', 'cancel', 'subscribe', 'manifest', 'credit', 'priority-request', 'reprioritize', 'report', 'status',
+  'manifest-digest', 'batch', 'ping',
 ])
 const SERVER_TYPES: ReadonlySet<MessageType> = new Set([
-  'auth-ok', 'response', 'chunk', 'update', 'manifest-reply', 'error', 'subscribe-ack', 'status-reply', 'ping',
+  'auth-ok', 'response', 'chunk', 'update', 'manifest-reply', 'error', 'subscribe-ack', 'status-reply',
+  'manifest-digest-reply', 'batch-data', 'ping',
 ])
 
 export function allowedFrom(sender: Sender, type: MessageType): boolean {
@@ -297,13 +342,25 @@ export function allowedFrom(sender: Sender, type: MessageType): boolean {
 }
 
 /** Server replies that answer a request id. */
-export type ReplyMessage = ResponseMsg | ChunkMsg | ManifestReplyMsg | ErrorMsg | SubscribeAckMsg | StatusReplyMsg
+export type ReplyMessage =
+  | ResponseMsg | ChunkMsg | ManifestReplyMsg | ErrorMsg | SubscribeAckMsg | StatusReplyMsg | ManifestDigestReplyMsg | BatchDataMsg
 
 /**
  * The server frame types the client routes to a pending request by `id` (an optional reply
  * frame joins this set and ReplyMessage). Every other server frame but AUTH_OK is a 'message'.
  */
-export const REPLY_TYPES: ReadonlySet<ServerMessage['type']> = new Set(['response', 'chunk', 'manifest-reply', 'error', 'subscribe-ack', 'status-reply'])
+export const REPLY_TYPES: ReadonlySet<ServerMessage['type']> = new Set([
+  'response', 'chunk', 'manifest-reply', 'error', 'subscribe-ack', 'status-reply', 'manifest-digest-reply', 'batch-data',
+])
+
+/** File content bytes a frame carries that count against flow control (CHUNK data, BATCH_DATA files). */
+export function flowBytes(msg: ServerMessage): number {
+  if (msg.type === 'chunk') return msg.data.byteLength
+  if (msg.type !== 'batch-data') return 0
+  let n = 0
+  for (const a of msg.answers) if (a.status === 'file') n += a.data.byteLength
+  return n
+}
 
 export function isReply(msg: ServerMessage): msg is ReplyMessage {
   return REPLY_TYPES.has(msg.type)

@@ -6,7 +6,7 @@ import { createHash, timingSafeEqual } from 'node:crypto'
 import { AssetSyncError, ProtocolError } from '../errors.js'
 import { FLOW_WINDOW_BYTES } from '../limits.js'
 import { FrameChannel } from './frame-channel.js'
-import type { ChunkMsg, Message } from './messages.js'
+import { type ChunkMsg, type Message, type ServerMessage, flowBytes } from './messages.js'
 import { type Agreement, describeVersions, negotiate, offerOfAuth } from './negotiation.js'
 
 function tokenDigest(token: string): Buffer {
@@ -24,16 +24,17 @@ export class ServerConnection extends FrameChannel {
   #sendCredit = FLOW_WINDOW_BYTES
 
   /**
-   * Queues one frame (see FrameChannel.send). A CHUNK spends flow-control credit; sending one
+   * Queues one frame (see FrameChannel.send). A CHUNK (or BATCH_DATA) spends flow-control credit; sending one
    * beyond the credit is a bug (RangeError): wait with `credited()` or use `sendChunk()`.
    */
   override send(msg: Message): boolean {
     if (this.closed) return false
-    if (msg.type === 'chunk') {
-      if (msg.data.byteLength > this.#sendCredit) {
-        throw new RangeError(`CHUNK of ${msg.data.byteLength} bytes exceeds the flow-control credit of ${this.#sendCredit}`)
+    if (msg.type === 'chunk' || msg.type === 'batch-data') {
+      const bytes = flowBytes(msg as ServerMessage)
+      if (bytes > this.#sendCredit) {
+        throw new RangeError(`${msg.type} of ${bytes} file bytes exceeds the flow-control credit of ${this.#sendCredit}`)
       }
-      this.#sendCredit -= msg.data.byteLength
+      this.#sendCredit -= bytes
     }
     return super.send(msg)
   }

@@ -12,7 +12,9 @@ import { CLIENT_PARALLEL_CHECKS, CLIENT_PARALLEL_TRANSFERS } from '../../limits.
 import type { FileMeta, ManifestEntry } from '../../protocol/messages.js'
 import { isTempName } from '../fs/atomic-write.js'
 import type { AssetClient } from './client.js'
+import { type BatchTarget, type FetchJob, batchable, fetchInBatches } from './batch-fetch.js'
 import { fileSink } from './temp-file-sink.js'
+import { writeWholeSync } from '../fs/atomic-file.js'
 import { HashCache, cacheFileFor } from '../fs/hash-cache.js'
 import { equalHash, hashFile } from '../fs/hash.js'
 import { ignoreMatcher, patternMatcher } from '../fs/ignore.js'
@@ -150,24 +152,38 @@ export class Mirror {
    * already current.
    */
   async stage(client: AssetClient, wire: string, haveHash: Buffer | null): Promise<StagedFile | null> {
+    const final = await this.#target(wire)
+    const r = await client.download(wire, fileSink(final, { stage: true }), haveHash)
+    if (r.status === 'up-to-date') return null
+    return { wire, temp: r.result.tempPath, final, hash: Buffer.from(r.meta.hash), bytes: r.bytes }
+  }
+
+  /** Where `wire` goes: its local path, with the parent folders made and checked. */
+  async #target(wire: string): Promise<string> {
     const root = (await this.root()) as string
     // Outside a sync (a watch batch) the set lives for this one file: an existing parent folder
     // is then resolved once, with no mkdir and no second check.
     const checked = this.#dirsOk ?? new Set<string>()
-    let final = await resolveForWrite(root, wire, checked)
+    const final = await resolveForWrite(root, wire, checked)
     const dir = dirname(final)
-    if (!checked.has(dir)) {
-      try {
-        await mkdir(dir, { recursive: true })
-      } catch (err) {
-        throw writeError(wire, err)
-      }
-      // Re-check after creating folders: a planted symlink must not have redirected them.
-      final = await resolveForWrite(root, wire, checked)
+    if (checked.has(dir)) return final
+    try {
+      await mkdir(dir, { recursive: true })
+    } catch (err) {
+      throw writeError(wire, err)
     }
-    const r = await client.download(wire, fileSink(final, { stage: true }), haveHash)
-    if (r.status === 'up-to-date') return null
-    return { wire, temp: r.result.tempPath, final, hash: Buffer.from(r.meta.hash), bytes: r.bytes }
+    // Re-check after creating folders: a planted symlink must not have redirected them.
+    return resolveForWrite(root, wire, checked)
+  }
+
+  /** Batched files (feature batch-request) are written whole, synchronously, and remembered. */
+  readonly #batchTarget: BatchTarget = {
+    prepare: (wire) => this.#target(wire),
+    write: (wire, target, meta, data) => {
+      writeWholeSync(target, meta, data, true, wire)
+      const st = localFile(target)
+      if (st) this.#cache?.set(wire, st, Buffer.from(meta.hash))
+    },
   }
 
   /**
@@ -328,8 +344,7 @@ export class Mirror {
     // Up to date: reported at once, in manifest order, with no transfer slot and no promise.
     const toFetch: number[] = []
     wanted.forEach((e, i) => { if (equalHash(haves[i], e.hash)) report(e.path, 'up-to-date', 0); else toFetch.push(i) })
-    // Fetching is not stat-bound: fewer at once.
-    await mapLimit(toFetch, this.#opts.parallel ?? CLIENT_PARALLEL_TRANSFERS, async (i) => {
+    const fetchOne = async (i: number): Promise<void> => {
       const e = wanted[i] as ManifestEntry
       const have = haves[i] ?? null
       let action: FileAction = 'downloaded'
@@ -346,7 +361,34 @@ export class Mirror {
         }
       }
       report(e.path, action, bytes)
-    })
+    }
+    // Fetching is not stat-bound: fewer at once.
+    const parallel = this.#opts.parallel ?? CLIENT_PARALLEL_TRANSFERS
+    if (opts.dryRun || !client.batches) {
+      await mapLimit(toFetch, parallel, fetchOne)
+    } else {
+      // Small files in batches (feature batch-request), the others one by one meanwhile; what a
+      // batch leaves (answered `alone`) is fetched one by one after.
+      const jobs = new Map<string, number>()
+      const small: FetchJob[] = []
+      const large: number[] = []
+      for (const i of toFetch) {
+        const e = wanted[i] as ManifestEntry
+        const job: FetchJob = { path: e.path, size: e.size, have: haves[i] ?? null }
+        if (batchable(job)) {
+          small.push(job)
+          jobs.set(e.path, i)
+        } else large.push(i)
+      }
+      const [left] = await Promise.all([
+        fetchInBatches(client, small, this.#batchTarget, (path, o) => {
+          if (o.action === 'vanished') vanished.add(path)
+          report(path, o.action, o.bytes)
+        }),
+        mapLimit(large, parallel, fetchOne),
+      ])
+      await mapLimit(left.map((j) => jobs.get(j.path) as number), parallel, fetchOne)
+    }
     if (opts.prune) {
       const keep = new Set(wanted.filter((e) => !vanished.has(e.path)).map((e) => e.path))
       for (const p of await this.localPaths()) {

@@ -13,13 +13,15 @@ import { EventEmitter } from 'node:events'
 import { AssetSyncError, ProtocolError } from '../../errors.js'
 import { BACKGROUND_WINDOW_BYTES, CHUNK_SIZE, FLOW_WINDOW_BYTES, MAX_INFLIGHT_PER_CLIENT, SENT_MEMORY_PER_CLIENT, SERVER_READ_BYTES, STATUS_MAX_JSON_BYTES } from '../../limits.js'
 import {
-  PRIORITY, type ClientMessage, type ManifestMsg, type PriorityRequestMsg, type ReportMsg, type RequestMsg, type RequestPriority,
+  PRIORITY, type ClientMessage, type ManifestDigestMsg, type ManifestMsg, type PriorityRequestMsg, type ReportMsg, type RequestMsg, type RequestPriority,
   type ServerMessage,
 } from '../../protocol/messages.js'
 import { equalHash } from '../fs/hash.js'
 import { type PathMatcher, patternMatcher } from '../fs/ignore.js'
 import type { BufferPool } from '../fs/pool.js'
 import { checkWirePath, printable } from '../fs/paths.js'
+import { BatchServer } from './batch-serving.js'
+import { listingDigest } from './listing-digest.js'
 import type { AssetSource, SourceReader } from './source.js'
 
 /**
@@ -98,6 +100,8 @@ export class ClientSession extends EventEmitter {
    * exactly so, protocol 2 included) and have the source re-check the file first (issue 11).
    */
   readonly #sent = new Map<string, Uint8Array>()
+  /** Feature `batch-request`: BATCHes of small files, answered back to back (batch-serving.ts). */
+  readonly #batches: BatchServer
   /** A STATUS_REPLY is still queued (not drained): the next STATUS waits for it. */
   #statusBusy = false
   /** Handles SUBSCRIBE (the server owns the registry). */
@@ -113,15 +117,45 @@ export class ClientSession extends EventEmitter {
     this.#source = source
     this.#buffers = buffers
     this.#metrics = metrics
+    this.#batches = new BatchServer({
+      source, conn,
+      answered: (outcome, path, reason) => {
+        if (outcome === 'refused') this.emit('refused', { path: printable(path), reason })
+        metrics.request(outcome)
+      },
+      sent: (path, hash, ms) => {
+        this.#remember(path, hash)
+        metrics.transferDone(ms)
+      },
+      distrust: (path, haveHash) => {
+        const sent = this.#sent.get(path)
+        return sent && !equalHash(haveHash, sent) ? sent : undefined
+      },
+      fail: (id, err) => this.#fail(id, err, 'batch'),
+    })
     conn.on('message', (msg: ClientMessage) => this.#onMessage(msg))
     conn.once('close', () => this.#closeAll())
   }
 
   #onMessage(msg: ClientMessage): void {
     switch (msg.type) {
+      case 'batch':
+        if (this.#pending + this.#transfers.size + this.#batches.open >= MAX_INFLIGHT_PER_CLIENT) {
+          this.#fail(msg.id, new AssetSyncError('ERR_LIMIT', `more than ${MAX_INFLIGHT_PER_CLIENT} requests in flight`))
+          return
+        }
+        try {
+          this.#batches.accept(msg)
+        } catch (err) {
+          this.#fail(msg.id, err, msg.type)
+        }
+        return
+      case 'manifest-digest':
+        void this.#onManifestDigest(msg).catch((err: unknown) => this.#fail(msg.id, err, msg.type))
+        return
       case 'request':
       case 'priority-request': {
-        if (this.#pending + this.#transfers.size >= MAX_INFLIGHT_PER_CLIENT) {
+        if (this.#pending + this.#transfers.size + this.#batches.open >= MAX_INFLIGHT_PER_CLIENT) {
           this.#metrics.request('error')
           this.#fail(msg.id, new AssetSyncError('ERR_LIMIT', `more than ${MAX_INFLIGHT_PER_CLIENT} requests in flight`))
           return
@@ -146,6 +180,7 @@ export class ClientSession extends EventEmitter {
       case 'cancel': {
         const t = this.#transfers.get(msg.id)
         if (t) this.#finish(t)
+        else this.#batches.cancel(msg.id)
         return
       }
       case 'subscribe':
@@ -270,15 +305,27 @@ export class ClientSession extends EventEmitter {
     void this.#pump()
   }
 
-  async #onManifest(msg: ManifestMsg): Promise<void> {
-    const key = msg.patterns.join('\0')
+  /** The compiled matcher of a pattern list, kept for the next page (or digest) of the same list. */
+  #matcher(patterns: string[]): PathMatcher {
+    const key = patterns.join('\0')
     let match = this.#matchers.get(key)
     if (!match) {
-      match = patternMatcher(msg.patterns)
+      match = patternMatcher(patterns)
       if (this.#matchers.size > 16) this.#matchers.clear()
       this.#matchers.set(key, match)
     }
-    const page = await this.#source.page(match, msg.after)
+    return match
+  }
+
+  /** Feature `manifest-digest`: is the client's saved listing of these patterns still current? */
+  async #onManifestDigest(msg: ManifestDigestMsg): Promise<void> {
+    const digest = await listingDigest(this.#source, this.#matcher(msg.patterns), msg.patterns.join('\0'))
+    if (this.conn.closed) return
+    this.conn.send({ type: 'manifest-digest-reply', id: msg.id, unchanged: equalHash(digest, msg.digest), digest })
+  }
+
+  async #onManifest(msg: ManifestMsg): Promise<void> {
+    const page = await this.#source.page(this.#matcher(msg.patterns), msg.after)
     if (this.conn.closed) return
     this.conn.send({ type: 'manifest-reply', id: msg.id, done: page.done, entries: page.entries })
   }
@@ -388,6 +435,7 @@ export class ClientSession extends EventEmitter {
 
   #closeAll(): void {
     for (const t of [...this.#transfers.values()]) this.#finish(t)
+    this.#batches.close()
     this.#lanes = Array.from({ length: LANES }, () => [])
     this.#nudge?.()
   }
