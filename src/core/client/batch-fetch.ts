@@ -20,12 +20,20 @@ export interface FetchJob { path: string; size: number; have: Buffer | null }
 export type BatchOutcome = { action: 'downloaded'; bytes: number } | { action: 'up-to-date' | 'vanished'; bytes: 0 }
 
 /** Where batched files go (the mirror). */
-export interface BatchTarget {
-  /** The local path of `wire`, its folders made and checked; called before its batch is sent. */
-  prepare(wire: string): Promise<string>
-  /** Writes a verified file whole at `target` (synchronously: it runs inside the frame's delivery). */
-  write(wire: string, target: string, meta: FileMeta, data: Uint8Array): void
+export interface BatchTarget<P> {
+  /**
+   * Makes ready for `wire` (its folders made and checked, its temp file created) before its batch
+   * is sent: this waits on the disk, and overlaps the batch before it on the wire.
+   */
+  prepare(wire: string): Promise<P>
+  /** Writes a verified file whole into what `prepare` made (synchronously: it runs inside the frame's delivery). */
+  write(wire: string, prepared: P, meta: FileMeta, data: Uint8Array): void
+  /** Drops what `prepare` made for a file that will not be written here (synchronous, never throws). */
+  drop(prepared: P): void
 }
+
+/** Prepares at once per batch (thread-pool work: creates wait on the disk, several overlap). */
+const PREPARE_PARALLEL = 8
 
 /** Whether `job` may travel in a batch: small by the manifest (the server answers `alone` if it grew). */
 export const batchable = (job: FetchJob): boolean => job.size <= BATCH_FILE_BYTES
@@ -48,27 +56,34 @@ function groups(jobs: FetchJob[]): FetchJob[][] {
  * (answered `alone`: grown past BATCH_FILE_BYTES, changing, or failed their hash). A path the
  * server refuses is ERR_PATH_REFUSED, as for a download.
  */
-export async function fetchInBatches(
-  client: AssetClient, jobs: FetchJob[], target: BatchTarget, done: (path: string, outcome: BatchOutcome) => void,
+export async function fetchInBatches<P>(
+  client: AssetClient, jobs: FetchJob[], target: BatchTarget<P>, done: (path: string, outcome: BatchOutcome) => void,
 ): Promise<FetchJob[]> {
   const alone: FetchJob[] = []
   await mapLimit(groups(jobs), CLIENT_BATCHES_IN_FLIGHT, async (group) => {
-    const targets: string[] = []
-    for (const j of group) targets.push(await target.prepare(j.path))
-    const items: BatchItem[] = group.map((j) => ({ path: j.path, haveHash: j.have }))
-    await client.batch(items, (i, r) => {
-      const job = group[i] as FetchJob
-      switch (r.status) {
-        case 'file':
-          target.write(job.path, targets[i] as string, r.meta, r.data)
-          done(job.path, { action: 'downloaded', bytes: r.data.byteLength })
-          return
-        case 'up-to-date': done(job.path, { action: 'up-to-date', bytes: 0 }); return
-        case 'not-found': done(job.path, { action: 'vanished', bytes: 0 }); return
-        case 'alone': alone.push(job); return
-        case 'refused': throw new AssetSyncError('ERR_PATH_REFUSED', `${client.server} refused ${printable(job.path)}: ${r.reason}`)
-      }
-    })
+    const prepared: (P | undefined)[] = new Array(group.length)
+    try {
+      await mapLimit(group, PREPARE_PARALLEL, async (j, i) => { prepared[i] = await target.prepare(j.path) })
+      const items: BatchItem[] = group.map((j) => ({ path: j.path, haveHash: j.have }))
+      await client.batch(items, (i, r) => {
+        const job = group[i] as FetchJob
+        const p = prepared[i] as P
+        prepared[i] = undefined // written or dropped here, whatever happens
+        if (r.status !== 'file') target.drop(p)
+        switch (r.status) {
+          case 'file':
+            target.write(job.path, p, r.meta, r.data)
+            done(job.path, { action: 'downloaded', bytes: r.data.byteLength })
+            return
+          case 'up-to-date': done(job.path, { action: 'up-to-date', bytes: 0 }); return
+          case 'not-found': done(job.path, { action: 'vanished', bytes: 0 }); return
+          case 'alone': alone.push(job); return
+          case 'refused': throw new AssetSyncError('ERR_PATH_REFUSED', `${client.server} refused ${printable(job.path)}: ${r.reason}`)
+        }
+      })
+    } finally {
+      for (const p of prepared) if (p !== undefined) target.drop(p)
+    }
   })
   return alone
 }

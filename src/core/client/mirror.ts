@@ -15,7 +15,7 @@ import type { AssetClient } from './client.js'
 import { type BatchTarget, type FetchJob, batchable, fetchInBatches } from './batch-fetch.js'
 import { type Listing, listingFileFor, loadListing, saveListing } from './saved-listing.js'
 import { fileSink } from './temp-file-sink.js'
-import { writeWholeSync } from '../fs/atomic-file.js'
+import { type TempFd, createTempFd, dropTempSync, finishWholeSync } from '../fs/atomic-file.js'
 import { HashCache, cacheFileFor } from '../fs/hash-cache.js'
 import { equalHash, hashFile } from '../fs/hash.js'
 import { ignoreMatcher, patternMatcher } from '../fs/ignore.js'
@@ -191,14 +191,21 @@ export class Mirror {
     return resolveForWrite(root, wire, checked)
   }
 
-  /** Batched files (feature batch-request) are written whole, synchronously, and remembered. */
-  readonly #batchTarget: BatchTarget = {
-    prepare: (wire) => this.#target(wire),
-    write: (wire, target, meta, data) => {
-      writeWholeSync(target, meta, data, true, wire)
-      const st = localFile(target)
+  /**
+   * Batched files (feature batch-request): the temp file is made while the batch before is on the
+   * wire; the verified content is written whole, synchronously, and remembered.
+   */
+  readonly #batchTarget: BatchTarget<{ final: string; temp: TempFd }> = {
+    prepare: async (wire) => {
+      const final = await this.#target(wire)
+      return { final, temp: await createTempFd(final) }
+    },
+    write: (wire, { final, temp }, meta, data) => {
+      finishWholeSync(temp, final, meta, data, true, wire)
+      const st = localFile(final)
       if (st) this.#cache?.set(wire, st, Buffer.from(meta.hash))
     },
+    drop: ({ temp }) => dropTempSync(temp),
   }
 
   /**
