@@ -14,6 +14,14 @@ export const EXIT = {
   INTEGRITY: 6,
   /** `run`: an uncaught Lua error in the main chunk, an `update` or a callback. */
   SCRIPT: 7,
+  /**
+   * Stopped by SIGINT (Ctrl-C) or SIGTERM before the work was done (pull, get), after removing the
+   * process's temp files: 128 + the signal's number, what a shell reports for a process that signal
+   * ended, so scripts and CI that already treat those as "interrupted" keep doing so. (serve, watch
+   * and run stop on these signals as their normal end: exit 0.)
+   */
+  INTERRUPTED: 130,
+  TERMINATED: 143,
 } as const
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT]
 
@@ -34,6 +42,8 @@ export const ERROR_EXIT = {
   ERR_WRITE: EXIT.INTEGRITY,
   ERR_CHANGED: EXIT.INTEGRITY,
   ERR_SCRIPT: EXIT.SCRIPT,
+  ERR_INTERRUPTED: EXIT.INTERRUPTED,
+  ERR_TERMINATED: EXIT.TERMINATED,
   ERR_INTERNAL: EXIT.UNEXPECTED,
 } as const
 export type ErrorCode = keyof typeof ERROR_EXIT
@@ -78,7 +88,7 @@ export class ProtocolError extends AssetSyncError {
  * |-------------|-------------------------------------------------------------|---------|
  * | `retry`     | ERR_CHANGED, ERR_INTEGRITY                                  | the same request again, on the same connection: the file changed on the server mid-transfer, or the bytes did not match their hash (a download retries these up to DOWNLOAD_ATTEMPTS) |
  * | `reconnect` | ERR_CONNECTION_LOST, ERR_TIMEOUT, ERR_CONNECT               | the connection is gone, or never came up: a new one may work (pull resumes; watch reconnects with backoff; a first connect still fails at once) |
- * | `fatal`     | ERR_AUTH, ERR_KEY_MISMATCH, ERR_VERSION, ERR_USAGE          | no repetition can help: wrong token, another server key, another protocol, bad input. Stop |
+ * | `fatal`     | ERR_AUTH, ERR_KEY_MISMATCH, ERR_VERSION, ERR_USAGE, ERR_INTERRUPTED, ERR_TERMINATED | no repetition can help: wrong token, another server key, another protocol, bad input, or the user stopped it (SIGINT, SIGTERM). Stop |
  * | `final`     | ERR_NOT_FOUND, ERR_PATH_REFUSED, ERR_WRITE, ERR_LIMIT, ERR_PROTOCOL, ERR_SCRIPT, ERR_INTERNAL, anything not an AssetSyncError | this operation failed for good; other work goes on, and a long-lived mirror may try again later (watch reconnects after them, since they are not fatal) |
  */
 export type Recovery = 'retry' | 'reconnect' | 'fatal' | 'final'
@@ -100,6 +110,8 @@ export const ERROR_RECOVERY = {
   ERR_WRITE: 'final',
   ERR_CHANGED: 'retry',
   ERR_SCRIPT: 'final',
+  ERR_INTERRUPTED: 'fatal',
+  ERR_TERMINATED: 'fatal',
   ERR_INTERNAL: 'final',
 } as const satisfies Record<ErrorCode, Recovery>
 
@@ -144,4 +156,9 @@ export function writeError(what: string, err: unknown): AssetSyncError {
   const e = err as NodeJS.ErrnoException
   const reason = e?.code === 'ENOSPC' ? 'no space left on device' : e?.code ?? String(err)
   return new AssetSyncError('ERR_WRITE', `cannot write ${what}: ${reason}`, { cause: err })
+}
+
+/** The error of work stopped by a signal: ERR_INTERRUPTED (SIGINT, exit 130) or ERR_TERMINATED (SIGTERM, 143). */
+export function interruptedBy(signal: NodeJS.Signals): AssetSyncError {
+  return new AssetSyncError(signal === 'SIGTERM' ? 'ERR_TERMINATED' : 'ERR_INTERRUPTED', `interrupted by ${signal}; temp files removed`)
 }

@@ -281,6 +281,20 @@ export const ROOT_GONE_MS = 5000
  * hash: the server re-hashes the file before it answers (docs/protocol.md §4.5).
  */
 export const SENT_MEMORY_PER_CLIENT = 256
+// --- client correctness (issue 11) and the write path (issue 12) -------------------------------
+/**
+ * Folders a mirror's write session keeps open while no transfer uses them (Linux: each held by a
+ * descriptor that creates and renames go through, see src/core/fs/write-root.ts); the least
+ * recently used beyond this are closed and opened again when needed.
+ */
+export const WRITE_DIR_HANDLES = 256
+/**
+ * Largest ASSETSYNC_PATHS a hook gets, in bytes (newline-joined). A bigger batch gets an empty
+ * ASSETSYNC_PATHS and ASSETSYNC_PATHS_TRUNCATED=1 (ASSETSYNC_PATH_COUNT and the JSON on stdin
+ * are always complete): one environment string may not exceed 128 KiB on Linux
+ * (MAX_ARG_STRLEN: exec fails with E2BIG) and 32,767 characters on Windows.
+ */
+export const HOOK_ENV_PATHS_MAX_BYTES = 32_000
 // --- small files and the no-op pull (issue 15: features batch-request, manifest-digest) ---------
 /**
  * Feature `batch-request`: items (paths) one BATCH may name. The server holds a batch's paths

@@ -2,7 +2,8 @@
  * Options shared by the client commands (pull, get, watch) and how they become AssetClient options.
  */
 import { Option } from 'commander'
-import { AssetSyncError } from '../errors.js'
+import { removeLiveTemps } from '../core/fs/atomic-write.js'
+import { AssetSyncError, interruptedBy } from '../errors.js'
 import { CONNECT_TIMEOUT_MS, MAX_PATTERNS, MAX_PATTERN_BYTES, REQUEST_TIMEOUT_MS } from '../limits.js'
 import type { AssetClientOptions } from '../core/client/client.js'
 import { TRANSPORTS, type TransportName } from '../protocol/transport.js'
@@ -86,4 +87,29 @@ export function untilSignal(): Promise<NodeJS.Signals> & { cancel(): void } {
     process.on('SIGTERM', on)
   })
   return Object.assign(p, { cancel: off })
+}
+
+/**
+ * Turns the first SIGINT or SIGTERM into `ac.abort(ERR_INTERRUPTED | ERR_TERMINATED)`: the
+ * command stops its work, its temp files go, and it exits 130 / 143 (errors.ts EXIT). A second
+ * signal removes the temp files at once and lets the signal end the process. Returns the
+ * function that removes the handlers.
+ */
+export function abortOnSignal(ac: AbortController): () => void {
+  const on = (sig: NodeJS.Signals): void => {
+    if (!ac.signal.aborted) {
+      ac.abort(interruptedBy(sig))
+      return
+    }
+    removeLiveTemps()
+    dispose()
+    process.kill(process.pid, sig)
+  }
+  const dispose = (): void => {
+    process.off('SIGINT', on)
+    process.off('SIGTERM', on)
+  }
+  process.on('SIGINT', on)
+  process.on('SIGTERM', on)
+  return dispose
 }

@@ -5,9 +5,10 @@ import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { pipeline } from 'node:stream/promises'
 import { Command } from 'commander'
+import { removeLiveTemps } from '../core/fs/atomic-write.js'
 import { assertWirePath } from '../core/fs/paths.js'
 import { writeError } from '../errors.js'
-import { type ClientFlags, clientOptions, toClientOptions } from './common.js'
+import { type ClientFlags, abortOnSignal, clientOptions, toClientOptions } from './common.js'
 import type { OutputStreams } from './output.js'
 
 interface GetFlags extends ClientFlags {
@@ -23,8 +24,19 @@ export function getCommand(io: OutputStreams): Command {
   return cmd.action(async (path: string, flags: GetFlags) => {
     assertWirePath(path)
     const { AssetClient } = await import('../core/client/client.js')
-    const client = await AssetClient.connect(toClientOptions(flags))
+    const ac = new AbortController()
+    const stopSignals = abortOnSignal(ac)
+    let client
     try {
+      client = await AssetClient.connect(toClientOptions(flags))
+    } catch (err) {
+      stopSignals()
+      throw ac.signal.aborted ? ac.signal.reason : err
+    }
+    const stop = (): void => client.close()
+    ac.signal.addEventListener('abort', stop, { once: true })
+    try {
+      ac.signal.throwIfAborted()
       if (flags.output) {
         await client.download(path, resolve(flags.output))
         return
@@ -42,7 +54,13 @@ export function getCommand(io: OutputStreams): Command {
       } finally {
         await rm(dir, { recursive: true, force: true })
       }
+    } catch (err) {
+      if (!ac.signal.aborted) throw err
+      removeLiveTemps() // stopped by a signal: the transfer has ended; its temp file goes now
+      throw ac.signal.reason
     } finally {
+      ac.signal.removeEventListener('abort', stop)
+      stopSignals()
       client.close()
     }
   })

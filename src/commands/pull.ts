@@ -1,6 +1,7 @@
 /** `assetsync pull`: one-shot mirror (CI prefetch) that hash-skips what is already up to date. */
 import { Command } from 'commander'
-import { type ClientFlags, checkPatterns, clientOptions, toClientOptions } from './common.js'
+import { removeLiveTemps } from '../core/fs/atomic-write.js'
+import { type ClientFlags, abortOnSignal, checkPatterns, clientOptions, toClientOptions } from './common.js'
 import { Output, type OutputStreams, formatBytes } from './output.js'
 
 interface PullFlags extends ClientFlags {
@@ -27,15 +28,23 @@ export function pullCommand(io: OutputStreams): Command {
     const mirror = new Mirror({ out: flags.out, patterns: checkPatterns(patterns) })
     out.spin(`connecting to ${flags.server}`)
     const options = toClientOptions(flags)
+    const ac = new AbortController()
+    const stopSignals = abortOnSignal(ac)
     try {
       const summary = await pullResuming(() => AssetClient.connect(options), mirror, {
+        signal: ac.signal,
         prune: !!flags.prune,
         dryRun: !!flags.dryRun,
         onFile: (ev) => {
           out.event({ event: 'file', ...ev, ...(flags.dryRun ? { dryRun: true } : {}) })
           if (ev.action !== 'up-to-date' && !out.interactive) {
-            out.line(`${flags.dryRun ? 'would be ' : ''}${ev.action} ${ev.path}${ev.bytes ? ` (${formatBytes(ev.bytes)})` : ''}`)
+            const action = ev.action === 'mode' ? 'mode changed' : ev.action
+            out.line(`${flags.dryRun ? 'would be ' : ''}${action} ${ev.path}${ev.bytes ? ` (${formatBytes(ev.bytes)})` : ''}`)
           }
+        },
+        onWarning: (w) => {
+          out.event({ event: 'warning', ...w })
+          out.note(`assetsync: warning: ${w.message}`)
         },
         onProgress: (p) => out.progress(`pulling ${p.done}/${p.total} files, ${formatBytes(p.bytes)}`),
         onRetry: (err) => {
@@ -45,11 +54,14 @@ export function pullCommand(io: OutputStreams): Command {
       })
       out.event({ event: 'summary', ...summary, ...(flags.dryRun ? { dryRun: true } : {}) })
       const secs = (summary.ms / 1000).toFixed(1)
-      out.stopSpin(true, `${flags.dryRun ? 'dry run: ' : ''}${summary.files} files: ${summary.downloaded} ${flags.dryRun ? 'to download' : 'downloaded'}, ${summary.upToDate} up to date, ${summary.deleted} ${flags.dryRun ? 'to delete' : 'deleted'}${summary.vanished ? `, ${summary.vanished} vanished on the server` : ''}; ${formatBytes(summary.bytesReceived)} in ${secs} s`)
+      out.stopSpin(true, `${flags.dryRun ? 'dry run: ' : ''}${summary.files} files: ${summary.downloaded} ${flags.dryRun ? 'to download' : 'downloaded'}, ${summary.upToDate} up to date${summary.modeChanged ? ` (${summary.modeChanged} mode changed)` : ''}, ${summary.deleted} ${flags.dryRun ? 'to delete' : 'deleted'}${summary.vanished ? `, ${summary.vanished} vanished on the server` : ''}; ${formatBytes(summary.bytesReceived)} in ${secs} s`)
     } catch (err) {
-      out.stopSpin(false, 'pull failed') // closes a live spinner; cli.ts prints the error line
-      throw err
+      out.stopSpin(false, ac.signal.aborted ? 'pull interrupted' : 'pull failed') // closes a live spinner; cli.ts prints the error line
+      // Stopped by a signal: transfers in flight have ended; whatever temp file is left goes now.
+      if (ac.signal.aborted) removeLiveTemps()
+      throw ac.signal.aborted ? ac.signal.reason : err
     } finally {
+      stopSignals()
       out.flush()
     }
   })

@@ -9,6 +9,7 @@ import { Command, Option } from 'commander'
 import type { ClientReport } from '../core/client/client.js'
 import { AssetSyncError, ExitRequest } from '../errors.js'
 import { DEFAULT_TICK_HZ, MAX_TICK_HZ } from '../limits.js'
+import { removeLiveTemps } from '../core/fs/atomic-write.js'
 import { type ClientFlags, clientOptions, toClientOptions, untilSignal } from './common.js'
 import { Output, type OutputStreams } from './output.js'
 
@@ -108,6 +109,7 @@ export function runCommand(io: OutputStreams): Command {
       signals?.cancel()
       host.stop(0)
       await assets.close()
+      removeLiveTemps() // stopped mid-download (a signal, an error): no temp file stays in --out
     }
     if (code !== 0) throw new ExitRequest(code)
   })

@@ -4,8 +4,9 @@
  */
 import { Command, Option } from 'commander'
 import { AssetSyncError } from '../errors.js'
-import { HOOK_TIMEOUT_MS } from '../limits.js'
-import { type ClientFlags, checkPatterns, clientOptions, parseDuration, toClientOptions, untilSignal } from './common.js'
+import { HOOK_ENV_PATHS_MAX_BYTES, HOOK_TIMEOUT_MS } from '../limits.js'
+import { removeLiveTemps } from '../core/fs/atomic-write.js'
+import { type ClientFlags, abortOnSignal, checkPatterns, clientOptions, parseDuration, toClientOptions } from './common.js'
 import { Output, type OutputStreams, formatBytes } from './output.js'
 
 interface WatchFlags extends ClientFlags {
@@ -19,10 +20,18 @@ export function watchCommand(io: OutputStreams): Command {
     .description('mirror the server\'s files into --out, then apply every change as it is saved, until Ctrl-C; reconnects by itself')
     .argument('[patterns...]', 'globs of the files to mirror (default "**", everything)')
     .option('-o, --out <dir>', 'local folder to mirror into', '.')
-    .option('--exec <command>', 'shell command to run after each applied batch; gets ASSETSYNC_ROOT, ASSETSYNC_EVENT, ASSETSYNC_PATHS and the batch as JSON on stdin')
+    .option('--exec <command>', 'shell command to run after each applied batch (see "Hooks" below)')
     .addOption(new Option('--hook-timeout <seconds>', `kill a hook that runs longer than this (default ${HOOK_TIMEOUT_MS / 1000})`))
     .option('--json', 'NDJSON events on stdout: synced, applied, hook, disconnected, reconnecting, resynced, error')
   for (const o of clientOptions()) cmd.addOption(o)
+  cmd.addHelpText('after', `
+Hooks (--exec): one run per applied batch, never two at once, with the mirror folder as cwd.
+  stdin                      the batch as JSON: {"event":"applied","root":..,"changes":[{"path":..,"action":"change"|"delete"}]},
+                             always every path
+  ASSETSYNC_ROOT             the mirror folder          ASSETSYNC_EVENT    "applied"
+  ASSETSYNC_PATH_COUNT       how many paths the batch has
+  ASSETSYNC_PATHS            the paths, newline-separated, when they fit in ${HOOK_ENV_PATHS_MAX_BYTES} bytes; else empty, and
+  ASSETSYNC_PATHS_TRUNCATED  is 1 (read stdin then: an environment that big cannot start a program)`)
   return cmd.action(async (patterns: string[], flags: WatchFlags) => {
     const out = new Output(!!flags.json, io)
     const [{ HookRunner, hookFailure }, { LiveMirror }] = await Promise.all([import('../core/client/hooks.js'), import('../core/client/live-mirror.js')])
@@ -66,12 +75,28 @@ export function watchCommand(io: OutputStreams): Command {
       out.event({ event: 'error', message: err.message, code: err instanceof AssetSyncError ? err.code : 'ERR_INTERNAL' })
       out.note(`assetsync: could not apply a change: ${err.message}`)
     })
+    live.on('warning', (w) => {
+      out.event({ event: 'warning', ...w })
+      out.note(`assetsync: warning: ${w.message}`)
+    })
     live.on('fatal', (err) => { fatal = err })
-    await live.start()
-    await Promise.race([untilSignal(), live.done])
-    await live.stop()
-    await hooks?.idle()
-    hooks?.close()
+    // SIGINT / SIGTERM stop a watch (exit 0), in the initial sync too; a second one ends it at once.
+    const ac = new AbortController()
+    const stopSignals = abortOnSignal(ac)
+    const signalled = new Promise<void>((resolve) => ac.signal.addEventListener('abort', () => resolve(), { once: true }))
+    ac.signal.addEventListener('abort', () => { void live.stop() }, { once: true })
+    try {
+      await live.start()
+      await Promise.race([signalled, live.done])
+    } catch (err) {
+      if (!ac.signal.aborted) throw err // a sync cut short by the stop is not a failure
+    } finally {
+      await live.stop()
+      removeLiveTemps()
+      await hooks?.idle()
+      hooks?.close()
+      stopSignals()
+    }
     if (fatal) throw fatal
   })
 }

@@ -18,9 +18,9 @@ describe('ERROR_RECOVERY', () => {
     expect(Object.keys(ERROR_RECOVERY).sort()).toEqual([...codes].sort())
   })
 
-  it('fatal: authentication, server key, protocol version, usage; never retried', () => {
+  it('fatal: authentication, server key, protocol version, usage, stopped by a signal; never retried', () => {
     const fatal = codes.filter((c) => isFatal(err(c))).sort()
-    expect(fatal).toEqual(['ERR_AUTH', 'ERR_KEY_MISMATCH', 'ERR_USAGE', 'ERR_VERSION'])
+    expect(fatal).toEqual(['ERR_AUTH', 'ERR_INTERRUPTED', 'ERR_KEY_MISMATCH', 'ERR_TERMINATED', 'ERR_USAGE', 'ERR_VERSION'])
     for (const c of fatal) expect(isTransient(err(c)), c).toBe(false)
   })
 

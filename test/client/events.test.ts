@@ -24,7 +24,7 @@ describe('event maps', () => {
     expectTypeOf<LiveMirrorEvents['reconnecting']>().toEqualTypeOf<[e: ReconnectingEvent]>()
     expectTypeOf<LiveMirrorEvents['fatal']>().toEqualTypeOf<[err: AssetSyncError]>()
     expectTypeOf<HookRunnerEvents['done']>().toEqualTypeOf<[result: HookResult]>()
-    expectTypeOf<keyof LiveMirrorEvents>().toEqualTypeOf<'synced' | 'applied' | 'disconnected' | 'reconnecting' | 'batch-error' | 'fatal'>()
+    expectTypeOf<keyof LiveMirrorEvents>().toEqualTypeOf<'synced' | 'applied' | 'disconnected' | 'reconnecting' | 'batch-error' | 'fatal' | 'warning'>()
   })
 
   it('make a renamed field, an unknown event or a wrong emit a compile error', () => {

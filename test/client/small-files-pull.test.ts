@@ -84,20 +84,22 @@ describe.each([['both features', undefined], ['no features (as protocol 2)', 0]]
 
   it('a change on the server brings the listing and the file; prune removes a file the server dropped', async () => {
     const changed = join(src, 'd3', 'f3.bin')
-    const before = await readFile(changed)
+    const dropped = join(src, 'd5', 'f5.bin')
+    const [before, droppedBytes] = await Promise.all([readFile(changed), readFile(dropped)])
     await writeFile(changed, randomBytes(777))
-    await writeFile(join(out(), 'd4', 'extra.bin'), 'not on the server')
+    await unlink(dropped)
     try {
-      await server.source.get('d3/f3.bin') // the watcher may be behind: look now
+      // The watcher may be behind: look now.
+      await Promise.all([server.source.get('d3/f3.bin'), server.source.get('d5/f5.bin')])
       const { summary } = await pull(out(), features, { prune: true })
       expect(summary).toMatchObject({ downloaded: 1, deleted: 1 })
       expect(await diffTrees(src, out())).toEqual([])
     } finally {
-      await writeFile(changed, before)
-      await server.source.get('d3/f3.bin')
+      await Promise.all([writeFile(changed, before), writeFile(dropped, droppedBytes)])
+      await Promise.all([server.source.get('d3/f3.bin'), server.source.get('d5/f5.bin')])
     }
     const again = await pull(out(), features)
-    expect(again.summary).toMatchObject({ downloaded: 1 })
+    expect(again.summary).toMatchObject({ downloaded: 2 })
     expect(await diffTrees(src, out())).toEqual([])
   }, 60_000)
 })

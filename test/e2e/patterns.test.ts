@@ -1,9 +1,10 @@
 /**
  * Patterns end to end through the built CLI (docs/patterns.md): issue 11's `pull 'tex/**'
- * '!**\/*.psd' --prune` selects and prunes only tex minus .psd, and `serve --ignore` reads its
- * list as .gitignore does (last match wins, `!` re-includes, an ignored folder hides its content).
+ * '!**\/*.psd' --prune` selects tex minus .psd and prunes only what the server listed there, and
+ * `serve --ignore` reads its list as .gitignore does (last match wins, `!` re-includes, an
+ * ignored folder hides its content).
  */
-import { mkdir, writeFile } from 'node:fs/promises'
+import { mkdir, unlink, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { type CliResult, ensureBuilt, parseEvents, Sandbox } from '../helpers/cli.js'
@@ -41,18 +42,26 @@ function actions(r: CliResult): Record<string, string> {
 }
 
 describe('issue 11: exclusions in pull patterns', () => {
-  test("pull 'tex/**' '!**/*.psd' --prune fetches tex minus .psd and deletes only local files in that selection", async () => {
+  test("pull 'tex/**' '!**/*.psd' --prune fetches tex minus .psd and deletes only files the server listed, in that selection", async () => {
     const src = await sb.mkdir('src')
     await put(src, {
       'tex/a.png': 'a', 'tex/b/x.png': 'x', 'tex/c.psd': 'c', '.env': 'SECRET=1', 'other/o.bin': 'o', 'c.psd': 'top',
+      'tex/old.png': 'listed once', 'tex/old.psd': 'listed once',
     })
     const server = await sb.serve(src)
     const out = await sb.mkdir('out')
+    ok(await sb.run(['pull', '--server', server.addr, '--out', out, 'tex/old.*', 'other/**']))
+    // The server then loses what it listed (a request makes it look at once).
+    for (const p of ['tex/old.png', 'tex/old.psd', 'other/o.bin']) {
+      await unlink(join(src, ...p.split('/')))
+      expect((await sb.run(['get', '--server', server.addr, p])).code).toBe(5)
+    }
+    // Files the server never sent are never deleted (prune rule, issue 11), selected or not.
     await put(out, { 'tex/local.png': 'stale', 'tex/keep.psd': 'mine', 'notes.txt': 'mine', 'other/mine.bin': 'mine' })
     const r = await sb.run(['pull', '--server', server.addr, '--out', out, '--prune', '--json', 'tex/**', '!**/*.psd'])
     ok(r)
-    expect(actions(r)).toEqual({ 'tex/a.png': 'downloaded', 'tex/b/x.png': 'downloaded', 'tex/local.png': 'deleted' })
-    expect(await listFiles(out)).toEqual(['notes.txt', 'other/mine.bin', 'tex/a.png', 'tex/b/x.png', 'tex/keep.psd'])
+    expect(actions(r)).toEqual({ 'tex/a.png': 'downloaded', 'tex/b/x.png': 'downloaded', 'tex/old.png': 'deleted' })
+    expect(await listFiles(out)).toEqual(['notes.txt', 'other/mine.bin', 'other/o.bin', 'tex/a.png', 'tex/b/x.png', 'tex/keep.psd', 'tex/local.png', 'tex/old.psd'])
     await server.stop()
   })
 

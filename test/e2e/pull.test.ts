@@ -1,7 +1,8 @@
 /**
  * `assetsync pull` end to end (issue 3): the built CLI mirrors a served tree byte for byte with
  * modes, prints the contract's --json events, skips what is up to date, selects by pattern, prunes
- * only within the patterns, and changes nothing with --dry-run. Over UDP and TCP.
+ * only files the server listed and only within the patterns (issue 11: a file the server never
+ * sent is never deleted), and changes nothing with --dry-run. Over UDP and TCP.
  */
 import { existsSync } from 'node:fs'
 import { appendFile, mkdir, rm, stat, writeFile } from 'node:fs/promises'
@@ -48,10 +49,11 @@ function events(r: CliResult): { file: Array<Record<string, unknown>>; summary: 
     expect(Number.isInteger(summary[k]) && (summary[k] as number) >= 0, `summary.${k} is a count: ${JSON.stringify(summary)}`).toBe(true)
   }
   const file = evs.filter((e) => e.event === 'file')
-  expect(file.length + 1, 'only file and summary events').toBe(evs.length)
+  const warnings = evs.filter((e) => e.event === 'warning')
+  expect(file.length + warnings.length + 1, 'only file, warning and summary events').toBe(evs.length)
   for (const e of file) {
     expect(typeof e.path).toBe('string')
-    expect(['downloaded', 'up-to-date', 'deleted']).toContain(e.action)
+    expect(['downloaded', 'up-to-date', 'mode', 'deleted', 'vanished']).toContain(e.action)
     expect(Number.isInteger(e.bytes)).toBe(true)
   }
   return { file, summary }
@@ -138,12 +140,20 @@ describe('patterns', () => {
     expect((await stat(join(out, 'bin', 'run.sh'))).mode & 0o777).toBe(0o755)
   })
 
-  test('a pattern that matches nothing pulls nothing and succeeds', async () => {
+  test('a pattern that matches nothing pulls nothing, succeeds, and warns (a note and a --json event)', async () => {
     const out = sb.path('out-none')
-    const r = await sb.run(['pull', '--server', udp.addr, '--out', out, '--json', 'no-such-folder/**'])
-    ok(r)
-    expect(events(r).summary).toMatchObject({ files: 0, downloaded: 0, bytesReceived: 0 })
-    expect(existsSync(out) ? await listFiles(out) : []).toEqual([])
+    const r = await sb.run(['pull', '--server', udp.addr, '--out', out, '--json', 'no-such-folder/**', 'scripts/**'])
+    expect(r.code).toBe(0)
+    expect(lines(r.stderr)).toEqual(['assetsync: warning: pattern "no-such-folder/**" matches no file on the server'])
+    expect(parseEvents(r.stdout).filter((e) => e.event === 'warning'))
+      .toEqual([{ event: 'warning', code: 'NO_MATCH', pattern: 'no-such-folder/**', message: 'pattern "no-such-folder/**" matches no file on the server' }])
+    expect(events(r).summary).toMatchObject({ files: 2, downloaded: 2 })
+    expect(await listFiles(out)).toEqual(['scripts/lib/util.lua', 'scripts/main.lua'])
+    const none = sb.path('out-none')
+    const n = await sb.run(['pull', '--server', udp.addr, '--out', none, 'no-such-folder/**'])
+    expect(n.code).toBe(0)
+    expect(lines(n.stderr)).toEqual(['assetsync: warning: pattern "no-such-folder/**" matches no file on the server'])
+    expect(existsSync(none) ? await listFiles(none) : []).toEqual([])
   })
 })
 
@@ -164,7 +174,7 @@ describe('--prune and --dry-run', () => {
     pserver = await sb.serve(psrc)
   })
 
-  /** A mirror of the prune tree plus local-only files inside and outside "scripts/**". */
+  /** A mirror of the prune tree plus local-only files (never sent by the server) inside and outside "scripts/**". */
   async function preparedOut(): Promise<string> {
     const out = sb.path('out-prune')
     ok(await sb.run(['pull', '--server', pserver.addr, '--out', out]))
@@ -189,10 +199,10 @@ describe('--prune and --dry-run', () => {
     const { file, summary } = events(r)
     const by = (a: string): string[] => pathsOf(file.filter((e) => e.action === a))
     expect(by('downloaded')).toEqual(['levels/l1.json', 'scripts/a.lua'])
-    expect(by('deleted')).toEqual(['levels/local-only.json', 'notes.txt', 'scripts/stale.lua', 'scripts/sub/deep/stale2.lua'])
+    expect(by('deleted'), 'files the server never sent are never deleted').toEqual([])
     expect(by('up-to-date')).toEqual(['scripts/b.lua', 'scripts/sub/c.lua'])
     expect(file.every((e) => e.bytes === 0)).toBe(true)
-    expect(summary).toMatchObject({ files: 4, downloaded: 2, upToDate: 2, deleted: 4, bytesReceived: 0 })
+    expect(summary).toMatchObject({ files: 4, downloaded: 2, upToDate: 2, deleted: 0, bytesReceived: 0 })
   })
 
   test('--dry-run into a folder that does not exist creates nothing', async () => {
@@ -219,7 +229,7 @@ describe('--prune and --dry-run', () => {
   })
 
   // Last in this block: it restarts the server without scripts/b.lua.
-  test('--prune deletes local files the server no longer has, only within the patterns', async () => {
+  test('--prune deletes files the server listed and no longer has, only within the patterns; never a file it never sent', async () => {
     const out = await preparedOut()
     // The server loses scripts/b.lua: restart it without the file.
     await pserver.stop()
@@ -229,15 +239,15 @@ describe('--prune and --dry-run', () => {
     const r = await sb.run(['pull', '--server', pserver.addr, '--out', out, '--prune', '--json', 'scripts/**'])
     ok(r)
     const { file, summary } = events(r)
-    const deleted = ['scripts/b.lua', 'scripts/stale.lua', 'scripts/sub/deep/stale2.lua']
-    expect(pathsOf(file.filter((e) => e.action === 'deleted'))).toEqual(deleted)
-    expect(summary).toMatchObject({ files: 2, deleted: 3, upToDate: 2, downloaded: 0 })
-    expect(await listFiles(out)).toEqual(['levels/l1.json', 'levels/local-only.json', 'notes.txt', 'scripts/.git/HEAD', 'scripts/a.lua', 'scripts/sub/c.lua'])
+    expect(pathsOf(file.filter((e) => e.action === 'deleted'))).toEqual(['scripts/b.lua'])
+    expect(summary).toMatchObject({ files: 2, deleted: 1, upToDate: 2, downloaded: 0 })
+    const localOnly = ['levels/local-only.json', 'notes.txt', 'scripts/.git/HEAD', 'scripts/stale.lua', 'scripts/sub/deep/stale2.lua']
+    expect(await listFiles(out)).toEqual(['levels/l1.json', ...localOnly, 'scripts/a.lua', 'scripts/sub/c.lua'].sort())
 
-    // Without patterns, everything the server lacks goes (ignored paths still stay).
+    // Without patterns: nothing else goes, the local-only files stay.
     const all = await sb.run(['pull', '--server', pserver.addr, '--out', out, '--prune', '--json'])
     ok(all)
-    expect(pathsOf(events(all).file.filter((e) => e.action === 'deleted'))).toEqual(['levels/local-only.json', 'notes.txt'])
-    expect(await listFiles(out)).toEqual(['levels/l1.json', 'scripts/.git/HEAD', 'scripts/a.lua', 'scripts/sub/c.lua'])
+    expect(pathsOf(events(all).file.filter((e) => e.action === 'deleted'))).toEqual([])
+    expect(await listFiles(out)).toEqual(['levels/l1.json', ...localOnly, 'scripts/a.lua', 'scripts/sub/c.lua'].sort())
   })
 })

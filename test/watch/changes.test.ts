@@ -38,6 +38,13 @@ describe('planUpdates: what changed', () => {
     expect(plain(plan.perClient.get('all'))).toEqual(plain([{ kind: 'change', path: 'a.txt', ...meta('new') }]))
   })
 
+  it('a mode-only change (chmod +x) is a change entry with the new mode when the mode was heard (issue 11)', () => {
+    const exe = { ...meta('script'), mode: 0o755 }
+    const entries = diffBatch(new Map([['tool.sh', { hash: h('script'), mode: 0o644 }], ['same.sh', { hash: h('script'), mode: 0o755 }]]),
+      new Map([['tool.sh', exe], ['same.sh', exe]]))
+    expect(plain(entries)).toEqual(plain([{ kind: 'change', path: 'tool.sh', ...exe }]))
+  })
+
   it('a new file is a change; a removed file is a delete; absent before and after is nothing', () => {
     const plan = planUpdates(
       new Map<string, Uint8Array | null>([['new.txt', null], ['gone.txt', h('gone')], ['ghost.tmp', null]]),

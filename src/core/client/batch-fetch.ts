@@ -26,8 +26,11 @@ export interface BatchTarget<P> {
    * is sent: this waits on the disk, and overlaps the batch before it on the wire.
    */
   prepare(wire: string): Promise<P>
-  /** Writes a verified file whole into what `prepare` made (synchronously: it runs inside the frame's delivery). */
-  write(wire: string, prepared: P, meta: FileMeta, data: Uint8Array): void
+  /**
+   * Writes a verified file whole into what `prepare` made: the bytes synchronously (it runs inside
+   * the frame's delivery, and `data` is not kept); what is left (bookkeeping) may settle later.
+   */
+  write(wire: string, prepared: P, meta: FileMeta, data: Uint8Array): void | Promise<void>
   /** Drops what `prepare` made for a file that will not be written here (synchronous, never throws). */
   drop(prepared: P): void
 }
@@ -62,6 +65,7 @@ export async function fetchInBatches<P>(
   const alone: FetchJob[] = []
   await mapLimit(groups(jobs), CLIENT_BATCHES_IN_FLIGHT, async (group) => {
     const prepared: (P | undefined)[] = new Array(group.length)
+    const writing: Promise<void>[] = []
     try {
       await mapLimit(group, PREPARE_PARALLEL, async (j, i) => { prepared[i] = await target.prepare(j.path) })
       const items: BatchItem[] = group.map((j) => ({ path: j.path, haveHash: j.have }))
@@ -71,10 +75,11 @@ export async function fetchInBatches<P>(
         prepared[i] = undefined // written or dropped here, whatever happens
         if (r.status !== 'file') target.drop(p)
         switch (r.status) {
-          case 'file':
-            target.write(job.path, p, r.meta, r.data)
-            done(job.path, { action: 'downloaded', bytes: r.data.byteLength })
+          case 'file': {
+            const bytes = r.data.byteLength
+            writing.push(Promise.resolve(target.write(job.path, p, r.meta, r.data)).then(() => done(job.path, { action: 'downloaded', bytes })))
             return
+          }
           case 'up-to-date': done(job.path, { action: 'up-to-date', bytes: 0 }); return
           case 'not-found': done(job.path, { action: 'vanished', bytes: 0 }); return
           case 'alone': alone.push(job); return
@@ -83,6 +88,8 @@ export async function fetchInBatches<P>(
       })
     } finally {
       for (const p of prepared) if (p !== undefined) target.drop(p)
+      // Every write settles before the batch is done (or its failure is the batch's).
+      await Promise.all(writing)
     }
   })
   return alone

@@ -7,14 +7,21 @@
  * - Warm start: after each run (and at first) a small launcher is started ahead of time, in the
  *   hook's own process group, with the hook's environment and cwd, and parks reading its pipe on
  *   fd 3. A batch then only writes the changed paths to that pipe: the launcher sets
- *   ASSETSYNC_PATHS and `exec`s the program (plain words) or `eval`s the command (shell syntax,
+ *   ASSETSYNC_PATHS and ASSETSYNC_PATH_COUNT and `exec`s the program (plain words) or `eval`s the command (shell syntax,
  *   in the launcher's own shell: no second shell start), with stdin still the pipe the batch JSON
  *   goes to. If the pipe closes first (Node exits, `close()`), the launcher exits and runs nothing.
  * - Cold start (Windows, no launcher ready, or a batch over HOOK_WARM_MAX_PATH_BYTES): spawn now.
+ * - The environment cannot overflow (issue 11, case 7: 1,500 paths of ~240 bytes made spawn fail
+ *   with E2BIG, and that batch's hook never ran): ASSETSYNC_PATHS holds the paths only up to
+ *   HOOK_ENV_PATHS_MAX_BYTES; a bigger batch gets it empty and ASSETSYNC_PATHS_TRUNCATED=1.
+ *   ASSETSYNC_PATH_COUNT and the JSON on stdin always hold the whole batch.
+ * - A launcher parked in a folder that is no longer the mirror's root (the out folder was deleted
+ *   and made again) is dropped: a hook always starts in the current root.
  */
 import { type ChildProcess, type SpawnOptions, spawn } from 'node:child_process'
+import { statSync } from 'node:fs'
 import type { Socket } from 'node:net'
-import { HOOK_WARM_MAX_PATH_BYTES } from '../../limits.js'
+import { HOOK_ENV_PATHS_MAX_BYTES, HOOK_WARM_MAX_PATH_BYTES } from '../../limits.js'
 
 /** Plain words separated by spaces: letters, digits and - _ . / = : @ % + , only. */
 const PLAIN_WORDS = /^ *[A-Za-z0-9_./=:@%+,-]+(?: +[A-Za-z0-9_./=:@%+,-]+)* *$/
@@ -54,15 +61,17 @@ export function directArgv(command: string): string[] | null {
  */
 const LAUNCHER = [
   '__as_p=',
+  '__as_n=0',
   'while IFS= read -r __as_l <&3; do',
   '  if [ -z "$__as_l" ]; then',
   '    exec 3<&-',
-  '    ASSETSYNC_PATHS=$__as_p; export ASSETSYNC_PATHS',
-  '    unset __as_p __as_l',
+  '    ASSETSYNC_PATHS=$__as_p; ASSETSYNC_PATH_COUNT=$__as_n; export ASSETSYNC_PATHS ASSETSYNC_PATH_COUNT',
+  '    unset __as_p __as_l __as_n',
   '    if [ "$1" = eval ]; then __as_c=$2; set --; eval "unset __as_c; $__as_c"; exit; fi',
   '    shift; exec "$@"',
   '  fi',
   '  __as_p="${__as_p:+$__as_p\n}$__as_l"',
+  '  __as_n=$((__as_n + 1))',
   'done',
   'exit 0',
 ].join('\n')
@@ -90,6 +99,8 @@ export class HookSpawner {
   readonly argv: string[] | null
   readonly #warm: boolean
   #parked: ChildProcess | null = null
+  /** The root folder (device + inode) the parked launcher was started in. */
+  #parkedIn: string | null = null
   #closed = false
 
   constructor(opts: HookSpawnOptions) {
@@ -109,8 +120,33 @@ export class HookSpawner {
     }
   }
 
-  #env(paths?: string): NodeJS.ProcessEnv {
-    return { ...process.env, ASSETSYNC_ROOT: this.#opts.root, ASSETSYNC_EVENT: 'applied', ...(paths === undefined ? {} : { ASSETSYNC_PATHS: paths }) }
+  /**
+   * The hook's environment. With `paths` (a cold start): ASSETSYNC_PATHS when it fits in
+   * HOOK_ENV_PATHS_MAX_BYTES, else empty with ASSETSYNC_PATHS_TRUNCATED=1; ASSETSYNC_PATH_COUNT.
+   * Values inherited from our own environment never leak through.
+   */
+  #env(paths?: readonly string[]): NodeJS.ProcessEnv {
+    const env: NodeJS.ProcessEnv = {
+      ...process.env, ASSETSYNC_ROOT: this.#opts.root, ASSETSYNC_EVENT: 'applied',
+      ASSETSYNC_PATHS: undefined, ASSETSYNC_PATH_COUNT: undefined, ASSETSYNC_PATHS_TRUNCATED: undefined,
+    }
+    if (paths === undefined) return env
+    const joined = paths.join('\n')
+    const fits = Buffer.byteLength(joined) <= HOOK_ENV_PATHS_MAX_BYTES
+    env.ASSETSYNC_PATHS = fits ? joined : ''
+    env.ASSETSYNC_PATH_COUNT = String(paths.length)
+    if (!fits) env.ASSETSYNC_PATHS_TRUNCATED = '1'
+    return env
+  }
+
+  /** Identity of the root folder now ('' if it is gone). */
+  #rootNow(): string {
+    try {
+      const st = statSync(this.#opts.root)
+      return `${st.dev}:${st.ino}`
+    } catch {
+      return ''
+    }
   }
 
   /**
@@ -124,7 +160,8 @@ export class HookSpawner {
     this.#parked = null
     let child: ChildProcess | null = null
     if (parked) {
-      const usable = parked.exitCode === null && parked.signalCode === null && parked.pid !== undefined
+      // Started in the root as it was: if the folder was deleted and made again, its cwd is gone.
+      const usable = parked.exitCode === null && parked.signalCode === null && parked.pid !== undefined && this.#parkedIn === this.#rootNow()
       // Wire paths are never empty and hold no control characters (paths.ts); anything else
       // could not be told apart from the launcher's framing, so it goes cold.
       const framable = paths.every((p) => p.length > 0 && !/[\u0000-\u001f\u007f]/.test(p))
@@ -136,7 +173,7 @@ export class HookSpawner {
     }
     const warm = child !== null
     if (!child) {
-      const options = this.#options(this.#env(joined), false)
+      const options = this.#options(this.#env(paths), false)
       child = this.argv ? spawn(this.argv[0] as string, this.argv.slice(1), options) : spawn(this.#opts.command, { ...options, shell: true })
     }
     child.stdin?.on('error', () => { /* a hook that does not read stdin is fine (EPIPE) */ })
@@ -160,6 +197,7 @@ export class HookSpawner {
     // Parked, it must not keep the process alive; Node exiting closes fd 3 and so ends it.
     for (const s of [child, child.stdin, child.stderr, child.stdio[3]] as (ChildProcess | Socket | null)[]) s?.unref()
     this.#parked = child
+    this.#parkedIn = this.#rootNow()
   }
 
   /** Ends the parked launcher (it runs nothing); later starts are cold. */

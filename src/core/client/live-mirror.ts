@@ -15,7 +15,7 @@ import { equalHash } from '../fs/hash.js'
 import { foregroundClock } from './foreground-clock.js'
 import type { Change } from './hooks.js'
 import { patternMatcher } from '../fs/ignore.js'
-import { Mirror, type StagedFile, type SyncSummary } from './mirror.js'
+import { Mirror, type MirrorWarning, type StagedFile, type SyncSummary } from './mirror.js'
 import { assertWirePath } from '../fs/paths.js'
 import { mapLimit } from '../fs/pool.js'
 
@@ -50,6 +50,8 @@ export type LiveMirrorEvents = {
   'batch-error': [err: Error]
   /** A failure no retry can help (see isFatal in errors.ts): the mirror stops. */
   fatal: [err: AssetSyncError]
+  /** Something to tell the user that does not stop the mirror (a pattern matching nothing, ...). */
+  warning: [w: MirrorWarning]
 }
 
 /**
@@ -71,8 +73,6 @@ export class LiveMirror extends EventEmitter<LiveMirrorEvents> {
   readonly #clock: Clock
   readonly #random: () => number
   readonly #match: (p: string) => boolean
-  /** Paths this mirror got from the server (only these are ever deleted by a resync). */
-  readonly #known = new Set<string>()
   #client: AssetClient | null = null
   #chain: Promise<void> = Promise.resolve()
   #stopped = false
@@ -141,23 +141,7 @@ export class LiveMirror extends EventEmitter<LiveMirrorEvents> {
     })
     try {
       await client.subscribe(this.mirror.patterns, this.instanceId)
-      const manifest = await client.manifest(this.mirror.patterns)
-      const changes: Change[] = []
-      const summary = await this.mirror.sync(client, manifest, {
-        onFile: (ev) => { if (ev.action === 'downloaded') changes.push({ path: ev.path, action: 'change' }) },
-      })
-      const present = new Set(manifest.map((e) => e.path))
-      for (const p of this.#known) {
-        if (present.has(p)) continue
-        this.#known.delete(p)
-        if (await this.mirror.remove(p)) {
-          summary.deleted++
-          changes.push({ path: p, action: 'delete' })
-        }
-      }
-      for (const p of present) this.#known.add(p)
-      this.emit('synced', { summary, initial })
-      if (!initial && changes.length > 0) this.emit('applied', changes)
+      await this.#fullSync(client, initial)
     } catch (err) {
       client.close()
       throw err
@@ -169,6 +153,25 @@ export class LiveMirror extends EventEmitter<LiveMirrorEvents> {
       if (!this.#stopped) this.emit('disconnected', client.conn.closeError)
       this.#wake?.()
     })
+  }
+
+  /**
+   * Brings the mirror to the server's manifest: downloads what differs, applies mode changes,
+   * deletes what the server listed before and no longer has (never a file it did not list).
+   */
+  async #fullSync(client: AssetClient, initial: boolean): Promise<void> {
+    const manifest = await client.manifest(this.mirror.patterns)
+    const changes: Change[] = []
+    const summary = await this.mirror.sync(client, manifest, {
+      prune: true,
+      onFile: (ev) => {
+        if (ev.action === 'downloaded' || ev.action === 'mode') changes.push({ path: ev.path, action: 'change' })
+        else if (ev.action === 'deleted') changes.push({ path: ev.path, action: 'delete' })
+      },
+      onWarning: (w) => this.emit('warning', w),
+    })
+    this.emit('synced', { summary, initial })
+    if (!initial && changes.length > 0) this.emit('applied', changes)
   }
 
   async #reconnectLoop(): Promise<void> {
@@ -202,10 +205,26 @@ export class LiveMirror extends EventEmitter<LiveMirrorEvents> {
 
   /**
    * Downloads and verifies everything first (several files at once, CLIENT_PARALLEL_TRANSFERS),
-   * then makes the batch visible together.
+   * then makes the batch visible together. An out folder deleted (or replaced) since the last
+   * batch is made again and fully resynced first, so the hook never runs on a partial mirror.
    */
   async #applyBatch(client: AssetClient, entries: UpdateEntry[]): Promise<void> {
+    if (this.mirror.rootMoved()) {
+      try {
+        await this.#fullSync(client, false)
+      } catch (err) {
+        if (!client.conn.closed) this.emit('batch-error', asError(err))
+        return
+      }
+    }
+    await this.mirror.writes(() => this.#applyEntries(client, entries)).catch((err: unknown) => {
+      if (!client.conn.closed) this.emit('batch-error', asError(err))
+    })
+  }
+
+  async #applyEntries(client: AssetClient, entries: UpdateEntry[]): Promise<void> {
     const fetches: { path: string; have: Buffer | null }[] = []
+    const modes: { path: string; mode: number; hash: Uint8Array }[] = []
     const moves: { from: string; to: string }[] = []
     const deletes: string[] = []
     const changes: Change[] = []
@@ -219,15 +238,20 @@ export class LiveMirror extends EventEmitter<LiveMirrorEvents> {
           continue
         }
         if (e.kind === 'rename' && this.#match(e.from)) {
-          if (this.#match(e.path) && equalHash(await this.mirror.localHash(e.from), e.hash)) {
+          if (this.#match(e.path) && this.mirror.isListed(e.from) && equalHash(await this.mirror.localHash(e.from), e.hash)) {
             moves.push({ from: e.from, to: e.path })
+            if (((await this.mirror.localMode(e.from)) ?? -1) !== (e.mode & 0o777)) modes.push({ path: e.path, mode: e.mode, hash: e.hash })
             continue
           }
           deletes.push(e.from)
         }
         if (!this.#match(e.path)) continue
         const have = await this.mirror.localHash(e.path)
-        if (equalHash(have, e.hash)) continue // already here (e.g. applied by a resync)
+        if (equalHash(have, e.hash)) {
+          // Already here (e.g. applied by a resync); a mode-only change is applied with chmod.
+          if ((await this.mirror.localMode(e.path)) !== (e.mode & 0o777)) modes.push({ path: e.path, mode: e.mode, hash: e.hash })
+          continue
+        }
         fetches.push({ path: e.path, have })
       }
       // Every download settles before anything is decided, so no staged temp file is left behind
@@ -246,29 +270,41 @@ export class LiveMirror extends EventEmitter<LiveMirrorEvents> {
       if (failed) throw failed.err
     } catch (err) {
       for (const s of staged) await this.mirror.discard(s)
+      this.#reportCleared(changes)
+      if (changes.length > 0) this.emit('applied', changes)
       // A lost connection is not this batch's fault: the resync after reconnecting applies it.
       if (!client.conn.closed) this.emit('batch-error', asError(err))
       return
     }
+    let i = 0
     try {
-      for (const s of staged) {
+      for (; i < staged.length; i++) {
+        const s = staged[i] as StagedFile
         await this.mirror.install(s)
-        this.#known.add(s.wire)
+        this.#reportCleared(changes)
         changes.push({ path: s.wire, action: 'change' })
       }
       for (const m of moves) {
         await this.mirror.move(m.from, m.to)
-        this.#known.delete(m.from)
-        this.#known.add(m.to)
+        this.#reportCleared(changes)
         changes.push({ path: m.from, action: 'delete' }, { path: m.to, action: 'change' })
       }
+      for (const m of modes) {
+        if (await this.mirror.setMode(m.path, m.mode, m.hash)) changes.push({ path: m.path, action: 'change' })
+      }
       for (const p of deletes) {
-        this.#known.delete(p)
         if (await this.mirror.remove(p)) changes.push({ path: p, action: 'delete' })
       }
     } catch (err) {
+      for (const s of staged.slice(i + 1)) await this.mirror.discard(s)
       this.emit('batch-error', asError(err))
     }
+    this.#reportCleared(changes)
     if (changes.length > 0) this.emit('applied', changes)
+  }
+
+  /** Files removed to make room for a write (a path that changed type) are deletes of this batch. */
+  #reportCleared(changes: Change[]): void {
+    for (const p of this.mirror.takeCleared()) changes.push({ path: p, action: 'delete' })
   }
 }

@@ -1,107 +1,59 @@
 /**
  * A local mirror of (part of) a server's folder: diff a manifest against what is on disk, fetch
- * what differs with several transfers in flight, delete what the server no longer has (prune).
- * Used by `pull` and by `watch` (initial sync and resync after a reconnect).
+ * what differs with several transfers in flight, apply mode-only changes, delete what the server
+ * no longer has (prune). Used by `pull` and by `watch` (initial sync and resync after a reconnect).
+ *
+ * Only files the server listed into this mirror (ListedRecord) and the patterns select are ever
+ * deleted: by prune, by a watcher, or to make room when a path changes type (issue 11). Writes go
+ * through a WriteRoot (folders opened without following symlinks, creates and renames through
+ * their descriptors): no swap of a folder can redirect one outside `--out` (issue 12).
  */
 import type { Stats } from 'node:fs'
 import { lstatSync, renameSync } from 'node:fs'
-import { mkdir, readdir, realpath, rename, rmdir, unlink } from 'node:fs/promises'
-import { dirname, join } from 'node:path'
+import { mkdir, realpath } from 'node:fs/promises'
+import { join } from 'node:path'
 import { AssetSyncError, writeError } from '../../errors.js'
 import { CLIENT_PARALLEL_CHECKS, CLIENT_PARALLEL_TRANSFERS } from '../../limits.js'
 import type { FileMeta, ManifestEntry } from '../../protocol/messages.js'
-import { isTempName } from '../fs/atomic-write.js'
-import type { AssetClient } from './client.js'
-import { type BatchTarget, type FetchJob, batchable, fetchInBatches } from './batch-fetch.js'
-import { type Listing, listingFileFor, loadListing, saveListing } from './saved-listing.js'
-import { fileSink } from './temp-file-sink.js'
 import { type TempFd, createTempFd, dropTempSync, finishWholeSync } from '../fs/atomic-file.js'
+import { removeTemp, tempInstalled } from '../fs/atomic-write.js'
 import { HashCache, cacheFileFor } from '../fs/hash-cache.js'
 import { equalHash, hashFile } from '../fs/hash.js'
-import { ignoreMatcher, patternMatcher } from '../fs/ignore.js'
+import { patternMatcher } from '../fs/ignore.js'
 import { configDir } from '../fs/keys.js'
-import { resolveForWrite } from '../fs/paths.js'
+import { assertWirePath, checkWirePath, printable } from '../fs/paths.js'
 import { mapLimit } from '../fs/pool.js'
-import { walkFiles } from '../fs/walk.js'
+import { type PinnedDir, WriteRoot } from '../fs/write-root.js'
+import { type BatchTarget, type FetchJob, batchable, fetchInBatches } from './batch-fetch.js'
+import type { AssetClient } from './client.js'
+import { ListedRecord } from './listed.js'
+import { chmodFile, clearFolder, codeOf, folderInTheWay, localFile, removeEmptyParents, removeFile, removeTempFiles, split } from './local-writes.js'
+import type { FileAction, MirrorOptions, MirrorWarning, StagedFile, SyncOptions, SyncSummary } from './mirror-types.js'
+import { type Listing, listingFileFor, loadListing, saveListing } from './saved-listing.js'
+import { SyncTally, unmatchedPatterns } from './sync-tally.js'
+import { fileSink } from './temp-file-sink.js'
 
-/**
- * 'vanished': in the manifest, but gone from the server by the time it was requested (deleted or
- * renamed mid-pull); nothing is written, and the pull goes on (rsync: "file has vanished").
- */
-export type FileAction = 'downloaded' | 'up-to-date' | 'deleted' | 'vanished'
-
-export interface FileEvent {
-  path: string
-  action: FileAction
-  /** File payload bytes received (0 for up-to-date, deleted and dry runs). */
-  bytes: number
-}
-
-export interface SyncSummary {
-  files: number
-  downloaded: number
-  upToDate: number
-  deleted: number
-  /** Manifest files the server no longer had when they were requested. */
-  vanished: number
-  bytesReceived: number
-  ms: number
-}
-
-/** A verified download waiting beside its final path. */
-export interface StagedFile { wire: string; temp: string; final: string; hash: Buffer; bytes: number }
-
-export interface MirrorOptions {
-  /** The local folder. */
-  out: string
-  patterns?: string[]
-  configDir?: string
-  parallel?: number
-}
-
-export interface SyncOptions {
-  prune?: boolean
-  dryRun?: boolean
-  onFile?: (ev: FileEvent) => void
-  /** Bytes received so far, for progress output. */
-  onProgress?: (p: { bytes: number; done: number; total: number }) => void
-  /**
-   * After a sync in which every listed file was verified (not a dry run, none vanished), save the
-   * manifest as this folder's listing, with its digest (feature manifest-digest: the next pull
-   * asks whether it still holds). Pass the manifest exactly as the server listed it.
-   */
-  saveListing?: boolean
-}
-
-/**
- * What a local file is, or null if absent / not a regular file. Synchronous on purpose: a no-op
- * pull of 20,000 files spent a third of its time in async lstat round trips through the thread
- * pool (docs/benchmarks.md); one lstat syscall is microseconds.
- */
-function localFile(path: string): Stats | null {
-  try {
-    const st = lstatSync(path, { throwIfNoEntry: false })
-    return st?.isFile() ? st : null
-  } catch {
-    return null
-  }
-}
+export type { FileAction, FileEvent, MirrorOptions, MirrorWarning, StagedFile, SyncOptions, SyncSummary } from './mirror-types.js'
 
 export class Mirror {
   readonly patterns: string[]
   readonly #opts: MirrorOptions
+  readonly #match: (p: string) => boolean
   #root: string | null = null
+  #rootId: { dev: number; ino: number } | null = null
   #cache: HashCache | null = null
-  /**
-   * Folders created and checked during the current `sync` (see resolveForWrite: one realpath and
-   * one mkdir per folder, not per file). Only within one sync: between syncs (watch) folders may
-   * be removed or replaced, so every stage outside a sync checks again.
-   */
-  #dirsOk: Set<string> | null = null
+  #listed: ListedRecord = ListedRecord.memory()
+  #session: WriteRoot | null = null
+  #opening: Promise<WriteRoot> | null = null
+  #users = 0
+  /** Paths removed to make room for a write (type changes), not yet reported (takeCleared). */
+  #cleared: string[] = []
+  readonly #warned = new Set<string>()
 
   constructor(opts: MirrorOptions) {
     this.#opts = opts
     this.patterns = opts.patterns && opts.patterns.length > 0 ? opts.patterns : ['**']
+    this.#match = patternMatcher(this.patterns)
   }
 
   /** The real path of the out folder (created on first use unless `create` is false). */
@@ -111,11 +63,94 @@ export class Mirror {
       if (create) await mkdir(this.#opts.out, { recursive: true })
       this.#root = await realpath(this.#opts.out)
     } catch (err) {
-      if (!create && (err as NodeJS.ErrnoException).code === 'ENOENT') return null
+      if (!create && codeOf(err) === 'ENOENT') return null
       throw writeError(this.#opts.out, err)
     }
-    this.#cache = await HashCache.load(cacheFileFor(this.#configDir, 'mirror', this.#root))
+    const dir = this.#configDir
+    this.#cache = await HashCache.load(cacheFileFor(dir, 'mirror', this.#root))
+    this.#listed = await ListedRecord.load(cacheFileFor(dir, 'listed', this.#root))
     return this.#root
+  }
+
+  get #configDir(): string { return this.#opts.configDir ?? configDir() }
+
+  /** The listing last applied in full to this folder, with its digest (see SyncOptions.saveListing), or null. */
+  async savedListing(): Promise<Listing | null> {
+    const root = await this.root(false)
+    return root ? loadListing(listingFileFor(this.#configDir, root)) : null
+  }
+
+  /**
+   * True if the out folder is gone or is another folder than the one the last write session
+   * pinned (deleted, or deleted and made again): a full resync is then due (issue 11, case 10).
+   */
+  rootMoved(): boolean {
+    if (!this.#root || !this.#rootId) return false
+    try {
+      const st = lstatSync(this.#root)
+      return !st.isDirectory() || st.dev !== this.#rootId.dev || st.ino !== this.#rootId.ino
+    } catch {
+      return true
+    }
+  }
+
+  /** True if the server listed `wire` into this mirror (and the local copy was not deleted since). */
+  isListed(wire: string): boolean { return this.#listed.has(wire) }
+
+  /**
+   * Runs `fn` inside one write session: folders opened for one file are reused by the next (one
+   * open per folder, not per file). Nested and overlapping calls share the session.
+   */
+  async writes<T>(fn: () => Promise<T>): Promise<T> {
+    this.#users++
+    try {
+      if (!this.#session) {
+        this.#opening ??= this.#openSession().finally(() => { this.#opening = null })
+        this.#session = await this.#opening
+      }
+      return await fn()
+    } finally {
+      // Closed when the last user leaves (a batch and a resync may overlap after a reconnect).
+      if (--this.#users === 0 && this.#session) {
+        this.#session.close()
+        this.#session = null
+      }
+    }
+  }
+
+  async #openSession(): Promise<WriteRoot> {
+    const root = (await this.root()) as string
+    // It may have been deleted since (watch).
+    await mkdir(root, { recursive: true }).catch((err: unknown) => { throw writeError(this.#opts.out, err) })
+    const w = WriteRoot.open(root, this.#opts.writeMode)
+    this.#rootId = w.rootId
+    return w
+  }
+
+  /** `fn` with the current session, or a session of its own. */
+  async #withSession<T>(fn: (w: WriteRoot) => Promise<T>): Promise<T> {
+    return this.writes(() => fn(this.#session as WriteRoot))
+  }
+
+  /** Paths removed to make room for a write since the last call (report them as deleted). */
+  takeCleared(): string[] { return this.#cleared.splice(0) }
+
+  /** May `wire` be deleted? Only a file the server listed, in the current selection. */
+  #deletable(wire: string): boolean {
+    return checkWirePath(wire) === null && this.#listed.has(wire) && this.#match(wire)
+  }
+
+  #forgetFile(wire: string): void {
+    this.#cache?.delete(wire)
+    this.#listed.delete(wire)
+  }
+
+  /** A file stands where a folder must be: it may go only if deletable (then it is reported). */
+  readonly #clearFile = (wire: string): boolean => {
+    if (!this.#deletable(wire)) return false
+    this.#forgetFile(wire)
+    this.#cleared.push(wire)
+    return true
   }
 
   /**
@@ -148,292 +183,349 @@ export class Mirror {
     return hash ?? this.#hashLocal(wire, full, st)
   }
 
-  /** The listing last applied in full to this folder, with its digest (see SyncOptions.saveListing), or null. */
-  async savedListing(): Promise<Listing | null> {
+  /** The local file's permission bits (mode & 0o777), or null if it is not a regular file. */
+  async localMode(wire: string): Promise<number | null> {
     const root = await this.root(false)
-    return root ? loadListing(listingFileFor(this.#configDir, root)) : null
+    const st = root ? localFile(join(root, ...wire.split('/'))) : null
+    return st ? st.mode & 0o777 : null
   }
 
-  get #configDir(): string { return this.#opts.configDir ?? configDir() }
-
-  /** True if the local copy already has `meta`'s content. */
+  /** True if the local copy already has `meta`'s content and mode. */
   async isCurrent(wire: string, meta: FileMeta): Promise<boolean> {
-    return equalHash(await this.localHash(wire), meta.hash)
+    return equalHash(await this.localHash(wire), meta.hash) && (await this.localMode(wire)) === (meta.mode & 0o777)
   }
 
   /**
    * Downloads one file to a verified temp file beside its final path, without making it visible
    * (watch installs a whole batch together). Returns null when the server says the local copy is
-   * already current.
+   * already current. The temp file is created in its folder as pinned by the write session.
    */
   async stage(client: AssetClient, wire: string, haveHash: Buffer | null): Promise<StagedFile | null> {
-    const final = await this.#target(wire)
-    const r = await client.download(wire, fileSink(final, { stage: true }), haveHash)
-    if (r.status === 'up-to-date') return null
-    return { wire, temp: r.result.tempPath, final, hash: Buffer.from(r.meta.hash), bytes: r.bytes }
-  }
-
-  /** Where `wire` goes: its local path, with the parent folders made and checked. */
-  async #target(wire: string): Promise<string> {
-    const root = (await this.root()) as string
-    // Outside a sync (a watch batch) the set lives for this one file: an existing parent folder
-    // is then resolved once, with no mkdir and no second check.
-    const checked = this.#dirsOk ?? new Set<string>()
-    const final = await resolveForWrite(root, wire, checked)
-    const dir = dirname(final)
-    if (checked.has(dir)) return final
-    try {
-      await mkdir(dir, { recursive: true })
-    } catch (err) {
-      throw writeError(wire, err)
-    }
-    // Re-check after creating folders: a planted symlink must not have redirected them.
-    return resolveForWrite(root, wire, checked)
+    assertWirePath(wire)
+    this.#listed.add(wire)
+    return this.#withSession(async (w) => {
+      const [dirWire, name] = split(wire)
+      const dir = await w.dir(dirWire, true, this.#clearFile)
+      try {
+        const r = await client.download(wire, fileSink(w.at(dir, name), { stage: true, label: wire }), haveHash)
+        if (r.status === 'up-to-date') {
+          w.release(dir)
+          return null
+        }
+        return { wire, temp: r.result.tempPath, final: r.result.finalPath, hash: Buffer.from(r.meta.hash), bytes: r.bytes, dir, session: w }
+      } catch (err) {
+        w.release(dir)
+        throw err
+      }
+    })
   }
 
   /**
-   * Batched files (feature batch-request): the temp file is made while the batch before is on the
-   * wire; the verified content is written whole, synchronously, and remembered.
-   */
-  readonly #batchTarget: BatchTarget<{ final: string; temp: TempFd }> = {
-    prepare: async (wire) => {
-      const final = await this.#target(wire)
-      return { final, temp: await createTempFd(final) }
-    },
-    write: (wire, { final, temp }, meta, data) => {
-      finishWholeSync(temp, final, meta, data, true, wire)
-      const st = localFile(final)
-      if (st) this.#cache?.set(wire, st, Buffer.from(meta.hash))
-    },
-    drop: ({ temp }) => dropTempSync(temp),
-  }
-
-  /**
-   * Makes a staged file visible (rename over the final path). Synchronous: one metadata syscall,
-   * where an async rename was a thread-pool round trip per file.
+   * Makes a staged file visible: checks that its folder is still the one pinned (a swap is
+   * ERR_PATH_REFUSED, and nothing is renamed), then renames over the final path (synchronously:
+   * one metadata syscall). A folder standing at the final path is removed first if everything in
+   * it is deletable (a folder that became a file), else ERR_WRITE and nothing is removed.
    */
   async install(s: StagedFile): Promise<void> {
+    const w = s.session
+    const name = split(s.wire)[1]
     try {
-      renameSync(s.temp, s.final)
+      w.check(s.dir, s.wire)
+      await this.#rename(w, s.temp, s.final, s.wire, () => w.check(s.dir, s.wire))
+      tempInstalled(s.temp)
+      const st = localFile(w.at(s.dir, name))
+      if (st) this.#cache?.set(s.wire, st, s.hash)
+      this.#listed.add(s.wire)
     } catch (err) {
-      await unlink(s.temp).catch(() => {})
+      await removeTemp(s.temp)
       throw writeError(s.wire, err)
+    } finally {
+      w.release(s.dir)
     }
-    const st = localFile(s.final)
-    if (st) this.#cache?.set(s.wire, st, s.hash)
   }
 
   /** Drops a staged file that will not be installed. */
   async discard(s: StagedFile): Promise<void> {
-    await unlink(s.temp).catch(() => {})
+    await removeTemp(s.temp)
+    s.session.release(s.dir)
+  }
+
+  /**
+   * Batched files (feature batch-request): the folder is pinned and the temp file made in it while
+   * the batch before is on the wire; the verified content is then written whole with a few
+   * synchronous calls and installed as a staged file is (folder re-checked, rename).
+   */
+  readonly #batchTarget: BatchTarget<{ final: string; temp: TempFd; dir: PinnedDir; w: WriteRoot }> = {
+    prepare: async (wire) => {
+      assertWirePath(wire)
+      this.#listed.add(wire)
+      const w = this.#session as WriteRoot
+      const [dirWire, name] = split(wire)
+      const dir = await w.dir(dirWire, true, this.#clearFile)
+      try {
+        const final = w.at(dir, name)
+        return { final, temp: await createTempFd(final), dir, w }
+      } catch (err) {
+        w.release(dir)
+        throw writeError(wire, err)
+      }
+    },
+    write: (wire, { final, temp, dir, w }, meta, data) => {
+      try {
+        finishWholeSync(temp, final, meta, data, false, wire)
+      } catch (err) {
+        w.release(dir)
+        throw err
+      }
+      return this.install({ wire, temp: temp.tempPath, final, hash: Buffer.from(meta.hash), bytes: data.byteLength, dir, session: w })
+    },
+    drop: ({ temp, dir, w }) => {
+      dropTempSync(temp)
+      w.release(dir)
+    },
   }
 
   /** Fetches one file into place (atomically). Returns payload bytes received. */
   async fetch(client: AssetClient, wire: string, haveHash: Buffer | null): Promise<{ bytes: number; upToDate: boolean }> {
-    const staged = await this.stage(client, wire, haveHash)
-    if (!staged) return { bytes: 0, upToDate: true }
-    await this.install(staged)
-    return { bytes: staged.bytes, upToDate: false }
+    return this.#withSession(async () => {
+      const staged = await this.stage(client, wire, haveHash)
+      if (!staged) return { bytes: 0, upToDate: true }
+      await this.install(staged)
+      return { bytes: staged.bytes, upToDate: false }
+    })
+  }
+
+  /**
+   * Sets the permission bits of a local file whose content is current (`hash`): a mode-only change
+   * needs no download. On the open file where possible (never through a symlink). False if the
+   * file is not there.
+   */
+  async setMode(wire: string, mode: number, hash: Uint8Array): Promise<boolean> {
+    assertWirePath(wire)
+    const st = await this.#withSession((w) => chmodFile(w, wire, mode))
+    if (st) this.#cache?.set(wire, st, Buffer.from(hash))
+    return st !== null
   }
 
   /** Moves a local file (a rename whose content is already here: no download). */
   async move(from: string, to: string): Promise<void> {
-    const root = (await this.root()) as string
-    const src = await resolveForWrite(root, from)
-    const dst = await resolveForWrite(root, to)
-    // A rename keeps inode, size and mtime (not ctime): the hash known for `from` holds for `to`,
-    // recorded with the stamp taken after the rename (no re-hash on the next sync).
-    const st = localFile(src)
-    const known = st ? this.#cache?.lookup(from, st) ?? null : null
-    try {
-      await mkdir(dirname(dst), { recursive: true })
-      await resolveForWrite(root, to)
-      await rename(src, dst)
-    } catch (err) {
-      throw writeError(to, err)
-    }
-    this.#cache?.delete(from)
-    const moved = known ? localFile(dst) : null
-    if (st && known && moved && moved.ino === st.ino && moved.size === st.size && moved.mtimeMs === st.mtimeMs) {
-      this.#cache?.set(to, moved, known)
-    }
-    await this.#removeEmptyParents(root, src)
-  }
-
-  /** Deletes one local file (and folders it leaves empty). */
-  async remove(wire: string): Promise<boolean> {
-    const root = await this.root(false)
-    if (!root) return false
-    const target = await resolveForWrite(root, wire)
-    try {
-      await unlink(target)
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false
-      throw writeError(wire, err)
-    }
-    this.#cache?.delete(wire)
-    await this.#removeEmptyParents(root, target)
-    return true
-  }
-
-  /** Removes the folders above `file` that are left empty, up to (not including) the root. */
-  async #removeEmptyParents(root: string, file: string): Promise<void> {
-    for (let dir = dirname(file); dir !== root && dir.startsWith(root); dir = dirname(dir)) {
+    assertWirePath(from)
+    assertWirePath(to)
+    await this.#withSession(async (w) => {
+      const [fromDir, fromName] = split(from)
+      const [toDir, toName] = split(to)
+      let src: PinnedDir | null = null
+      let dst: PinnedDir | null = null
       try {
-        if ((await readdir(dir)).length > 0) break
-        await rmdir(dir)
-      } catch {
-        break
+        src = await w.dir(fromDir, false)
+        dst = await w.dir(toDir, true, this.#clearFile)
+        const a = w.at(src, fromName)
+        const b = w.at(dst, toName)
+        // A rename keeps inode, size and mtime (not ctime): the hash known for `from` holds for
+        // `to`, recorded with the stamp taken after the rename (no re-hash on the next sync).
+        const st = localFile(a)
+        const known = st ? this.#cache?.lookup(from, st) ?? null : null
+        const check = (): void => { w.check(src as PinnedDir, from); w.check(dst as PinnedDir, to) }
+        check()
+        await this.#rename(w, a, b, to, check)
+        this.#forgetFile(from)
+        this.#listed.add(to)
+        const moved = known ? localFile(b) : null
+        if (st && known && moved && moved.ino === st.ino && moved.size === st.size && moved.mtimeMs === st.mtimeMs) {
+          this.#cache?.set(to, moved, known)
+        }
+      } catch (err) {
+        throw writeError(to, err)
+      } finally {
+        if (src) w.release(src)
+        if (dst) w.release(dst)
       }
-    }
+      await removeEmptyParents(w, fromDir)
+    })
   }
 
-  /** Local files matching the patterns (wire paths), excluding ignores and our temp files. */
-  async localPaths(): Promise<string[]> {
-    const root = await this.root(false)
-    if (!root) return []
-    const match = patternMatcher(this.patterns)
-    const out: string[] = []
-    for await (const f of walkFiles(root, ignoreMatcher())) if (match(f.wire)) out.push(f.wire)
-    return out
+  /**
+   * Deletes one local file (and folders it leaves empty) — only a regular file the server listed
+   * into this mirror and the patterns select; anything else is left alone (false).
+   */
+  async remove(wire: string): Promise<boolean> {
+    if (!(await this.root(false)) || !this.#deletable(wire)) return false
+    const removed = await this.#withSession((w) => removeFile(w, wire))
+    this.#forgetFile(wire) // deleted, or not there any more: no longer ours to track
+    return removed
+  }
+
+  /**
+   * rename(a, b). A folder standing at `b` (the file `wire` was a folder here) is cleared first if
+   * all in it may go (clearFolder; what goes is reported as deleted), then `check` runs again.
+   */
+  async #rename(w: WriteRoot, a: string, b: string, wire: string, check: () => void): Promise<void> {
+    try {
+      renameSync(a, b)
+    } catch (err) {
+      if (!folderInTheWay(err)) throw err
+      await clearFolder(w, wire, (f) => this.#deletable(f), (f) => {
+        this.#forgetFile(f)
+        this.#cleared.push(f)
+      })
+      check()
+      renameSync(a, b)
+    }
   }
 
   /** Removes temp files a killed run left behind. */
   async cleanTemp(): Promise<void> {
     const root = await this.root(false)
-    if (!root) return
-    const stack = [root]
-    while (stack.length > 0) {
-      const dir = stack.pop() as string
-      let names
-      try {
-        names = await readdir(dir, { withFileTypes: true })
-      } catch {
-        continue
-      }
-      for (const d of names) {
-        if (d.isDirectory()) stack.push(join(dir, d.name))
-        else if (d.isFile() && isTempName(d.name)) await unlink(join(dir, d.name)).catch(() => {})
-      }
-    }
+    if (root) await removeTempFiles(root)
+  }
+
+  #warn(w: MirrorWarning, opts: SyncOptions): void {
+    const key = `${w.code}\0${w.pattern ?? ''}`
+    if (this.#warned.has(key)) return
+    this.#warned.add(key)
+    opts.onWarning?.(w)
   }
 
   /**
    * Brings the mirror to `manifest`: downloads what differs (hash-skip: a file whose local hash
-   * matches is not requested at all), and with `prune` deletes local files the manifest lacks.
+   * matches is not requested at all; a differing mode alone is applied with chmod), and with
+   * `prune` deletes local files the server listed before and no longer has, within the patterns.
    */
   async sync(client: AssetClient, manifest: readonly ManifestEntry[], opts: SyncOptions = {}): Promise<SyncSummary> {
-    const match = patternMatcher(this.patterns)
-    const wanted = manifest.filter((e) => match(e.path))
-    this.#dirsOk = new Set()
-    try {
-      const summary = await this.#sync(client, wanted, opts)
-      const root = opts.saveListing && !opts.dryRun && summary.vanished === 0 ? await this.root(false) : null
-      if (root) await saveListing(listingFileFor(this.#configDir, root), manifest)
-      return summary
-    } finally {
-      this.#dirsOk = null
-    }
-  }
-
-  async #sync(client: AssetClient, wanted: ManifestEntry[], opts: SyncOptions): Promise<SyncSummary> {
-    const t0 = performance.now()
-    const summary: SyncSummary = { files: 0, downloaded: 0, upToDate: 0, deleted: 0, vanished: 0, bytesReceived: 0, ms: 0 }
-    const vanished = new Set<string>()
-    if (!opts.dryRun) {
-      await this.root()
-      await this.cleanTemp()
-    }
-    let done = 0
-    // What is already here: a synchronous lstat + cache lookup per file; only files the cache
-    // cannot vouch for are hashed (stat- and read-bound: many at once).
-    const root = await this.root(false)
-    // Only the files to hash keep their stat: holding 20,000 Stats until the end made the no-op's
-    // garbage collection a fifth of its time.
-    const haves: (Buffer | null)[] = new Array(wanted.length).fill(null)
-    const unknown: Array<{ i: number; full: string; st: Stats }> = []
-    if (root) {
-      wanted.forEach((e, i) => {
-        const l = this.#look(root, e.path)
-        if (l.hash) haves[i] = l.hash
-        else if (l.st) unknown.push({ i, full: l.full, st: l.st })
-      })
-    }
-    await mapLimit(unknown, CLIENT_PARALLEL_CHECKS, async ({ i, full, st }) => {
-      haves[i] = await this.#hashLocal((wanted[i] as ManifestEntry).path, full, st)
-    })
-    const report = (path: string, action: FileAction, bytes: number): void => {
-      if (action === 'vanished') summary.vanished++
-      else {
-        summary.files++
-        if (action === 'downloaded') summary.downloaded++
-        else summary.upToDate++
-      }
-      summary.bytesReceived += bytes
-      opts.onFile?.({ path, action, bytes })
-      opts.onProgress?.({ bytes: summary.bytesReceived, done: ++done, total: wanted.length })
-    }
-    // Up to date: reported at once, in manifest order, with no transfer slot and no promise.
-    const toFetch: number[] = []
-    wanted.forEach((e, i) => { if (equalHash(haves[i], e.hash)) report(e.path, 'up-to-date', 0); else toFetch.push(i) })
-    const fetchOne = async (i: number): Promise<void> => {
-      const e = wanted[i] as ManifestEntry
-      const have = haves[i] ?? null
-      let action: FileAction = 'downloaded'
-      let bytes = 0
-      if (!opts.dryRun) {
-        try {
-          const r = await this.fetch(client, e.path, have)
-          bytes = r.bytes
-          action = r.upToDate ? 'up-to-date' : 'downloaded'
-        } catch (err) {
-          if (!(err instanceof AssetSyncError && err.code === 'ERR_NOT_FOUND')) throw err
-          action = 'vanished'
-          vanished.add(e.path)
-        }
-      }
-      report(e.path, action, bytes)
-    }
-    // Fetching is not stat-bound: fewer at once.
-    const parallel = this.#opts.parallel ?? CLIENT_PARALLEL_TRANSFERS
-    if (opts.dryRun || !client.batches) {
-      await mapLimit(toFetch, parallel, fetchOne)
-    } else {
-      // Small files in batches (feature batch-request), the others one by one meanwhile; what a
-      // batch leaves (answered `alone`) is fetched one by one after.
-      const jobs = new Map<string, number>()
-      const small: FetchJob[] = []
-      const large: number[] = []
-      for (const i of toFetch) {
-        const e = wanted[i] as ManifestEntry
-        const job: FetchJob = { path: e.path, size: e.size, have: haves[i] ?? null }
-        if (batchable(job)) {
-          small.push(job)
-          jobs.set(e.path, i)
-        } else large.push(i)
-      }
-      const [left] = await Promise.all([
-        fetchInBatches(client, small, this.#batchTarget, (path, o) => {
-          if (o.action === 'vanished') vanished.add(path)
-          report(path, o.action, o.bytes)
-        }),
-        mapLimit(large, parallel, fetchOne),
-      ])
-      await mapLimit(left.map((j) => jobs.get(j.path) as number), parallel, fetchOne)
-    }
-    if (opts.prune) {
-      const keep = new Set(wanted.filter((e) => !vanished.has(e.path)).map((e) => e.path))
-      for (const p of await this.localPaths()) {
-        if (keep.has(p)) continue
-        if (!opts.dryRun) await this.remove(p)
-        summary.deleted++
-        opts.onFile?.({ path: p, action: 'deleted', bytes: 0 })
+    const wanted = manifest.filter((e) => this.#match(e.path))
+    if (this.#opts.patterns && this.#opts.patterns.length > 0) {
+      for (const p of unmatchedPatterns(this.#opts.patterns, manifest)) {
+        this.#warn({ code: 'NO_MATCH', pattern: p, message: `pattern "${printable(p)}" matches no file on the server` }, opts)
       }
     }
-    await this.#cache?.save()
-    summary.ms = Math.round(performance.now() - t0)
+    if (opts.dryRun) return this.#sync(client, wanted, opts)
+    const summary = await this.writes(() => this.#sync(client, wanted, opts))
+    const root = opts.saveListing && summary.vanished === 0 ? await this.root(false) : null
+    if (root) await saveListing(listingFileFor(this.#configDir, root), manifest)
     return summary
   }
 
-  async saveCache(): Promise<void> { await this.#cache?.save() }
+  async #sync(client: AssetClient, wanted: ManifestEntry[], opts: SyncOptions): Promise<SyncSummary> {
+    const tally = new SyncTally(opts, wanted.length)
+    const report = tally.report.bind(tally)
+    const dry = !!opts.dryRun
+    const vanished = new Set<string>()
+    if (!dry) await this.cleanTemp()
+    const root = await this.root(false)
+    if (this.#listed.damaged) {
+      this.#warn({ code: 'RECORD_DAMAGED', message: `the record of files the server listed (${this.#listed.file}) is damaged: nothing is deleted until a listing rebuilds it` }, opts)
+    }
+    // Listed now: the files this sync may later delete once the server no longer has them.
+    if (!dry) for (const e of wanted) this.#listed.add(e.path)
+    try {
+      // What is already here: a synchronous lstat + cache lookup per file; only files the cache
+      // cannot vouch for are hashed (stat- and read-bound: many at once).
+      // Only the files to hash keep their stat: holding 20,000 Stats until the end made the no-op's
+      // garbage collection a fifth of its time.
+      const haves: (Buffer | null)[] = new Array(wanted.length).fill(null)
+      const modes: number[] = new Array(wanted.length).fill(-1)
+      const unknown: Array<{ i: number; full: string; st: Stats }> = []
+      if (root) {
+        wanted.forEach((e, i) => {
+          const l = this.#look(root, e.path)
+          if (l.st) modes[i] = l.st.mode & 0o777
+          if (l.hash) haves[i] = l.hash
+          else if (l.st) unknown.push({ i, full: l.full, st: l.st })
+        })
+      }
+      await mapLimit(unknown, CLIENT_PARALLEL_CHECKS, async ({ i, full, st }) => {
+        haves[i] = await this.#hashLocal((wanted[i] as ManifestEntry).path, full, st)
+      })
+      const reportCleared = (): void => { for (const p of this.takeCleared()) report(p, 'deleted', 0) }
+      // Up to date: reported at once, in manifest order, with no transfer slot and no promise.
+      const toFetch: number[] = []
+      const modeOnly: number[] = []
+      wanted.forEach((e, i) => {
+        if (!equalHash(haves[i], e.hash)) toFetch.push(i)
+        else if ((modes[i] as number) !== (e.mode & 0o777)) modeOnly.push(i)
+        else report(e.path, 'up-to-date', 0)
+      })
+      for (const i of modeOnly) {
+        const e = wanted[i] as ManifestEntry
+        if (dry || (await this.setMode(e.path, e.mode, e.hash))) report(e.path, 'mode', 0)
+        else toFetch.push(i) // gone meanwhile: fetch it
+      }
+      const fetchOne = async (i: number): Promise<void> => {
+        const e = wanted[i] as ManifestEntry
+        const have = haves[i] ?? null
+        let action: FileAction = 'downloaded'
+        let bytes = 0
+        if (!dry) {
+          try {
+            const r = await this.fetch(client, e.path, have)
+            bytes = r.bytes
+            action = r.upToDate ? 'up-to-date' : 'downloaded'
+          } catch (err) {
+            reportCleared()
+            if (!(err instanceof AssetSyncError && err.code === 'ERR_NOT_FOUND')) throw err
+            action = 'vanished'
+            vanished.add(e.path)
+          }
+        }
+        reportCleared()
+        report(e.path, action, bytes)
+      }
+      // Fetching is not stat-bound: fewer at once.
+      const parallel = this.#opts.parallel ?? CLIENT_PARALLEL_TRANSFERS
+      if (dry || !client.batches) await mapLimit(toFetch, parallel, fetchOne)
+      else {
+        // Small files in batches (feature batch-request), the others one by one meanwhile; what a
+        // batch leaves (answered `alone`) is fetched one by one after.
+        const index = new Map<string, number>()
+        const small: FetchJob[] = []
+        const large: number[] = []
+        for (const i of toFetch) {
+          const e = wanted[i] as ManifestEntry
+          const job: FetchJob = { path: e.path, size: e.size, have: haves[i] ?? null }
+          if (batchable(job)) {
+            small.push(job)
+            index.set(e.path, i)
+          } else large.push(i)
+        }
+        const [left] = await Promise.all([
+          fetchInBatches(client, small, this.#batchTarget, (path, o) => {
+            if (o.action === 'vanished') vanished.add(path)
+            reportCleared()
+            report(path, o.action, o.bytes)
+          }),
+          mapLimit(large, parallel, fetchOne),
+        ])
+        await mapLimit(left.map((j) => index.get(j.path) as number), parallel, fetchOne)
+      }
+      if (opts.prune) await this.#prune(root, wanted, vanished, dry, tally)
+    } finally {
+      await this.#save(opts, dry)
+    }
+    return tally.finish()
+  }
+
+  /** Deletes what the server listed before and no longer has (within the patterns); sorted. */
+  async #prune(root: string | null, wanted: ManifestEntry[], vanished: Set<string>, dry: boolean, tally: SyncTally): Promise<void> {
+    const report = tally.report.bind(tally)
+    const keep = new Set(wanted.filter((e) => !vanished.has(e.path)).map((e) => e.path))
+    const gone = [...this.#listed.paths()].filter((p) => !keep.has(p) && this.#deletable(p)).sort()
+    for (const p of gone) {
+      if (dry) {
+        if (root && localFile(join(root, ...p.split('/')))) report(p, 'deleted', 0)
+      } else if (await this.remove(p)) report(p, 'deleted', 0)
+    }
+  }
+
+  async #save(opts: SyncOptions, dry: boolean): Promise<void> {
+    await this.#cache?.save()
+    if (dry) return
+    try {
+      await this.#listed.save()
+    } catch (err) {
+      this.#warn({ code: 'RECORD_NOT_SAVED', message: `could not save the record of files the server listed: ${(err as Error).message}` }, opts)
+    }
+  }
+
+  /** Saves the hash cache and the record of listed files. */
+  async saveCache(): Promise<void> { await Promise.all([this.#cache?.save(), this.#listed.save().catch(() => {})]) }
 }

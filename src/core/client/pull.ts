@@ -24,6 +24,11 @@ async function listingOf(client: AssetClient, mirror: Mirror, saved: Listing | n
 
 export interface PullOptions extends SyncOptions {
   attempts?: number
+  /**
+   * Stops the pull (SIGINT, SIGTERM): the connection closes, transfers in flight end and drop
+   * their temp files, and the pull rejects with the signal's reason (no reconnect).
+   */
+  signal?: AbortSignal
   /** Called before each reconnect after a lost connection. */
   onRetry?: (err: AssetSyncError, attempt: number) => void
 }
@@ -33,12 +38,17 @@ export async function pullResuming(connect: () => Promise<AssetClient>, mirror: 
   const attempts = opts.attempts ?? PULL_ATTEMPTS
   const seen = new Map<string, FileEvent>()
   let bytesReceived = 0
+  const { signal } = opts
   // Read while the connection is made: the local side of a no-op overlaps the handshake.
   const savedListing = opts.dryRun ? Promise.resolve(null) : mirror.savedListing().catch(() => null)
   for (let attempt = 1; ; attempt++) {
+    signal?.throwIfAborted()
     // The first connect failing is final (wrong address, server down); later ones too.
     const client = await connect()
+    const stop = (): void => client.close()
+    signal?.addEventListener('abort', stop, { once: true })
     try {
+      signal?.throwIfAborted()
       const listing = await listingOf(client, mirror, await savedListing)
       await mirror.sync(client, listing.entries, {
         ...opts,
@@ -54,14 +64,16 @@ export async function pullResuming(connect: () => Promise<AssetClient>, mirror: 
       })
       break
     } catch (err) {
+      signal?.throwIfAborted() // what failed was the connection we closed: report the stop
       // Only a lost connection (or a request timing out) is worth a new one: see ERROR_RECOVERY.
       if (!needsReconnect(err) || attempt >= attempts) throw err
       opts.onRetry?.(err as AssetSyncError, attempt)
     } finally {
+      signal?.removeEventListener('abort', stop)
       client.close()
     }
   }
-  const summary: SyncSummary = { files: 0, downloaded: 0, upToDate: 0, deleted: 0, vanished: 0, bytesReceived, ms: 0 }
+  const summary: SyncSummary = { files: 0, downloaded: 0, upToDate: 0, modeChanged: 0, deleted: 0, vanished: 0, bytesReceived, ms: 0 }
   for (const ev of seen.values()) {
     if (ev.action === 'deleted') summary.deleted++
     else if (ev.action === 'vanished') summary.vanished++
@@ -69,6 +81,7 @@ export async function pullResuming(connect: () => Promise<AssetClient>, mirror: 
       summary.files++
       if (ev.action === 'downloaded') summary.downloaded++
       else summary.upToDate++
+      if (ev.action === 'mode') summary.modeChanged++
     }
   }
   summary.ms = Math.round(performance.now() - t0)

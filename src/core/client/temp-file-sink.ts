@@ -21,6 +21,8 @@ export interface SavedFile {
 export interface FileSinkOptions {
   /** Verify and keep the temp file without renaming it (the caller renames or removes it). */
   stage?: boolean
+  /** What messages call the file (e.g. its wire path); default the final path. */
+  label?: string
 }
 
 class TempFileSink implements FileSink<SavedFile> {
@@ -49,5 +51,5 @@ class TempFileSink implements FileSink<SavedFile> {
  */
 export function fileSink(finalPath: string, opts: FileSinkOptions = {}): SinkFactory<SavedFile> {
   const install = !opts.stage
-  return async (meta) => new TempFileSink(await IncomingFile.create(finalPath, meta), install)
+  return async (meta) => new TempFileSink(await IncomingFile.create(finalPath, meta, opts.label), install)
 }

@@ -19,7 +19,7 @@ import { promisify } from 'node:util'
 import { AssetSyncError, writeError } from '../../errors.js'
 import { SMALL_FILE_BYTES } from '../../limits.js'
 import type { FileMeta } from '../../protocol/messages.js'
-import { createTemp, removeTemp } from './atomic-write.js'
+import { createTemp, removeTemp, tempInstalled } from './atomic-write.js'
 import { type Hasher, createHasher, equalHash } from './hash.js'
 
 export { isTempName, tempPathFor } from './atomic-write.js'
@@ -32,6 +32,10 @@ export class IncomingFile {
   readonly finalPath: string
   readonly tempPath: string
   readonly meta: FileMeta
+  /** What messages call the file: the wire path of a mirrored file, else the final path's name. */
+  readonly label: string
+  /** What write errors name: the label if given, else the final path. */
+  readonly #what: string
   /** Small files: the temp file's descriptor, written synchronously; -1 when closed. */
   #fd: number
   /** Large files: the temp file, written through the thread pool; null when closed. */
@@ -41,32 +45,38 @@ export class IncomingFile {
   /** The temp file is ours to remove on discard (false once committed: then it is the caller's). */
   #owned = true
 
-  private constructor(finalPath: string, tempPath: string, fd: number, fh: FileHandle | null, meta: FileMeta) {
+  private constructor(finalPath: string, tempPath: string, fd: number, fh: FileHandle | null, meta: FileMeta, label?: string) {
     this.finalPath = finalPath
+    this.label = label ?? basename(finalPath)
+    this.#what = label ?? finalPath
     this.tempPath = tempPath
     this.#fd = fd
     this.#fh = fh
     this.meta = meta
   }
 
-  /** Creates the temp file beside `finalPath` (so a full disk or a read-only folder fails early). */
-  static async create(finalPath: string, meta: FileMeta): Promise<IncomingFile> {
+  /**
+   * Creates the temp file beside `finalPath` (so a full disk or a read-only folder fails early).
+   * `finalPath` may name the file through its folder's descriptor (`/proc/self/fd/N/name`, see
+   * write-root.ts): the temp file is then created in that very folder. `label` names it in messages.
+   */
+  static async create(finalPath: string, meta: FileMeta, label?: string): Promise<IncomingFile> {
     if (meta.size <= SMALL_FILE_BYTES) {
-      const { tempPath, handle } = await createTemp(finalPath, (p) => openFd(p, 'wx', 0o600))
-      return new IncomingFile(finalPath, tempPath, handle, null, meta)
+      const { tempPath, handle } = await createTemp(finalPath, (p) => openFd(p, 'wx', 0o600), label ?? finalPath)
+      return new IncomingFile(finalPath, tempPath, handle, null, meta, label)
     }
-    const { tempPath, handle } = await createTemp(finalPath, (p) => open(p, 'wx', 0o600))
-    return new IncomingFile(finalPath, tempPath, -1, handle, meta)
+    const { tempPath, handle } = await createTemp(finalPath, (p) => open(p, 'wx', 0o600), label ?? finalPath)
+    return new IncomingFile(finalPath, tempPath, -1, handle, meta, label)
   }
 
   get written(): number { return this.#written }
 
   async write(data: Uint8Array): Promise<void> {
     if (this.#written + data.byteLength > this.meta.size) {
-      throw new AssetSyncError('ERR_INTEGRITY', `${basename(this.finalPath)}: server sent more bytes than announced`)
+      throw new AssetSyncError('ERR_INTEGRITY', `${this.label}: server sent more bytes than announced`)
     }
     const fh = this.#fh
-    if (this.#fd < 0 && !fh) throw new AssetSyncError('ERR_INTERNAL', `${basename(this.finalPath)}: write after commit or discard`)
+    if (this.#fd < 0 && !fh) throw new AssetSyncError('ERR_INTERNAL', `${this.label}: write after commit or discard`)
     this.#hasher.update(data)
     let off = 0
     try {
@@ -76,7 +86,7 @@ export class IncomingFile {
         off += fh ? (await fh.write(data, off, len, pos)).bytesWritten : writeSync(this.#fd, data, off, len, pos)
       }
     } catch (err) {
-      throw writeError(this.finalPath, err)
+      throw writeError(this.#what, err)
     }
     this.#written += data.byteLength
   }
@@ -90,7 +100,7 @@ export class IncomingFile {
       const digest = this.#hasher.digest()
       if (this.#written !== this.meta.size || !equalHash(digest, this.meta.hash)) {
         throw new AssetSyncError('ERR_INTEGRITY',
-          `${basename(this.finalPath)}: received content does not match its BLAKE3 hash (${this.#written}/${this.meta.size} bytes)`)
+          `${this.label}: received content does not match its BLAKE3 hash (${this.#written}/${this.meta.size} bytes)`)
       }
       try {
         const fh = this.#fh
@@ -105,10 +115,13 @@ export class IncomingFile {
           this.#fd = -1
           closeSync(fd)
         }
-        if (install) renameSync(this.tempPath, this.finalPath)
+        if (install) {
+          renameSync(this.tempPath, this.finalPath)
+          tempInstalled(this.tempPath)
+        }
         this.#owned = false
       } catch (err) {
-        throw writeError(this.finalPath, err)
+        throw writeError(this.#what, err)
       }
     } catch (err) {
       await this.discard()
@@ -175,7 +188,10 @@ export function finishWholeSync(t: TempFd, finalPath: string, meta: FileMeta, da
   }
   try {
     closeSync(fd)
-    if (install) renameSync(t.tempPath, finalPath)
+    if (install) {
+      renameSync(t.tempPath, finalPath)
+      tempInstalled(t.tempPath)
+    }
   } catch (err) {
     removeQuietly(t.tempPath)
     throw writeError(label, err)
@@ -195,5 +211,6 @@ function closeQuietly(fd: number): void {
 }
 
 function removeQuietly(path: string): void {
+  tempInstalled(path) // no longer for the exit cleanup to remove
   try { unlinkSync(path) } catch { /* gone */ }
 }

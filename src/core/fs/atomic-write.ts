@@ -7,6 +7,7 @@
  * downloads and shares the naming and temp-file creation here.
  */
 import { randomBytes } from 'node:crypto'
+import { unlinkSync } from 'node:fs'
 import { type FileHandle, mkdir, open, rename, unlink } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { writeError } from '../../errors.js'
@@ -37,24 +38,56 @@ export function isTempName(name: string): boolean {
 const isExists = (err: unknown): boolean => (err as NodeJS.ErrnoException)?.code === 'EEXIST'
 
 /**
+ * Temp files this process created and has neither renamed nor removed yet: what an interrupted
+ * run (SIGINT, SIGTERM) removes before it exits (`removeLiveTemps`).
+ */
+const liveTemps = new Set<string>()
+
+/** A temp file became its final file (renamed): it is no longer ours to remove. */
+export function tempInstalled(tempPath: string): void {
+  liveTemps.delete(tempPath)
+}
+
+/**
+ * Removes every temp file this process still has, synchronously (called on SIGINT/SIGTERM, once
+ * the work in flight has stopped). Returns how many were removed.
+ */
+export function removeLiveTemps(): number {
+  let n = 0
+  for (const p of liveTemps) {
+    try {
+      unlinkSync(p)
+      n++
+    } catch { /* gone already */ }
+  }
+  liveTemps.clear()
+  return n
+}
+
+/**
  * Creates a fresh temp file beside `finalPath` with `create(tempPath)`, which must open it
  * exclusively (flag 'wx'): a name that exists already is never reused or truncated, the next name
- * is tried instead. Failures are ERR_WRITE naming `finalPath`.
+ * is tried instead. Failures are ERR_WRITE naming `label` (default `finalPath`).
  */
-export async function createTemp<T>(finalPath: string, create: (tempPath: string) => Promise<T>): Promise<{ tempPath: string; handle: T }> {
+export async function createTemp<T>(
+  finalPath: string, create: (tempPath: string) => Promise<T>, label: string = finalPath,
+): Promise<{ tempPath: string; handle: T }> {
   for (let attempt = 1; ; attempt++) {
     const tempPath = tempPathFor(finalPath)
     try {
-      return { tempPath, handle: await create(tempPath) }
+      const handle = await create(tempPath)
+      liveTemps.add(tempPath)
+      return { tempPath, handle }
     } catch (err) {
       if (isExists(err) && attempt < TEMP_NAME_ATTEMPTS) continue
-      throw writeError(finalPath, err)
+      throw writeError(label, err)
     }
   }
 }
 
 /** Removes a temp file, ignoring every failure (it may be gone already). */
 export async function removeTemp(tempPath: string): Promise<void> {
+  liveTemps.delete(tempPath)
   await unlink(tempPath).catch(() => {})
 }
 
@@ -92,6 +125,7 @@ export async function writeFileAtomic(file: string, data: string | Uint8Array, o
     await fh.close()
     fh = null
     await rename(tempPath, file)
+    tempInstalled(tempPath)
   } catch (err) {
     await fh?.close().catch(() => {})
     await removeTemp(tempPath)

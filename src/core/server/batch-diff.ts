@@ -12,19 +12,27 @@ function meta(e: FileMeta): FileMeta {
 }
 
 /**
- * `before`: each path's hash as subscribers last heard it (null: absent). `after`: its entry now
- * (null: gone). Unchanged paths give nothing; a path gone and a new path with exactly its content
- * pair up as one rename (each new path with at most one gone one).
+ * What subscribers last heard of a path: its hash, or its hash and mode (then a mode-only change,
+ * `chmod +x`, is news too: issue 11, case 4).
+ */
+export type Heard = Uint8Array | { hash: Uint8Array; mode: number }
+
+/**
+ * `before`: each path as subscribers last heard it (null: absent). `after`: its entry now (null:
+ * gone). Unchanged paths give nothing; a path gone and a new path with exactly its content pair up
+ * as one rename (each new path with at most one gone one).
  */
 export function diffBatch(
-  before: ReadonlyMap<string, Uint8Array | null>,
+  before: ReadonlyMap<string, Heard | null>,
   after: ReadonlyMap<string, FileMeta | null>,
 ): UpdateEntry[] {
   const entries: UpdateEntry[] = []
   const deleted: { path: string; hash: Uint8Array }[] = []
   for (const [path, now] of after) {
-    const old = before.get(path) ?? null
-    if (now && !equalHash(old, now.hash)) entries.push({ kind: 'change', path, ...meta(now) })
+    const heard = before.get(path) ?? null
+    const old = heard instanceof Uint8Array ? heard : heard?.hash ?? null
+    const modeMoved = heard !== null && !(heard instanceof Uint8Array) && heard.mode !== now?.mode
+    if (now && (!equalHash(old, now.hash) || modeMoved)) entries.push({ kind: 'change', path, ...meta(now) })
     else if (!now && old) deleted.push({ path, hash: old })
   }
   for (const d of deleted) {

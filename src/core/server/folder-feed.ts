@@ -17,7 +17,7 @@ import { ROOT_CHECK_MS, ROOT_GONE_MS, SETTLE_MS } from '../../limits.js'
 import { type Clock, systemClock } from '../../protocol/clock.js'
 import type { FileMeta } from '../../protocol/messages.js'
 import type { SkippedPath } from '../fs/disk-names.js'
-import { diffBatch } from './batch-diff.js'
+import { type Heard, diffBatch } from './batch-diff.js'
 import type { ChangeFeed, FeedSink } from './feed.js'
 import type { FolderSource } from './folder-source.js'
 import { FolderWatcher } from './watcher.js'
@@ -44,11 +44,11 @@ export class FolderFeed implements ChangeFeed {
   #sink: FeedSink | null = null
   #chain: Promise<void> = Promise.resolve()
   /**
-   * Each path's hash as last announced to subscribers (or listed at start). A batch is diffed
+   * Each path's hash and mode as last announced to subscribers (or listed at start). A batch is diffed
    * against this, not against the index: a REQUEST for a changed file refreshes the index before
    * the watcher's batch arrives, and the change must still be pushed.
    */
-  readonly #published = new Map<string, Uint8Array>()
+  readonly #published = new Map<string, Heard>()
   /** While a batch is processed: paths the source changed on its own meanwhile (they join it). */
   #joining: Set<string> | null = null
   #cancelRootCheck: (() => void) | null = null
@@ -75,7 +75,7 @@ export class FolderFeed implements ChangeFeed {
     this.#sink = sink
     for (let after: string | null = ''; after !== null;) {
       const page = await this.#source.page(() => true, after, Infinity)
-      for (const e of page.entries) this.#published.set(e.path, e.hash)
+      for (const e of page.entries) this.#published.set(e.path, { hash: e.hash, mode: e.mode })
       after = page.done ? null : (page.entries.at(-1)?.path ?? null)
     }
     this.#source.on('changed', this.#onChanged)
@@ -127,10 +127,10 @@ export class FolderFeed implements ChangeFeed {
 
   /** Delivers what changed in `after` (each path's entry now) against what was published. */
   async #publish(after: ReadonlyMap<string, FileMeta | null>): Promise<void> {
-    const before = new Map<string, Uint8Array | null>()
+    const before = new Map<string, Heard | null>()
     for (const [p, now] of after) {
       before.set(p, this.#published.get(p) ?? null)
-      if (now) this.#published.set(p, now.hash)
+      if (now) this.#published.set(p, { hash: now.hash, mode: now.mode })
       else this.#published.delete(p)
     }
     const entries = diffBatch(before, after)
