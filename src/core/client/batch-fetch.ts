@@ -9,7 +9,7 @@
 import { AssetSyncError } from '../../errors.js'
 import { BATCH_FILE_BYTES, BATCH_MAX_FILES, CLIENT_BATCHES_IN_FLIGHT, CLIENT_BATCH_FILES, MAX_FRAME_BYTES, MAX_PATH_BYTES } from '../../limits.js'
 import type { BatchItem, FileMeta } from '../../protocol/messages.js'
-import { mapLimit } from '../fs/pool.js'
+import { mapLimitSettled } from '../fs/pool.js'
 import { printable } from '../fs/paths.js'
 import type { AssetClient } from './client.js'
 
@@ -63,11 +63,13 @@ export async function fetchInBatches<P>(
   client: AssetClient, jobs: FetchJob[], target: BatchTarget<P>, done: (path: string, outcome: BatchOutcome) => void,
 ): Promise<FetchJob[]> {
   const alone: FetchJob[] = []
-  await mapLimit(groups(jobs), CLIENT_BATCHES_IN_FLIGHT, async (group) => {
+  // Settled, not just rejected: a failed batch must not leave the other still making temp files
+  // after the caller's cleanup (a signal removes this process's temp files once the pull ends).
+  await mapLimitSettled(groups(jobs), CLIENT_BATCHES_IN_FLIGHT, async (group) => {
     const prepared: (P | undefined)[] = new Array(group.length)
     const writing: Promise<void>[] = []
     try {
-      await mapLimit(group, PREPARE_PARALLEL, async (j, i) => { prepared[i] = await target.prepare(j.path) })
+      await mapLimitSettled(group, PREPARE_PARALLEL, async (j, i) => { prepared[i] = await target.prepare(j.path) })
       const items: BatchItem[] = group.map((j) => ({ path: j.path, haveHash: j.have }))
       await client.batch(items, (i, r) => {
         const job = group[i] as FetchJob
@@ -77,7 +79,9 @@ export async function fetchInBatches<P>(
         switch (r.status) {
           case 'file': {
             const bytes = r.data.byteLength
-            writing.push(Promise.resolve(target.write(job.path, p, r.meta, r.data)).then(() => done(job.path, { action: 'downloaded', bytes })))
+            const w = Promise.resolve(target.write(job.path, p, r.meta, r.data)).then(() => done(job.path, { action: 'downloaded', bytes }))
+            w.catch(() => {}) // handled: awaited below, after the batch
+            writing.push(w)
             return
           }
           case 'up-to-date': done(job.path, { action: 'up-to-date', bytes: 0 }); return
@@ -89,8 +93,9 @@ export async function fetchInBatches<P>(
     } finally {
       for (const p of prepared) if (p !== undefined) target.drop(p)
       // Every write settles before the batch is done (or its failure is the batch's).
-      await Promise.all(writing)
+      await Promise.allSettled(writing)
     }
+    for (const w of writing) await w
   })
   return alone
 }

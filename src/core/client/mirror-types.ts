@@ -2,6 +2,7 @@
  * The shapes of a mirror's work: what each file's sync did, the summary, warnings, staged files
  * and the options of Mirror and Mirror.sync (mirror.ts).
  */
+import type { LocalLooks } from './local-looks.js'
 import type { PinnedDir, WriteRoot, WriteRootMode } from '../fs/write-root.js'
 
 /**
@@ -77,4 +78,9 @@ export interface SyncOptions {
    * asks whether it still holds). Pass the manifest exactly as the server listed it.
    */
   saveListing?: boolean
+  /**
+   * The local copies, looked at already (Mirror.lookAhead, while connecting): paths found there
+   * are not looked at again.
+   */
+  ahead?: LocalLooks | null
 }

@@ -27,6 +27,7 @@ import { type PinnedDir, WriteRoot } from '../fs/write-root.js'
 import { type BatchTarget, type FetchJob, batchable, fetchInBatches } from './batch-fetch.js'
 import type { AssetClient } from './client.js'
 import { ListedRecord } from './listed.js'
+import { type Look, LocalLooks } from './local-looks.js'
 import { chmodFile, clearFolder, codeOf, folderInTheWay, localFile, removeEmptyParents, removeFile, removeTempFiles, split } from './local-writes.js'
 import type { FileAction, MirrorOptions, MirrorWarning, StagedFile, SyncOptions, SyncSummary } from './mirror-types.js'
 import { type Listing, listingFileFor, loadListing, saveListing } from './saved-listing.js'
@@ -161,6 +162,23 @@ export class Mirror {
     const full = join(root, ...wire.split('/'))
     const st = localFile(full)
     return { full, st, hash: st && this.#cache ? this.#cache.lookup(wire, st) : null }
+  }
+
+  /** #look as a LocalLooks entry: the mode of a regular file (-1 for none), the stat only to hash it. */
+  #lookFor(root: string, wire: string): Look {
+    const { full, st, hash } = this.#look(root, wire)
+    return { hash, mode: st ? st.mode & 0o777 : -1, full, st: st && !hash ? st : null }
+  }
+
+  /**
+   * Looks at the local copies of `entries` (a listing in path order) now, in slices, so that a
+   * later `sync` (SyncOptions.ahead) need not: a pull does this while it connects. Null if the
+   * folder does not exist yet.
+   */
+  async lookAhead(entries: readonly ManifestEntry[]): Promise<LocalLooks | null> {
+    const root = await this.root(false)
+    if (!root) return null
+    return LocalLooks.of(entries.filter((e) => this.#match(e.path)).map((e) => e.path), (wire) => this.#lookFor(root, wire))
   }
 
   /** Hashes a local file the cache could not vouch for, and remembers it. Null if unreadable. */
@@ -426,9 +444,10 @@ export class Mirror {
       const modes: number[] = new Array(wanted.length).fill(-1)
       const unknown: Array<{ i: number; full: string; st: Stats }> = []
       if (root) {
+        const ahead = opts.ahead ?? null
         wanted.forEach((e, i) => {
-          const l = this.#look(root, e.path)
-          if (l.st) modes[i] = l.st.mode & 0o777
+          const l = ahead?.take(e.path) ?? this.#lookFor(root, e.path)
+          modes[i] = l.mode
           if (l.hash) haves[i] = l.hash
           else if (l.st) unknown.push({ i, full: l.full, st: l.st })
         })
@@ -487,7 +506,8 @@ export class Mirror {
             index.set(e.path, i)
           } else large.push(i)
         }
-        const [left] = await Promise.all([
+        // Both settle before a failure is thrown: batches still making temp files must not outlive it.
+        const [batched, single] = await Promise.allSettled([
           fetchInBatches(client, small, this.#batchTarget, (path, o) => {
             if (o.action === 'vanished') vanished.add(path)
             reportCleared()
@@ -495,7 +515,9 @@ export class Mirror {
           }),
           mapLimit(large, parallel, fetchOne),
         ])
-        await mapLimit(left.map((j) => index.get(j.path) as number), parallel, fetchOne)
+        if (batched.status === 'rejected') throw batched.reason
+        if (single.status === 'rejected') throw single.reason
+        await mapLimit(batched.value.map((j) => index.get(j.path) as number), parallel, fetchOne)
       }
       if (opts.prune) await this.#prune(root, wanted, vanished, dry, tally)
     } finally {

@@ -39,8 +39,10 @@ export async function pullResuming(connect: () => Promise<AssetClient>, mirror: 
   const seen = new Map<string, FileEvent>()
   let bytesReceived = 0
   const { signal } = opts
-  // Read while the connection is made: the local side of a no-op overlaps the handshake.
+  // Read, and the local copies looked at, while the connection is made: the local side of a no-op
+  // overlaps the handshake and the digest's round trip.
   const savedListing = opts.dryRun ? Promise.resolve(null) : mirror.savedListing().catch(() => null)
+  const ahead = savedListing.then((l) => (l ? mirror.lookAhead(l.entries) : null)).catch(() => null)
   for (let attempt = 1; ; attempt++) {
     signal?.throwIfAborted()
     // The first connect failing is final (wrong address, server down); later ones too.
@@ -53,6 +55,7 @@ export async function pullResuming(connect: () => Promise<AssetClient>, mirror: 
       await mirror.sync(client, listing.entries, {
         ...opts,
         saveListing: listing.fresh,
+        ahead: attempt === 1 ? await ahead : null,
         onFile: (ev) => {
           bytesReceived += ev.bytes
           const before = seen.get(ev.path)
