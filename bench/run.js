@@ -24,8 +24,9 @@ import * as hotReload from './scenarios/hot-reload.mjs'
 import * as fanOut from './scenarios/fan-out.mjs'
 import * as memory from './scenarios/memory.mjs'
 import * as runScenario from './scenarios/run.mjs'
+import * as scaleOut from './scenarios/scale-out.mjs'
 
-const SCENARIOS = [coldPull, warmNoop, coldSmall, lossy, hotReload, fanOut, memory, runScenario]
+const SCENARIOS = [coldPull, warmNoop, coldSmall, lossy, hotReload, fanOut, memory, runScenario, scaleOut]
 /** The seed's transport budget: Renet's default 60,000 bytes per tick at 60 Hz. */
 const SEED_BYTES_PER_SECOND = 60_000 * 60
 

@@ -218,6 +218,106 @@ export const PATTERN_DFA_CACHE_CELLS = 65_536
  */
 export const MANIFEST_PAGE_MATCH_STEPS = 2_000_000
 
+// --- delta (content-defined chunks, dedup, resume, compression; src/core/delta) ---------------
+/**
+ * FastCDC chunk sizes. A cut is never made before DELTA_MIN_CHUNK_BYTES (bytes before it are not
+ * even hashed: much of the speed), is likelier past the normal point DELTA_AVG_CHUNK_BYTES, and
+ * is forced at DELTA_MAX_CHUNK_BYTES. Chunks average ~76 KiB (docs/delta.md has the
+ * measurements): a 64 MiB file has ~860 chunks, a 30 KiB chunk list; a 1-byte edit costs one
+ * chunk, rarely two.
+ * Changing any of these changes every boundary: it needs a new chunker id (chunk-list.ts).
+ */
+export const DELTA_MIN_CHUNK_BYTES = 16 * KiB
+/** The normal point of normalized chunking (a power of two): the strict mask before it, the loose one after. */
+export const DELTA_AVG_CHUNK_BYTES = 64 * KiB
+/**
+ * The forced cut. 192 KiB rather than 256: the chunk an edit lands in is size-biased, and at 256
+ * its 99th percentile plus the list was 260 KiB for a 64 MiB file (192: 222 KiB), with no change
+ * in how boundaries re-synchronize (forced cuts are ~1 % of chunks).
+ */
+export const DELTA_MAX_CHUNK_BYTES = 192 * KiB
+/**
+ * Chunks one chunk list may have (a decoder refuses more). 2^20 chunks cover any file up to
+ * 16 GiB whatever its content (every chunk but the last is ≥ 16 KiB) and ~64 GiB typically; a
+ * list this long is 36 MiB encoded and ~44 MiB in memory. Larger files are sent whole.
+ */
+export const DELTA_MAX_LIST_CHUNKS = 1_048_576
+/** The persistent chunk-list cache file keeps at most this many bytes of lists (least recently used go first). */
+export const DELTA_LIST_CACHE_BYTES = 64 * MiB
+/** Bytes read at once while chunking a file or copying local chunks into a new version. */
+export const DELTA_READ_BYTES = 1 * MiB
+/**
+ * zstd: the largest window a received frame may declare. Decoding allocates the window, so a
+ * 20-byte frame declaring 128 MiB would cost 128 MiB. Level 1 declares 512 KiB, level 3 2 MiB,
+ * levels up to 19 at most 8 MiB (the stream encoder does not know the chunk's size).
+ */
+export const DELTA_ZSTD_MAX_WINDOW_BYTES = 8 * MiB
+/** zstd: bytes compressed as a sample to decide whether a chunk is worth compressing at all. */
+export const DELTA_ZSTD_SAMPLE_BYTES = 4 * KiB
+/** Resume: an interrupted download is kept for the next attempt only from this size on. */
+export const DELTA_STAGE_MIN_BYTES = 4 * MiB
+/** Resume: staged partial downloads kept per mirror folder (the oldest go first). */
+export const DELTA_STAGE_MAX_FILES = 16
+/** Resume: bytes of staged partial downloads kept per mirror folder (the oldest go first). */
+export const DELTA_STAGE_MAX_BYTES = 4 * 1024 * MiB
+/** Resume: a staged partial download older than this is removed, not offered. */
+export const DELTA_STAGE_MAX_AGE_MS = 7 * 24 * 3600 * 1000
+
+// --- scale-out (S3-compatible chunk store, NATS feed, edges; src/core/scale, docs/scale-out.md) ---
+/** Object-store requests one origin (uploads) or one edge (downloads) runs at once. */
+export const SCALE_S3_PARALLEL = 16
+/**
+ * One object-store request gives up after this long (per attempt): a stalled connection to the
+ * bucket must not hold a transfer forever.
+ */
+export const SCALE_S3_REQUEST_TIMEOUT_MS = 15_000
+/**
+ * An object-store operation is retried with jittered exponential backoff (SCALE_S3_RETRY_BASE_MS
+ * doubling, at most SCALE_S3_RETRY_MAX_MS apart) until this much time has passed since its first
+ * attempt: a bucket that is away for a few seconds costs a pause, not a failed pull. Stays well
+ * under REQUEST_TIMEOUT_MS, so a client waiting on an edge sees an answer first.
+ */
+export const SCALE_S3_RETRY_BUDGET_MS = 20_000
+/** First backoff of an object-store retry (then doubling, with ±50 % jitter). */
+export const SCALE_S3_RETRY_BASE_MS = 100
+/** Longest backoff between two object-store attempts. */
+export const SCALE_S3_RETRY_MAX_MS = 2_000
+/** Largest manifest object read from a bucket (~100 bytes an entry: room for MAX_MANIFEST_FILES of short paths). */
+export const SCALE_MAX_MANIFEST_BYTES = 512 * MiB
+/** Largest HEAD object read from a bucket (a few hundred bytes of JSON). */
+export const SCALE_MAX_HEAD_BYTES = 4 * KiB
+/**
+ * Largest change message put on NATS (its default max_payload is 1 MiB). A batch whose UPDATE
+ * frames do not fit goes without entries: edges then diff the two manifests themselves.
+ */
+export const SCALE_FEED_MESSAGE_BYTES = 512 * KiB
+/** How long JetStream keeps change messages; an edge away for longer catches up from HEAD. */
+export const SCALE_FEED_MAX_AGE_MS = 7 * 24 * 3600 * 1000
+/** Change messages JetStream keeps at most (the oldest go first); older history comes from HEAD. */
+export const SCALE_FEED_MAX_MSGS = 100_000
+/**
+ * An edge reads HEAD this often as a safety net; when HEAD stays ahead of what the feed delivered
+ * for two reads in a row (the feed is down, or lost messages), it catches up from HEAD.
+ */
+export const SCALE_HEAD_POLL_MS = 30_000
+/** Default size of an edge's disk chunk cache (--cache-size). */
+export const SCALE_CACHE_BYTES = 10 * 1024 * MiB
+/**
+ * Verified chunks an edge keeps in memory, so 20 clients pulling the same files read each chunk
+ * from disk once, not 20 times (a disk read allocates a buffer per client: garbage collection
+ * was a quarter of an edge's CPU with 64 MiB for a 96 MiB tree).
+ */
+export const SCALE_MEMORY_CACHE_BYTES = 256 * MiB
+/** Chunks an edge reader fetches ahead of the one being sent (one file's transfer). */
+export const SCALE_READAHEAD_CHUNKS = 8
+/** Chunk or list objects one DIRECT frame may ask URLs for. */
+export const DIRECT_MAX_KEYS = 1024
+/** Longest URL a DIRECT_REPLY may carry. */
+export const DIRECT_MAX_URL_BYTES = 4 * KiB
+/** How long a presigned URL handed out for `pull --direct` stays valid. */
+export const DIRECT_URL_EXPIRES_S = 3600
+/** Chunks a `pull --direct` client downloads at once from the bucket (over all files). */
+export const DIRECT_PARALLEL_FETCHES = 16
 // --- reload reports and the status query (features `report` and `status`) -----------------------
 /** Paths one REPORT frame carries; a client sends the first ones, the server refuses more. */
 export const REPORT_MAX_PATHS = 256

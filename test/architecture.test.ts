@@ -21,11 +21,12 @@ function roomOf(rel: string): string {
 /** What each room may import (besides itself). The ground floor (errors, limits) is open to all. */
 const MAY_IMPORT: Record<string, string[]> = {
   cli: ['commands'],
-  index: ['core/server', 'core/client', 'core/delta', 'core/fs', 'runtime', 'protocol'],
-  commands: ['core/server', 'core/client', 'core/delta', 'core/fs', 'runtime', 'protocol'],
+  index: ['core/server', 'core/client', 'core/scale', 'core/delta', 'core/fs', 'runtime', 'protocol'],
+  commands: ['core/server', 'core/client', 'core/scale', 'core/delta', 'core/fs', 'runtime', 'protocol'],
   runtime: ['core/client', 'core/delta', 'core/fs', 'protocol'],
-  'core/server': ['core/delta', 'core/fs', 'protocol'],
-  'core/client': ['core/delta', 'core/fs', 'protocol'],
+  'core/server': ['core/scale', 'core/delta', 'core/fs', 'protocol'],
+  'core/client': ['core/scale', 'core/delta', 'core/fs', 'protocol'],
+  'core/scale': ['core/delta', 'core/fs', 'protocol'],
   'core/delta': ['core/fs', 'protocol'],
   'core/fs': ['protocol'],
   protocol: [],

@@ -44,6 +44,10 @@ const IDLE_TIMEOUT: KeySpec = {
   type: 'number', exclusiveMinimum: 0, maximum: 86_400,
   description: 'seconds of silence after which a peer counts as gone (--idle-timeout)',
 }
+const S3_ENDPOINT: KeySpec = {
+  type: 'string', pattern: { re: '^https?://\\S+$', means: 'http(s)://host[:port]' },
+  description: 'S3-compatible endpoint, overriding AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL (--s3-endpoint)',
+}
 const JSON_FLAG: KeySpec = { type: 'boolean', description: 'NDJSON events on stdout (--json)' }
 
 /** Every key of the two sections. Flags not listed here cannot be set from the file. */
@@ -62,6 +66,7 @@ export const CONFIG_KEYS: Readonly<Record<Section, Readonly<Record<string, KeySp
     origin: { type: 'string', pattern: { re: '^s3://[^/\\s]+(/\\S*)?$', means: 's3://bucket/prefix' }, description: 'serve from this S3 origin instead of a folder: an edge (--origin)' },
     feed: { type: 'string', pattern: { re: '^nats://\\S+$', means: 'nats://host:port' }, description: 'change feed shared by several servers (--feed)' },
     'cache-size': { type: 'integer', minimum: 0, description: 'bytes of chunk cache an edge keeps (--cache-size)' },
+    's3-endpoint': S3_ENDPOINT,
     'idle-timeout': IDLE_TIMEOUT,
   },
   client: {
@@ -80,6 +85,7 @@ export const CONFIG_KEYS: Readonly<Record<Section, Readonly<Record<string, KeySp
     tick: { type: 'number', exclusiveMinimum: 0, maximum: 1000, description: 'run: ticks per second of the Lua program (--tick)' },
     once: { type: 'boolean', description: 'run: run the script once and exit (--once)' },
     direct: { type: 'boolean', description: 'pull: fetch chunks straight from the S3 origin (--direct)' },
+    's3-endpoint': S3_ENDPOINT,
     json: JSON_FLAG,
   },
 }

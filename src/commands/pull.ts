@@ -2,12 +2,15 @@
 import { Command } from 'commander'
 import { removeLiveTemps } from '../core/fs/atomic-write.js'
 import { type ClientFlags, abortOnSignal, checkPatterns, clientOptions, toClientOptions } from './common.js'
+import { AssetSyncError } from '../errors.js'
 import { Output, type OutputStreams, formatBytes } from './output.js'
 
 interface PullFlags extends ClientFlags {
   out: string
   prune?: boolean
   dryRun?: boolean
+  direct?: boolean
+  s3Endpoint?: string
 }
 
 export function pullCommand(io: OutputStreams): Command {
@@ -18,6 +21,8 @@ export function pullCommand(io: OutputStreams): Command {
     .option('--prune', 'delete local files (matching the patterns) that the server no longer has')
     .option('--dry-run', 'report what would change, change nothing')
     .option('--json', 'NDJSON events on stdout: one per file, then a summary')
+    .option('--direct', "take the manifest from the server and the bytes straight from its S3 origin (presigned URLs it hands out; verified by BLAKE3)")
+    .option('--s3-endpoint <url>', 'with --direct: read the bucket at this endpoint with your own AWS credentials instead of presigned URLs')
   for (const o of clientOptions()) cmd.addOption(o)
   return cmd.action(async (patterns: string[], flags: PullFlags) => {
     const out = new Output(!!flags.json, io, { batch: true })
@@ -25,7 +30,11 @@ export function pullCommand(io: OutputStreams): Command {
     const [{ AssetClient }, { Mirror }, { pullResuming }] = await Promise.all([
       import('../core/client/client.js'), import('../core/client/mirror.js'), import('../core/client/pull.js'),
     ])
-    const mirror = new Mirror({ out: flags.out, patterns: checkPatterns(patterns) })
+    if (flags.s3Endpoint !== undefined && !flags.direct) throw new AssetSyncError('ERR_USAGE', '--s3-endpoint is for --direct')
+    const direct = flags.direct ? new (await import('../core/client/direct-fetch.js')).DirectFetcher({ s3Endpoint: flags.s3Endpoint }) : null
+    const mirror = new Mirror({
+      out: flags.out, patterns: checkPatterns(patterns), fetcher: direct ? (c, meta, final) => direct.stage(c, meta, final) : null,
+    })
     out.spin(`connecting to ${flags.server}`)
     const options = toClientOptions(flags)
     const ac = new AbortController()

@@ -10,9 +10,10 @@ import type { SkippedEvent } from '../core/server/server-events.js'
 import type { TransportName } from '../protocol/transport.js'
 import { parseDuration, tokenOption, transportOption, untilSignal } from './common.js'
 import { Output, type OutputStreams } from './output.js'
+import { type ScaleFlags, scaleOptions, serveRole, startScaleServer } from './scale-serve.js'
 import { visible } from './status-format.js'
 
-interface ServeFlags {
+interface ServeFlags extends ScaleFlags {
   host: string
   port: string
   transport: TransportName
@@ -36,7 +37,7 @@ function parsePort(v: string): number {
 }
 
 export function serveCommand(io: OutputStreams): Command {
-  return new Command('serve')
+  const cmd = new Command('serve')
     .description('serve a folder to assetsync clients (pull, get, watch) until Ctrl-C')
     .argument('[dir]', 'folder to serve', '.')
     .option('--host <addr>', 'address to listen on', '0.0.0.0')
@@ -47,9 +48,12 @@ export function serveCommand(io: OutputStreams): Command {
     .addOption(new Option('--settle <ms>', 'quiet time before a changed file is announced (write-stable)'))
     .option('--http <[host:]port>', 'also serve /metrics, /status and a live status page over HTTP (host 127.0.0.1 unless given; any other host needs the token)')
     .option('--json', 'NDJSON events on stdout')
-    .action(async (dir: string, flags: ServeFlags) => {
+  for (const o of scaleOptions()) cmd.addOption(o)
+  return cmd
+    .action(async (dir: string, flags: ServeFlags, self: Command) => {
       const out = new Output(!!flags.json, io)
       const settleMs = parseDuration('--settle', flags.settle, 'ms', 0)
+      const role = serveRole(flags, self.args.length > 0)
       // Loaded on use, so `--help` and the other commands start fast.
       const web = flags.http === undefined ? null : await import('../core/server/http-status.js')
       const httpAt = web && flags.http !== undefined ? web.parseHttpAddress(flags.http) : null
@@ -57,22 +61,23 @@ export function serveCommand(io: OutputStreams): Command {
         // Checked before anything listens: the page would show paths and devices to the network.
         throw new AssetSyncError('ERR_USAGE', `--http on ${httpAt.host}, which is not a loopback address, needs a token (--token or ASSETSYNC_TOKEN): every HTTP request must then carry it`)
       }
-      const { AssetServer } = await import('../core/server/server.js')
-      const server = await AssetServer.start({
-        root: dir,
+      const base = {
         host: flags.host,
         port: parsePort(flags.port),
         transport: flags.transport,
         token: flags.token ?? null,
         ignore: flags.ignore ?? [],
         settleMs,
-      })
+      }
+      const { AssetServer } = await import('../core/server/server.js')
+      const scale = role === 'folder' ? null : await startScaleServer(role, dir, flags, base, out)
+      const server = scale?.server ?? await AssetServer.start({ root: dir, ...base })
       let http: HttpStatusServer | null = null
       if (web && httpAt) {
         try {
           http = await web.HttpStatusServer.listen({ ...httpAt, token: flags.token ?? null, provider: server.status, metrics: server.metrics })
         } catch (err) {
-          await server.close()
+          await (scale ? scale.close() : server.close())
           throw err
         }
       }
@@ -132,15 +137,15 @@ export function serveCommand(io: OutputStreams): Command {
         out.line(`the served folder was replaced: ${e.files} files indexed again (${e.hashed} hashed) in ${Math.round(e.ms)} ms`)
       })
       const fatal = new Promise<AssetSyncError>((resolve) => server.once('fatal', (e) => resolve(e.error)))
-      out.event({ event: 'listening', transport: server.transport, host, port, key, files: server.scan.files, ...(http ? { http: http.url } : {}) })
-      out.line(`assetsync serving ${dir} on ${server.transport}://${host}:${port}`)
+      out.event({ event: 'listening', transport: server.transport, host, port, key, files: server.scan.files, ...(http ? { http: http.url } : {}), ...scale?.listening })
+      out.line(scale?.ready(server.transport, host, port) ?? `assetsync serving ${dir} on ${server.transport}://${host}:${port}`)
       out.line(`  ${server.scan.files} files indexed (${server.scan.hashed} hashed) in ${Math.round(server.scan.ms)} ms`)
       out.line(`  server key ${key}`)
       if (http) out.line(`  status page ${http.url}/${http.requiresToken ? ' (token required: open it once with ?token=<token>)' : ''}`)
       for (const e of server.scan.skipped ?? []) skipped(e)
       const end = await Promise.race([untilSignal(), fatal])
       await http?.close()
-      await server.close()
+      await (scale ? scale.close() : server.close())
       if (typeof end !== 'string') {
         // The folder is gone for good: stop with its one-line error (exit 5, as a missing folder at start).
         out.event({ event: 'stopped', reason: end.message })

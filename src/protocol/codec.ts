@@ -6,12 +6,14 @@
  */
 import { ProtocolError } from '../errors.js'
 import {
-  BATCH_FILE_BYTES, BATCH_MAX_FILES, CHUNK_SIZE, MAX_ERROR_CODE_BYTES, MAX_FRAME_BYTES, MAX_PATH_BYTES, MAX_PATTERN_BYTES, MAX_PATTERNS, MAX_TEXT_BYTES,
-  MAX_TOKEN_BYTES, MAX_UPDATE_ENTRIES, REPORT_MAX_ERROR_BYTES, REPORT_MAX_PATHS, STATUS_MAX_JSON_BYTES,
+  BATCH_FILE_BYTES, BATCH_MAX_FILES, CHUNK_SIZE, DIRECT_MAX_KEYS, DIRECT_MAX_URL_BYTES, MAX_ERROR_CODE_BYTES, MAX_FRAME_BYTES,
+  MAX_PATH_BYTES, MAX_PATTERN_BYTES, MAX_PATTERNS, MAX_TEXT_BYTES, MAX_TOKEN_BYTES, MAX_UPDATE_ENTRIES, REPORT_MAX_ERROR_BYTES,
+  REPORT_MAX_PATHS, STATUS_MAX_JSON_BYTES,
 } from '../limits.js'
 import {
   BATCH_STATUS, CHANGE_KIND, HASH_BYTES, MSG, PRIORITY, STATUS, allowedFrom,
-  type BatchAnswer, type BatchItem, type BatchStatus, type ChangeKind, type FileMeta, type ManifestEntry, type Message, type MessageType, type RequestPriority, type ResponseStatus,
+  type BatchAnswer, type BatchItem, type BatchStatus, type ChangeKind, type DirectKey, type FileMeta, type ManifestEntry, type Message,
+  type MessageType, type RequestPriority, type ResponseStatus,
   type Sender, type UpdateEntry,
 } from './messages.js'
 
@@ -255,6 +257,14 @@ function writeBody(o: Out, m: Message): void {
         if (a.status === 'file') { writeMeta(o, a); o.raw(a.data) } else o.str16(a.reason)
       }
       return
+    case 'direct':
+      o.u32(m.id); o.u16(m.keys.length)
+      for (const k of m.keys) { o.u8(DIRECT_KIND[k.kind]); o.raw(k.hash) }
+      return
+    case 'direct-reply':
+      o.u32(m.id); o.str16(m.store); o.u32(m.expires); o.u16(m.urls.length)
+      for (const u of m.urls) o.str16(u)
+      return
     case 'ping': return
   }
 }
@@ -274,6 +284,9 @@ function readBatchAnswer(r: Reader): BatchAnswer {
   if (meta.size > BATCH_FILE_BYTES) throw new ProtocolError(`batch file of ${meta.size} bytes exceeds ${BATCH_FILE_BYTES}`)
   return { status, ...meta, data: r.raw(meta.size, 'batch file data') }
 }
+
+/** DIRECT key kind byte. */
+const DIRECT_KIND = { chunk: 0, list: 1 } as const
 
 /**
  * Encodes one frame. Throws RangeError (a local bug) for a frame over MAX_FRAME_BYTES or a string
@@ -440,6 +453,26 @@ function readBody(r: Reader, type: MessageType): Message {
       const answers: BatchAnswer[] = []
       for (let i = 0; i < n; i++) answers.push(readBatchAnswer(r))
       return { type, id, final, answers }
+    }
+    case 'direct': {
+      const id = r.u32('id')
+      const n = r.count(DIRECT_MAX_KEYS, 'direct key count')
+      const keys: DirectKey[] = []
+      for (let i = 0; i < n; i++) {
+        const code = r.u8('direct key kind')
+        if (code > 1) throw new ProtocolError(`unknown direct key kind ${code}`)
+        keys.push({ kind: code === 0 ? 'chunk' : 'list', hash: r.raw(HASH_BYTES, 'hash') })
+      }
+      return { type, id, keys }
+    }
+    case 'direct-reply': {
+      const id = r.u32('id')
+      const store = r.str16(MAX_TEXT_BYTES, 'store')
+      const expires = r.u32('expires')
+      const n = r.count(DIRECT_MAX_KEYS, 'direct url count')
+      const urls: string[] = []
+      for (let i = 0; i < n; i++) urls.push(r.str16(DIRECT_MAX_URL_BYTES, 'url'))
+      return { type, id, store, expires, urls }
     }
     case 'ping': return { type }
   }

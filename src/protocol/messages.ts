@@ -49,10 +49,12 @@ export const MSG = {
   'priority-request': 0x20,
   reprioritize: 0x21,
   report: 0x24,
-  // client -> server, optional (FEATURES['manifest-digest'], FEATURES['batch-request']; docs/protocol.md §4.8)
+  // client -> server, optional (FEATURES['manifest-digest'], FEATURES['batch-request']; docs/protocol.md §4.9)
   'manifest-digest': 0x30,
   batch: 0x34,
   status: 0x38,
+  // client -> server, optional: direct (0x3c–0x3f)
+  direct: 0x3c,
   // server -> client
   'auth-ok': 0x41,
   response: 0x42,
@@ -65,6 +67,8 @@ export const MSG = {
   'manifest-digest-reply': 0x70,
   'batch-data': 0x74,
   'status-reply': 0x78,
+  // server -> client, optional: direct (0x7c–0x7e)
+  'direct-reply': 0x7c,
   // both
   ping: 0x7f,
 } as const
@@ -107,7 +111,7 @@ function block(n: number): Readonly<Record<Sender, CodeRange>> {
  * Bits and code blocks are reserved here for wave 2 so that pieces built in parallel never
  * collide; the piece that implements a feature sets `implemented`, adds its frames to MSG within
  * its block, and documents them (docs/protocol.md §5). Bits 7–31 and the codes after the last
- * block (client 0x3c–0x3f, server 0x7c–0x7e) are free.
+ * block were free; `direct` (scale-out) took bit 7 and them: bits 8–31 are free.
  */
 export const FEATURES = {
   priority: { bit: 0, implemented: true, frames: block(0), about: 'request priority: a blocking require before bulk transfers' },
@@ -117,6 +121,11 @@ export const FEATURES = {
   'manifest-digest': { bit: 4, implemented: true, frames: block(4), about: 'a digest of the manifest, to skip an unchanged listing' },
   'batch-request': { bit: 5, implemented: true, frames: block(5), about: 'many files per request' },
   status: { bit: 6, implemented: true, frames: block(6), about: 'status query over the protocol' },
+  // The last block: server codes stop at 0x7e (0x7f is PING).
+  direct: {
+    bit: 7, implemented: true, frames: { client: { first: 0x3c, last: 0x3f }, server: { first: 0x7c, last: 0x7e } },
+    about: 'pull --direct: URLs of chunk and list objects in the S3 origin',
+  },
 } as const satisfies Record<string, FeatureSpec>
 
 /** The name of a feature in the registry (`FEATURES`). */
@@ -259,7 +268,7 @@ export interface ReportMsg { type: 'report'; ok: boolean; ms: number; paths: str
 export interface StatusMsg { type: 'status'; id: number }
 /**
  * Feature `manifest-digest`: is the listing of `patterns` still the one whose digest is `digest`
- * (manifestDigest of the entries, core/fs/manifest-object.ts)? Answered by MANIFEST_DIGEST_REPLY.
+ * (the scale-out manifest object's digest, core/scale/manifest-object.ts)? Answered by MANIFEST_DIGEST_REPLY.
  */
 export interface ManifestDigestMsg { type: 'manifest-digest'; id: number; patterns: string[]; digest: Uint8Array }
 /** One path of a BATCH, with the client's current hash of it (if any), as in REQUEST. */
@@ -269,6 +278,13 @@ export interface BatchItem { path: string; haveHash: Uint8Array | null }
  * answer per item in this order (at most BATCH_MAX_FILES items).
  */
 export interface BatchMsg { type: 'batch'; id: number; items: BatchItem[] }
+/** An object of a published tree that `pull --direct` reads: a chunk, or a file's chunk list. */
+export interface DirectKey { kind: 'chunk' | 'list'; hash: Uint8Array }
+/**
+ * `direct`: asks where to GET these objects (`chunks/<hash>`, `lists/<file hash>`) of the server's
+ * S3 origin; an empty list asks only for the store. Answered by DIRECT_REPLY.
+ */
+export interface DirectMsg { type: 'direct'; id: number; keys: DirectKey[] }
 
 // --- server -> client --------------------------------------------------------------------
 /**
@@ -305,13 +321,19 @@ export type BatchAnswer =
  * the frame with the last one. File content counts against flow control as CHUNK data does.
  */
 export interface BatchDataMsg { type: 'batch-data'; id: number; final: boolean; answers: BatchAnswer[] }
+/**
+ * `direct`: the server's S3 origin (`s3://bucket/prefix`) and, when `expires` > 0, one presigned
+ * GET URL per asked key, in order, valid for `expires` seconds; `expires` 0 and no URLs: read the
+ * bucket with your own credentials. The client verifies every byte it GETs (BLAKE3).
+ */
+export interface DirectReplyMsg { type: 'direct-reply'; id: number; store: string; expires: number; urls: string[] }
 
 // --- both --------------------------------------------------------------------------------
 export interface PingMsg { type: 'ping' }
 
 export type ClientMessage =
   | AuthMsg | RequestMsg | CancelMsg | SubscribeMsg | ManifestMsg | CreditMsg | PriorityRequestMsg | ReprioritizeMsg | ReportMsg | StatusMsg
-  | ManifestDigestMsg | BatchMsg
+  | ManifestDigestMsg | BatchMsg | DirectMsg
   | PingMsg
 export type ServerMessage =
   | AuthOkMsg
@@ -324,17 +346,18 @@ export type ServerMessage =
   | StatusReplyMsg
   | ManifestDigestReplyMsg
   | BatchDataMsg
+  | DirectReplyMsg
   | PingMsg
 export type Message = ClientMessage | ServerMessage
 export type MessageType = Message['type']
 
 const CLIENT_TYPES: ReadonlySet<MessageType> = new Set([
   'auth', 'request', 'cancel', 'subscribe', 'manifest', 'credit', 'priority-request', 'reprioritize', 'report', 'status',
-  'manifest-digest', 'batch', 'ping',
+  'manifest-digest', 'batch', 'direct', 'ping',
 ])
 const SERVER_TYPES: ReadonlySet<MessageType> = new Set([
   'auth-ok', 'response', 'chunk', 'update', 'manifest-reply', 'error', 'subscribe-ack', 'status-reply',
-  'manifest-digest-reply', 'batch-data', 'ping',
+  'manifest-digest-reply', 'batch-data', 'direct-reply', 'ping',
 ])
 
 export function allowedFrom(sender: Sender, type: MessageType): boolean {
@@ -344,6 +367,7 @@ export function allowedFrom(sender: Sender, type: MessageType): boolean {
 /** Server replies that answer a request id. */
 export type ReplyMessage =
   | ResponseMsg | ChunkMsg | ManifestReplyMsg | ErrorMsg | SubscribeAckMsg | StatusReplyMsg | ManifestDigestReplyMsg | BatchDataMsg
+  | DirectReplyMsg
 
 /**
  * The server frame types the client routes to a pending request by `id` (an optional reply
@@ -351,6 +375,7 @@ export type ReplyMessage =
  */
 export const REPLY_TYPES: ReadonlySet<ServerMessage['type']> = new Set([
   'response', 'chunk', 'manifest-reply', 'error', 'subscribe-ack', 'status-reply', 'manifest-digest-reply', 'batch-data',
+  'direct-reply',
 ])
 
 /** File content bytes a frame carries that count against flow control (CHUNK data, BATCH_DATA files). */

@@ -68,6 +68,6 @@ describe('assetsync.json, end to end', () => {
     await writeFile(bad, JSON.stringify({ client: { sever: `127.0.0.1:${port}` } }))
     const r = await sb.run(['pull', '--config', bad, '--server', `127.0.0.1:${port}`], { cwd: project })
     expect(r.code).toBe(EXIT.USAGE)
-    expect(r.stderr).toBe(`assetsync: ${bad}: unknown key "client.sever" (did you mean "server"?) (client keys: server, token, key, transport, timeout, idle-timeout, out, prune, dry-run, exec, hook-timeout, lua-path, tick, once, direct, json)\n`)
+    expect(r.stderr).toBe(`assetsync: ${bad}: unknown key "client.sever" (did you mean "server"?) (client keys: server, token, key, transport, timeout, idle-timeout, out, prune, dry-run, exec, hook-timeout, lua-path, tick, once, direct, s3-endpoint, json)\n`)
   })
 })

@@ -1,5 +1,5 @@
 /**
- * Features `batch-request` and `manifest-digest` (docs/protocol.md §4.8) on a real AssetServer over
+ * Features `batch-request` and `manifest-digest` (docs/protocol.md §4.9) on a real AssetServer over
  * UDP with a MemorySource: every answer status of a BATCH in order, a batch larger than the
  * flow-control window, the per-connection cap on open batches, the codec's caps, a peer that does
  * not offer the features; the digest a server answers is the one a client computes from the
@@ -13,7 +13,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { AssetClient } from '../../src/core/client/client.js'
 import type { BatchResult } from '../../src/core/client/receive-batch.js'
 import { hashBytes } from '../../src/core/fs/hash.js'
-import { decodeManifest, encodeManifest, manifestDigest } from '../../src/core/fs/manifest-object.js'
+import { decodeManifest, encodeManifest } from '../../src/core/scale/manifest-object.js'
 import { MemorySource } from '../../src/core/server/memory-source.js'
 import { AssetServer } from '../../src/core/server/server.js'
 import { ProtocolError } from '../../src/errors.js'
@@ -24,6 +24,7 @@ import { Cleanup, LOOPBACK } from '../helpers/common.js'
 import { HASH_HEX, bytesOf, h16, h8 } from './golden-frames.js'
 
 const cleanup = new Cleanup()
+const digestOf = (entries: Parameters<typeof encodeManifest>[0]): Buffer => encodeManifest(entries).digest
 afterEach(() => cleanup.run())
 
 let work: string
@@ -163,20 +164,20 @@ describe('MANIFEST_DIGEST', () => {
   it('the server answers the digest a client computes from the pages; unchanged until the listing moves', async () => {
     const c = await client()
     const listing = await c.manifest(['**'])
-    const mine = manifestDigest(listing)
+    const mine = digestOf(listing)
     const first = await c.manifestDigest(['**'], mine)
     expect(first).toEqual({ unchanged: true, digest: mine })
     // Another selection has another digest, again the one of its pages.
     const aOnly = await c.manifest(['a/**'])
     const a = await c.manifestDigest(['a/**'], mine)
     expect(a?.unchanged).toBe(false)
-    expect(a?.digest.equals(manifestDigest(aOnly))).toBe(true)
+    expect(a?.digest.equals(digestOf(aOnly))).toBe(true)
     // A change moves it; asking again with the new one is unchanged.
     source.set('a/new.txt', 'new')
     try {
       const after = await c.manifestDigest(['**'], mine)
       expect(after?.unchanged).toBe(false)
-      expect(after?.digest.equals(manifestDigest(await c.manifest(['**'])))).toBe(true)
+      expect(after?.digest.equals(digestOf(await c.manifest(['**'])))).toBe(true)
       expect((await c.manifestDigest(['**'], after?.digest ?? Buffer.alloc(32)))?.unchanged).toBe(true)
     } finally {
       source.delete('a/new.txt')
@@ -192,7 +193,7 @@ describe('MANIFEST_DIGEST', () => {
     const back = decodeManifest(bytes, digest)
     expect(back.entries.map((e) => e.path)).toEqual(listing.map((e) => e.path))
     expect(() => decodeManifest(bytes, Buffer.alloc(32))).toThrow(ProtocolError)
-    // Pinned: the empty listing's object, byte for byte (the scale branch's layout).
+    // Pinned: the empty listing's object, byte for byte (HEAD's and this feature's one layout).
     expect(encodeManifest([]).bytes.toString('hex')).toBe(`4153 4d46 01 01 00000000 00000001 0000000a ${h8(MSG['manifest-reply'])}00000000 01 00000000`.replace(/ /g, ''))
   })
 })

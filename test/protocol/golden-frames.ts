@@ -102,6 +102,8 @@ export const GOLDEN: readonly Golden[] = [
     h8(MSG['priority-request']), '01020304', h8(PRIORITY.background), len('0008'), '612f c3bc 2e706e67', '00'),
   g('reprioritize', 'client', { type: 'reprioritize', id: 0xfffffffe, priority: 'normal' },
     h8(MSG.reprioritize), 'fffffffe', h8(PRIORITY.normal)),
+  g('direct', 'client', { type: 'direct', id: 3, keys: [{ kind: 'list', hash: HASH }, { kind: 'chunk', hash: Buffer.from(HASH2_HEX, 'hex') }] },
+    h8(MSG.direct), '00000003', len('0002'), '01', HASH_HEX, '00', HASH2_HEX),
   g('ping from the client', 'client', { type: 'ping' },
     h8(MSG.ping)),
 
@@ -153,6 +155,8 @@ export const GOLDEN: readonly Golden[] = [
     h8(MSG.error), '0000000c', len('0009'), '4552525f4c494d4954', len('0000')),
   g('subscribe-ack', 'server', { type: 'subscribe-ack', id: 9 },
     h8(MSG['subscribe-ack']), '00000009'),
+  g('direct-reply', 'server', { type: 'direct-reply', id: 5, store: 's3://b/p', expires: 60, urls: ['http://h/b/p/x'] },
+    h8(MSG['direct-reply']), '00000005', len('0008'), '73333a2f2f622f70', '0000003c', len('0001'), len('000e'), '687474703a2f2f682f622f702f78'),
   g('ping from the server', 'server', { type: 'ping' },
     h8(MSG.ping)),
 

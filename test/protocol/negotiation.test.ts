@@ -26,7 +26,7 @@ const flush = async (): Promise<void> => {
 
 describe('feature registry', () => {
   it('reserves the wave-2 features, each with its own bit', () => {
-    expect(NAMES.sort()).toEqual(['batch-request', 'chunks', 'manifest-digest', 'priority', 'report', 'status', 'zstd'])
+    expect(NAMES.sort()).toEqual(['batch-request', 'chunks', 'direct', 'manifest-digest', 'priority', 'report', 'status', 'zstd'])
     const bits = NAMES.map((n) => FEATURES[n].bit)
     expect(new Set(bits).size).toBe(bits.length)
     for (const b of bits) expect(b >= 0 && b < 32).toBe(true)
@@ -73,8 +73,9 @@ describe('feature registry', () => {
         }
       }
     }
-    expect(featureOfCode(0x3c, 'client')).toBeNull() // free codes after the last block
-    expect(featureOfCode(0x7e, 'server')).toBeNull()
+    expect(featureOfCode(0x3c, 'client')).toBe('direct') // the last block (scale-out)
+    expect(featureOfCode(0x7e, 'server')).toBe('direct')
+    expect(featureOfCode(0x7f, 'server')).toBeNull() // PING is no feature's
     expect(featureOfCode(0x20, 'server')).toBeNull() // another direction's range
   })
 
@@ -264,7 +265,7 @@ describe('optional frames: skipped when not agreed or unknown; mandatory unknown
     const { client, server, serverRaw, fromServer } = await openPair()
     const req = client.request((id) => ({ type: 'request', id, path: 'a', haveHash: null }), () => true)
     await flush()
-    for (const code of [0x60, 0x6c, 0x7c, 0x7e]) serverRaw.write(frameOf(code))
+    for (const code of [0x60, 0x6c, 0x7d, 0x7e]) serverRaw.write(frameOf(code))
     server.send({ type: 'response', id: req.id, status: 'not-found', reason: '' })
     await req.done
     expect(client.skippedFrames).toBe(4)

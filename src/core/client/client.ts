@@ -174,7 +174,7 @@ export class AssetClient extends EventEmitter<AssetClientEvents> {
 
   /**
    * Whether the server's listing of `patterns` is still the one whose digest is `digest` (feature
-   * `manifest-digest`; see manifestDigest in core/fs/manifest-object.ts). Null, asking nothing,
+   * `manifest-digest`; the digest of encodeManifest in core/scale/manifest-object.ts). Null, asking nothing,
    * when the server did not agree to the feature (protocol 2, or turned off).
    */
   async manifestDigest(patterns: string[], digest: Uint8Array): Promise<{ unchanged: boolean; digest: Buffer } | null> {

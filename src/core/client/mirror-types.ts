@@ -3,6 +3,8 @@
  * and the options of Mirror and Mirror.sync (mirror.ts).
  */
 import type { LocalLooks } from './local-looks.js'
+import type { FileMeta } from '../../protocol/messages.js'
+import type { AssetClient } from './client.js'
 import type { PinnedDir, WriteRoot, WriteRootMode } from '../fs/write-root.js'
 
 /**
@@ -62,6 +64,12 @@ export interface MirrorOptions {
   parallel?: number
   /** Force the write path's fallback ('path') instead of folder descriptors (tests). */
   writeMode?: WriteRootMode
+  /**
+   * Stages a file some other way than a REQUEST to the server (`pull --direct`: from its S3
+   * origin), as a verified temp file beside `final` (a path through the pinned folder). Null, or
+   * a null result: download through the server.
+   */
+  fetcher?: ((client: AssetClient, meta: FileMeta, final: string) => Promise<{ tempPath: string; bytes: number } | null>) | null
 }
 
 export interface SyncOptions {

@@ -218,12 +218,22 @@ export class Mirror {
    * (watch installs a whole batch together). Returns null when the server says the local copy is
    * already current. The temp file is created in its folder as pinned by the write session.
    */
-  async stage(client: AssetClient, wire: string, haveHash: Buffer | null): Promise<StagedFile | null> {
+  async stage(client: AssetClient, wire: string, haveHash: Buffer | null, meta?: FileMeta): Promise<StagedFile | null> {
     assertWirePath(wire)
     this.#listed.add(wire)
     return this.#withSession(async (w) => {
       const [dirWire, name] = split(wire)
       const dir = await w.dir(dirWire, true, this.#clearFile)
+      if (meta && this.#opts.fetcher) {
+        // pull --direct: the file comes from the origin's bucket, into the same pinned folder.
+        try {
+          const direct = await this.#opts.fetcher(client, meta, w.at(dir, name))
+          if (direct) return { wire, temp: direct.tempPath, final: w.at(dir, name), hash: Buffer.from(meta.hash), bytes: direct.bytes, dir, session: w }
+        } catch (err) {
+          w.release(dir)
+          throw err
+        }
+      }
       try {
         const r = await client.download(wire, fileSink(w.at(dir, name), { stage: true, label: wire }), haveHash)
         if (r.status === 'up-to-date') {
@@ -304,9 +314,9 @@ export class Mirror {
   }
 
   /** Fetches one file into place (atomically). Returns payload bytes received. */
-  async fetch(client: AssetClient, wire: string, haveHash: Buffer | null): Promise<{ bytes: number; upToDate: boolean }> {
+  async fetch(client: AssetClient, wire: string, haveHash: Buffer | null, meta?: FileMeta): Promise<{ bytes: number; upToDate: boolean }> {
     return this.#withSession(async () => {
-      const staged = await this.stage(client, wire, haveHash)
+      const staged = await this.stage(client, wire, haveHash, meta)
       if (!staged) return { bytes: 0, upToDate: true }
       await this.install(staged)
       return { bytes: staged.bytes, upToDate: false }
@@ -476,7 +486,7 @@ export class Mirror {
         let bytes = 0
         if (!dry) {
           try {
-            const r = await this.fetch(client, e.path, have)
+            const r = await this.fetch(client, e.path, have, e)
             bytes = r.bytes
             action = r.upToDate ? 'up-to-date' : 'downloaded'
           } catch (err) {

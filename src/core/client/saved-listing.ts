@@ -4,7 +4,7 @@
  * "unchanged" checks the local files against this one instead of receiving the whole listing
  * again (~72 bytes per file on the wire). One file per mirror folder, in the config folder's
  * cache (never in the mirror). The digest is the BLAKE3 of the listing's manifest object
- * (core/fs/manifest-object.ts), computed when it is saved; the file itself is laid out to load
+ * (core/scale/manifest-object.ts: the digest HEAD names for `**`), computed when it is saved; the file itself is laid out to load
  * fast (decoding the manifest object's frames took 60-130 ms of a 20,000-file no-op): "ASYNCLS"
  * and a version byte, the digest (32), the entry count (u32), then per entry the path (u16 byte
  * length, UTF-8), hash (32), size and mtime (float64) and mode (u32), big-endian.
@@ -17,7 +17,6 @@ import { readFile } from 'node:fs/promises'
 import { HASH_BYTES, type ManifestEntry } from '../../protocol/messages.js'
 import { writeFileAtomic } from '../fs/atomic-write.js'
 import { cacheFileFor } from '../fs/hash-cache.js'
-import { manifestDigest } from '../fs/manifest-object.js'
 
 const HEADER = Buffer.from('ASYNCLS\x02', 'latin1')
 const FIXED = HASH_BYTES + 8 + 8 + 4
@@ -66,7 +65,9 @@ export async function loadListing(file: string): Promise<Listing | null> {
  * Failures are ignored (the next pull receives the listing); the digest is returned either way.
  */
 export async function saveListing(file: string, entries: readonly ManifestEntry[]): Promise<Buffer> {
-  const digest = manifestDigest(entries)
+  // Loaded here, not with the pull: a no-op whose listing is unchanged never saves one.
+  const { encodeManifest } = await import('../scale/manifest-object.js')
+  const { digest } = encodeManifest(entries)
   let size = HEADER.length + HASH_BYTES + 4
   for (const e of entries) size += 2 + Buffer.byteLength(e.path, 'utf8') + FIXED
   const buf = Buffer.allocUnsafe(size)

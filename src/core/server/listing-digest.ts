@@ -1,7 +1,8 @@
 /**
  * The server's side of feature `manifest-digest` (issue 15): the digest of the listing a set of
  * patterns selects, exactly as a client computes it from the MANIFEST pages it received
- * (manifestDigest in core/fs/manifest-object.ts). A client that saved the digest of its last
+ * (the digest of the scale-out manifest object, core/scale/manifest-object.ts: one definition for
+ * HEAD, the feed and this feature). A client that saved the digest of its last
  * sync asks whether it still holds; "unchanged" costs one small frame each way instead of the
  * whole listing (~72 bytes per file).
  *
@@ -13,7 +14,7 @@
 import { setImmediate as yieldTurn } from 'node:timers/promises'
 import type { ManifestEntry } from '../../protocol/messages.js'
 import type { PathMatcher } from '../fs/ignore.js'
-import { manifestDigest } from '../fs/manifest-object.js'
+import { encodeManifest } from '../scale/manifest-object.js'
 import type { AssetSource } from './source.js'
 
 /** Pattern sets whose digest is kept per source (a few CI jobs' selections); the oldest goes first. */
@@ -54,5 +55,5 @@ async function compute(source: AssetSource, match: PathMatcher): Promise<Buffer>
     after = last.path
     await yieldTurn()
   }
-  return manifestDigest(entries)
+  return encodeManifest(entries).digest
 }

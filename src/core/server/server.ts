@@ -25,6 +25,7 @@ import { configDir, loadIdentity } from '../fs/keys.js'
 import { BufferPool } from '../fs/pool.js'
 import { checkBatch } from './batch-check.js'
 import { fanOut, splitFrames } from './changes.js'
+import type { DirectProvider } from './direct.js'
 import type { ChangeBatch, ChangeFeed, ChangePublisher } from './feed.js'
 import { FolderFeed } from './folder-feed.js'
 import { FolderSource } from './folder-source.js'
@@ -65,6 +66,8 @@ export interface AssetServerOptions extends TimingOptions {
   settleMs?: number
   /** Watch the folder and push changes to subscribers (default true; with `root`). */
   watch?: boolean
+  /** Answers DIRECT (`pull --direct`): a server that publishes to or serves from an S3 origin. */
+  direct?: DirectProvider | null
   /** Include prom-client's default Node.js process metrics in `metrics` (default true). */
   processMetrics?: boolean
 }
@@ -97,6 +100,7 @@ export class AssetServer extends EventEmitter {
   readonly subscriptions = new Subscriptions<ClientSession>()
   readonly #forward: readonly ChangePublisher[]
   #feed: ChangeFeed | null = null
+  #direct: DirectProvider | null = null
   /** This server's Prometheus series (`serve --http` serves them as /metrics). */
   readonly metrics: Metrics
   /** What this server is doing, as StatusJson: /status, the live page and STATUS replies. */
@@ -157,6 +161,7 @@ export class AssetServer extends EventEmitter {
         token: opts.token ?? null,
       })
       server = new AssetServer(source, endpoint, keyPair.publicKey, scan, opts.forward ?? [], opts.processMetrics !== false)
+      server.#direct = opts.direct ?? null
       if (feed) {
         const s = server
         await feed.start({
@@ -291,6 +296,15 @@ export class AssetServer extends EventEmitter {
       })
     }
     session.statusJson = (maxBytes) => fitStatus(status.snapshot(), maxBytes)
+    const direct = this.#direct
+    if (direct) {
+      session.onDirect = (msg) => {
+        direct.urls(msg.keys).then(
+          (r) => { conn.send({ type: 'direct-reply', id: msg.id, store: direct.store, expires: r.expires, urls: r.urls }) },
+          (err: unknown) => { conn.send({ type: 'error', id: msg.id, code: 'ERR_INTERNAL', message: `cannot sign URLs: ${(err as Error)?.message ?? err}` }) },
+        )
+      }
+    }
     this.emit('connected', { remote: conn.remote })
     conn.once('close', (err: AssetSyncError | null) => {
       if (err?.code === 'ERR_INTERNAL') {

@@ -106,6 +106,8 @@ export class ClientSession extends EventEmitter {
   #statusBusy = false
   /** Handles SUBSCRIBE (the server owns the registry). */
   onSubscribe: ((msg: Extract<ClientMessage, { type: 'subscribe' }>) => void) | null = null
+  /** Handles DIRECT (`direct` feature: a server with an S3 origin). */
+  onDirect: ((msg: Extract<ClientMessage, { type: 'direct' }>) => void) | null = null
   /** Handles REPORT (feature `report`: the frame only arrives when it was agreed). */
   onReport: ((msg: ReportMsg) => void) | null = null
   /** The server's StatusJson as JSON text within `maxBytes`, for STATUS (feature `status`). */
@@ -192,6 +194,10 @@ export class ClientSession extends EventEmitter {
         return
       case 'status':
         this.#onStatus(msg.id)
+        return
+      case 'direct':
+        if (this.onDirect) this.onDirect(msg)
+        else this.#fail(msg.id, new AssetSyncError('ERR_NOT_FOUND', 'this server has no S3 origin: pull through it instead'))
         return
       case 'auth':
         this.conn.fail(new ProtocolError('AUTH after authentication'))

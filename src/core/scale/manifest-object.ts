@@ -1,12 +1,8 @@
 /**
- * A listing as one object, and its digest: the manifest object of the scale-out design
- * (`manifests/<digest>` in a bucket, docs/scale-out.md on branch `scale`), here in a neutral room
- * because the protocol's `manifest-digest` feature uses the very same digest: a server (folder or
- * edge) answers "unchanged" when the listing a client asks about has the digest the client saved
- * after its last sync, and for the pattern `**` that digest is the one HEAD names.
- * Entries are written as codec MANIFEST_REPLY frames, so protocol/codec.ts stays the only place
- * bytes become entries, with its checks (path caps, strict UTF-8, u64 range); this module adds
- * the framing and the order and path rules.
+ * The objects that describe a published tree: a manifest version (`manifests/<digest>`) and the
+ * pointer to the current one (`HEAD`). Entries are written as codec MANIFEST_REPLY frames, so
+ * protocol/codec.ts stays the only place bytes become entries, with its checks (path caps, strict
+ * UTF-8, u64 range); this module adds the framing and the order and path rules.
  *
  * Manifest object (big-endian):
  *   0   4  magic "ASMF"
@@ -19,23 +15,22 @@
  *
  * Its digest is the BLAKE3 of these bytes: the encoding is a function of the sorted entries
  * (pages are cut at MANIFEST_PAGE_BYTES), so equal listings have equal digests, and a reader
- * checks what it fetched against the digest it was told (HEAD, a feed message, a saved listing).
+ * checks what it fetched against the digest it was told (HEAD, a feed message).
+ *
+ * HEAD is JSON: {"format":1,"digest":"<64 hex>","version":N,"files":N,"at":"<ISO time>"}. The
+ * version counts publishes (the origin takes HEAD's + 1), so edges order and de-duplicate them.
  */
 import { ProtocolError } from '../../errors.js'
-import { MANIFEST_PAGE_BYTES, MAX_MANIFEST_FILES } from '../../limits.js'
+import { MANIFEST_PAGE_BYTES, MAX_MANIFEST_FILES, SCALE_MAX_HEAD_BYTES } from '../../limits.js'
 import { MAX_MANIFEST_ENTRIES, decode, encode, manifestEntryBytes } from '../../protocol/codec.js'
 import type { ManifestEntry } from '../../protocol/messages.js'
-import { hashBytes } from './hash.js'
-import { checkWirePath, printable } from './paths.js'
+import { CHUNKER_ID } from '../delta/chunk-list.js'
+import { hashBytes } from '../fs/hash.js'
+import { checkWirePath, printable } from '../fs/paths.js'
 
 const MAGIC = Buffer.from('ASMF')
 const FORMAT = 1
 const HEADER = 14
-/**
- * The chunker id written at byte 5 (CHUNKER_ID of core/delta/chunk-list.ts on the delta and scale
- * branches: FastCDC with its parameters, version 1). Part of the digested bytes: keep them equal.
- */
-export const MANIFEST_CHUNKER_ID = 1
 
 /** A manifest version: its entries (sorted) and its digest. */
 export interface Manifest {
@@ -63,7 +58,7 @@ export function encodeManifest(entries: readonly ManifestEntry[]): { bytes: Buff
   const head = Buffer.alloc(HEADER)
   MAGIC.copy(head, 0)
   head[4] = FORMAT
-  head[5] = MANIFEST_CHUNKER_ID
+  head[5] = CHUNKER_ID
   head.writeUInt32BE(entries.length, 6)
   head.writeUInt32BE(frames.length, 10)
   const parts: Buffer[] = [head]
@@ -74,11 +69,6 @@ export function encodeManifest(entries: readonly ManifestEntry[]): { bytes: Buff
   }
   const out = Buffer.concat(parts)
   return { bytes: out, digest: hashBytes(out) }
-}
-
-/** The digest of a listing (sorted, unique entries): BLAKE3 of its manifest object. */
-export function manifestDigest(entries: readonly ManifestEntry[]): Buffer {
-  return encodeManifest(entries).digest
 }
 
 const refuse = (why: string): never => {
@@ -94,19 +84,9 @@ export function decodeManifest(bytes: Uint8Array, digest?: Uint8Array): Manifest
   const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
   const actual = hashBytes(buf)
   if (digest && Buffer.compare(actual, digest) !== 0) refuse('its BLAKE3 is not the digest it was named by')
-  return { digest: actual, entries: manifestEntries(buf) }
-}
-
-/**
- * The entries of a manifest object, with every structural check of decodeManifest but without
- * hashing it: for an object this process wrote itself (a saved listing, whose digest is kept
- * beside it), where loading BLAKE3 would cost a no-op pull ~40 ms for nothing.
- */
-export function manifestEntries(bytes: Uint8Array): ManifestEntry[] {
-  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
   if (buf.length < HEADER || !buf.subarray(0, 4).equals(MAGIC)) refuse('not a manifest (bad magic)')
   if (buf[4] !== FORMAT) refuse(`unknown format ${buf[4]}`)
-  if (buf[5] !== MANIFEST_CHUNKER_ID) refuse(`chunk lists of unknown chunker ${buf[5]}`)
+  if (buf[5] !== CHUNKER_ID) refuse(`chunk lists of unknown chunker ${buf[5]}`)
   const count = buf.readUInt32BE(6)
   const frames = buf.readUInt32BE(10)
   if (count > MAX_MANIFEST_FILES) refuse(`${count} entries, over ${MAX_MANIFEST_FILES}`)
@@ -133,5 +113,36 @@ export function manifestEntries(bytes: Uint8Array): ManifestEntry[] {
   }
   if (at !== buf.length) refuse('bytes after the last frame')
   if (entries.length !== count) refuse(`${entries.length} entries, header says ${count}`)
-  return entries
+  return { digest: actual, entries }
+}
+
+/** What HEAD says. */
+export interface HeadRecord {
+  digest: Buffer
+  /** Publishes so far (1 for the first). */
+  version: number
+  files: number
+  at: string
+}
+
+export function encodeHead(h: HeadRecord): Buffer {
+  return Buffer.from(`${JSON.stringify({ format: 1, digest: h.digest.toString('hex'), version: h.version, files: h.files, at: h.at })}\n`)
+}
+
+/** Parses HEAD strictly (ERR_PROTOCOL otherwise). */
+export function decodeHead(bytes: Uint8Array): HeadRecord {
+  if (bytes.byteLength > SCALE_MAX_HEAD_BYTES) throw new ProtocolError('HEAD refused: too long')
+  let v: unknown
+  try {
+    v = JSON.parse(Buffer.from(bytes).toString('utf8'))
+  } catch {
+    throw new ProtocolError('HEAD refused: not JSON')
+  }
+  const o = v as Record<string, unknown>
+  const count = (n: unknown): boolean => typeof n === 'number' && Number.isSafeInteger(n) && n >= 0
+  if (!o || typeof o !== 'object' || o.format !== 1 || typeof o.digest !== 'string' || !/^[0-9a-f]{64}$/.test(o.digest)
+    || !count(o.version) || !count(o.files) || typeof o.at !== 'string') {
+    throw new ProtocolError('HEAD refused: not {format 1, digest, version, files, at}')
+  }
+  return { digest: Buffer.from(o.digest, 'hex'), version: o.version as number, files: o.files as number, at: o.at }
 }
