@@ -25,8 +25,10 @@ import * as fanOut from './scenarios/fan-out.mjs'
 import * as memory from './scenarios/memory.mjs'
 import * as runScenario from './scenarios/run.mjs'
 import * as scaleOut from './scenarios/scale-out.mjs'
+import * as delta from './scenarios/delta.mjs'
+import * as serveStart from './scenarios/serve-start.mjs'
 
-const SCENARIOS = [coldPull, warmNoop, coldSmall, lossy, hotReload, fanOut, memory, runScenario, scaleOut]
+const SCENARIOS = [coldPull, warmNoop, coldSmall, lossy, hotReload, fanOut, memory, runScenario, scaleOut, delta, serveStart]
 /** The seed's transport budget: Renet's default 60,000 bytes per tick at 60 Hz. */
 const SEED_BYTES_PER_SECOND = 60_000 * 60
 

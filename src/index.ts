@@ -5,8 +5,12 @@
 export { AssetServer, type AssetServerOptions } from './core/server/server.js'
 export type {
   AssetServerEvents, AssetServerEventName, BatchEvent, ClientConnectedEvent, ClientDisconnectedEvent, ClientRejectedEvent,
-  PathRefusedEvent, ReloadReportEvent, SubscriptionsEvent, SkippedEvent, InternalErrorEvent, ReindexedEvent, FatalEvent,
+  PathRefusedEvent, ReloadReportEvent, SubscriptionsEvent, SkippedEvent, InternalErrorEvent, ReindexedEvent, IndexedEvent, FatalEvent,
+  AuthFailuresEvent,
 } from './core/server/server-events.js'
+export type { RejectReason } from './protocol/endpoint.js'
+export type { MatchStats } from './core/server/match-work.js'
+export type { MemoryBudget } from './core/server/memory-budget.js'
 export { Metrics, type MetricsOptions, type RequestStatus, type ByteCounters } from './core/server/metrics.js'
 export {
   StatusTracker, errorLocation, type StatusProvider, type StatusTrackerOptions, type ClientProbe, type ReportInput,
@@ -20,7 +24,7 @@ export {
 } from './protocol/status-json.js'
 export { VERSION } from './version.js'
 export type { ChangeSummary } from './core/server/changes.js'
-export type { AssetSource, SourceReader, ManifestPage, ScanResult, OpenOptions, SkippedPath } from './core/server/source.js'
+export type { AssetSource, SourceReader, ManifestPage, ScanResult, OpenOptions, SkippedPath, ChunkedEntry } from './core/server/source.js'
 export type { ChangeFeed, ChangeBatch, ChangePublisher, FeedSink } from './core/server/feed.js'
 export { FolderSource, type FolderSourceOptions, type RootState } from './core/server/folder-source.js'
 export { MemorySource } from './core/server/memory-source.js'
@@ -37,8 +41,13 @@ export { fileSink, type SavedFile, type FileSinkOptions } from './core/client/te
 export { MemorySink, memorySink } from './core/client/memory-sink.js'
 export { Mirror, type MirrorOptions, type SyncOptions, type SyncSummary, type FileEvent } from './core/client/mirror.js'
 export {
-  LiveMirror, reconnectDelay, type LiveMirrorOptions, type LiveMirrorEvents, type SyncedEvent, type ReconnectingEvent,
+  LiveMirror, reconnectDelay, type LiveMirrorOptions, type LiveMirrorEvents, type SyncedEvent, type ReconnectingEvent, type AppliedStats,
 } from './core/client/live-mirror.js'
+export {
+  ChunkList, ChunkListBuilder, chunkBytes, chunkFile, encodeChunkList, decodeChunkList, maxChunkListBytes, type ChunkListExpectation,
+} from './core/delta/chunk-list.js'
+export { ChunkListCache } from './core/delta/list-cache.js'
+export { compressChunk, decompressChunk, isCompressedExtension, CODING, type Coding, type EncodedChunk } from './core/delta/compress.js'
 export { HookRunner, hookFailure, type Change, type HookResult, type HookOptions, type HookRunnerEvents } from './core/client/hooks.js'
 export {
   NetworkAssets, type NetworkAssetsOptions, type NetworkAssetsEvents, type AssetFetchOptions, type AssetFetchResult,

@@ -104,12 +104,118 @@ export const CLOSE_GRACE_MS = 2000
 export const HELLO_MIN_BYTES = 128
 /** Kernel receive/send buffer asked for on every UDP socket. */
 export const SOCKET_BUFFER_BYTES = 4 * MiB
-/** HELLOs answered per source address per second; more are dropped silently. Each connect takes two, so one host (or NAT) opens up to ~250 connections a second. */
+/**
+ * HELLOs answered per source address per second; more are dropped silently. Each connect takes two,
+ * so one host (or NAT) opens up to ~250 connections a second; a TCP connect counts as two as well.
+ */
 export const HANDSHAKE_RATE_PER_ADDR = 500
 
+// --- connection guard: handshake slots, failed authentication (issue 12) ----------------------
+/**
+ * Connections in their handshake (Noise, then AUTH) one server holds at once, counted apart from
+ * the MAX_CLIENTS authenticated ones. When the pool is full a new connection takes the slot of the
+ * stalest one (silent the longest, from the source holding the most slots): idle sockets cannot
+ * keep a client out, they only make room for it. A connection costs 21–55 KiB here (TCP, UDP), so
+ * the pool holds at most ~55 MiB.
+ */
+export const MAX_PREAUTH_CONNECTIONS = 1024
+/**
+ * Handshakes from one source address (an IPv6 /64) at once; past it that source's stalest one
+ * gives way. A quarter of the pool: a host (or a NAT) of legitimate clients connecting at once
+ * still fits, and one attacking host never holds more than a quarter.
+ */
+export const MAX_PREAUTH_PER_ADDR = 256
+/**
+ * A new connection must finish Noise and AUTH within this (ServeEndpointOptions.connectTimeoutMs),
+ * or it is closed. Three round trips and an AUTH take well under a second even over lossy Wi-Fi;
+ * the client's own budget (CONNECT_TIMEOUT_MS) stays longer.
+ */
+export const PREAUTH_TIMEOUT_MS = 5000
+/**
+ * After a wrong token, the next AUTH from the same source address is checked no sooner than this;
+ * each further failure doubles the wait, up to AUTH_FAILURE_DELAY_MAX_MS. An AUTH that would wait
+ * past its handshake deadline is answered at once, unchecked: "access token rejected" (exit 4).
+ */
+export const AUTH_FAILURE_DELAY_MS = 500
+/** Longest wait between two token checks from one address: one guess a minute, in the long run. */
+export const AUTH_FAILURE_DELAY_MAX_MS = 60_000
+/** An address's failures are forgotten after this long without a new one (or at its next success). */
+export const AUTH_FAILURE_FORGET_MS = 15 * 60_000
+/** Addresses whose failures (or recent successes) are remembered; past it the oldest are dropped. */
+export const AUTH_FAILURE_ADDRESSES = 4096
+/**
+ * Wrong tokens the whole server checks per second (a token bucket of this size, refilled at this
+ * rate): many source addresses together guess no faster. While the bucket is empty, AUTHs from
+ * addresses without a recent success wait (ERR_LIMIT "server busy" past their deadline); a correct
+ * token costs nothing from it, so a fleet of clients reconnecting at once is never slowed.
+ */
+export const AUTH_FAILURES_PER_SEC = 10
+/** `serve` warns ('auth-failures' event) when one address reaches this many failures in a row, and at each doubling. */
+export const AUTH_FAILURE_WARN_COUNT = 5
+/** The server-wide warning (the failure bucket ran dry) is repeated at most this often. */
+export const AUTH_FAILURE_WARN_MS = 10_000
+
+// --- pattern work and memory per connection (issue 12) ----------------------------------------
+/**
+ * Average match work (PatternSet.steps, plus one per path) per path character that a MANIFEST
+ * request, or one connection's subscriptions over one change batch, may spend beyond a first
+ * MANIFEST_PAGE_MATCH_STEPS (the DFA cache warming up). A warm set costs about 1 a character; a
+ * set that keeps missing its DFA cache on this server's paths costs up to 4 × its width and is
+ * refused: ERR_LIMIT for that MANIFEST, the connection closed for subscriptions.
+ */
+export const MATCH_STEPS_PER_CHAR = 16
+/**
+ * Match work the server does for clients in one event-loop turn (core/server/match-work.ts): a
+ * MANIFEST scan, a compile or a batch fan-out goes on in its next turn, after whatever I/O
+ * arrived. Steps are not all alike: a warm DFA step costs ~10 ns, a step that builds a DFA state
+ * ~250 ns here, so a slice holds the loop for 2–50 ms.
+ */
+export const MATCH_SLICE_STEPS = 200_000
+/** Compiled MANIFEST pattern sets a connection keeps for its next pages (least recently used dropped first). */
+export const MANIFEST_CACHED_SETS = 4
+/**
+ * DFA cache cells (PATTERN_DFA_CACHE_CELLS) of a pattern set the server compiles for a client
+ * (MANIFEST, SUBSCRIBE): ~192 KiB at most, a quarter of the default, so a connection's sets fit
+ * its memory budget. A set that needs more states than that keeps rebuilding them, costing steps
+ * (MATCH_STEPS_PER_CHAR), not memory.
+ */
+export const SERVER_SET_DFA_CELLS = 16_384
+/**
+ * Server memory one connection may hold, in bytes: its compiled subscription set and cached
+ * MANIFEST sets (charged at what they can grow to), in-flight requests and queued outgoing
+ * frames. A request that would go past it gets ERR_LIMIT; queued frames past it (a client that
+ * does not read its UPDATEs) close the connection. Room for the largest subscription set
+ * (~1.1 MiB) and MANIFEST set (~0.7 MiB), every in-flight request and several MiB of frames.
+ */
+export const CONNECTION_MEMORY_BYTES = 8 * MiB
+/**
+ * All connections' charges together (CONNECTION_MEMORY_BYTES each). Past it new pattern sets
+ * and requests get ERR_LIMIT, and queued frames close the connection that holds the most. Bounds
+ * the server's RSS under MAX_CLIENTS hostile connections (docs/security.md, "Memory").
+ */
+export const SERVER_MEMORY_BYTES = 512 * MiB
+
 // --- watching and hooks ------------------------------------------------------------------------
-/** Default quiet time before a changed file is announced (Watchman uses 20 ms). */
-export const SETTLE_MS = 20
+/**
+ * Default quiet time before a changed file is announced (`serve --settle`), judged by the file's
+ * mtime: a writer pausing for less than this between pieces is never announced half-way. 10 ms
+ * (20 before issue 15, Watchman's default): twice the 5 ms pause of the hot-reload bench's split
+ * writes, which it passes with no torn delivery; it was half of save → mirrored (docs/benchmarks.md).
+ */
+export const SETTLE_MS = 10
+/**
+ * Quiet time an *empty* changed file needs before it is announced (unless the settle time is 0):
+ * a save that truncates first (writeFile, most in-place writers) leaves the file empty until its
+ * first write, and on a busy machine that write came more than SETTLE_MS later (a hook saw an
+ * empty file). A file really saved empty is announced this much later; no other file waits.
+ */
+export const SETTLE_EMPTY_MS = 60
+/**
+ * At most this much is added to the quiet time on a busy machine: as late as the watcher's own
+ * timers fire (halving every second), since a writer is descheduled as long between the pieces
+ * of a save. 0 on an idle machine.
+ */
+export const SETTLE_LAG_MAX_MS = 100
 /**
  * Every changed path is looked at once more this long after its last event, in case a write
  * raised no event of its own (inotify merges events; chokidar's per-file watcher, used before,
@@ -381,6 +487,20 @@ export const ROOT_GONE_MS = 5000
  * hash: the server re-hashes the file before it answers (docs/protocol.md §4.5).
  */
 export const SENT_MEMORY_PER_CLIENT = 256
+// --- speed: serve start-up (issue 15) -----------------------------------------------------------
+/**
+ * How long `serve` waits for its folder's index before it says it is listening. A folder indexed
+ * within this time is announced complete, exactly as before; a larger one (100,000 files: seconds
+ * warm, tens of seconds cold) goes on indexing in the background while clients are served: a
+ * REQUEST looks at its one path itself, a MANIFEST pages over what is complete (INDEX_PAGE_WAIT_MS).
+ */
+export const SERVE_LISTEN_WAIT_MS = 500
+/**
+ * While the background index runs, how long a MANIFEST page waits for the index to fill it before
+ * it is sent with what is complete (at least one entry; a page that would be empty waits on, since
+ * an empty page ends a protocol-2 client's listing).
+ */
+export const INDEX_PAGE_WAIT_MS = 250
 // --- client correctness (issue 11) and the write path (issue 12) -------------------------------
 /**
  * Folders a mirror's write session keeps open while no transfer uses them (Linux: each held by a
@@ -395,6 +515,32 @@ export const WRITE_DIR_HANDLES = 256
  * (MAX_ARG_STRLEN: exec fails with E2BIG) and 32,767 characters on Windows.
  */
 export const HOOK_ENV_PATHS_MAX_BYTES = 32_000
+
+// --- delta on the wire (issue 16 phase 2: the chunks and zstd features) ------------------------
+/**
+ * Chunks one CHUNK_FETCH may ask for (a longer list is refused by the decoder). 1024 chunks are at
+ * most 192 MiB of data and a 37 KiB frame; a client splits larger fetches.
+ */
+export const DELTA_FETCH_MAX_CHUNKS = 1024
+/**
+ * The smallest file a client fetches through a chunk list when it has a local version of it;
+ * smaller files are sent whole (compressed): the list's extra round trip buys little below this.
+ * Local.
+ */
+export const DELTA_MIN_FILE_BYTES = 256 * KiB
+/**
+ * Chunks of other local files' cached chunk lists a client offers the planner as sources in one
+ * sync (beyond each target's old version and staged part): ~20 GiB of files, an index of ~20 MiB
+ * built in ~50 ms. Local.
+ */
+export const DELTA_LIST_SOURCE_CHUNKS = 262_144
+/**
+ * Chunk bytes a client asks for (CHUNK_FETCH) beyond what its assembler has written: the memory
+ * one delta transfer holds for prefetched chunks. They leave the flow-control window on arrival,
+ * so a chunk fetched again after a failed local read never waits behind them. Local.
+ */
+export const DELTA_FETCH_AHEAD_BYTES = 4 * MiB
+
 // --- small files and the no-op pull (issue 15: features batch-request, manifest-digest) ---------
 /**
  * Feature `batch-request`: items (paths) one BATCH may name. The server holds a batch's paths

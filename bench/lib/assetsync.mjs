@@ -87,6 +87,7 @@ export async function hookStartup(n) {
   for (let i = 0; i < n; i++) {
     const t0 = now()
     const child = spawn('t=$(date +%s%N); printf \'%s\\n\' "$t"', { shell: true, detached: true, stdio: ['pipe', 'pipe', 'inherit'] })
+    child.stdin.on('error', () => {}) // EPIPE: the command exits without reading its stdin
     child.stdin.end('{}\n')
     let out = ''
     child.stdout.on('data', (b) => { out += b })

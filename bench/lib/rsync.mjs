@@ -83,14 +83,14 @@ const num = (s, re) => {
 const TIME = '/usr/bin/time'
 
 /**
- * Runs `rsync -a --stats <url> <dest>/`; returns {wallMs, stats, cpuS}. Throws on failure. With
- * `cpu` (and /usr/bin/time installed) the client runs under /usr/bin/time: cpuS is its user +
- * system seconds (else NaN).
+ * Runs `rsync -a --stats [args] <url> <dest>/` (args: e.g. `--no-whole-file`, `--delete`); returns
+ * {wallMs, stats, cpuS}. Throws on failure. With `cpu` (and /usr/bin/time installed) the client
+ * runs under /usr/bin/time: cpuS is its user + system seconds (else NaN).
  */
-export async function rsyncPull(url, dest, { timeoutMs = 600_000, cpu = false } = {}) {
+export async function rsyncPull(url, dest, { timeoutMs = 600_000, cpu = false, args = [] } = {}) {
   const timed = cpu && existsSync(TIME)
-  const args = ['-a', '--stats', url, `${dest}/`]
-  const r = await runToEnd(timed ? TIME : 'rsync', timed ? ['-f', 'cpu %U %S', 'rsync', ...args] : args, { timeoutMs })
+  const argv = ['-a', '--stats', ...args, url, `${dest}/`]
+  const r = await runToEnd(timed ? TIME : 'rsync', timed ? ['-f', 'cpu %U %S', 'rsync', ...argv] : argv, { timeoutMs })
   const out = r.p.text.join('\n')
   if (r.code !== 0) throw new Error(`rsync exited ${r.code}: ${r.p.stderrText.trim().slice(-400)}`)
   const t = /cpu ([\d.]+) ([\d.]+)\s*$/.exec(r.p.stderrText)
@@ -102,6 +102,7 @@ export async function rsyncPull(url, dest, { timeoutMs = 600_000, cpu = false } 
       totalFileBytes: num(out, /Total file size:\s+([\d,]+)/),
       transferredFileBytes: num(out, /Total transferred file size:\s+([\d,]+)/),
       literalBytes: num(out, /Literal data:\s+([\d,]+)/),
+      matchedBytes: num(out, /Matched data:\s+([\d,]+)/),
       bytesSent: num(out, /Total bytes sent:\s+([\d,]+)/),
       bytesReceived: num(out, /Total bytes received:\s+([\d,]+)/),
     },

@@ -40,7 +40,8 @@ export async function mixedTree(root, totalBytes, seed = 1) {
   const plan = []
   const large = Math.floor((totalBytes * 0.7) / 4)
   for (let i = 0; i < 4; i++) plan.push({ path: `large/pack-${i}.bin`, size: large })
-  let medium = totalBytes * 0.2
+  // Whole bytes: a fractional remainder (256 MiB × 0.2 ends in .2) rounded to a 0-byte file forever.
+  let medium = Math.floor(totalBytes * 0.2)
   for (let i = 0; medium > 0; i++) {
     const size = Math.min(Math.round(medium), Math.round(256 * 1024 + rand() * (2 * 1024 * 1024 - 256 * 1024)))
     plan.push({ path: `textures/t${String(i).padStart(4, '0')}.tex`, size })

@@ -58,6 +58,7 @@ async function session(ctx, { edits, profile }) {
     }))
     watchers.push(fsWatch(src, (_t, name) => { if (name === FILE && !floorAt && expected) floorAt = now() }))
     const rows = []
+    const pauses = []
     let hookLines = []
     for (let i = 0; i < edits + WARMUP; i++) {
       const pad = randomBytes(100 + ((i * 7919) % 16_384)).toString('hex')
@@ -73,9 +74,14 @@ async function session(ctx, { edits, profile }) {
         const fh = await open(join(src, FILE), 'w')
         const half = content.length >> 1
         await fh.write(content, 0, half, 0)
+        const firstAt = now()
         await sleep(5)
+        const secondAt = now()
         await fh.write(content, half, content.length - half, half)
         await fh.close()
+        // The pause a writer really made (a loaded machine stretches sleep(5)): the settle time
+        // must exceed it, or the first half is announced.
+        if (i >= WARMUP) pauses.push(secondAt - firstAt)
       } else {
         writeFileSync(join(src, FILE), content)
       }
@@ -85,14 +91,23 @@ async function session(ctx, { edits, profile }) {
         return hookLines.find((l) => l.endsWith(` ${h}`))
       }, 10_000, `edit ${i}: a hook run that sees it`)
       const hookAt = dateNsToMs(line.slice(0, line.indexOf(' ')))
-      if (i >= WARMUP) rows.push({ split, visible: visibleAt - t0, hook: hookAt - t0, floor: floorAt ? floorAt - t0 : NaN })
+      // Where the milliseconds go: serve's `changes` event (settled, refreshed, pushed) and watch's
+      // `applied` event (installed), as they reach this process (a pipe hop, ~0.1 ms).
+      const announced = server.p.events.find((e) => e.at >= t0 && e.event === 'changes' && e.changes.some((c) => c.path === FILE))
+      const applied = watch.events.find((e) => e.at >= t0 && e.event === 'applied' && e.changes.some((c) => c.path === FILE))
+      if (i >= WARMUP) {
+        rows.push({
+          split, visible: visibleAt - t0, hook: hookAt - t0, floor: floorAt ? floorAt - t0 : NaN,
+          announced: announced ? announced.at - t0 : NaN, applied: applied ? applied.at - t0 : NaN,
+        })
+      }
       await sleep(60 + (i % 7) * 3)
     }
     await sleep(300)
     hookLines = (await readFile(hookLog, 'utf8')).split('\n').filter(Boolean)
     const torn = hookLines.filter((l) => !versions.has(l.slice(l.indexOf(' ') + 1))).length
     const applied = watch.events.filter((e) => e.event === 'applied').length
-    return { rows, torn, hookRuns: hookLines.length, applied, versions: versions.size }
+    return { rows, torn, hookRuns: hookLines.length, applied, versions: versions.size, pauses }
   } finally {
     for (const w of watchers) w.close()
     await stop(watch, profile ? 60_000 : 5000)
@@ -110,21 +125,30 @@ export async function run(ctx) {
   const hook = summary(single.map((r) => r.hook))
   const floor = summary(single.map((r) => r.floor))
   const splitHook = summary(s.rows.filter((r) => r.split).map((r) => r.hook))
-  ctx.log(`  ${single.length} single-write edits: mirrored p50 ${vis.p50.toFixed(1)} / p99 ${vis.p99.toFixed(1)} ms, hook p50 ${hook.p50.toFixed(1)} / p99 ${hook.p99.toFixed(1)} ms; torn ${s.torn} of ${s.hookRuns} hook runs`)
+  const announced = summary(single.map((r) => r.announced).filter((x) => !Number.isNaN(x)))
+  const pauses = summary(s.pauses)
+  const applied = summary(single.map((r) => r.applied).filter((x) => !Number.isNaN(x)))
+  ctx.log(`  stages p50: source fs.watch ${floor.p50.toFixed(1)}, serve pushed ${announced.p50.toFixed(1)}, watch applied ${applied.p50.toFixed(1)}, mirror fs.watch ${vis.p50.toFixed(1)}, hook ${hook.p50.toFixed(1)} ms`)
+  ctx.log(`  ${single.length} single-write edits: mirrored p50 ${vis.p50.toFixed(1)} / p99 ${vis.p99.toFixed(1)} ms, hook p50 ${hook.p50.toFixed(1)} / p99 ${hook.p99.toFixed(1)} ms; torn ${s.torn} of ${s.hookRuns} hook runs; split-write pause p50 ${pauses.p50.toFixed(1)} / max ${pauses.max.toFixed(1)} ms`)
   const floorBase = (p) => ({ label: `fs.watch on the source folder (floor) ${p}`, value: floor[p] })
   const rows = [
-    row({ id: 'mirrored-p50', label: 'save → file mirrored, p50', unit: 'ms', n: vis.n, value: vis.p50, baseline: floorBase('p50'), target: { on: 'value', op: '<=', value: 40, text: '≤ 40 ms' } }),
+    row({ id: 'mirrored-p50', label: 'save → file mirrored, p50', unit: 'ms', n: vis.n, value: vis.p50, baseline: floorBase('p50'), target: { on: 'value', op: '<=', value: 20, text: '≤ 20 ms' } }),
     row({ id: 'mirrored-p99', label: 'save → file mirrored, p99', unit: 'ms', n: vis.n, value: vis.p99, baseline: floorBase('p99'), target: { on: 'value', op: '<=', value: 100, text: '≤ 100 ms' } }),
-    row({ id: 'hook-p50', label: 'save → hook started, p50', unit: 'ms', n: hook.n, value: hook.p50, baseline: floorBase('p50'), target: { on: 'value', op: '<=', value: 40, text: '≤ 40 ms' } }),
-    row({ id: 'hook-p99', label: 'save → hook started, p99', unit: 'ms', n: hook.n, value: hook.p99, baseline: floorBase('p99'), target: { on: 'value', op: '<=', value: 100, text: '≤ 100 ms' } }),
+    row({ id: 'hook-p50', label: 'save → hook started, p50', unit: 'ms', n: hook.n, value: hook.p50, baseline: floorBase('p50'), target: { on: 'value', op: '<=', value: 30, text: '≤ 30 ms' } }),
+    row({ id: 'hook-p99', label: 'save → hook started, p99', unit: 'ms', n: hook.n, value: hook.p99, baseline: floorBase('p99'), target: { on: 'value', op: '<=', value: 60, text: '≤ 60 ms' } }),
     row({ id: 'torn', label: 'torn deliveries (hook saw a partial file)', unit: 'count', n: s.hookRuns, value: s.torn, target: { on: 'value', op: '==', value: 0, text: '= 0' } }),
     row({ id: 'hook-spawn', label: 'hook process spawn alone (sh + date), p50', unit: 'ms', n: startup.n, value: startup.p50 }),
+    row({ id: 'announced-p50', label: 'save → serve pushed the change (its `changes` event), p50', unit: 'ms', n: announced.n, value: announced.p50, note: 'settle + refresh + push' }),
+    row({ id: 'applied-p50', label: 'save → watch applied it (its `applied` event), p50', unit: 'ms', n: applied.n, value: applied.p50 }),
+    row({ id: 'split-pause-max', label: 'split-write edits: the pause the writer really made, max', unit: 'ms', n: pauses.n, value: pauses.max, note: 'sleep(5) as the machine ran it; announced early only if it outlasts --settle' }),
     row({ id: 'split-hook-p50', label: 'split-write edits: save → hook, p50', unit: 'ms', n: splitHook.n, value: splitHook.p50, note: 'second half written 5 ms after the first' }),
   ]
   const result = {
     params: { edits: s.rows.length, singleWriteEdits: single.length, warmup: WARMUP, transport: 'udp', settle: 'default (SETTLE_MS)', fileBytes: '~0.2–33 KB', pauseMs: '60–78 between edits' },
     rows,
-    detail: { mirrored: vis, hook, floor, splitHook, hookSpawn: startup, hookRuns: s.hookRuns, appliedBatches: s.applied, versionsWritten: s.versions },
+    // The five slowest single-write edits, stage by stage: where a tail comes from.
+    slowest: [...single].sort((a, b) => b.hook - a.hook).slice(0, 5).map((r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, typeof v === 'number' ? Number(v.toFixed(1)) : v]))),
+    detail: { mirrored: vis, hook, floor, announced, applied, splitHook, splitPause: pauses, hookSpawn: startup, hookRuns: s.hookRuns, appliedBatches: s.applied, versionsWritten: s.versions },
   }
   if (ctx.profile) {
     ctx.log('profiling hot reload (node --cpu-prof on serve and watch)')

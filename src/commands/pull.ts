@@ -63,7 +63,7 @@ export function pullCommand(io: OutputStreams): Command {
       })
       out.event({ event: 'summary', ...summary, ...(flags.dryRun ? { dryRun: true } : {}) })
       const secs = (summary.ms / 1000).toFixed(1)
-      out.stopSpin(true, `${flags.dryRun ? 'dry run: ' : ''}${summary.files} files: ${summary.downloaded} ${flags.dryRun ? 'to download' : 'downloaded'}, ${summary.upToDate} up to date${summary.modeChanged ? ` (${summary.modeChanged} mode changed)` : ''}, ${summary.deleted} ${flags.dryRun ? 'to delete' : 'deleted'}${summary.vanished ? `, ${summary.vanished} vanished on the server` : ''}; ${formatBytes(summary.bytesReceived)} in ${secs} s`)
+      out.stopSpin(true, `${flags.dryRun ? 'dry run: ' : ''}${summary.files} files: ${summary.downloaded} ${flags.dryRun ? 'to download' : 'downloaded'}, ${summary.upToDate} up to date${summary.modeChanged ? ` (${summary.modeChanged} mode changed)` : ''}, ${summary.deleted} ${flags.dryRun ? 'to delete' : 'deleted'}${summary.vanished ? `, ${summary.vanished} vanished on the server` : ''}; ${formatBytes(summary.bytesReceived)}${summary.bytesReused ? ` received, ${formatBytes(summary.bytesReused)} reused` : ''} in ${secs} s`)
     } catch (err) {
       out.stopSpin(false, ac.signal.aborted ? 'pull interrupted' : 'pull failed') // closes a live spinner; cli.ts prints the error line
       // Stopped by a signal: transfers in flight have ended; whatever temp file is left goes now.

@@ -93,7 +93,8 @@ export async function startScaleServer(role: 'origin' | 'edge', dir: string, f: 
         out.line(`published version ${e.version} to ${store.description}: ${e.changes} change(s), ${e.chunksUploaded} chunk(s) uploaded`)
       })
       publisher.on('error', onError)
-      const server = await AssetServer.start({ ...base, root: dir, keyPair, forward: [publisher], direct: bucketDirect(store) })
+      // The publisher starts from the whole listing: the origin listens once its folder is indexed.
+      const server = await AssetServer.start({ ...base, root: dir, keyPair, forward: [publisher], direct: bucketDirect(store), listenWaitMs: Infinity })
       await publisher.start(server.source)
       return {
         server,

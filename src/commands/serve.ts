@@ -4,7 +4,7 @@
  */
 import { Command, Option } from 'commander'
 import { AssetSyncError } from '../errors.js'
-import { DEFAULT_PORT } from '../limits.js'
+import { DEFAULT_PORT, SETTLE_MS } from '../limits.js'
 import type { HttpStatusServer } from '../core/server/http-status.js'
 import type { SkippedEvent } from '../core/server/server-events.js'
 import type { TransportName } from '../protocol/transport.js'
@@ -45,7 +45,7 @@ export function serveCommand(io: OutputStreams): Command {
     .addOption(transportOption())
     .addOption(tokenOption('require clients to present this access token (or env ASSETSYNC_TOKEN)'))
     .option('--ignore <glob...>', 'more paths to ignore, on top of .git/**, node_modules/** and editor temp files')
-    .addOption(new Option('--settle <ms>', 'quiet time before a changed file is announced (write-stable)'))
+    .addOption(new Option('--settle <ms>', `quiet time in ms before a changed file is announced (write-stable; default ${SETTLE_MS})`))
     .option('--http <[host:]port>', 'also serve /metrics, /status and a live status page over HTTP (host 127.0.0.1 unless given; any other host needs the token)')
     .option('--json', 'NDJSON events on stdout')
   for (const o of scaleOptions()) cmd.addOption(o)
@@ -94,8 +94,16 @@ export function serveCommand(io: OutputStreams): Command {
         out.line(`client ${e.remote} disconnected (${e.reason})`)
       })
       server.on('rejected', (e) => {
-        out.event({ event: 'rejected', remote: e.remote, code: e.code, message: e.message })
+        out.event({ event: 'rejected', remote: e.remote, code: e.code, reason: e.reason, message: e.message })
         out.line(`client ${e.remote} rejected: ${e.message}`)
+      })
+      server.on('auth-failures', (e) => {
+        out.event({ event: 'auth-failures', remote: e.remote, count: e.count, delayMs: e.delayMs })
+        if (!out.json) {
+          out.note(e.remote === '*'
+            ? `assetsync: warning: ${e.count} wrong access tokens from many addresses; token checks are rationed (next in ${Math.ceil(e.delayMs / 1000)} s)`
+            : `assetsync: warning: ${e.count} wrong access tokens in a row from ${e.remote}; its next attempt waits ${Math.ceil(e.delayMs / 1000)} s`)
+        }
       })
       server.on('refused', (e) => {
         out.event({ event: 'refused', remote: e.remote, path: e.path, reason: e.reason })
@@ -137,13 +145,28 @@ export function serveCommand(io: OutputStreams): Command {
         out.line(`the served folder was replaced: ${e.files} files indexed again (${e.hashed} hashed) in ${Math.round(e.ms)} ms`)
       })
       const fatal = new Promise<AssetSyncError>((resolve) => server.once('fatal', (e) => resolve(e.error)))
-      out.event({ event: 'listening', transport: server.transport, host, port, key, files: server.scan.files, ...(http ? { http: http.url } : {}), ...scale?.listening })
+      const indexing = server.indexing
+      let stopping = false
+      out.event({
+        event: 'listening', transport: server.transport, host, port, key, files: server.scan.files,
+        ...(indexing ? { indexing: true } : {}), ...(http ? { http: http.url } : {}), ...scale?.listening,
+      })
       out.line(scale?.ready(server.transport, host, port) ?? `assetsync serving ${dir} on ${server.transport}://${host}:${port}`)
-      out.line(`  ${server.scan.files} files indexed (${server.scan.hashed} hashed) in ${Math.round(server.scan.ms)} ms`)
+      if (indexing) out.line(`  indexing in the background (${server.scan.files} files so far); requests are answered meanwhile`)
+      else out.line(`  ${server.scan.files} files indexed (${server.scan.hashed} hashed) in ${Math.round(server.scan.ms)} ms`)
       out.line(`  server key ${key}`)
       if (http) out.line(`  status page ${http.url}/${http.requiresToken ? ' (token required: open it once with ?token=<token>)' : ''}`)
-      for (const e of server.scan.skipped ?? []) skipped(e)
+      if (indexing) {
+        // A large folder: listening came first (issue 15); the index's summary follows when done.
+        server.indexed.then((e) => {
+          if (stopping) return // stopped before it was complete: no summary of half an index
+          out.event({ event: 'indexed', files: e.files, hashed: e.hashed, ms: Math.round(e.ms) })
+          out.line(`  ${e.files} files indexed (${e.hashed} hashed) in ${Math.round(e.ms)} ms`)
+          for (const k of e.skipped ?? []) skipped(k)
+        }, () => { /* a failed index ends serve through 'fatal' */ })
+      } else for (const e of server.scan.skipped ?? []) skipped(e)
       const end = await Promise.race([untilSignal(), fatal])
+      stopping = true
       await http?.close()
       await (scale ? scale.close() : server.close())
       if (typeof end !== 'string') {

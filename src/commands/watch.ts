@@ -60,10 +60,10 @@ Hooks (--exec): one run per applied batch, never two at once, with the mirror fo
       out.event({ event: initial ? 'synced' : 'resynced', ...summary })
       out.line(`${initial ? 'synced' : 'resynced'} ${summary.files} files (${summary.downloaded} downloaded, ${summary.deleted} deleted, ${formatBytes(summary.bytesReceived)}) into ${root}; watching ${flags.server}`)
     })
-    live.on('applied', (changes) => {
+    live.on('applied', (changes, stats) => {
       // The hook first: its process start is the long pole of save → reload; printing can wait.
       hooks?.enqueue(changes)
-      out.event({ event: 'applied', changes })
+      out.event({ event: 'applied', changes, ...stats })
       for (const c of changes) out.line(`${c.action === 'delete' ? 'deleted' : 'updated'} ${c.path}`)
     })
     live.on('disconnected', (err) => {

@@ -6,16 +6,17 @@
  */
 import { ProtocolError } from '../errors.js'
 import {
-  BATCH_FILE_BYTES, BATCH_MAX_FILES, CHUNK_SIZE, DIRECT_MAX_KEYS, DIRECT_MAX_URL_BYTES, MAX_ERROR_CODE_BYTES, MAX_FRAME_BYTES,
-  MAX_PATH_BYTES, MAX_PATTERN_BYTES, MAX_PATTERNS, MAX_TEXT_BYTES, MAX_TOKEN_BYTES, MAX_UPDATE_ENTRIES, REPORT_MAX_ERROR_BYTES,
-  REPORT_MAX_PATHS, STATUS_MAX_JSON_BYTES,
+  BATCH_FILE_BYTES, BATCH_MAX_FILES, CHUNK_SIZE, DELTA_FETCH_MAX_CHUNKS, DELTA_MAX_CHUNK_BYTES, DIRECT_MAX_KEYS, DIRECT_MAX_URL_BYTES,
+  MAX_ERROR_CODE_BYTES, MAX_FRAME_BYTES, MAX_PATH_BYTES, MAX_PATTERN_BYTES, MAX_PATTERNS, MAX_TEXT_BYTES, MAX_TOKEN_BYTES,
+  MAX_UPDATE_ENTRIES, REPORT_MAX_ERROR_BYTES, REPORT_MAX_PATHS, STATUS_MAX_JSON_BYTES,
 } from '../limits.js'
 import {
   BATCH_STATUS, CHANGE_KIND, HASH_BYTES, MSG, PRIORITY, STATUS, allowedFrom,
-  type BatchAnswer, type BatchItem, type BatchStatus, type ChangeKind, type DirectKey, type FileMeta, type ManifestEntry, type Message,
-  type MessageType, type RequestPriority, type ResponseStatus,
+  type BatchAnswer, type BatchItem, type BatchStatus, type ChangeKind, type ChunkRef, type DirectKey, type FileMeta, type ManifestEntry,
+  type Message, type MessageType, type RequestPriority, type ResponseStatus,
   type Sender, type UpdateEntry,
 } from './messages.js'
+import { type Out, Reader, Sizer, Writer } from './codec-io.js'
 
 /** FileMeta on the wire: hash, size u64, mode u32, mtime u64. */
 const META_BYTES = HASH_BYTES + 8 + 4 + 8
@@ -49,119 +50,6 @@ const BATCH_STATUS_BY_CODE = new Map<number, BatchStatus>(
 const PRIORITY_BY_CODE = new Map<number, RequestPriority>(
   Object.entries(PRIORITY).map(([p, code]) => [code, p as RequestPriority]),
 )
-const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
-
-/** The operations an encoder performs; run once to size the frame, once to fill it. */
-interface Out {
-  u8(v: number): void
-  u16(v: number): void
-  u32(v: number): void
-  u64(v: number): void
-  raw(b: Uint8Array): void
-  str16(s: string): void
-  /** u32 byte length, then UTF-8 (long text: STATUS_REPLY's JSON). */
-  str32(s: string): void
-}
-
-class Sizer implements Out {
-  size = 0
-  u8(_v: number): void { this.size += 1 }
-  u16(_v: number): void { this.size += 2 }
-  u32(_v: number): void { this.size += 4 }
-  u64(_v: number): void { this.size += 8 }
-  raw(b: Uint8Array): void { this.size += b.byteLength }
-  str16(s: string): void { this.size += 2 + Buffer.byteLength(s, 'utf8') }
-  str32(s: string): void { this.size += 4 + Buffer.byteLength(s, 'utf8') }
-}
-
-class Writer implements Out {
-  readonly buf: Buffer
-  #at = 0
-  constructor(size: number) { this.buf = Buffer.allocUnsafe(size) }
-  u8(v: number): void { this.#at = this.buf.writeUInt8(v, this.#at) }
-  u16(v: number): void { this.#at = this.buf.writeUInt16BE(v, this.#at) }
-  u32(v: number): void { this.#at = this.buf.writeUInt32BE(v >>> 0, this.#at) }
-  u64(v: number): void {
-    // A u64 here is a count, an offset or a time since 1970: a negative or fractional value is a
-    // local bug (a file dated before 1970 is announced as 0: wireMtime in core/fs/stamp.ts).
-    if (!Number.isSafeInteger(v) || v < 0) throw new RangeError(`u64 field must be an integer in [0, 2^53), got ${v}`)
-    this.#at = this.buf.writeUInt32BE(Math.floor(v / 0x1_0000_0000), this.#at)
-    this.#at = this.buf.writeUInt32BE(v >>> 0, this.#at)
-  }
-  raw(b: Uint8Array): void { this.buf.set(b, this.#at); this.#at += b.byteLength }
-  str16(s: string): void {
-    const n = this.buf.write(s, this.#at + 2, 'utf8')
-    this.buf.writeUInt16BE(n, this.#at)
-    this.#at += 2 + n
-  }
-  str32(s: string): void {
-    const n = this.buf.write(s, this.#at + 4, 'utf8')
-    this.buf.writeUInt32BE(n, this.#at)
-    this.#at += 4 + n
-  }
-}
-
-class Reader {
-  readonly #buf: Uint8Array
-  readonly #view: DataView
-  #at: number
-  constructor(buf: Uint8Array, at: number) {
-    this.#buf = buf
-    this.#view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
-    this.#at = at
-  }
-  get left(): number { return this.#buf.byteLength - this.#at }
-  #need(n: number, what: string): void {
-    if (n > this.left) throw new ProtocolError(`truncated frame: ${what} needs ${n} bytes, ${this.left} left`)
-  }
-  u8(what: string): number { this.#need(1, what); return this.#view.getUint8(this.#at++) }
-  u16(what: string): number { this.#need(2, what); const v = this.#view.getUint16(this.#at); this.#at += 2; return v }
-  u32(what: string): number { this.#need(4, what); const v = this.#view.getUint32(this.#at); this.#at += 4; return v }
-  u64(what: string): number {
-    this.#need(8, what)
-    const hi = this.#view.getUint32(this.#at)
-    const lo = this.#view.getUint32(this.#at + 4)
-    if (hi >= 0x20_0000) throw new ProtocolError(`${what} exceeds 2^53`)
-    this.#at += 8
-    return hi * 0x1_0000_0000 + lo
-  }
-  bool(what: string): boolean {
-    const v = this.u8(what)
-    if (v > 1) throw new ProtocolError(`${what} must be 0 or 1, got ${v}`)
-    return v === 1
-  }
-  raw(n: number, what: string): Uint8Array {
-    this.#need(n, what)
-    const b = this.#buf.subarray(this.#at, this.#at + n)
-    this.#at += n
-    return b
-  }
-  rest(): Uint8Array { return this.raw(this.left, 'rest') }
-  str16(max: number, what: string): string {
-    return this.#text(this.u16(`${what} length`), max, what)
-  }
-  str32(max: number, what: string): string {
-    return this.#text(this.u32(`${what} length`), max, what)
-  }
-  #text(n: number, max: number, what: string): string {
-    if (n > max) throw new ProtocolError(`${what} is ${n} bytes, limit ${max}`)
-    try {
-      return utf8.decode(this.raw(n, what))
-    } catch (err) {
-      if (err instanceof ProtocolError) throw err
-      throw new ProtocolError(`${what} is not valid UTF-8`)
-    }
-  }
-  count(max: number, what: string, wide = false): number {
-    const n = wide ? this.u32(what) : this.u16(what)
-    if (n > max) throw new ProtocolError(`${what} is ${n}, limit ${max}`)
-    return n
-  }
-  end(type: string): void {
-    if (this.left !== 0) throw new ProtocolError(`${this.left} trailing bytes after ${type}`)
-  }
-}
-
 function writeMeta(o: Out, m: FileMeta): void {
   o.raw(m.hash); o.u64(m.size); o.u32(m.mode); o.u64(m.mtime)
 }
@@ -216,6 +104,19 @@ function writeBody(o: Out, m: Message): void {
       o.str16(m.error ?? '')
       return
     case 'status': o.u32(m.id); return
+    case 'chunk-list':
+      o.u32(m.id); o.str16(m.path)
+      if (m.hash) { o.u8(1); o.raw(m.hash) } else o.u8(0)
+      return
+    case 'chunk-fetch':
+      o.u32(m.id); o.str16(m.path); o.raw(m.hash); o.u16(m.chunks.length)
+      for (const c of m.chunks) { o.raw(c.hash); o.u32(c.length) }
+      return
+    case 'chunk-list-reply':
+      o.u32(m.id); o.u8(m.whole ? 1 : 0); writeMeta(o, m); o.u32(m.total); o.u32(m.offset); o.raw(m.data)
+      return
+    case 'chunk-data': o.u32(m.id); o.u16(m.index); o.u8(m.coding); o.raw(m.data); return
+    case 'chunk-z': o.u32(m.id); o.u64(m.offset); o.u8(m.final ? 1 : 0); o.u32(m.length); o.raw(m.data); return
     case 'manifest-digest': o.u32(m.id); writePatterns(o, m.patterns); o.raw(m.digest); return
     case 'batch':
       o.u32(m.id); o.u16(m.items.length)
@@ -382,6 +283,55 @@ function readBody(r: Reader, type: MessageType): Message {
       return { type, ok, ms, paths, error: error === '' ? null : error }
     }
     case 'status': return { type, id: r.u32('id') }
+    case 'chunk-list': {
+      const id = r.u32('id')
+      const path = r.str16(MAX_PATH_BYTES, 'path')
+      const hash = r.bool('hash flag') ? r.raw(HASH_BYTES, 'file hash') : null
+      return { type, id, path, hash }
+    }
+    case 'chunk-fetch': {
+      const id = r.u32('id')
+      const path = r.str16(MAX_PATH_BYTES, 'path')
+      const hash = r.raw(HASH_BYTES, 'file hash')
+      const n = r.count(DELTA_FETCH_MAX_CHUNKS, 'chunk count')
+      if (n === 0) throw new ProtocolError('chunk fetch of no chunks')
+      const chunks: ChunkRef[] = []
+      for (let i = 0; i < n; i++) {
+        const h = r.raw(HASH_BYTES, 'chunk hash')
+        const length = r.u32('chunk length')
+        if (length === 0 || length > DELTA_MAX_CHUNK_BYTES) throw new ProtocolError(`chunk length ${length} out of range`)
+        chunks.push({ hash: h, length })
+      }
+      return { type, id, path, hash, chunks }
+    }
+    case 'chunk-list-reply': {
+      const id = r.u32('id')
+      const whole = r.bool('whole flag')
+      const meta = readMeta(r)
+      const total = r.u32('list bytes')
+      const offset = r.u32('list offset')
+      const data = r.rest()
+      if (offset + data.byteLength > total) throw new ProtocolError(`chunk list slice ends at ${offset + data.byteLength}, past its ${total} bytes`)
+      if (whole && total !== 0) throw new ProtocolError('a "whole" chunk list reply carries list bytes')
+      return { type, id, whole, ...meta, total, offset, data }
+    }
+    case 'chunk-data': {
+      const id = r.u32('id')
+      const index = r.u16('chunk index')
+      const coding = r.u8('coding')
+      if (coding > 1) throw new ProtocolError(`unknown chunk coding ${coding}`)
+      if (r.left > DELTA_MAX_CHUNK_BYTES) throw new ProtocolError(`chunk data of ${r.left} bytes exceeds ${DELTA_MAX_CHUNK_BYTES}`)
+      return { type, id, index, coding, data: r.rest() }
+    }
+    case 'chunk-z': {
+      const id = r.u32('id')
+      const offset = r.u64('offset')
+      const final = r.bool('final flag')
+      const length = r.u32('decoded length')
+      if (length > CHUNK_SIZE) throw new ProtocolError(`compressed chunk decodes to ${length} bytes, over ${CHUNK_SIZE}`)
+      if (r.left > CHUNK_SIZE) throw new ProtocolError(`compressed chunk of ${r.left} bytes exceeds ${CHUNK_SIZE}`)
+      return { type, id, offset, final, length, data: r.rest() }
+    }
     case 'auth-ok': {
       const version = r.u16('version')
       return r.left === 0 ? { type, version } : { type, version, features: r.u32('features') }

@@ -7,16 +7,18 @@
 import { EventEmitter } from 'node:events'
 import SecretStream from '@hyperswarm/secret-stream'
 import { AssetSyncError } from '../errors.js'
-import { CONNECT_TIMEOUT_MS, MAX_CLIENTS } from '../limits.js'
+import { CONNECT_TIMEOUT_MS, MAX_CLIENTS, MAX_PREAUTH_CONNECTIONS, PREAUTH_TIMEOUT_MS } from '../limits.js'
+import { type AuthFailureBurst, AuthThrottle, type AuthThrottleOptions, type AuthThrottleStats } from './auth-throttle.js'
 import { type Clock, systemClock } from './clock.js'
 import { type AuthStyle, ClientConnection } from './client-connection.js'
 import { type FrameGuard, guardFrames } from './frame-guard.js'
 import type { KeyPair } from './keypair.js'
 import { COMPAT_VERSION } from './messages.js'
 import { type ProtocolOffer, offerOf } from './negotiation.js'
+import { PreAuthPool } from './preauth-pool.js'
 import { ServerConnection } from './server-connection.js'
 import { TcpListener, connectTcp } from './tcp.js'
-import type { Listener, RawStream, TransportName } from './transport.js'
+import type { Listener, ListenerStats, RawStream, TransportName } from './transport.js'
 import { UdpListener, udpHandshake } from './udp.js'
 
 export interface TimingOptions {
@@ -134,36 +136,98 @@ export interface ServeEndpointOptions extends TimingOptions {
   keyPair: KeyPair
   /** Required access token, or null for none. */
   token: string | null
+  /** Authenticated connections at once (default MAX_CLIENTS); more get "server full". */
   maxClients?: number
-  /** Time a new connection has to finish Noise + auth. */
+  /** Time a new connection has to finish Noise + auth (default PREAUTH_TIMEOUT_MS). */
   connectTimeoutMs?: number
+  /** Handshake slots, in total and per source address (default MAX_PREAUTH_CONNECTIONS, MAX_PREAUTH_PER_ADDR). */
+  maxPreAuth?: number
+  maxPreAuthPerAddr?: number
+  /** What wrong tokens cost (defaults: src/limits.ts, AUTH_FAILURE_*); for tests. */
+  authThrottle?: Omit<AuthThrottleOptions, 'clock'>
+}
+
+/**
+ * Why a connection did not get to be authenticated: a stable name for logs and metrics (the
+ * 'rejected' event's third argument), finer than its error code.
+ * - `timeout`: Noise + AUTH not done within the handshake deadline (ERR_TIMEOUT)
+ * - `evicted`: its handshake slot went to a newer connection (ERR_LIMIT; see preauth-pool.ts)
+ * - `full`: every authenticated slot was taken when its AUTH was accepted (ERR_LIMIT)
+ * - `noise`: the encrypted handshake failed, or the frame guard tripped (ERR_CONNECT, ERR_PROTOCOL)
+ * - `token`: wrong access token, checked (ERR_AUTH)
+ * - `locked`: not checked, its address failed too often lately (ERR_AUTH, see auth-throttle.ts)
+ * - `busy`: not checked, the server-wide failure budget is spent (ERR_LIMIT)
+ * - `version`: no common protocol version (ERR_VERSION)
+ * - `protocol`: the first frame was not a valid AUTH (ERR_PROTOCOL)
+ * - `closed`: the peer went away mid-handshake (ERR_CONNECTION_LOST)
+ */
+export type RejectReason = 'timeout' | 'evicted' | 'full' | 'noise' | 'token' | 'locked' | 'busy' | 'version' | 'protocol' | 'closed'
+
+/** The reason for a handshake that failed with `err` (and was not evicted). */
+function reasonOf(err: unknown): RejectReason {
+  if (!(err instanceof AssetSyncError)) return 'noise'
+  switch (err.code) {
+    case 'ERR_TIMEOUT': return 'timeout'
+    case 'ERR_VERSION': return 'version'
+    case 'ERR_PROTOCOL': return 'protocol'
+    case 'ERR_CONNECTION_LOST': return 'closed'
+    default: return 'noise'
+  }
+}
+
+/** Carries its RejectReason from the auth gate to the 'rejected' event. */
+class Refusal extends AssetSyncError {
+  constructor(readonly reason: RejectReason, code: AssetSyncError['code'], message: string) {
+    super(code, message)
+  }
 }
 
 /**
  * A listening server endpoint. Events: 'connection' (conn: ServerConnection) once a client is
- * authenticated; 'rejected' (remote: string, err: AssetSyncError) when one fails to get there.
+ * authenticated; 'rejected' (remote: string, err: AssetSyncError, reason: RejectReason) when one
+ * fails to get there; 'auth-failures' (AuthFailureBurst) on a burst of wrong tokens.
+ *
+ * Connections in their handshake hold a slot of the PreAuthPool (bounded, per source address,
+ * idle ones evicted first) and must finish within the handshake deadline; authenticated ones count
+ * against maxClients. Token checks go through the AuthThrottle.
  */
 export class ServerEndpoint extends EventEmitter {
   readonly #listener: Listener
   readonly #opts: ServeEndpointOptions
   readonly #clock: Clock
   readonly #conns = new Set<ServerConnection>()
+  readonly #maxClients: number
+  readonly #pool: PreAuthPool
+  readonly #throttle: AuthThrottle
 
-  private constructor(listener: Listener, opts: ServeEndpointOptions) {
+  private constructor(listener: Listener, opts: ServeEndpointOptions, pool: PreAuthPool) {
     super()
     this.#listener = listener
     this.#opts = opts
     this.#clock = opts.clock ?? systemClock
-    listener.on('connection', (raw, remote) => { void this.#accept(raw, remote) })
+    this.#maxClients = opts.maxClients ?? MAX_CLIENTS
+    this.#pool = pool
+    this.#throttle = new AuthThrottle({ ...opts.authThrottle, clock: this.#clock })
+    this.#throttle.on('burst', (b: AuthFailureBurst) => this.emit('auth-failures', b))
+    listener.on('connection', (raw, remote, host) => { void this.#accept(raw, remote, host) })
   }
 
   static async listen(opts: ServeEndpointOptions): Promise<ServerEndpoint> {
     const maxClients = opts.maxClients ?? MAX_CLIENTS
     const clock = opts.clock ?? systemClock
+    const pool = new PreAuthPool({ clock, max: opts.maxPreAuth, perAddr: opts.maxPreAuthPerAddr })
+    let endpoint: ServerEndpoint | null = null
+    // Authenticated slots decide "server full"; the pool makes room for handshakes by itself, so
+    // the listener's own cap (both kinds together) is only a backstop.
+    const listen = {
+      maxClients: maxClients + (opts.maxPreAuth ?? MAX_PREAUTH_CONNECTIONS),
+      admit: () => (endpoint?.connections.size ?? 0) < maxClients,
+    }
     const listener = opts.transport === 'udp'
-      ? UdpListener.listen(opts.host, opts.port, { maxClients, clock, offer: offerOf(opts.protocol) })
-      : await TcpListener.listen(opts.host, opts.port, { maxClients })
-    return new ServerEndpoint(listener, opts)
+      ? UdpListener.listen(opts.host, opts.port, { ...listen, clock, offer: offerOf(opts.protocol) })
+      : await TcpListener.listen(opts.host, opts.port, { ...listen, clock })
+    endpoint = new ServerEndpoint(listener, opts, pool)
+    return endpoint
   }
 
   get listener(): Listener { return this.#listener }
@@ -171,39 +235,80 @@ export class ServerEndpoint extends EventEmitter {
   address(): { host: string; port: number } { return this.#listener.address() }
   /** Authenticated connections currently open. */
   get connections(): ReadonlySet<ServerConnection> { return this.#conns }
+  /** Connections in their handshake now, and what the slots and the token checks have done so far. */
+  get guard(): { preAuth: number; pool: PreAuthPool['stats']; auth: AuthThrottleStats; listener: ListenerStats } {
+    return { preAuth: this.#pool.size, pool: this.#pool.stats, auth: this.#throttle.stats, listener: this.#listener.stats }
+  }
 
   async close(): Promise<void> {
     for (const c of this.#conns) c.destroy()
     await this.#listener.close()
   }
 
-  async #accept(raw: RawStream, remote: string): Promise<void> {
-    const timeoutMs = this.#opts.connectTimeoutMs ?? CONNECT_TIMEOUT_MS
-    const started = this.#clock.now()
-    const left = (): number => Math.max(0, timeoutMs - (this.#clock.now() - started))
+  async #accept(raw: RawStream, remote: string, host: string): Promise<void> {
+    const deadlineAt = this.#clock.now() + (this.#opts.connectTimeoutMs ?? PREAUTH_TIMEOUT_MS)
+    const left = (): number => Math.max(0, deadlineAt - this.#clock.now())
     const guard = guardFrames(raw)
     const secure = new SecretStream(false, raw, { keyPair: this.#opts.keyPair })
     guard.protect(secure)
     secure.on('error', () => { /* reported through `opened` or the Connection */ })
+    let evicted = false
+    let conn: ServerConnection | null = null
+    const slot = this.#pool.add(host, () => {
+      evicted = true
+      if (conn) conn.destroy(new AssetSyncError('ERR_LIMIT', 'handshake slot given to a newer connection'))
+      else secure.destroy()
+    })
+    raw.on('data', slot.touch)
+    const refuse = (err: unknown): void => {
+      slot.release()
+      raw.off('data', slot.touch)
+      const reason = evicted ? 'evicted' : err instanceof Refusal ? err.reason : reasonOf(err)
+      const e = err instanceof AssetSyncError ? err : new AssetSyncError('ERR_CONNECT', 'encrypted handshake failed')
+      this.emit('rejected', remote, evicted ? new AssetSyncError('ERR_LIMIT', 'handshake slot given to a newer connection') : e, reason)
+    }
     try {
       const opened = await deadline(secure.opened, left(), this.#clock,
         () => new AssetSyncError('ERR_TIMEOUT', 'encrypted handshake timed out'), () => secure.destroy())
       if (!opened) throw rawFailure(guard, raw) ?? new AssetSyncError('ERR_CONNECT', 'encrypted handshake failed')
     } catch (err) {
       secure.destroy()
-      this.emit('rejected', remote, err)
+      refuse(err)
       return
     }
-    const conn = new ServerConnection(secure, { ...this.#opts, remote, clock: this.#clock })
+    const c = new ServerConnection(secure, { ...this.#opts, remote, clock: this.#clock })
+    conn = c
     try {
-      await deadline(conn.acceptAuth(this.#opts.token), left(), this.#clock,
-        () => new AssetSyncError('ERR_TIMEOUT', 'no authentication within the handshake timeout'), () => conn.destroy())
+      await deadline(c.acceptAuth(this.#opts.token, (check) => this.#gate(host, deadlineAt, check)), left(), this.#clock,
+        () => new AssetSyncError('ERR_TIMEOUT', 'no authentication within the handshake timeout'), () => c.destroy())
     } catch (err) {
-      this.emit('rejected', remote, err)
+      refuse(err)
       return
     }
-    this.#conns.add(conn)
-    conn.once('close', () => this.#conns.delete(conn))
-    this.emit('connection', conn)
+    slot.release()
+    raw.off('data', slot.touch)
+    this.#conns.add(c)
+    c.once('close', () => this.#conns.delete(c))
+    this.emit('connection', c)
+  }
+
+  /** The auth gate: the token check through the throttle, then the authenticated-slot cap. */
+  async #gate(host: string, deadlineAt: number, check: () => boolean | null): Promise<AssetSyncError | null> {
+    const v = await this.#throttle.attempt(host, deadlineAt, check)
+    const secs = (ms: number): number => Math.ceil(ms / 1000)
+    switch (v.result) {
+      case 'ok':
+        if (this.#conns.size < this.#maxClients) return null
+        return new Refusal('full', 'ERR_LIMIT', `server full (${this.#maxClients} clients)`)
+      case 'rejected':
+        return new Refusal('token', 'ERR_AUTH', 'access token rejected by the server')
+      case 'locked':
+        return new Refusal('locked', 'ERR_AUTH',
+          `access token rejected by the server: ${v.failures} failed attempts from this address, try again in ${secs(v.retryMs)} s`)
+      case 'busy':
+        return new Refusal('busy', 'ERR_LIMIT', `server busy: too many failed authentications, try again in ${secs(v.retryMs)} s`)
+      case 'gone':
+        return new Refusal('closed', 'ERR_CONNECTION_LOST', 'connection closed during authentication')
+    }
   }
 }

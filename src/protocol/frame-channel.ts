@@ -121,6 +121,15 @@ export abstract class FrameChannel extends EventEmitter {
   has(name: FeatureName): boolean { return ((this.#features >>> FEATURES[name].bit) & 1) === 1 }
   /** Optional frames received and skipped: not agreed, or unknown to this build (§5.3). */
   get skippedFrames(): number { return this.#skipped }
+  /**
+   * Bytes of frames written but not yet taken by the transport (the secret stream's queue; a
+   * Node stream's writableLength otherwise). What a peer that does not read makes us hold.
+   */
+  get queuedBytes(): number {
+    const st = this.#stream as Duplex & { _writableState?: { buffered?: unknown } }
+    const buffered = st._writableState?.buffered
+    return typeof buffered === 'number' ? buffered : st.writableLength
+  }
 
   protected get clock(): Clock { return this.#clock }
 

@@ -49,7 +49,10 @@ export const MSG = {
   'priority-request': 0x20,
   reprioritize: 0x21,
   report: 0x24,
-  // client -> server, optional (FEATURES['manifest-digest'], FEATURES['batch-request']; docs/protocol.md §4.9)
+  // client -> server, optional: chunks (0x28–0x2b)
+  'chunk-list': 0x28,
+  'chunk-fetch': 0x29,
+  // client -> server, optional (FEATURES['manifest-digest'], FEATURES['batch-request']; docs/protocol.md §4.10)
   'manifest-digest': 0x30,
   batch: 0x34,
   status: 0x38,
@@ -63,6 +66,10 @@ export const MSG = {
   'manifest-reply': 0x45,
   error: 0x46,
   'subscribe-ack': 0x47,
+  // server -> client, optional: chunks (0x68–0x6b), zstd (0x6c–0x6f)
+  'chunk-list-reply': 0x68,
+  'chunk-data': 0x69,
+  'chunk-z': 0x6c,
   // server -> client, optional (FEATURES['manifest-digest'], FEATURES['batch-request'], FEATURES.status)
   'manifest-digest-reply': 0x70,
   'batch-data': 0x74,
@@ -116,8 +123,8 @@ function block(n: number): Readonly<Record<Sender, CodeRange>> {
 export const FEATURES = {
   priority: { bit: 0, implemented: true, frames: block(0), about: 'request priority: a blocking require before bulk transfers' },
   report: { bit: 1, implemented: true, frames: block(1), about: 'client → server reload/hook report' },
-  chunks: { bit: 2, implemented: false, frames: block(2), about: 'content-defined chunk lists and chunk fetch' },
-  zstd: { bit: 3, implemented: false, frames: block(3), about: 'zstd-compressed chunks' },
+  chunks: { bit: 2, implemented: true, frames: block(2), about: 'content-defined chunk lists and chunk fetch' },
+  zstd: { bit: 3, implemented: true, frames: block(3), about: 'zstd-compressed chunks' },
   'manifest-digest': { bit: 4, implemented: true, frames: block(4), about: 'a digest of the manifest, to skip an unchanged listing' },
   'batch-request': { bit: 5, implemented: true, frames: block(5), about: 'many files per request' },
   status: { bit: 6, implemented: true, frames: block(6), about: 'status query over the protocol' },
@@ -267,6 +274,18 @@ export interface ReportMsg { type: 'report'; ok: boolean; ms: number; paths: str
 /** Feature `status`: asks for the server's StatusJson; answered by STATUS_REPLY (or ERROR). */
 export interface StatusMsg { type: 'status'; id: number }
 /**
+ * `chunks`: asks for the chunk list of `path` (docs/delta.md), of the content with `hash`, or of
+ * the current content when `hash` is null (`get -o`, which has no manifest entry).
+ */
+export interface ChunkListMsg { type: 'chunk-list'; id: number; path: string; hash: Uint8Array | null }
+/** One chunk asked for by CHUNK_FETCH: its BLAKE3 hash and length, from the file's chunk list. */
+export interface ChunkRef { hash: Uint8Array; length: number }
+/**
+ * `chunks`: asks for chunks of the content `hash` of `path` (at most DELTA_FETCH_MAX_CHUNKS), by
+ * chunk hash. Answered by one CHUNK_DATA per chunk, in order.
+ */
+export interface ChunkFetchMsg { type: 'chunk-fetch'; id: number; path: string; hash: Uint8Array; chunks: ChunkRef[] }
+/**
  * Feature `manifest-digest`: is the listing of `patterns` still the one whose digest is `digest`
  * (the scale-out manifest object's digest, core/scale/manifest-object.ts)? Answered by MANIFEST_DIGEST_REPLY.
  */
@@ -308,6 +327,23 @@ export interface SubscribeAckMsg { type: 'subscribe-ack'; id: number }
  */
 export interface StatusReplyMsg { type: 'status-reply'; id: number; json: string }
 /**
+ * `chunks`: one slice, at `offset`, of the `total`-byte encoded chunk list (docs/delta.md §3) of
+ * the file described by the meta fields. `whole`: the server offers no list for this file (too
+ * small, too many chunks, or its source cannot chunk): the client sends REQUEST instead; then
+ * `total` is 0 and `data` empty.
+ */
+export type ChunkListReplyMsg = { type: 'chunk-list-reply'; id: number; whole: boolean; total: number; offset: number; data: Uint8Array } & FileMeta
+/**
+ * `chunks`: the chunk at `index` in the CHUNK_FETCH's list; `coding` 0 raw, 1 zstd (only when
+ * `zstd` was agreed). Its data bytes (as sent) are charged to flow control.
+ */
+export interface ChunkDataMsg { type: 'chunk-data'; id: number; index: number; coding: number; data: Uint8Array }
+/**
+ * `zstd`: a CHUNK whose data is one zstd frame that decodes to `length` (≤ CHUNK_SIZE) bytes. The
+ * compressed bytes are charged to flow control.
+ */
+export interface ChunkZMsg { type: 'chunk-z'; id: number; offset: number; final: boolean; length: number; data: Uint8Array }
+/**
  * Feature `manifest-digest`: `unchanged` when the listing of the asked patterns has the asked
  * digest; `digest` is the server's digest of that listing either way.
  */
@@ -333,8 +369,7 @@ export interface PingMsg { type: 'ping' }
 
 export type ClientMessage =
   | AuthMsg | RequestMsg | CancelMsg | SubscribeMsg | ManifestMsg | CreditMsg | PriorityRequestMsg | ReprioritizeMsg | ReportMsg | StatusMsg
-  | ManifestDigestMsg | BatchMsg | DirectMsg
-  | PingMsg
+  | ChunkListMsg | ChunkFetchMsg | ManifestDigestMsg | BatchMsg | DirectMsg | PingMsg
 export type ServerMessage =
   | AuthOkMsg
   | ResponseMsg
@@ -344,6 +379,9 @@ export type ServerMessage =
   | ErrorMsg
   | SubscribeAckMsg
   | StatusReplyMsg
+  | ChunkListReplyMsg
+  | ChunkDataMsg
+  | ChunkZMsg
   | ManifestDigestReplyMsg
   | BatchDataMsg
   | DirectReplyMsg
@@ -352,11 +390,11 @@ export type Message = ClientMessage | ServerMessage
 export type MessageType = Message['type']
 
 const CLIENT_TYPES: ReadonlySet<MessageType> = new Set([
-  'auth', 'request', 'cancel', 'subscribe', 'manifest', 'credit', 'priority-request', 'reprioritize', 'report', 'status',
-  'manifest-digest', 'batch', 'direct', 'ping',
+  'auth', 'request', 'cancel', 'subscribe', 'manifest', 'credit', 'priority-request', 'reprioritize', 'report', 'status', 'chunk-list',
+  'chunk-fetch', 'manifest-digest', 'batch', 'direct', 'ping',
 ])
 const SERVER_TYPES: ReadonlySet<MessageType> = new Set([
-  'auth-ok', 'response', 'chunk', 'update', 'manifest-reply', 'error', 'subscribe-ack', 'status-reply',
+  'auth-ok', 'response', 'chunk', 'update', 'manifest-reply', 'error', 'subscribe-ack', 'status-reply', 'chunk-list-reply', 'chunk-data', 'chunk-z',
   'manifest-digest-reply', 'batch-data', 'direct-reply', 'ping',
 ])
 
@@ -366,27 +404,33 @@ export function allowedFrom(sender: Sender, type: MessageType): boolean {
 
 /** Server replies that answer a request id. */
 export type ReplyMessage =
-  | ResponseMsg | ChunkMsg | ManifestReplyMsg | ErrorMsg | SubscribeAckMsg | StatusReplyMsg | ManifestDigestReplyMsg | BatchDataMsg
-  | DirectReplyMsg
+  | ResponseMsg | ChunkMsg | ManifestReplyMsg | ErrorMsg | SubscribeAckMsg | StatusReplyMsg | ChunkListReplyMsg | ChunkDataMsg | ChunkZMsg
+  | ManifestDigestReplyMsg | BatchDataMsg | DirectReplyMsg
 
 /**
  * The server frame types the client routes to a pending request by `id` (an optional reply
  * frame joins this set and ReplyMessage). Every other server frame but AUTH_OK is a 'message'.
  */
 export const REPLY_TYPES: ReadonlySet<ServerMessage['type']> = new Set([
-  'response', 'chunk', 'manifest-reply', 'error', 'subscribe-ack', 'status-reply', 'manifest-digest-reply', 'batch-data',
-  'direct-reply',
+  'response', 'chunk', 'manifest-reply', 'error', 'subscribe-ack', 'status-reply', 'chunk-list-reply', 'chunk-data', 'chunk-z',
+  'manifest-digest-reply', 'batch-data', 'direct-reply',
 ])
 
-/** File content bytes a frame carries that count against flow control (CHUNK data, BATCH_DATA files). */
-export function flowBytes(msg: ServerMessage): number {
-  if (msg.type === 'chunk') return msg.data.byteLength
+export function isReply(msg: ServerMessage): msg is ReplyMessage {
+  return REPLY_TYPES.has(msg.type)
+}
+
+/** Frames whose data is charged to flow control (docs/protocol.md §4.6): file bytes as sent. */
+export type FlowMessage = ChunkMsg | ChunkZMsg | ChunkDataMsg | BatchDataMsg
+
+/**
+ * The flow-control cost of a server frame: its data bytes as sent for CHUNK, CHUNK_Z, CHUNK_DATA;
+ * for BATCH_DATA the content bytes of its file answers; else 0.
+ */
+export function flowBytes(msg: Message): number {
+  if (msg.type === 'chunk' || msg.type === 'chunk-z' || msg.type === 'chunk-data') return msg.data.byteLength
   if (msg.type !== 'batch-data') return 0
   let n = 0
   for (const a of msg.answers) if (a.status === 'file') n += a.data.byteLength
   return n
-}
-
-export function isReply(msg: ServerMessage): msg is ReplyMessage {
-  return REPLY_TYPES.has(msg.type)
 }

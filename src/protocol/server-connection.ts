@@ -6,8 +6,8 @@ import { createHash, timingSafeEqual } from 'node:crypto'
 import { AssetSyncError, ProtocolError } from '../errors.js'
 import { FLOW_WINDOW_BYTES } from '../limits.js'
 import { FrameChannel } from './frame-channel.js'
-import { type ChunkMsg, type Message, type ServerMessage, flowBytes } from './messages.js'
-import { type Agreement, describeVersions, negotiate, offerOfAuth } from './negotiation.js'
+import { type FlowMessage, type Message, flowBytes } from './messages.js'
+import { describeVersions, negotiate, offerOfAuth } from './negotiation.js'
 
 function tokenDigest(token: string): Buffer {
   return createHash('sha256').update(token, 'utf8').digest()
@@ -18,23 +18,30 @@ export function tokenMatches(expected: string, given: string): boolean {
   return timingSafeEqual(tokenDigest(expected), tokenDigest(given))
 }
 
+/**
+ * Decides when (and whether) an AUTH's token is checked: calls `check` once allowed (true: the
+ * token is right; null: the connection is gone) and resolves with null to accept, or with the
+ * error to refuse the client with (it may refuse without ever calling `check`).
+ */
+export type AuthGate = (check: () => boolean | null) => Promise<AssetSyncError | null>
+
 export class ServerConnection extends FrameChannel {
   readonly role = 'server' as const
   /** CHUNK bytes the client has allowed us to send. */
   #sendCredit = FLOW_WINDOW_BYTES
 
   /**
-   * Queues one frame (see FrameChannel.send). A CHUNK (or BATCH_DATA) spends flow-control credit; sending one
+   * Queues one frame (see FrameChannel.send). A CHUNK (CHUNK_Z, CHUNK_DATA, BATCH_DATA) spends flow-control credit; sending one
    * beyond the credit is a bug (RangeError): wait with `credited()` or use `sendChunk()`.
    */
   override send(msg: Message): boolean {
     if (this.closed) return false
-    if (msg.type === 'chunk' || msg.type === 'batch-data') {
-      const bytes = flowBytes(msg as ServerMessage)
-      if (bytes > this.#sendCredit) {
-        throw new RangeError(`${msg.type} of ${bytes} file bytes exceeds the flow-control credit of ${this.#sendCredit}`)
+    const cost = flowBytes(msg) // CHUNK, CHUNK_Z, CHUNK_DATA: data bytes as sent; BATCH_DATA: its files' bytes
+    if (cost > 0) {
+      if (cost > this.#sendCredit) {
+        throw new RangeError(`${msg.type} of ${cost} bytes exceeds the flow-control credit of ${this.#sendCredit}`)
       }
-      this.#sendCredit -= bytes
+      this.#sendCredit -= cost
     }
     return super.send(msg)
   }
@@ -57,9 +64,9 @@ export class ServerConnection extends FrameChannel {
     })
   }
 
-  /** Sends a CHUNK once the client's credit allows it, then waits for the stream to drain. */
-  async sendChunk(msg: ChunkMsg): Promise<void> {
-    await this.credited(msg.data.byteLength)
+  /** Sends a CHUNK (CHUNK_Z, CHUNK_DATA) once the client's credit allows it, then waits for the stream to drain. */
+  async sendChunk(msg: FlowMessage): Promise<void> {
+    await this.credited(flowBytes(msg))
     if (!this.send(msg)) await this.drained()
   }
 
@@ -67,39 +74,44 @@ export class ServerConnection extends FrameChannel {
    * The first frame must be AUTH, with a protocol version range that overlaps ours and, when
    * `token` is set, that token. Agrees on the highest common version and the common features,
    * answers AUTH_OK (in the client's layout: protocol 2 gets the 3-byte one) and resolves; on
-   * failure tells the client why and closes.
+   * failure tells the client why and closes. `gate` decides when the token is checked (it calls
+   * `check`, which answers null once the connection is gone) and may refuse instead: the server's
+   * AuthThrottle and its authenticated-slot cap (endpoint.ts). Without one, the check runs at once.
    */
-  acceptAuth(token: string | null): Promise<void> {
+  acceptAuth(token: string | null, gate?: AuthGate): Promise<void> {
     return new Promise((resolve, reject) => {
       const onClose = (err: AssetSyncError | null): void => reject(err ?? this.closedError())
       this.once('close', onClose)
-      this.expectAuth((msg) => {
+      const refuse = (err: AssetSyncError): void => {
         this.off('close', onClose)
-        let outcome: Agreement | AssetSyncError
-        if (msg.type !== 'auth') outcome = new ProtocolError(`expected AUTH, got ${msg.type}`)
-        else {
-          const theirs = offerOfAuth(msg)
-          const agreed = negotiate(this.offer, theirs)
-          if (!agreed) {
-            outcome = new AssetSyncError('ERR_VERSION',
-              `client speaks protocol ${describeVersions(theirs)}, server speaks ${describeVersions(this.offer)}`)
-          } else if (token !== null && !tokenMatches(token, msg.token)) {
-            outcome = new AssetSyncError('ERR_AUTH', 'access token rejected by the server')
-          } else outcome = agreed
+        this.send({ type: 'error', id: 0, code: err.code, message: err.message })
+        reject(err)
+        this.close(err)
+      }
+      this.expectAuth((msg) => {
+        if (msg.type !== 'auth') return refuse(new ProtocolError(`expected AUTH, got ${msg.type}`))
+        const theirs = offerOfAuth(msg)
+        const agreed = negotiate(this.offer, theirs)
+        if (!agreed) {
+          return refuse(new AssetSyncError('ERR_VERSION',
+            `client speaks protocol ${describeVersions(theirs)}, server speaks ${describeVersions(this.offer)}`))
         }
-        if (outcome instanceof AssetSyncError) {
-          this.send({ type: 'error', id: 0, code: outcome.code, message: outcome.message })
-          reject(outcome)
-          this.close(outcome)
-          return
-        }
-        this.opened(outcome)
-        const negotiating = msg.type === 'auth' && msg.minVersion !== undefined
-        this.send(negotiating
-          ? { type: 'auth-ok', version: outcome.version, features: outcome.features }
-          : { type: 'auth-ok', version: outcome.version })
-        this.emit('open')
-        resolve()
+        const check = (): boolean | null => (this.closed ? null : token === null || tokenMatches(token, msg.token))
+        const verdict = gate
+          ? gate(check)
+          : Promise.resolve(check() === false ? new AssetSyncError('ERR_AUTH', 'access token rejected by the server') : null)
+        verdict.then((err) => {
+          if (this.closed) return // onClose has rejected
+          if (err) return refuse(err)
+          this.off('close', onClose)
+          this.opened(agreed)
+          const negotiating = msg.minVersion !== undefined
+          this.send(negotiating
+            ? { type: 'auth-ok', version: agreed.version, features: agreed.features }
+            : { type: 'auth-ok', version: agreed.version })
+          this.emit('open')
+          resolve()
+        }, (err: unknown) => refuse(err instanceof AssetSyncError ? err : new AssetSyncError('ERR_INTERNAL', 'authentication failed', { cause: err })))
       })
     })
   }

@@ -5,11 +5,12 @@
 import { EventEmitter } from 'node:events'
 import { type Server, type Socket, createConnection, createServer } from 'node:net'
 import { AssetSyncError } from '../errors.js'
-import { CLOSE_GRACE_MS, MAX_CLIENTS } from '../limits.js'
+import { CLOSE_GRACE_MS, HANDSHAKE_RATE_PER_ADDR, MAX_CLIENTS } from '../limits.js'
+import { PerSecond, addressKey } from './address.js'
 import { type Clock, systemClock } from './clock.js'
 import { NONCE_BYTES, REJECT_REASON, encodeHandshake } from './handshake-packets.js'
 import { COMPAT_VERSION } from './messages.js'
-import type { Listener, RawStream } from './transport.js'
+import type { ListenOptions, Listener, ListenerStats, RawStream } from './transport.js'
 
 /**
  * What a full TCP listener writes before it closes: the UDP handshake's REJECT(full) packet with
@@ -31,16 +32,35 @@ function refuseFull(socket: Socket): void {
   socket.setTimeout(CLOSE_GRACE_MS, () => socket.destroy())
 }
 
+export interface TcpListenOptions extends ListenOptions {
+  clock?: Clock
+}
+
 export class TcpListener extends EventEmitter implements Listener {
   readonly transport = 'tcp' as const
   readonly #server: Server
   readonly #sockets = new Set<Socket>()
+  readonly stats: ListenerStats = { rateLimited: 0, refusedFull: 0 }
 
-  private constructor(server: Server, maxClients: number) {
+  private constructor(server: Server, opts: TcpListenOptions) {
     super()
     this.#server = server
+    const maxClients = opts.maxClients ?? MAX_CLIENTS
+    const admit = opts.admit ?? (() => true)
+    const clock = opts.clock ?? systemClock
+    // A connect counts as two, as over UDP (two HELLOs): one host opens up to ~250 a second.
+    const rate = new PerSecond(HANDSHAKE_RATE_PER_ADDR, MAX_CLIENTS, () => clock.now())
     server.on('connection', (socket) => {
-      if (this.#sockets.size >= maxClients) {
+      const host = socket.remoteAddress ?? ''
+      if (rate.over(addressKey(host), 2)) {
+        // Like a dropped HELLO: nothing is said, and no Noise work is done for it.
+        this.stats.rateLimited++
+        socket.on('error', () => {})
+        socket.destroy()
+        return
+      }
+      if (!admit(host) || this.#sockets.size >= maxClients) {
+        this.stats.refusedFull++
         refuseFull(socket)
         return
       }
@@ -48,17 +68,17 @@ export class TcpListener extends EventEmitter implements Listener {
       socket.on('error', () => { /* surfaced through the secure layer's close */ })
       this.#sockets.add(socket)
       socket.once('close', () => this.#sockets.delete(socket))
-      this.emit('connection', socket, `${socket.remoteAddress}:${socket.remotePort}`)
+      this.emit('connection', socket, `${host}:${socket.remotePort}`, host)
     })
   }
 
-  static async listen(host: string, port: number, opts: { maxClients?: number } = {}): Promise<TcpListener> {
+  static async listen(host: string, port: number, opts: TcpListenOptions = {}): Promise<TcpListener> {
     const server = createServer()
     await new Promise<void>((resolve, reject) => {
       server.once('error', (err) => reject(new AssetSyncError('ERR_CONNECT', `cannot listen on tcp://${host}:${port}: ${err.message}`, { cause: err })))
       server.listen(port, host, () => resolve())
     })
-    return new TcpListener(server, opts.maxClients ?? MAX_CLIENTS)
+    return new TcpListener(server, opts)
   }
 
   address(): { host: string; port: number } {

@@ -16,12 +16,13 @@ import {
   COOKIE_BUCKET_MS, HANDSHAKE_RATE_PER_ADDR, HANDSHAKE_RETRY_MAX_MS, HANDSHAKE_RETRY_MS, MAX_CLIENTS,
   SOCKET_BUFFER_BYTES,
 } from '../limits.js'
+import { PerSecond, addressKey } from './address.js'
 import { type Clock, systemClock } from './clock.js'
 import {
   COOKIE_BYTES, NONCE_BYTES, REJECT_REASON, decodeHandshake, encodeHandshake, type HandshakePacket,
 } from './handshake-packets.js'
 import { type ProtocolOffer, LOCAL_OFFER, describeVersions, negotiate, singleVersion } from './negotiation.js'
-import type { Listener, RawStream } from './transport.js'
+import type { AdmitFn, ListenOptions, Listener, ListenerStats, RawStream } from './transport.js'
 
 let sharedUdx: UDX | null = null
 function udx(): UDX {
@@ -45,21 +46,19 @@ function randomId(taken: ReadonlySet<number>): number {
   }
 }
 
-export interface UdpListenOptions {
-  maxClients?: number
+export interface UdpListenOptions extends ListenOptions {
   clock?: Clock
   /** What the server speaks (default LOCAL_OFFER): a HELLO with no common version gets REJECT. */
   offer?: ProtocolOffer
 }
 
 /** Stats a test or the status output can read. */
-export interface UdpListenerStats {
+export interface UdpListenerStats extends ListenerStats {
   datagramsIn: number
   bytesIn: number
   handshakeBytesOut: number
   cookiesSent: number
   streamsCreated: number
-  rateLimited: number
 }
 
 export class UdpListener extends EventEmitter implements Listener {
@@ -70,11 +69,12 @@ export class UdpListener extends EventEmitter implements Listener {
   readonly #ids = new Set<number>()
   readonly #clock: Clock
   readonly #maxClients: number
+  readonly #admit: AdmitFn
   readonly #offer: ProtocolOffer
-  #rateWindow = 0
-  #rate = new Map<string, number>()
+  // Bounded: past MAX_CLIENTS distinct sources in one second, HELLOs from new ones are dropped.
+  readonly #rate: PerSecond
   readonly stats: UdpListenerStats = {
-    datagramsIn: 0, bytesIn: 0, handshakeBytesOut: 0, cookiesSent: 0, streamsCreated: 0, rateLimited: 0,
+    datagramsIn: 0, bytesIn: 0, handshakeBytesOut: 0, cookiesSent: 0, streamsCreated: 0, rateLimited: 0, refusedFull: 0,
   }
 
   private constructor(socket: UDXSocket, opts: UdpListenOptions) {
@@ -82,7 +82,9 @@ export class UdpListener extends EventEmitter implements Listener {
     this.#socket = socket
     this.#clock = opts.clock ?? systemClock
     this.#maxClients = opts.maxClients ?? MAX_CLIENTS
+    this.#admit = opts.admit ?? (() => true)
     this.#offer = opts.offer ?? LOCAL_OFFER
+    this.#rate = new PerSecond(HANDSHAKE_RATE_PER_ADDR, MAX_CLIENTS, () => this.#clock.now())
     socket.on('message', (buf, rinfo) => this.#onMessage(buf, rinfo.host, rinfo.port))
   }
 
@@ -132,25 +134,12 @@ export class UdpListener extends EventEmitter implements Listener {
     return timingSafeEqual(c, this.#cookie(host, port, clientId, nonce, bucket))
   }
 
-  #rateLimited(host: string): boolean {
-    const window = Math.floor(this.#clock.now() / 1000)
-    if (window !== this.#rateWindow) {
-      this.#rateWindow = window
-      this.#rate.clear()
-    }
-    const n = (this.#rate.get(host) ?? 0) + 1
-    // The map is bounded: past MAX_CLIENTS distinct sources in one second, new ones are dropped.
-    if (n === 1 && this.#rate.size >= MAX_CLIENTS) return true
-    this.#rate.set(host, n)
-    return n > HANDSHAKE_RATE_PER_ADDR
-  }
-
   #onMessage(buf: Buffer, host: string, port: number): void {
     this.stats.datagramsIn++
     this.stats.bytesIn += buf.length
     const p = decodeHandshake(buf)
     if (p === null || p.type !== 'hello') return
-    if (this.#rateLimited(host)) {
+    if (this.#rate.over(addressKey(host))) {
       this.stats.rateLimited++
       return
     }
@@ -178,7 +167,8 @@ export class UdpListener extends EventEmitter implements Listener {
       this.#send({ type: 'welcome', version, nonce: p.nonce, serverId: existing.serverId, ...offer }, port, host)
       return
     }
-    if (this.#sessions.size >= this.#maxClients) {
+    if (!this.#admit(host) || this.#sessions.size >= this.#maxClients) {
+      this.stats.refusedFull++
       this.#send({ type: 'reject', version, nonce: p.nonce, reason: REJECT_REASON.full, ...offer }, port, host)
       return
     }
@@ -194,7 +184,7 @@ export class UdpListener extends EventEmitter implements Listener {
       this.#ids.delete(serverId)
     })
     this.#send({ type: 'welcome', version, nonce: p.nonce, serverId, ...offer }, port, host)
-    this.emit('connection', stream, `${host}:${port}`)
+    this.emit('connection', stream, `${host}:${port}`, host)
   }
 }
 

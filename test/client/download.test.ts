@@ -73,7 +73,7 @@ describe('download to a path', () => {
     }
     const dest = outPath()
     const r = await c.download('big.bin', dest, hashBytes(files['big.bin'] as Buffer))
-    expect(r).toEqual({ status: 'up-to-date', meta: null, bytes: 0 })
+    expect(r).toEqual({ status: 'up-to-date', meta: null, bytes: 0, reused: 0 })
     expect(existsSync(dest)).toBe(false)
   })
 

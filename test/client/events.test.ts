@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, expectTypeOf, it } from 'vitest'
 import type {
+  AppliedStats,
   AssetClient, AssetClientEvents, AssetSyncError, Change, HookResult, HookRunnerEvents, LiveMirrorEvents, ReconnectingEvent, SyncedEvent,
   UpdateEntry,
 } from '../../src/index.js'
@@ -20,7 +21,7 @@ describe('event maps', () => {
     expectTypeOf<AssetClientEvents['update']>().toEqualTypeOf<[entries: UpdateEntry[]]>()
     expectTypeOf<AssetClientEvents['close']>().toEqualTypeOf<[err: AssetSyncError | null]>()
     expectTypeOf<LiveMirrorEvents['synced']>().toEqualTypeOf<[e: SyncedEvent]>()
-    expectTypeOf<LiveMirrorEvents['applied']>().toEqualTypeOf<[changes: Change[]]>()
+    expectTypeOf<LiveMirrorEvents['applied']>().toEqualTypeOf<[changes: Change[], stats: AppliedStats]>()
     expectTypeOf<LiveMirrorEvents['reconnecting']>().toEqualTypeOf<[e: ReconnectingEvent]>()
     expectTypeOf<LiveMirrorEvents['fatal']>().toEqualTypeOf<[err: AssetSyncError]>()
     expectTypeOf<HookRunnerEvents['done']>().toEqualTypeOf<[result: HookResult]>()

@@ -7,7 +7,10 @@ import { existsSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
+import { AUTH_FAILURES_PER_SEC } from '../../src/limits.js'
+import { guess, sources } from '../helpers/attackers.js'
 import { type CliResult, closedPort, ensureBuilt, lines, parseEvents, Sandbox, type ServerHandle } from '../helpers/cli.js'
+import { waitFor } from '../helpers/common.js'
 import { diffTrees, writeTree } from '../helpers/trees.js'
 
 let sb: Sandbox
@@ -75,6 +78,29 @@ describe('access token', () => {
       const ok = await sb.run(['get', '--server', s.addr, '--token', 'from-env', 'main.lua'])
       expect(ok.code).toBe(0)
       expect(ok.stdout.toString()).toBe('print(1)\n')
+    } finally {
+      await s.stop()
+    }
+  })
+})
+
+describe('a burst of wrong tokens (issue 12)', () => {
+  test('serve --json: each refusal is a "rejected" event with its reason; many at once raise an "auth-failures" warning', async () => {
+    const s = await sb.serve(src, ['--token', 'letmein'])
+    try {
+      // 12 source addresses guess at once: more than the server-wide bucket (AUTH_FAILURES_PER_SEC).
+      const results = await Promise.all(sources(AUTH_FAILURES_PER_SEC + 2, 120).map((from, i) => guess('udp', from, s.port, `guess ${i}`)))
+      expect(results.every((r) => r.answer === 'error' && r.code === 'ERR_AUTH')).toBe(true)
+      const warning = await waitFor(() => s.events().find((e) => e.event === 'auth-failures'), 10_000, 'an auth-failures event')
+      // The bucket ran dry after AUTH_FAILURES_PER_SEC failures (one more if it refilled meanwhile).
+      expect(warning).toEqual({ event: 'auth-failures', remote: '*', count: expect.any(Number) as number, delayMs: expect.any(Number) as number })
+      expect(warning.count).toBeGreaterThanOrEqual(AUTH_FAILURES_PER_SEC)
+      expect(warning.count).toBeLessThanOrEqual(results.length)
+      await waitFor(() => s.events().filter((e) => e.event === 'rejected').length === results.length, 10_000, 'a rejected event per guess')
+      const rejected = s.events().filter((e) => e.event === 'rejected')
+      for (const r of rejected) {
+        expect(r).toEqual({ event: 'rejected', remote: expect.stringMatching(/^127\.0\.0\.\d+:\d+$/) as string, code: 'ERR_AUTH', reason: 'token', message: 'access token rejected by the server' })
+      }
     } finally {
       await s.stop()
     }

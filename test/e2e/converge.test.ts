@@ -113,7 +113,7 @@ describe('issue 11 case 4: a mode-only change', () => {
     expect(r.code, r.stderr).toBe(0)
     expect((await stat(join(out, 'tool.sh'))).mode & 0o777).toBe(0o755)
     const evs = parseEvents(r.stdout)
-    expect(evs.filter((e) => e.event === 'file' && e.action !== 'up-to-date')).toEqual([{ event: 'file', path: 'tool.sh', action: 'mode', bytes: 0 }])
+    expect(evs.filter((e) => e.event === 'file' && e.action !== 'up-to-date')).toEqual([{ event: 'file', path: 'tool.sh', action: 'mode', bytes: 0, reused: 0 }])
     expect(evs.find((e) => e.event === 'summary')).toMatchObject({ downloaded: 0, modeChanged: 1, bytesReceived: 0 })
     // Nothing left to do the next time.
     const again = await pull(server, out, ...args)

@@ -54,6 +54,8 @@ const skippedEvents = (): Array<Record<string, unknown>> => srv.events().filter(
 
 describe('names that cannot travel', () => {
   it('are each reported by serve once, naming the file and the reason', async () => {
+    // The reports follow the listening event on the same stdout: wait until all six are there.
+    await waitFor(() => skippedEvents().length >= 6, 10_000, 'six skipped events', { detail: () => JSON.stringify(skippedEvents()) })
     const got = skippedEvents()
     const by = (path: string): Record<string, unknown> | undefined => got.find((e) => e.path === path)
     expect(by('bad\\xff.txt')).toMatchObject({ reason: 'name is not valid UTF-8', folder: false })

@@ -6,8 +6,11 @@ import { createHash, randomBytes } from 'node:crypto'
 import { chmod, lstat, mkdir, open, readdir, readlink, stat, symlink, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 
-/** Temp files the client writes before the verified rename (see src/core/fs/atomic-file.ts). */
-export const TEMP_NAME = /^\.assetsync-[0-9a-f]+\.tmp$/
+/**
+ * Temp files the client writes before the verified rename (see src/core/fs/atomic-file.ts),
+ * including the resume staging names a large download writes to (src/core/delta/staging.ts).
+ */
+export const TEMP_NAME = /^\.assetsync-(?:stage-)?[0-9a-f]+(?:-p)?\.tmp$/
 
 // --- trees -----------------------------------------------------------------------------------
 

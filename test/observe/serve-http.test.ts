@@ -174,7 +174,8 @@ describe('serve --http off loopback', () => {
     const r = await sb.run(['serve', src, '--host', LOOPBACK, '--port', '0', '--json', '--http', '0.0.0.0:0'])
     expect(r.code).toBe(EXIT.USAGE)
     expect(lines(r.stderr)).toEqual([expect.stringMatching(/^assetsync: --http on 0\.0\.0\.0, which is not a loopback address, needs a token/)])
-    expect(r.stdout.toString()).toBe('') // no listening event: nothing listened
+    // Nothing listened: the only --json event is the fatal error (every fatal error is an event).
+    expect(parseEvents(r.stdout)).toEqual([expect.objectContaining({ event: 'error', code: 'ERR_USAGE', exitCode: EXIT.USAGE, fatal: true })])
   })
 
   it.skipIf(!addr)('asks every request for the token; the bearer token opens /status and /metrics', async () => {

@@ -1,5 +1,5 @@
 /**
- * Features `batch-request` and `manifest-digest` (docs/protocol.md §4.9) on a real AssetServer over
+ * Features `batch-request` and `manifest-digest` (docs/protocol.md §4.10) on a real AssetServer over
  * UDP with a MemorySource: every answer status of a BATCH in order, a batch larger than the
  * flow-control window, the per-connection cap on open batches, the codec's caps, a peer that does
  * not offer the features; the digest a server answers is the one a client computes from the

@@ -102,6 +102,16 @@ export const GOLDEN: readonly Golden[] = [
     h8(MSG['priority-request']), '01020304', h8(PRIORITY.background), len('0008'), '612f c3bc 2e706e67', '00'),
   g('reprioritize', 'client', { type: 'reprioritize', id: 0xfffffffe, priority: 'normal' },
     h8(MSG.reprioritize), 'fffffffe', h8(PRIORITY.normal)),
+  // chunks (optional, 0x28–0x2b)
+  g('chunk-list of a given content', 'client', { type: 'chunk-list', id: 7, path: 'a.bin', hash: HASH },
+    h8(MSG['chunk-list']), '00000007', len('0005'), '612e62696e', '01', HASH_HEX),
+  g('chunk-list of the current content', 'client', { type: 'chunk-list', id: 7, path: 'a.bin', hash: null },
+    h8(MSG['chunk-list']), '00000007', len('0005'), '612e62696e', '00'),
+  g('chunk-fetch', 'client', {
+    type: 'chunk-fetch', id: 8, path: 'a.bin', hash: HASH,
+    chunks: [{ hash: Buffer.from(HASH2_HEX, 'hex'), length: 0x10000 }, { hash: HASH, length: 0x4000 }],
+  },
+  h8(MSG['chunk-fetch']), '00000008', len('0005'), '612e62696e', HASH_HEX, len('0002'), HASH2_HEX, '00010000', HASH_HEX, '00004000'),
   g('direct', 'client', { type: 'direct', id: 3, keys: [{ kind: 'list', hash: HASH }, { kind: 'chunk', hash: Buffer.from(HASH2_HEX, 'hex') }] },
     h8(MSG.direct), '00000003', len('0002'), '01', HASH_HEX, '00', HASH2_HEX),
   g('ping from the client', 'client', { type: 'ping' },
@@ -155,6 +165,22 @@ export const GOLDEN: readonly Golden[] = [
     h8(MSG.error), '0000000c', len('0009'), '4552525f4c494d4954', len('0000')),
   g('subscribe-ack', 'server', { type: 'subscribe-ack', id: 9 },
     h8(MSG['subscribe-ack']), '00000009'),
+  // chunks (optional, 0x68–0x6b)
+  g('chunk-list-reply, a slice', 'server', {
+    type: 'chunk-list-reply', id: 7, whole: false, ...META, total: 0x100, offset: 0x80, data: Buffer.from('abc'),
+  },
+  h8(MSG['chunk-list-reply']), '00000007', '00', META_HEX, '00000100', '00000080', '616263'),
+  g('chunk-list-reply, whole', 'server', {
+    type: 'chunk-list-reply', id: 7, whole: true, ...META2, total: 0, offset: 0, data: Buffer.alloc(0),
+  },
+  h8(MSG['chunk-list-reply']), '00000007', '01', META2_HEX, '00000000', '00000000'),
+  g('chunk-data, raw', 'server', { type: 'chunk-data', id: 8, index: 1, coding: 0, data: Buffer.from('abc') },
+    h8(MSG['chunk-data']), '00000008', '0001', '00', '616263'),
+  g('chunk-data, zstd', 'server', { type: 'chunk-data', id: 8, index: 0xffff, coding: 1, data: Buffer.from('28b52ffd', 'hex') },
+    h8(MSG['chunk-data']), '00000008', 'ffff', '01', '28b52ffd'),
+  // zstd (optional, 0x6c–0x6f)
+  g('chunk-z', 'server', { type: 'chunk-z', id: 5, offset: 0x10000, final: true, length: 0x10000, data: Buffer.from('28b52ffd00', 'hex') },
+    h8(MSG['chunk-z']), '00000005', '0000000000010000', '01', '00010000', '28b52ffd00'),
   g('direct-reply', 'server', { type: 'direct-reply', id: 5, store: 's3://b/p', expires: 60, urls: ['http://h/b/p/x'] },
     h8(MSG['direct-reply']), '00000005', len('0008'), '73333a2f2f622f70', '0000003c', len('0001'), len('000e'), '687474703a2f2f682f622f702f78'),
   g('ping from the server', 'server', { type: 'ping' },
@@ -212,3 +238,18 @@ export const GOLDEN: readonly Golden[] = [
 
 /** Byte offset where a CHUNK frame's data starts: type, id u32, offset u64, final u8. */
 export const CHUNK_HEADER_BYTES = 1 + 4 + 8 + 1
+
+/**
+ * Where the data of a frame whose data runs to the end of the frame starts (CHUNK, CHUNK_Z,
+ * CHUNK_DATA, a CHUNK_LIST_REPLY slice), or null for any other frame. A "whole" CHUNK_LIST_REPLY
+ * has no data (total 0), so more bytes are refused.
+ */
+export function dataHeaderBytes(msg: Message): number | null {
+  switch (msg.type) {
+    case 'chunk': return CHUNK_HEADER_BYTES
+    case 'chunk-z': return 1 + 4 + 8 + 1 + 4
+    case 'chunk-data': return 1 + 4 + 2 + 1
+    case 'chunk-list-reply': return msg.whole ? null : 1 + 4 + 1 + 52 + 4 + 4
+    default: return null
+  }
+}

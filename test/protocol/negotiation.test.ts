@@ -49,6 +49,7 @@ describe('feature registry', () => {
       expect(r.first).toBeGreaterThan(DIRECTION[s].first)
       expect(r.last).toBe(DIRECTION[s].last) // the upper part of the direction's range
     }
+    // A frame in an optional range belongs to a feature (its block); every other frame is mandatory.
     for (const [type, code] of Object.entries(MSG)) {
       if (type === 'ping') continue
       const sender: Sender = allowedFrom('client', type as MessageType) ? 'client' : 'server'
@@ -265,7 +266,7 @@ describe('optional frames: skipped when not agreed or unknown; mandatory unknown
     const { client, server, serverRaw, fromServer } = await openPair()
     const req = client.request((id) => ({ type: 'request', id, path: 'a', haveHash: null }), () => true)
     await flush()
-    for (const code of [0x60, 0x6c, 0x7d, 0x7e]) serverRaw.write(frameOf(code))
+    for (const code of [0x60, 0x6d, 0x7d, 0x7e]) serverRaw.write(frameOf(code)) // 0x6d (zstd), 0x7d (direct): agreed, not defined
     server.send({ type: 'response', id: req.id, status: 'not-found', reason: '' })
     await req.done
     expect(client.skippedFrames).toBe(4)

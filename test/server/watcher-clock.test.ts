@@ -8,8 +8,8 @@ import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { ignoreMatcher } from '../../src/core/fs/ignore.js'
 import { FolderWatcher } from '../../src/core/server/watcher.js'
-import { WATCH_TRAILING_CHECK_MS } from '../../src/limits.js'
-import { ManualClock } from '../../src/protocol/clock.js'
+import { SETTLE_EMPTY_MS, SETTLE_LAG_MAX_MS, WATCH_TRAILING_CHECK_MS } from '../../src/limits.js'
+import { type Clock, ManualClock } from '../../src/protocol/clock.js'
 import { waitFor } from '../helpers/common.js'
 
 const SETTLE = 40
@@ -75,6 +75,24 @@ describe('FolderWatcher on a manual clock', () => {
     expect(errors).toEqual([])
   })
 
+  it('an empty file (a truncating save before its first write) is announced only after SETTLE_EMPTY_MS of quiet; a full one after settleMs', async () => {
+    expect(SETTLE_EMPTY_MS).toBeGreaterThan(SETTLE)
+    const outside = join(work, '.empty.new')
+    await writeFile(outside, '')
+    await utimes(outside, t0 / 1000, t0 / 1000)
+    await rename(outside, join(root, 'empty.txt'))
+    await arrive('full.txt', t0)
+    await waitFor(() => watcher.pending === 2, 5000, 'the events for empty.txt and full.txt')
+    await advance(SETTLE)
+    expect(batches).toEqual([])
+    // full.txt is ready, and waits (at most one settle time) for empty.txt to settle too.
+    await advance(SETTLE_EMPTY_MS - SETTLE - 1)
+    expect(batches.flat()).not.toContain('empty.txt')
+    await advance(1)
+    expect(batches.flat().sort()).toEqual(['empty.txt', 'full.txt'])
+    expect(errors).toEqual([])
+  })
+
   it('a file whose mtime is in the future (clock skew) is announced once its stamp stayed the same for settleMs', async () => {
     await arrive('skewed.bin', t0 + 3_600_000)
     await waitFor(() => watcher.pending === 1, 5000, 'the event for skewed.bin')
@@ -109,5 +127,38 @@ describe('FolderWatcher on a manual clock', () => {
     expect(batches).toHaveLength(1)
     await advance(1)
     expect(batches).toEqual([['a.txt'], ['a.txt']])
+  })
+})
+
+describe('FolderWatcher on a busy machine (its timers fire late)', () => {
+  it('adds how late its timers fired lately to the quiet time: a writer is descheduled as long between two pieces', async () => {
+    const LATE = 50
+    expect(SETTLE_LAG_MAX_MS).toBeGreaterThanOrEqual(LATE)
+    // While `lateBy` is set, one-shot timers fire that much after they were asked to (a loaded machine).
+    let lateBy = LATE
+    const late: Clock = {
+      now: () => clock.now(),
+      every: (ms, fn) => clock.every(ms, fn),
+      after: (ms, fn) => clock.after(ms + lateBy, fn),
+    }
+    await watcher.close()
+    watcher = new FolderWatcher(root, ignoreMatcher(), () => [], SETTLE, late)
+    watcher.on('batch', (paths: string[]) => batches.push([...paths].sort()))
+    await watcher.start()
+    await arrive('a.txt', t0 - 5000)
+    await waitFor(() => watcher.pending === 1, 5000, 'the event for a.txt')
+    await advance(SETTLE + LATE)
+    expect(batches).toEqual([['a.txt']]) // an old file: quiet whatever the lateness
+    // Timers are on time again, but the lateness seen 0.1 s ago still counts (halving every second).
+    lateBy = 0
+    await advance(WATCH_TRAILING_CHECK_MS + LATE) // a.txt's trailing look, then nothing pending
+    const t = clock.now()
+    await arrive('b.bin', t)
+    await waitFor(() => watcher.pending === 1, 5000, 'the event for b.bin')
+    await advance(SETTLE)
+    expect(batches).toEqual([['a.txt']]) // quiet for SETTLE only: not enough on this machine
+    await advance(LATE)
+    expect(batches).toEqual([['a.txt'], ['b.bin']])
+    expect(errors).toEqual([])
   })
 })

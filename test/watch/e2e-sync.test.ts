@@ -3,6 +3,7 @@
  * renames and a burst of saves on the server reach the mirror, and the hook runs once per batch
  * with the right ASSETSYNC_* variables and stdin. A failing hook is reported, never fatal.
  */
+import { writeFileSync } from 'node:fs'
 import { chmod, mkdir, realpath, rename, unlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
@@ -135,7 +136,11 @@ describe('watch --exec mirrors every kind of change', () => {
     for (let i = 0; i < 50; i++) {
       const text = `burst save ${i} ${'.'.repeat(i * 37)}\n`
       versions.push(text)
-      await writeFile(join(src, 'burst.txt'), text)
+      // One synchronous truncate-write-close, as an editor saves in place: the async writeFile's
+      // truncate and write are separate thread-pool trips, and on a starved machine the gap
+      // between them outlasted the settle time (a writer pausing that long is caught half-way
+      // by design: docs/cli.md, --settle).
+      writeFileSync(join(src, 'burst.txt'), text)
       if (i % 5 === 4) await new Promise((r) => setTimeout(r, 4)) // an editor's autosave rhythm
     }
     await waitForSameFiles(src, watch.out, CONVERGE_MS)

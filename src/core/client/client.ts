@@ -13,11 +13,12 @@ import { type StatusJson, parseStatusJson } from '../../protocol/status-json.js'
 import type { TransportName } from '../../protocol/transport.js'
 import { KnownServers, configDir, parseKeyHex } from '../fs/keys.js'
 import { assertWirePath } from '../fs/paths.js'
+import { fetchFile } from './delta-download.js'
 import type { SinkFactory } from './file-sink.js'
 import { memorySink } from './memory-sink.js'
 import { type ReceiveOptions, type Received, receiveFile } from './receive.js'
 import { type BatchResult, receiveBatch } from './receive-batch.js'
-import { type SavedFile, fileSink } from './temp-file-sink.js'
+import type { SavedFile } from './temp-file-sink.js'
 
 /** Attempts of one download on one connection (now in limits.ts; kept here for callers). */
 export { DOWNLOAD_ATTEMPTS }
@@ -208,16 +209,24 @@ export class AssetClient extends EventEmitter<AssetClientEvents> {
    * or failed its hash, is fetched again on this connection (DOWNLOAD_ATTEMPTS in all; see
    * ERROR_RECOVERY). Throws ERR_NOT_FOUND / ERR_PATH_REFUSED for what the server refuses.
    * `opts.priority` is sent when the server agreed to the `priority` feature.
+   *
+   * To a local path that already holds a version of the file, only the chunks that changed cross
+   * the wire when the server agreed on `chunks` (docs/delta.md); a large download interrupted
+   * even by kill -9 resumes from what it wrote. `bytes` counts what crossed the wire, `reused`
+   * what was taken from the local file.
    */
   download(path: string, target: string, haveHash?: Uint8Array | null, opts?: DownloadOptions): Promise<DownloadResult<SavedFile>>
   download<T>(path: string, target: SinkFactory<T>, haveHash?: Uint8Array | null, opts?: DownloadOptions): Promise<DownloadResult<T>>
   async download<T>(
     path: string, target: string | SinkFactory<T>, haveHash: Uint8Array | null = null, opts: DownloadOptions = {},
   ): Promise<DownloadResult<T | SavedFile>> {
-    const open: SinkFactory<T | SavedFile> = typeof target === 'string' ? fileSink(target) : target
     for (let attempt = 1; ; attempt++) {
       try {
-        return await receiveFile(this.conn, this.server, path, haveHash, open, opts)
+        if (typeof target !== 'string') return await receiveFile(this.conn, this.server, path, haveHash, target, opts)
+        const have = haveHash ? Buffer.from(haveHash) : null
+        const r = await fetchFile(this, { wire: path, final: target, meta: null, have, stage: false, receive: opts })
+        if (!r) return { status: 'up-to-date', meta: null, bytes: 0, reused: 0 }
+        return { status: 'downloaded', meta: r.meta, bytes: r.bytes, reused: r.reused, result: { finalPath: target, tempPath: r.temp, installed: true } }
       } catch (err) {
         if (!isRetryable(err) || attempt >= DOWNLOAD_ATTEMPTS || this.conn.closed) throw err
       }

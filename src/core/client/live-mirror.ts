@@ -9,7 +9,7 @@ import { EventEmitter } from 'node:events'
 import { AssetSyncError, isFatal } from '../../errors.js'
 import { CLIENT_PARALLEL_TRANSFERS, RECONNECT_BASE_MS, RECONNECT_MAX_MS } from '../../limits.js'
 import type { Clock } from '../../protocol/clock.js'
-import type { UpdateEntry } from '../../protocol/messages.js'
+import type { FileMeta, UpdateEntry } from '../../protocol/messages.js'
 import { AssetClient, type AssetClientOptions, type ClientReport } from './client.js'
 import { equalHash } from '../fs/hash.js'
 import { foregroundClock } from './foreground-clock.js'
@@ -35,6 +35,9 @@ export interface LiveMirrorOptions {
 /** A sync finished: the initial one, or a resync after a reconnect. */
 export interface SyncedEvent { summary: SyncSummary; initial: boolean }
 
+/** What an applied batch cost: payload bytes received on the wire, and bytes taken from local files. */
+export interface AppliedStats { bytesReceived: number; bytesReused: number }
+
 /** A reconnect attempt is due in `delayMs`. */
 export interface ReconnectingEvent { attempt: number; delayMs: number }
 
@@ -42,7 +45,7 @@ export interface ReconnectingEvent { attempt: number; delayMs: number }
 export type LiveMirrorEvents = {
   synced: [e: SyncedEvent]
   /** A batch became visible (pushed, or the changes a resync made). */
-  applied: [changes: Change[]]
+  applied: [changes: Change[], stats: AppliedStats]
   /** The connection was lost (null: closed without an error); reconnecting follows. */
   disconnected: [err: AssetSyncError | null]
   reconnecting: [e: ReconnectingEvent]
@@ -171,7 +174,7 @@ export class LiveMirror extends EventEmitter<LiveMirrorEvents> {
       onWarning: (w) => this.emit('warning', w),
     })
     this.emit('synced', { summary, initial })
-    if (!initial && changes.length > 0) this.emit('applied', changes)
+    if (!initial && changes.length > 0) this.emit('applied', changes, { bytesReceived: summary.bytesReceived, bytesReused: summary.bytesReused })
   }
 
   async #reconnectLoop(): Promise<void> {
@@ -223,7 +226,7 @@ export class LiveMirror extends EventEmitter<LiveMirrorEvents> {
   }
 
   async #applyEntries(client: AssetClient, entries: UpdateEntry[]): Promise<void> {
-    const fetches: { path: string; have: Buffer | null }[] = []
+    const fetches: { path: string; have: Buffer | null; meta: FileMeta }[] = []
     const modes: { path: string; mode: number; hash: Uint8Array }[] = []
     const moves: { from: string; to: string }[] = []
     const deletes: string[] = []
@@ -252,13 +255,14 @@ export class LiveMirror extends EventEmitter<LiveMirrorEvents> {
           if ((await this.mirror.localMode(e.path)) !== (e.mode & 0o777)) modes.push({ path: e.path, mode: e.mode, hash: e.hash })
           continue
         }
-        fetches.push({ path: e.path, have })
+        fetches.push({ path: e.path, have, meta: e })
       }
       // Every download settles before anything is decided, so no staged temp file is left behind
-      // by a sibling's failure.
+      // by a sibling's failure. One delta context: the batch's files share sources (and chunks).
+      const ctx = this.mirror.deltaContext()
       const results = await mapLimit(fetches, CLIENT_PARALLEL_TRANSFERS, async (f) => {
         try {
-          return { staged: await this.mirror.stage(client, f.path, f.have) }
+          return { staged: await this.mirror.stage(client, f.path, f.have, f.meta, ctx) }
         } catch (err) {
           // Deleted again before we asked: the delete arrives in a later batch.
           if (err instanceof AssetSyncError && err.code === 'ERR_NOT_FOUND') return { staged: null }
@@ -271,7 +275,7 @@ export class LiveMirror extends EventEmitter<LiveMirrorEvents> {
     } catch (err) {
       for (const s of staged) await this.mirror.discard(s)
       this.#reportCleared(changes)
-      if (changes.length > 0) this.emit('applied', changes)
+      if (changes.length > 0) this.emit('applied', changes, { bytesReceived: 0, bytesReused: 0 })
       // A lost connection is not this batch's fault: the resync after reconnecting applies it.
       if (!client.conn.closed) this.emit('batch-error', asError(err))
       return
@@ -300,7 +304,12 @@ export class LiveMirror extends EventEmitter<LiveMirrorEvents> {
       this.emit('batch-error', asError(err))
     }
     this.#reportCleared(changes)
-    if (changes.length > 0) this.emit('applied', changes)
+    const stats: AppliedStats = { bytesReceived: 0, bytesReused: 0 }
+    for (const s of staged) {
+      stats.bytesReceived += s.bytes
+      stats.bytesReused += s.reused
+    }
+    if (changes.length > 0) this.emit('applied', changes, stats)
   }
 
   /** Files removed to make room for a write (a path that changed type) are deletes of this batch. */

@@ -4,6 +4,7 @@
  * swap could redirect. What may be deleted is the caller's decision (the `mayDelete` callbacks:
  * only files the server listed, in the selection — issue 11).
  */
+import { capStaging, isStagingName } from '../delta/staging.js'
 import type { Stats } from 'node:fs'
 import { chmodSync, closeSync, constants, fchmodSync, lstatSync, openSync, unlinkSync } from 'node:fs'
 import { readdir, unlink } from 'node:fs/promises'
@@ -106,6 +107,8 @@ export async function removeFile(w: WriteRoot, wire: string): Promise<boolean> {
  */
 export async function removeTempFiles(root: string): Promise<void> {
   const stack = [root]
+  // Resume staging files (delta/staging.ts) are temp names too, but are kept within their caps.
+  const staged: string[] = []
   while (stack.length > 0) {
     const dir = stack.pop() as string
     let names
@@ -116,9 +119,13 @@ export async function removeTempFiles(root: string): Promise<void> {
     }
     for (const d of names) {
       if (d.isDirectory()) stack.push(join(dir, d.name))
-      else if (d.isFile() && isTempName(d.name)) await unlink(join(dir, d.name)).catch(() => {})
+      else if (d.isFile() && isTempName(d.name)) {
+        if (isStagingName(d.name)) staged.push(join(dir, d.name))
+        else await unlink(join(dir, d.name)).catch(() => {})
+      }
     }
   }
+  if (staged.length > 0) await capStaging(staged)
 }
 
 /**

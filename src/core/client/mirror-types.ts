@@ -4,6 +4,7 @@
  */
 import type { LocalLooks } from './local-looks.js'
 import type { FileMeta } from '../../protocol/messages.js'
+import type { ChunkList } from '../delta/chunk-list.js'
 import type { AssetClient } from './client.js'
 import type { PinnedDir, WriteRoot, WriteRootMode } from '../fs/write-root.js'
 
@@ -17,8 +18,10 @@ export type FileAction = 'downloaded' | 'up-to-date' | 'mode' | 'deleted' | 'van
 export interface FileEvent {
   path: string
   action: FileAction
-  /** File payload bytes received (0 for up-to-date, mode, deleted and dry runs). */
+  /** File payload bytes received on the wire (0 for up-to-date, mode, deleted and dry runs). */
   bytes: number
+  /** Bytes taken from local files instead of the wire (delta transfers, local copies). */
+  reused: number
 }
 
 export interface SyncSummary {
@@ -32,7 +35,10 @@ export interface SyncSummary {
   deleted: number
   /** Manifest files the server no longer had when they were requested. */
   vanished: number
+  /** Payload bytes received on the wire (compressed chunks and chunk lists as sent). */
   bytesReceived: number
+  /** Bytes taken from local files instead (chunks of old versions, copies of files already here). */
+  bytesReused: number
   ms: number
 }
 
@@ -51,7 +57,12 @@ export interface StagedFile {
   temp: string
   final: string
   hash: Buffer
+  /** Payload bytes received on the wire for it. */
   bytes: number
+  /** Bytes taken from local files instead. */
+  reused: number
+  /** Its chunk list, when it was assembled from one (cached once installed). */
+  list?: ChunkList | null
   readonly dir: PinnedDir
   readonly session: WriteRoot
 }

@@ -26,13 +26,14 @@ import { mapLimit } from '../fs/pool.js'
 import { type PinnedDir, WriteRoot } from '../fs/write-root.js'
 import { type BatchTarget, type FetchJob, batchable, fetchInBatches } from './batch-fetch.js'
 import type { AssetClient } from './client.js'
+import { DeltaContext, fetchFileRetrying } from './delta-download.js'
+import { LocalContent } from './local-content.js'
 import { ListedRecord } from './listed.js'
 import { type Look, LocalLooks } from './local-looks.js'
 import { chmodFile, clearFolder, codeOf, folderInTheWay, localFile, removeEmptyParents, removeFile, removeTempFiles, split } from './local-writes.js'
 import type { FileAction, MirrorOptions, MirrorWarning, StagedFile, SyncOptions, SyncSummary } from './mirror-types.js'
 import { type Listing, listingFileFor, loadListing, saveListing } from './saved-listing.js'
 import { SyncTally, unmatchedPatterns } from './sync-tally.js'
-import { fileSink } from './temp-file-sink.js'
 
 export type { FileAction, FileEvent, MirrorOptions, MirrorWarning, StagedFile, SyncOptions, SyncSummary } from './mirror-types.js'
 
@@ -45,6 +46,9 @@ export class Mirror {
   #cache: HashCache | null = null
   #listed: ListedRecord = ListedRecord.memory()
   #session: WriteRoot | null = null
+  /** What the folder holds by content, and the current sync's delta context (docs/delta.md). */
+  #local: LocalContent | null = null
+  #ctx: DeltaContext | null = null
   #opening: Promise<WriteRoot> | null = null
   #users = 0
   /** Paths removed to make room for a write (type changes), not yet reported (takeCleared). */
@@ -70,6 +74,7 @@ export class Mirror {
     const dir = this.#configDir
     this.#cache = await HashCache.load(cacheFileFor(dir, 'mirror', this.#root))
     this.#listed = await ListedRecord.load(cacheFileFor(dir, 'listed', this.#root))
+    this.#local = await LocalContent.load(dir, this.#root, this.#cache)
     return this.#root
   }
 
@@ -218,7 +223,7 @@ export class Mirror {
    * (watch installs a whole batch together). Returns null when the server says the local copy is
    * already current. The temp file is created in its folder as pinned by the write session.
    */
-  async stage(client: AssetClient, wire: string, haveHash: Buffer | null, meta?: FileMeta): Promise<StagedFile | null> {
+  async stage(client: AssetClient, wire: string, haveHash: Buffer | null, meta?: FileMeta, ctx?: DeltaContext): Promise<StagedFile | null> {
     assertWirePath(wire)
     this.#listed.add(wire)
     return this.#withSession(async (w) => {
@@ -228,19 +233,21 @@ export class Mirror {
         // pull --direct: the file comes from the origin's bucket, into the same pinned folder.
         try {
           const direct = await this.#opts.fetcher(client, meta, w.at(dir, name))
-          if (direct) return { wire, temp: direct.tempPath, final: w.at(dir, name), hash: Buffer.from(meta.hash), bytes: direct.bytes, dir, session: w }
+          if (direct) return { wire, temp: direct.tempPath, final: w.at(dir, name), hash: Buffer.from(meta.hash), bytes: direct.bytes, reused: 0, dir, session: w }
         } catch (err) {
           w.release(dir)
           throw err
         }
       }
       try {
-        const r = await client.download(wire, fileSink(w.at(dir, name), { stage: true, label: wire }), haveHash)
-        if (r.status === 'up-to-date') {
+        // Local copy, delta or whole file (delta-download.ts), retried as AssetClient.download is.
+        const final = w.at(dir, name)
+        const r = await fetchFileRetrying(client, { wire, final, meta: meta ?? null, have: haveHash, stage: true }, ctx ?? this.#ctx ?? this.deltaContext())
+        if (!r) {
           w.release(dir)
           return null
         }
-        return { wire, temp: r.result.tempPath, final: r.result.finalPath, hash: Buffer.from(r.meta.hash), bytes: r.bytes, dir, session: w }
+        return { wire, temp: r.temp, final, hash: Buffer.from(r.meta.hash), bytes: r.bytes, reused: r.reused, list: r.list, dir, session: w }
       } catch (err) {
         w.release(dir)
         throw err
@@ -262,7 +269,12 @@ export class Mirror {
       await this.#rename(w, s.temp, s.final, s.wire, () => w.check(s.dir, s.wire))
       tempInstalled(s.temp)
       const st = localFile(w.at(s.dir, name))
-      if (st) this.#cache?.set(s.wire, st, s.hash)
+      // Later files of the sync read this one by its real path (the pinned folder is released).
+      this.#ctx?.installed(s.temp, join(this.#root as string, ...s.wire.split('/')))
+      if (st) {
+        this.#cache?.set(s.wire, st, s.hash)
+        this.#local?.installed(s.wire, st, s.hash, s.list)
+      }
       this.#listed.add(s.wire)
     } catch (err) {
       await removeTemp(s.temp)
@@ -305,7 +317,7 @@ export class Mirror {
         w.release(dir)
         throw err
       }
-      return this.install({ wire, temp: temp.tempPath, final, hash: Buffer.from(meta.hash), bytes: data.byteLength, dir, session: w })
+      return this.install({ wire, temp: temp.tempPath, final, hash: Buffer.from(meta.hash), bytes: data.byteLength, reused: 0, dir, session: w })
     },
     drop: ({ temp, dir, w }) => {
       dropTempSync(temp)
@@ -313,14 +325,19 @@ export class Mirror {
     },
   }
 
-  /** Fetches one file into place (atomically). Returns payload bytes received. */
-  async fetch(client: AssetClient, wire: string, haveHash: Buffer | null, meta?: FileMeta): Promise<{ bytes: number; upToDate: boolean }> {
+  /** Fetches one file into place (atomically). Returns payload bytes received and bytes reused. */
+  async fetch(client: AssetClient, wire: string, haveHash: Buffer | null, meta?: FileMeta): Promise<{ bytes: number; reused: number; upToDate: boolean }> {
     return this.#withSession(async () => {
       const staged = await this.stage(client, wire, haveHash, meta)
-      if (!staged) return { bytes: 0, upToDate: true }
+      if (!staged) return { bytes: 0, reused: 0, upToDate: true }
       await this.install(staged)
-      return { bytes: staged.bytes, upToDate: false }
+      return { bytes: staged.bytes, reused: staged.reused, upToDate: false }
     })
+  }
+
+  /** What the downloads of one sync or watch batch share: local sources and each other (dedup). */
+  deltaContext(): DeltaContext {
+    return this.#local?.context() ?? new DeltaContext()
   }
 
   /**
@@ -427,7 +444,11 @@ export class Mirror {
       }
     }
     if (opts.dryRun) return this.#sync(client, wanted, opts)
-    const summary = await this.writes(() => this.#sync(client, wanted, opts))
+    const summary = await this.writes(async () => {
+      await this.root()
+      this.#ctx = this.deltaContext()
+      return this.#sync(client, wanted, opts).finally(() => { this.#ctx = null })
+    })
     const root = opts.saveListing && summary.vanished === 0 ? await this.root(false) : null
     if (root) await saveListing(listingFileFor(this.#configDir, root), manifest)
     return summary
@@ -484,10 +505,12 @@ export class Mirror {
         const have = haves[i] ?? null
         let action: FileAction = 'downloaded'
         let bytes = 0
+        let reused = 0
         if (!dry) {
           try {
             const r = await this.fetch(client, e.path, have, e)
             bytes = r.bytes
+            reused = r.reused
             action = r.upToDate ? 'up-to-date' : 'downloaded'
           } catch (err) {
             reportCleared()
@@ -497,21 +520,23 @@ export class Mirror {
           }
         }
         reportCleared()
-        report(e.path, action, bytes)
+        report(e.path, action, bytes, reused)
       }
       // Fetching is not stat-bound: fewer at once.
       const parallel = this.#opts.parallel ?? CLIENT_PARALLEL_TRANSFERS
       if (dry || !client.batches) await mapLimit(toFetch, parallel, fetchOne)
       else {
-        // Small files in batches (feature batch-request), the others one by one meanwhile; what a
-        // batch leaves (answered `alone`) is fetched one by one after.
+        // Small files in batches (feature batch-request), the others (and those whose content is a
+        // local copy away) one by one meanwhile; what a batch leaves (answered `alone`) is fetched
+        // one by one after.
         const index = new Map<string, number>()
         const small: FetchJob[] = []
         const large: number[] = []
         for (const i of toFetch) {
           const e = wanted[i] as ManifestEntry
           const job: FetchJob = { path: e.path, size: e.size, have: haves[i] ?? null }
-          if (batchable(job)) {
+          // Content already here (a copy, a rename) is copied locally by the one-file path: nothing crosses the wire.
+          if (batchable(job) && !this.#ctx?.opts.copyOf?.(e.hash, e.path)) {
             small.push(job)
             index.set(e.path, i)
           } else large.push(i)
@@ -550,6 +575,7 @@ export class Mirror {
 
   async #save(opts: SyncOptions, dry: boolean): Promise<void> {
     await this.#cache?.save()
+    await this.#local?.save()
     if (dry) return
     try {
       await this.#listed.save()
@@ -559,5 +585,5 @@ export class Mirror {
   }
 
   /** Saves the hash cache and the record of listed files. */
-  async saveCache(): Promise<void> { await Promise.all([this.#cache?.save(), this.#listed.save().catch(() => {})]) }
+  async saveCache(): Promise<void> { await Promise.all([this.#cache?.save(), this.#local?.save(), this.#listed.save().catch(() => {})]) }
 }

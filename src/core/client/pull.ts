@@ -38,6 +38,7 @@ export async function pullResuming(connect: () => Promise<AssetClient>, mirror: 
   const attempts = opts.attempts ?? PULL_ATTEMPTS
   const seen = new Map<string, FileEvent>()
   let bytesReceived = 0
+  let bytesReused = 0
   const { signal } = opts
   // Read, and the local copies looked at, while the connection is made: the local side of a no-op
   // overlaps the handshake and the digest's round trip.
@@ -58,6 +59,7 @@ export async function pullResuming(connect: () => Promise<AssetClient>, mirror: 
         ahead: attempt === 1 ? await ahead : null,
         onFile: (ev) => {
           bytesReceived += ev.bytes
+          bytesReused += ev.reused
           const before = seen.get(ev.path)
           // A file downloaded before the drop shows up as up to date on the resume: keep the first.
           if (before && before.action === 'downloaded' && ev.action === 'up-to-date') return
@@ -76,7 +78,7 @@ export async function pullResuming(connect: () => Promise<AssetClient>, mirror: 
       client.close()
     }
   }
-  const summary: SyncSummary = { files: 0, downloaded: 0, upToDate: 0, modeChanged: 0, deleted: 0, vanished: 0, bytesReceived, ms: 0 }
+  const summary: SyncSummary = { files: 0, downloaded: 0, upToDate: 0, modeChanged: 0, deleted: 0, vanished: 0, bytesReceived, bytesReused, ms: 0 }
   for (const ev of seen.values()) {
     if (ev.action === 'deleted') summary.deleted++
     else if (ev.action === 'vanished') summary.vanished++

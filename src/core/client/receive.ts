@@ -6,9 +6,11 @@
  * stops sending and nothing half-received survives. What happens to the bytes is the sink's
  * business (file-sink.ts); this loop only moves them.
  */
-import { AssetSyncError } from '../../errors.js'
+import { AssetSyncError, ProtocolError } from '../../errors.js'
+import { CHUNK_SIZE } from '../../limits.js'
 import type { ClientConnection } from '../../protocol/connection.js'
 import type { FileMeta, ReplyMessage, RequestPriority } from '../../protocol/messages.js'
+import { CODING, decompressChunk } from '../delta/compress.js'
 import { printable } from '../fs/paths.js'
 import type { FileSink, SinkFactory } from './file-sink.js'
 
@@ -26,10 +28,24 @@ export interface ReceiveOptions {
   onRequest?: (id: number) => void
 }
 
-/** How one request ended: the server said the local copy is current, or the file was received. */
+/**
+ * How one request ended: the server said the local copy is current, or the file was received.
+ * `bytes`: payload bytes received on the wire (compressed chunks count as sent); `reused`: bytes
+ * taken from local files instead (delta transfers: delta-download.ts; 0 here).
+ */
 export type Received<T> =
-  | { status: 'up-to-date'; meta: null; bytes: 0 }
-  | { status: 'downloaded'; meta: FileMeta; bytes: number; result: T }
+  | { status: 'up-to-date'; meta: null; bytes: 0; reused: 0 }
+  | { status: 'downloaded'; meta: FileMeta; bytes: number; reused: number; result: T }
+
+/** A received zstd frame that is not what it claims (a bomb, garbage): the server's bytes are bad. */
+export function decodeZ(data: Uint8Array, length: number, maxBytes = CHUNK_SIZE): Uint8Array {
+  try {
+    return decompressChunk(CODING.ZSTD, data, length, maxBytes)
+  } catch (err) {
+    if (err instanceof ProtocolError) throw new AssetSyncError('ERR_INTEGRITY', err.message)
+    throw err
+  }
+}
 
 const asError = (err: unknown): Error => (err instanceof Error ? err : new Error(String(err)))
 
@@ -47,6 +63,7 @@ export function receiveFile<T>(
   let chain: Promise<unknown> = Promise.resolve()
   let meta: FileMeta | null = null
   let received = 0
+  let wire = 0
   // A local failure (open or write: disk full, permissions, a size cap) ends the request at once:
   // the server stops sending, and the error reaches the caller now, not after the last chunk.
   // This also handles the rejection right away; left alone until the transfer ended, it crashed
@@ -68,15 +85,19 @@ export function receiveFile<T>(
       chain = sink
       return false
     }
-    if (r.type !== 'chunk' || !sink) throw new AssetSyncError('ERR_PROTOCOL', `unexpected ${r.type} during a transfer`)
+    if ((r.type !== 'chunk' && r.type !== 'chunk-z') || !sink) throw new AssetSyncError('ERR_PROTOCOL', `unexpected ${r.type} during a transfer`)
     if (r.offset !== received) throw new AssetSyncError('ERR_PROTOCOL', `chunk at ${r.offset}, expected ${received}`)
     const offset = received
-    received += r.data.byteLength
     const data = r.data
+    // CHUNK_Z: `length` bytes once decoded (checked before decoding: no bombs, docs/delta.md §5).
+    const length = r.type === 'chunk-z' ? r.length : data.byteLength
+    const z = r.type === 'chunk-z'
+    received += length
+    wire += data.byteLength
     const s = sink
     // The bytes stay charged to the flow-control window until the sink has them (on disk, in the
     // buffer): the server cannot run more than FLOW_WINDOW_BYTES ahead of a slow disk.
-    chain = chain.then(async () => (await s).write(data, offset)).finally(() => conn.release(data.byteLength))
+    chain = chain.then(async () => (await s).write(z ? decodeZ(data, length) : data, offset)).finally(() => conn.release(data.byteLength))
     chain.catch(fail)
     return r.final
   }
@@ -87,7 +108,7 @@ export function receiveFile<T>(
   opts.onRequest?.(req.id)
   return req.done.then(
     async (): Promise<Received<T>> => {
-      if (!sink || !meta) return { status: 'up-to-date', meta: null, bytes: 0 }
+      if (!sink || !meta) return { status: 'up-to-date', meta: null, bytes: 0, reused: 0 }
       const s = await sink
       try {
         await chain
@@ -95,7 +116,7 @@ export function receiveFile<T>(
         await s.discard()
         throw err
       }
-      return { status: 'downloaded', meta, bytes: received, result: await s.commit() }
+      return { status: 'downloaded', meta, bytes: wire, reused: 0, result: await s.commit() }
     },
     async (err: unknown) => {
       // Wait for queued writes, then drop what the sink holds: nothing half-written survives.

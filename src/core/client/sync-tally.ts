@@ -7,7 +7,7 @@ import type { FileAction, SyncOptions, SyncSummary } from './mirror-types.js'
 
 /** Counts each file's outcome into the summary and tells `opts` (onFile, onProgress). */
 export class SyncTally {
-  readonly summary: SyncSummary = { files: 0, downloaded: 0, upToDate: 0, modeChanged: 0, deleted: 0, vanished: 0, bytesReceived: 0, ms: 0 }
+  readonly summary: SyncSummary = { files: 0, downloaded: 0, upToDate: 0, modeChanged: 0, deleted: 0, vanished: 0, bytesReceived: 0, bytesReused: 0, ms: 0 }
   readonly #opts: SyncOptions
   readonly #total: number
   readonly #t0 = performance.now()
@@ -18,7 +18,7 @@ export class SyncTally {
     this.#total = total
   }
 
-  report(path: string, action: FileAction, bytes: number): void {
+  report(path: string, action: FileAction, bytes: number, reused = 0): void {
     const s = this.summary
     if (action === 'vanished') s.vanished++
     else if (action === 'deleted') s.deleted++
@@ -29,7 +29,8 @@ export class SyncTally {
       if (action === 'mode') s.modeChanged++
     }
     s.bytesReceived += bytes
-    this.#opts.onFile?.({ path, action, bytes })
+    s.bytesReused += reused
+    this.#opts.onFile?.({ path, action, bytes, reused })
     if (action !== 'deleted') this.#opts.onProgress?.({ bytes: s.bytesReceived, done: ++this.#done, total: this.#total })
   }
 

@@ -4,6 +4,7 @@
  * into place, or, staged, left verified beside the final path for the caller to install (watch
  * makes a whole batch visible at once).
  */
+import { DELTA_STAGE_MIN_BYTES } from '../../limits.js'
 import { IncomingFile } from '../fs/atomic-file.js'
 import type { FileSink, SinkFactory } from './file-sink.js'
 
@@ -21,6 +22,12 @@ export interface SavedFile {
 export interface FileSinkOptions {
   /** Verify and keep the temp file without renaming it (the caller renames or removes it). */
   stage?: boolean
+  /**
+   * Resume: write to this staging name (delta/staging.ts `stagingPathFor`) when the file is large,
+   * and keep what was written there when the transfer fails after at least DELTA_STAGE_MIN_BYTES
+   * (or the process is killed): the next attempt reuses its chunks.
+   */
+  stagingPath?: string | null
   /** What messages call the file (e.g. its wire path); default the final path. */
   label?: string
 }
@@ -28,10 +35,12 @@ export interface FileSinkOptions {
 class TempFileSink implements FileSink<SavedFile> {
   readonly #file: IncomingFile
   readonly #install: boolean
+  readonly #keepPartial: boolean
 
-  constructor(file: IncomingFile, install: boolean) {
+  constructor(file: IncomingFile, install: boolean, keepPartial: boolean) {
     this.#file = file
     this.#install = install
+    this.#keepPartial = keepPartial
   }
 
   write(data: Uint8Array): Promise<void> { return this.#file.write(data) }
@@ -41,7 +50,9 @@ class TempFileSink implements FileSink<SavedFile> {
     return { finalPath: this.#file.finalPath, tempPath: this.#file.tempPath, installed: this.#install }
   }
 
-  discard(): Promise<void> { return this.#file.discard() }
+  discard(): Promise<void> {
+    return this.#file.discard(this.#keepPartial && this.#file.written >= DELTA_STAGE_MIN_BYTES)
+  }
 }
 
 /**
@@ -51,5 +62,9 @@ class TempFileSink implements FileSink<SavedFile> {
  */
 export function fileSink(finalPath: string, opts: FileSinkOptions = {}): SinkFactory<SavedFile> {
   const install = !opts.stage
-  return async (meta) => new TempFileSink(await IncomingFile.create(finalPath, meta, opts.label), install)
+  const stagingPath = opts.stagingPath ?? undefined
+  return async (meta) => {
+    const file = await IncomingFile.create(finalPath, meta, opts.label, { tempPath: meta.size >= DELTA_STAGE_MIN_BYTES ? stagingPath : undefined })
+    return new TempFileSink(file, install, file.tempPath === stagingPath)
+  }
 }

@@ -87,6 +87,7 @@ function maxChunkCount(size: number): number {
   return Math.min(DELTA_MAX_LIST_CHUNKS, Math.floor((size - 1) / DELTA_MIN_CHUNK_BYTES) + 1)
 }
 
+/** The wire and cache encoding of a list (46 + 36·n bytes, see the layout above). */
 export function encodeChunkList(list: ChunkList): Buffer {
   const n = list.count
   const buf = Buffer.allocUnsafe(CHUNK_LIST_HEADER_BYTES + PER_CHUNK_BYTES * n)

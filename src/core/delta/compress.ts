@@ -29,6 +29,7 @@ function lib(): Zstd {
 
 /** The wire flag of a chunk's bytes. */
 export const CODING = { RAW: 0, ZSTD: 1 } as const
+/** A chunk's coding on the wire: `CODING.RAW` or `CODING.ZSTD`. */
 export type Coding = (typeof CODING)[keyof typeof CODING]
 
 /** zstd level for chunks: 1 is ~3× faster than 3 for a few % of ratio on JSON and Lua. */

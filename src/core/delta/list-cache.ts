@@ -30,6 +30,10 @@ export function listCacheFileFor(configDirectory: string, kind: 'serve' | 'mirro
   return cacheFileFor(configDirectory, kind, realRoot).replace(/\.bin$/, '.chunks.bin')
 }
 
+/**
+ * Chunk lists of files by wire path and stamp, persisted in one file (`load`, `save`): a file whose
+ * stamp is unchanged is not chunked again. Bounded (least recently used go first); only a cache.
+ */
 export class ChunkListCache {
   readonly file: string | null
   /** Insertion order is recency order: a hit or a set moves the record to the end. */
@@ -77,6 +81,9 @@ export class ChunkListCache {
   }
 
   get size(): number { return this.#map.size }
+
+  /** The paths with a cached list, least recently used first. */
+  paths(): IterableIterator<string> { return this.#map.keys() }
 
   /** The cached list if the stamp still matches and the record decodes strictly; else null. */
   lookup(path: string, st: FileStamp): ChunkList | null {

@@ -27,11 +27,16 @@ import type { ChunkSource } from './plan.js'
 
 /** Staged names: a temp name (`.assetsync-*.tmp`) with this prefix. */
 export const STAGE_PREFIX = `${TEMP_PREFIX}stage-`
-const STAGE_NAME = new RegExp(`^${STAGE_PREFIX.replace(/[.]/g, '\\.')}[0-9a-f]{16}${TEMP_SUFFIX.replace('.', '\\.')}$`)
+const STAGE_NAME = new RegExp(`^${STAGE_PREFIX.replace(/[.]/g, '\\.')}[0-9a-f]{16}(?:-p)?${TEMP_SUFFIX.replace('.', '\\.')}$`)
 
-/** The staged file of `wirePath`, in the folder of its final path. */
-export function stagingPathFor(finalPath: string, wirePath: string): string {
-  return join(dirname(finalPath), `${STAGE_PREFIX}${hashBytes(Buffer.from(wirePath, 'utf8')).toString('hex', 0, 8)}${TEMP_SUFFIX}`)
+/**
+ * The staged file of `wirePath`, in the folder of its final path. A download in progress writes
+ * to it (so even a killed process leaves its bytes there); `previous` names the slot an earlier
+ * attempt's staged file moves to while the next attempt reads from it (`-p`).
+ */
+export function stagingPathFor(finalPath: string, wirePath: string, previous = false): string {
+  const id = hashBytes(Buffer.from(wirePath, 'utf8')).toString('hex', 0, 8)
+  return join(dirname(finalPath), `${STAGE_PREFIX}${id}${previous ? '-p' : ''}${TEMP_SUFFIX}`)
 }
 
 /** True for a staged file's name (also a temp name: see `isTempName`). */
@@ -99,12 +104,7 @@ export interface SweepResult { kept: number; keptBytes: number; removed: number 
  * DELTA_STAGE_MAX_BYTES bytes.
  */
 export async function sweepStaging(root: string, now = Date.now()): Promise<SweepResult> {
-  const found: { path: string; size: number; mtimeMs: number }[] = []
-  const result: SweepResult = { kept: 0, keptBytes: 0, removed: 0 }
-  const remove = async (path: string): Promise<void> => {
-    await unlink(path).catch(() => {})
-    result.removed++
-  }
+  const paths: string[] = []
   for (const stack = [root]; stack.length > 0;) {
     const dir = stack.pop()!
     let entries
@@ -116,13 +116,29 @@ export async function sweepStaging(root: string, now = Date.now()): Promise<Swee
     for (const d of entries) {
       const path = join(dir, d.name)
       if (d.isDirectory()) stack.push(path)
-      else if (d.isFile() && isStagingName(d.name)) {
-        const st = await lstat(path).catch(() => null)
-        if (!st) continue
-        if (now - st.mtimeMs > DELTA_STAGE_MAX_AGE_MS) await remove(path)
-        else found.push({ path, size: st.size, mtimeMs: st.mtimeMs })
-      }
+      else if (d.isFile() && isStagingName(d.name)) paths.push(path)
     }
+  }
+  return capStaging(paths, now)
+}
+
+/**
+ * The caps of `sweepStaging` applied to staged files already found (a walk that looks for temp
+ * files anyway: the mirror's `cleanTemp`).
+ */
+export async function capStaging(paths: readonly string[], now = Date.now()): Promise<SweepResult> {
+  const found: { path: string; size: number; mtimeMs: number }[] = []
+  const result: SweepResult = { kept: 0, keptBytes: 0, removed: 0 }
+  const remove = async (path: string): Promise<void> => {
+    await unlink(path).catch(() => {})
+    result.removed++
+  }
+  for (const path of paths) {
+    if (!isStagingName(basename(path))) continue
+    const st = await lstat(path).catch(() => null)
+    if (!st?.isFile()) continue
+    if (now - st.mtimeMs > DELTA_STAGE_MAX_AGE_MS) await remove(path)
+    else found.push({ path, size: st.size, mtimeMs: st.mtimeMs })
   }
   found.sort((a, b) => b.mtimeMs - a.mtimeMs) // newest first
   for (const f of found) {

@@ -59,8 +59,15 @@ export class IncomingFile {
    * Creates the temp file beside `finalPath` (so a full disk or a read-only folder fails early).
    * `finalPath` may name the file through its folder's descriptor (`/proc/self/fd/N/name`, see
    * write-root.ts): the temp file is then created in that very folder. `label` names it in messages.
+   * `opts.tempPath`, a temp name beside it (a resume staging name: delta/staging.ts), is used
+   * instead of a fresh name when it does not exist yet; otherwise a fresh name is.
    */
-  static async create(finalPath: string, meta: FileMeta, label?: string): Promise<IncomingFile> {
+  static async create(finalPath: string, meta: FileMeta, label?: string, opts: { tempPath?: string } = {}): Promise<IncomingFile> {
+    if (opts.tempPath && meta.size > SMALL_FILE_BYTES) {
+      const tempPath = opts.tempPath
+      const fh = await open(tempPath, 'wx', 0o600).catch(() => null)
+      if (fh) return new IncomingFile(finalPath, tempPath, -1, fh, meta, label)
+    }
     if (meta.size <= SMALL_FILE_BYTES) {
       const { tempPath, handle } = await createTemp(finalPath, (p) => openFd(p, 'wx', 0o600), label ?? finalPath)
       return new IncomingFile(finalPath, tempPath, handle, null, meta, label)
@@ -129,8 +136,11 @@ export class IncomingFile {
     }
   }
 
-  /** Drops the file: closes and removes the temp file. Safe to call more than once. */
-  async discard(): Promise<void> {
+  /**
+   * Drops the file: closes and removes the temp file. With `keep`, closes it and leaves it where
+   * it is (a resume staging file: the caller owns it now). Safe to call more than once.
+   */
+  async discard(keep = false): Promise<void> {
     this.#hasher.digest()
     const fd = this.#fd
     const fh = this.#fh
@@ -144,7 +154,7 @@ export class IncomingFile {
     if (fh) await fh.close().catch(() => {})
     if (!this.#owned) return
     this.#owned = false
-    await removeTemp(this.tempPath)
+    if (!keep) await removeTemp(this.tempPath)
   }
 }
 

@@ -77,6 +77,11 @@ export class HashCache {
     return r.hash
   }
 
+  /** Every cached path and hash (unchecked: `lookup` with a fresh stat vouches for one). */
+  *entries(): IterableIterator<[path: string, hash: Buffer]> {
+    for (const [p, r] of this.#map) yield [p, r.hash]
+  }
+
   set(path: string, st: FileStamp, hash: Buffer): void {
     this.#map.set(path, { size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, ino: st.ino, hash })
     this.#dirty = true

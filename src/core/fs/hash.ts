@@ -2,6 +2,7 @@
  * The only importer of the BLAKE3 package (blake3@2.1.7, wasm). Files are hashed streaming in
  * HASH_READ_BYTES pieces, never read whole.
  */
+import { readSync } from 'node:fs'
 import { type FileHandle, open } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 
@@ -81,6 +82,29 @@ export async function hashHandle(fh: FileHandle, sizeHint = HASH_READ_BYTES): Pr
       h.update(buf.subarray(0, bytesRead))
       size += bytesRead
       if (bytesRead === buf.length && buf.length < HASH_READ_BYTES) buf = Buffer.allocUnsafe(HASH_READ_BYTES)
+    }
+    return { hash: h.digest(), size }
+  } catch (err) {
+    h.digest()
+    throw err
+  }
+}
+
+/**
+ * BLAKE3 of the content of an open file descriptor, read synchronously from offset 0 to its end
+ * into `scratch`, with the byte count read. For small files in bulk (the server's background
+ * index): a few synchronous reads cost less than the promises and thread-pool round trips of
+ * `hashHandle`. Blocks the thread: callers keep the files small and yield between slices.
+ */
+export function hashFdSync(fd: number, scratch: Buffer): { hash: Buffer; size: number } {
+  const h = createHasher()
+  let size = 0
+  try {
+    for (;;) {
+      const n = readSync(fd, scratch, 0, scratch.length, size)
+      if (n === 0) break
+      h.update(scratch.subarray(0, n))
+      size += n
     }
     return { hash: h.digest(), size }
   } catch (err) {

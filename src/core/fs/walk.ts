@@ -34,7 +34,22 @@ export interface WalkOptions {
   onSkip?: (skipped: SkippedPath) => void
 }
 
-export async function* walkFiles(root: string, ignored: PathMatcher, opts: WalkOptions = {}): AsyncGenerator<WalkedFile> {
+/** An entry found by listing (no stat yet): a file, or a symlink that may lead to one. */
+export interface ListedFile {
+  /** Its wire path (NFC). */
+  wire: string
+  /** Its path on disk (the name as stored). */
+  full: string
+  /** A symlink: `statListed` checks that it leads to a file inside the root. */
+  link: boolean
+}
+
+/**
+ * Lists the files and symlinks under `root` by reading folders only (one `opendir` per folder, no
+ * stat per file): the cheap first half of `walkFiles`, which the background index uses to know
+ * every path before it looks at any (store.ts). The same entries are skipped and reported.
+ */
+export async function* listFiles(root: string, ignored: PathMatcher, opts: WalkOptions = {}): AsyncGenerator<ListedFile> {
   const stack = [root]
   while (stack.length > 0) {
     const dir = stack.pop() as string
@@ -69,18 +84,34 @@ export async function* walkFiles(root: string, ignored: PathMatcher, opts: WalkO
         continue
       }
       const link = d.isSymbolicLink()
-      if (!d.isFile() && !link) continue
-      let st: Stats
-      try {
-        if (link && !isInside(root, await realpath(full))) {
-          opts.onSkip?.({ path: displayName(wire), reason: 'symlink to a place outside the served folder', folder: false })
-          continue
-        }
-        st = await stat(full)
-      } catch {
-        continue // vanished, dangling link or unreadable: not a file we can serve
-      }
-      if (st.isFile()) yield { wire, full, st: { size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, ino: st.ino, mode: st.mode }, link }
+      if (d.isFile() || link) yield { wire, full, link }
     }
+  }
+}
+
+/**
+ * The second half of `walkFiles` for one listed entry: its stats, or null when it is not a file
+ * we can serve (vanished, a dangling link, a link to a folder, unreadable), or a symlink leading
+ * out of the root (then told to `onSkip`).
+ */
+export async function statListed(root: string, f: ListedFile, opts: WalkOptions = {}): Promise<WalkedFile | null> {
+  let st: Stats
+  try {
+    if (f.link && !isInside(root, await realpath(f.full))) {
+      opts.onSkip?.({ path: displayName(f.wire), reason: 'symlink to a place outside the served folder', folder: false })
+      return null
+    }
+    st = await stat(f.full)
+  } catch {
+    return null // vanished, dangling link or unreadable: not a file we can serve
+  }
+  if (!st.isFile()) return null
+  return { wire: f.wire, full: f.full, st: { size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, ino: st.ino, mode: st.mode }, link: f.link }
+}
+
+export async function* walkFiles(root: string, ignored: PathMatcher, opts: WalkOptions = {}): AsyncGenerator<WalkedFile> {
+  for await (const f of listFiles(root, ignored, opts)) {
+    const w = await statListed(root, f, opts)
+    if (w) yield w
   }
 }

@@ -30,6 +30,8 @@ export interface BatchHost {
     drained(): Promise<void>
     credited(bytes: number): Promise<void>
   }
+  /** A batch was answered in full, failed or cancelled: what it held is released. */
+  settled(): void
   /** Counts an answered path ('file', 'up-to-date', 'not-found', 'refused'). */
   answered(outcome: 'file' | 'up-to-date' | 'not-found' | 'refused', path: string, reason: string): void
   /** A file was sent whole, `ms` after its batch arrived (remembered for a retried REQUEST). */
@@ -43,6 +45,8 @@ export interface BatchHost {
 interface Batch {
   readonly id: number
   readonly items: BatchItem[]
+  /** What its items hold (batchBytes), charged to the session's memory budget while open. */
+  readonly bytes: number
   readonly started: number
   cancelled: boolean
 }
@@ -50,6 +54,16 @@ interface Batch {
 /** Bytes an answer adds to a BATCH_DATA frame (status, then meta and content or a reason). */
 function answerBytes(a: BatchAnswer): number {
   return 1 + (a.status === 'file' ? 52 + a.data.byteLength : 2 + Buffer.byteLength(a.reason))
+}
+
+/**
+ * What a BATCH's items hold in memory until it is answered (UTF-16 paths, hashes, objects): the
+ * session charges it to its memory budget on top of a request's own (issue 12).
+ */
+export function batchBytes(msg: BatchMsg): number {
+  let n = 0
+  for (const it of msg.items) n += 2 * it.path.length + 96
+  return n
 }
 
 /** The BATCH_DATA header: type, id, final, count. */
@@ -60,17 +74,25 @@ export class BatchServer {
   readonly #open = new Map<number, Batch>()
   readonly #queue: Batch[] = []
   #running = false
+  #bytes = 0
 
   constructor(host: BatchHost) { this.#host = host }
 
   /** Batches accepted and not yet fully answered. */
   get open(): number { return this.#open.size }
+  /** What the open batches hold (their `bytes` at `accept`). */
+  get bytes(): number { return this.#bytes }
 
-  /** Queues a BATCH; ERR_LIMIT (thrown, for the session to send) past BATCH_MAX_OPEN. */
-  accept(msg: BatchMsg): void {
+  /**
+   * Queues a BATCH whose items hold `bytes` (batchBytes); ERR_LIMIT (thrown, for the session to
+   * send) past BATCH_MAX_OPEN.
+   */
+  accept(msg: BatchMsg, bytes = 0): void {
     if (this.#open.size >= BATCH_MAX_OPEN) throw new AssetSyncError('ERR_LIMIT', `more than ${BATCH_MAX_OPEN} batches open`)
-    const b: Batch = { id: msg.id, items: msg.items, started: performance.now(), cancelled: false }
+    if (this.#open.has(msg.id)) throw new AssetSyncError('ERR_PROTOCOL', `batch ${msg.id} is already open`)
+    const b: Batch = { id: msg.id, items: msg.items, bytes, started: performance.now(), cancelled: false }
     this.#open.set(b.id, b)
+    this.#bytes += bytes
     this.#queue.push(b)
     void this.#run()
   }
@@ -80,7 +102,7 @@ export class BatchServer {
     const b = this.#open.get(id)
     if (!b) return false
     b.cancelled = true
-    this.#open.delete(id)
+    this.#settle(b)
     return true
   }
 
@@ -88,7 +110,16 @@ export class BatchServer {
   close(): void {
     for (const b of this.#open.values()) b.cancelled = true
     this.#open.clear()
+    this.#bytes = 0
     this.#queue.length = 0
+  }
+
+  /** `b` is no longer open: releases what it held. */
+  #settle(b: Batch): void {
+    if (this.#open.get(b.id) !== b) return
+    this.#open.delete(b.id)
+    this.#bytes -= b.bytes
+    this.#host.settled()
   }
 
   async #run(): Promise<void> {
@@ -103,7 +134,7 @@ export class BatchServer {
           if (this.#host.conn.closed) return
           if (!b.cancelled) this.#host.fail(b.id, err)
         } finally {
-          this.#open.delete(b.id)
+          this.#settle(b)
         }
       }
     } finally {

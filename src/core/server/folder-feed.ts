@@ -17,13 +17,21 @@ import { ROOT_CHECK_MS, ROOT_GONE_MS, SETTLE_MS } from '../../limits.js'
 import { type Clock, systemClock } from '../../protocol/clock.js'
 import type { FileMeta } from '../../protocol/messages.js'
 import type { SkippedPath } from '../fs/disk-names.js'
+import { type FileStamp, sameStamp } from '../fs/stamp.js'
 import { type Heard, diffBatch } from './batch-diff.js'
 import type { ChangeFeed, FeedSink } from './feed.js'
 import type { FolderSource } from './folder-source.js'
-import { FolderWatcher } from './watcher.js'
+import { FolderWatcher, quietTime } from './watcher.js'
 
 /** How often a missing root is looked for again (within ROOT_GONE_MS). */
 const ROOT_RETRY_MS = 100
+/**
+ * "Subscribers may have any version of it": the published hash of a path that changed while the
+ * folder was being indexed in the background. A client may have fetched such a path on demand
+ * before the change, so its next batch is announced whatever the index holds (an extra
+ * announcement costs a client one hash compare; a missing one would be a lost update).
+ */
+const UNKNOWN = new Uint8Array(0)
 
 export interface FolderFeedOptions {
   /** Quiet time before a changed file is announced; default SETTLE_MS. */
@@ -51,6 +59,10 @@ export class FolderFeed implements ChangeFeed {
   readonly #published = new Map<string, Heard>()
   /** While a batch is processed: paths the source changed on its own meanwhile (they join it). */
   #joining: Set<string> | null = null
+  /** #published holds the whole listing (the source's index was complete). */
+  #listed = false
+  /** Paths that changed before that: their published hash is UNKNOWN. */
+  readonly #early = new Set<string>()
   #cancelRootCheck: (() => void) | null = null
   /** The root is being checked or recovered (one at a time). */
   #rootBusy: Promise<void> | null = null
@@ -71,22 +83,34 @@ export class FolderFeed implements ChangeFeed {
   /** Folders watched (one OS watch each). */
   get folders(): number { return this.#watcher?.folders ?? 0 }
 
+  /**
+   * Starts watching. With the source indexed already, its listing is what subscribers start from.
+   * Otherwise (the server indexes in the background, after this resolves) the watch comes first,
+   * so nothing changed while the folder is listed is missed, and batches wait for the index.
+   */
   async start(sink: FeedSink): Promise<void> {
     this.#sink = sink
-    for (let after: string | null = ''; after !== null;) {
-      const page = await this.#source.page(() => true, after, Infinity)
-      for (const e of page.entries) this.#published.set(e.path, { hash: e.hash, mode: e.mode })
-      after = page.done ? null : (page.entries.at(-1)?.path ?? null)
+    const source = this.#source
+    if (source.complete) this.#list()
+    else {
+      this.#chain = source.whenIndexed().then(() => this.#list()).catch((err: unknown) => this.#sink?.error(err))
     }
-    this.#source.on('changed', this.#onChanged)
+    source.on('changed', this.#onChanged)
     await this.#startWatcher()
     this.#cancelRootCheck = this.#clock.every(ROOT_CHECK_MS, () => this.#checkRoot(false))
+  }
+
+  /** What subscribers start from: the whole index, as it is now. */
+  #list(): void {
+    if (this.#listed) return
+    for (const [p, h] of this.#source.heard()) this.#published.set(p, h)
+    this.#listed = true
   }
 
   async #startWatcher(): Promise<void> {
     const source = this.#source
     const watcher = new FolderWatcher(source.root, source.ignored, () => source.paths(), this.#settleMs, this.#clock)
-    watcher.on('batch', (paths: string[], disk?: Map<string, string>) => this.#enqueue(paths, disk))
+    watcher.on('batch', (paths: string[], disk?: Map<string, string>, seen?: Map<string, FileStamp | null>) => this.#enqueue(paths, disk, seen))
     watcher.on('error', (err: unknown) => this.#sink?.error(err))
     watcher.on('skipped', (s: SkippedPath) => source.reportSkipped(s))
     watcher.on('root', () => this.#checkRoot(true))
@@ -101,18 +125,33 @@ export class FolderFeed implements ChangeFeed {
   }
 
   /** Settled paths are processed one batch at a time, in order. */
-  #enqueue(paths: string[], disk?: Map<string, string>): void {
-    this.#chain = this.#chain.then(() => this.#onPaths(paths, disk)).catch((err: unknown) => this.#sink?.error(err))
+  #enqueue(paths: string[], disk?: Map<string, string>, seen?: Map<string, FileStamp | null>): void {
+    if (!this.#listed) for (const p of paths) this.#early.add(p)
+    this.#chain = this.#chain.then(() => this.#onPaths(paths, disk, seen)).catch((err: unknown) => this.#sink?.error(err))
   }
 
-  async #onPaths(paths: string[], disk?: Map<string, string>): Promise<void> {
+  /**
+   * The file was written again after the watcher found it stable (`seen`), so recently that it is
+   * not quiet now: a save in progress (a truncating save is empty until its first write). That
+   * write raised an event, so the watcher announces it again once it settles; announcing what is
+   * there now could show subscribers a half-written file.
+   */
+  #writtenSince(now: (FileMeta & FileStamp) | null, seen: FileStamp | null | undefined): boolean {
+    if (!now || seen === undefined || sameStamp(now, seen)) return false
+    const age = this.#clock.now() - now.mtimeMs
+    return age >= 0 && age < quietTime(this.#settleMs, now)
+  }
+
+  async #onPaths(paths: string[], disk?: Map<string, string>, seen?: Map<string, FileStamp | null>): Promise<void> {
     const after = new Map<string, FileMeta | null>()
     const joining = new Set<string>()
     this.#joining = joining
     try {
       for (const p of paths) {
         try {
-          after.set(p, await this.#source.refreshAt(p, disk?.get(p)))
+          const now = await this.#source.refreshAt(p, disk?.get(p))
+          if (this.#writtenSince(now, seen?.get(p))) continue
+          after.set(p, now)
         } catch (err) {
           // Still being written: its next event brings it. Anything else ends the batch.
           if (!(err instanceof AssetSyncError && err.code === 'ERR_CHANGED')) throw err
@@ -129,7 +168,7 @@ export class FolderFeed implements ChangeFeed {
   async #publish(after: ReadonlyMap<string, FileMeta | null>): Promise<void> {
     const before = new Map<string, Heard | null>()
     for (const [p, now] of after) {
-      before.set(p, this.#published.get(p) ?? null)
+      before.set(p, this.#early.delete(p) ? UNKNOWN : this.#published.get(p) ?? null)
       if (now) this.#published.set(p, { hash: now.hash, mode: now.mode })
       else this.#published.delete(p)
     }

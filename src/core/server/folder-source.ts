@@ -18,16 +18,21 @@ import { EventEmitter } from 'node:events'
 import { closeSync, constants, fstatSync, openSync, readSync, statSync } from 'node:fs'
 import { type FileHandle, lstat, open, realpath, stat } from 'node:fs/promises'
 import { AssetSyncError } from '../../errors.js'
+import { DELTA_READ_BYTES } from '../../limits.js'
 import type { ManifestEntry } from '../../protocol/messages.js'
+import { ChunkListBuilder } from '../delta/chunk-list.js'
+import { ChunkListCache } from '../delta/list-cache.js'
 import type { SkippedPath } from '../fs/disk-names.js'
 import { HashCache } from '../fs/hash-cache.js'
 import { equalHash } from '../fs/hash.js'
 import { type PathMatcher, ignoreMatcher } from '../fs/ignore.js'
 import { diskPath, printable, resolveForRead, resolveForReadNow } from '../fs/paths.js'
 import { type FileStamp, sameStamp, stampOf } from '../fs/stamp.js'
-import type { AssetSource, ManifestPage, OpenOptions, ScanResult, SourceReader, WholeRead } from './source.js'
+import type { AssetSource, ChunkedEntry, ManifestPage, OpenOptions, PageWork, ScanResult, SourceReader, WholeRead } from './source.js'
 import { type Entry, Store } from './store.js'
 
+/** Decoded chunk lists a folder source keeps at hand (a 64 MiB file's list is ~40 KiB in memory). */
+const RECENT_LISTS = 16
 /** Times an open re-reads a file that keeps changing under it before giving up (ERR_CHANGED). */
 const OPEN_RETRIES = 3
 /**
@@ -71,6 +76,12 @@ export class FolderSource extends EventEmitter implements AssetSource {
   /** What is never served or watched (the defaults plus `ignore`). */
   readonly ignored: PathMatcher
   readonly #store: Store
+  /** Chunk lists by path and stamp (beside the hash cache): a list is computed once per content. */
+  readonly #lists: ChunkListCache
+  /** Lists being computed, by path + hash: concurrent requests for one file chunk it once. */
+  readonly #chunking = new Map<string, Promise<ChunkedEntry | null>>()
+  /** The last RECENT_LISTS lists served, decoded, by path + hash (most recent last). */
+  readonly #recent = new Map<string, ChunkedEntry>()
   #rootId: FolderId
   /** While set, the root is being looked for: every call waits for it. */
   #gate: Promise<void> | null = null
@@ -80,20 +91,34 @@ export class FolderSource extends EventEmitter implements AssetSource {
   #gone: AssetSyncError | null = null
   /** Skipped paths reported so far (path and reason), so each is reported once. */
   readonly #reported = new Set<string>()
+  /** Resolves once the folder has been indexed (scan or index done). */
+  readonly #complete: Promise<void>
+  #markComplete!: () => void
+  #isComplete = false
 
-  private constructor(root: string, ignored: PathMatcher, store: Store, rootId: FolderId) {
+  private constructor(root: string, ignored: PathMatcher, store: Store, rootId: FolderId, lists: ChunkListCache) {
     super()
     this.root = root
+    this.#lists = lists
     this.ignored = ignored
     this.#store = store
     this.#rootId = rootId
+    this.#complete = new Promise((resolve) => {
+      this.#markComplete = () => {
+        this.#isComplete = true
+        resolve()
+      }
+    })
     store.events = {
       changed: (paths) => this.emit('changed', paths),
       skipped: (s) => this.reportSkipped(s),
     }
   }
 
-  /** Resolves `root` (ERR_NOT_FOUND unless it is a folder) and loads the hash cache. Call `scan` next. */
+  /**
+   * Resolves `root` (ERR_NOT_FOUND unless it is a folder); the hash cache is loaded when first
+   * needed (what needs it waits for it). Call `scan` or `index` next.
+   */
   static async open(opts: FolderSourceOptions): Promise<FolderSource> {
     let root: string
     let id: FolderId
@@ -107,8 +132,8 @@ export class FolderSource extends EventEmitter implements AssetSource {
     }
     const ignored = ignoreMatcher(opts.ignore ?? [])
     const file = typeof opts.cacheFile === 'function' ? opts.cacheFile(root) : opts.cacheFile ?? null
-    const cache = await HashCache.load(file)
-    return new FolderSource(root, ignored, new Store(root, ignored, cache), id)
+    const lists = await ChunkListCache.load(file === null ? null : `${file.replace(/\.bin$/, '')}.chunks.bin`)
+    return new FolderSource(root, ignored, new Store(root, ignored, () => HashCache.load(file)), id, lists)
   }
 
   get description(): string { return `folder ${this.root}` }
@@ -122,12 +147,40 @@ export class FolderSource extends EventEmitter implements AssetSource {
   async scan(): Promise<ScanResult> {
     const result = await this.#store.scan()
     for (const s of result.skipped ?? []) this.#reported.add(`${s.path}\0${s.reason}`)
+    this.#markComplete()
     return result
   }
 
-  async page(match: PathMatcher, after: string, maxBytes?: number): Promise<ManifestPage> {
+  /**
+   * Indexes the folder in the background (see AssetSource.index and index-run.ts): every call
+   * works meanwhile. Its `skipped` are the paths not reported otherwise (the watcher may have
+   * reported some first).
+   */
+  async index(): Promise<ScanResult> {
+    const result = await this.#store.index()
+    const skipped = (result.skipped ?? []).filter((s) => !this.#reported.has(`${s.path}\0${s.reason}`))
+    for (const s of skipped) this.#reported.add(`${s.path}\0${s.reason}`)
+    this.#markComplete()
+    return { ...result, skipped }
+  }
+
+  /** The background index is still running. */
+  get indexing(): boolean { return this.#store.indexing }
+
+  /** Stops a background index in progress (what it indexed so far stays) and waits for it to end. */
+  async stopIndexing(): Promise<void> { await this.#store.stopIndex() }
+
+  /** Resolves once the folder has been indexed (`scan` or `index` done). */
+  whenIndexed(): Promise<void> { return this.#complete }
+  /** The folder has been indexed (`scan` or `index` done). */
+  get complete(): boolean { return this.#isComplete }
+
+  /** Every indexed path with its hash and mode, now (the folder feed's starting point). */
+  heard(): Map<string, { hash: Uint8Array; mode: number }> { return this.#store.heard() }
+
+  async page(match: PathMatcher, after: string, maxBytes?: number, work?: PageWork): Promise<ManifestPage> {
     await this.#ready()
-    return this.#store.page(match, after, maxBytes)
+    return this.#store.pageWhenReady(match, after, maxBytes, work)
   }
 
   async get(path: string): Promise<ManifestEntry | null> {
@@ -136,7 +189,7 @@ export class FolderSource extends EventEmitter implements AssetSource {
   }
 
   /** `get`, with where a watcher saw the path on disk (relative to the root) when that is not its own name. */
-  async refreshAt(path: string, disk?: string): Promise<ManifestEntry | null> {
+  async refreshAt(path: string, disk?: string): Promise<(ManifestEntry & FileStamp) | null> {
     await this.#ready()
     return this.#store.refresh(path, disk)
   }
@@ -203,11 +256,12 @@ export class FolderSource extends EventEmitter implements AssetSource {
   readNow(path: string, maxBytes: number): WholeRead | 'slow' | null {
     if (this.#gate || this.#gone) return 'slow'
     // The index holds no ignored path (the walk and every refresh skip them): only a path it does
-    // not hold needs the ignore rules (7 % of the server's batch time when asked per file).
+    // not hold needs the ignore rules (7 % of the server's batch time when asked per file). A path
+    // the background index has not reached yet goes 'slow': `open` looks at it on demand.
     const entry = this.#store.get(path)
     if (!entry) return this.#store.isIgnored(path) ? null : 'slow'
     if (entry.link) return 'slow'
-    const pub: ManifestEntry = { path: entry.path, hash: entry.hash, size: entry.size, mode: entry.mode, mtime: entry.mtime }
+    const pub = publicEntry(entry)
     if (entry.size > maxBytes) return { entry: pub, data: null }
     let fd: number
     try {
@@ -236,7 +290,71 @@ export class FolderSource extends EventEmitter implements AssetSource {
     }
   }
 
-  async close(): Promise<void> { await this.#store.saveCache() }
+  /**
+   * The chunk list of `path`'s content (see AssetSource.chunkList): from the list cache when the
+   * file's stamp is the one it was chunked with, else chunked now (one read pass) and kept. The
+   * list is computed from the bytes on disk and accepted only if its whole-file hash is the
+   * indexed one, so a list never describes other content than the announced hash.
+   */
+  async chunkList(path: string, hash: Uint8Array | null): Promise<ChunkedEntry | null> {
+    await this.#ready()
+    if (this.#store.isIgnored(path)) return null
+    const entry = await this.#store.refresh(path)
+    if (!entry) return await this.#absent(path)
+    if (hash && !equalHash(entry.hash, hash)) throw new AssetSyncError('ERR_CHANGED', `${path} changed; try again`)
+    const key = `${path}\0${Buffer.from(entry.hash).toString('hex')}`
+    // The lists just served, decoded: a CHUNK_FETCH after its CHUNK_LIST needs the same one.
+    const recent = this.#recent.get(key)
+    if (recent) return recent
+    const cached = this.#lists.lookup(path, entry)
+    if (cached && equalHash(cached.hash, entry.hash)) return this.#remember(key, { entry: publicEntry(entry), list: cached })
+    let job = this.#chunking.get(key)
+    if (!job) {
+      job = (async () => {
+        // Through the hardened read path (no links followed, the inode the index hashed).
+        const reader = await this.open(path)
+        if (!reader) return null
+        const b = new ChunkListBuilder()
+        let list
+        try {
+          if (!equalHash(reader.entry.hash, entry.hash)) throw new AssetSyncError('ERR_CHANGED', `${path} changed; try again`)
+          const buf = Buffer.allocUnsafe(Math.min(DELTA_READ_BYTES, Math.max(1, entry.size)))
+          for (let pos = 0; pos < entry.size;) {
+            const n = Math.min(buf.length, entry.size - pos)
+            await reader.read(buf, pos, n)
+            b.push(buf.subarray(0, n))
+            pos += n
+          }
+          list = b.finish()
+        } catch (err) {
+          b.abort()
+          throw err
+        } finally {
+          await reader.close()
+        }
+        if (list.size !== entry.size || !equalHash(list.hash, entry.hash)) {
+          throw new AssetSyncError('ERR_CHANGED', `${path} changed while it was chunked; try again`)
+        }
+        this.#lists.set(path, entry, list)
+        return this.#remember(key, { entry: publicEntry(entry), list })
+      })().finally(() => this.#chunking.delete(key))
+      this.#chunking.set(key, job)
+    }
+    return job
+  }
+
+  #remember(key: string, chunked: ChunkedEntry): ChunkedEntry {
+    this.#recent.delete(key)
+    this.#recent.set(key, chunked)
+    if (this.#recent.size > RECENT_LISTS) this.#recent.delete(this.#recent.keys().next().value as string)
+    return chunked
+  }
+
+  async close(): Promise<void> {
+    await this.#store.stopIndex()
+    await this.#store.saveCache()
+    await this.#lists.save()
+  }
 
   /** No entry at `path`: null (not found), or ERR_PATH_REFUSED when it leads out of the root. */
   async #absent(path: string): Promise<null> {
@@ -351,4 +469,9 @@ class FolderReader implements SourceReader {
     this.#closed = true
     await this.#fh.close().catch(() => {})
   }
+}
+
+/** Just the manifest fields of an index entry (not its stamp or disk name). */
+function publicEntry(e: ManifestEntry): ManifestEntry {
+  return { path: e.path, hash: e.hash, size: e.size, mode: e.mode, mtime: e.mtime }
 }

@@ -6,15 +6,16 @@ import { MANIFEST_PAGE_BYTES } from '../../limits.js'
 import { manifestEntryBytes } from '../../protocol/codec.js'
 import type { ManifestEntry } from '../../protocol/messages.js'
 import type { PathMatcher } from '../fs/ignore.js'
-import type { ManifestPage } from './source.js'
+import type { ManifestPage, PageWork } from './source.js'
 
 /**
  * Entries of `sorted` (ascending, as `<` on strings) that match `match` and sort after `after`,
  * up to `maxBytes` of encoded entries (at least one). `entryOf` gives each listed path's entry.
+ * `work` may end the scan early after any path (see AssetSource.page).
  */
 export function pageOf(
   sorted: readonly string[], entryOf: (path: string) => ManifestEntry, match: PathMatcher, after: string,
-  maxBytes = MANIFEST_PAGE_BYTES,
+  maxBytes = MANIFEST_PAGE_BYTES, work?: PageWork,
 ): ManifestPage {
   let lo = 0
   let hi = sorted.length
@@ -27,12 +28,14 @@ export function pageOf(
   let bytes = 0
   for (let i = lo; i < sorted.length; i++) {
     const p = sorted[i] as string
-    if (!match(p)) continue
-    const size = manifestEntryBytes(p)
-    if (bytes + size > maxBytes && entries.length > 0) return { entries, done: false }
-    bytes += size
-    const e = entryOf(p)
-    entries.push({ path: e.path, hash: e.hash, size: e.size, mode: e.mode, mtime: e.mtime })
+    if (match(p)) {
+      const size = manifestEntryBytes(p)
+      if (bytes + size > maxBytes && entries.length > 0) return { entries, done: false }
+      bytes += size
+      const e = entryOf(p)
+      entries.push({ path: e.path, hash: e.hash, size: e.size, mode: e.mode, mtime: e.mtime })
+    }
+    if (work?.examined(p) && i + 1 < sorted.length) return { entries, done: false, resume: p }
   }
   return { entries, done: true }
 }

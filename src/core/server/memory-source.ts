@@ -6,14 +6,15 @@
  */
 import { AssetSyncError } from '../../errors.js'
 import type { ManifestEntry } from '../../protocol/messages.js'
-import { hashBytes } from '../fs/hash.js'
+import { type ChunkList, chunkBytes } from '../delta/chunk-list.js'
+import { equalHash, hashBytes } from '../fs/hash.js'
 import type { PathMatcher } from '../fs/ignore.js'
 import { checkWirePath } from '../fs/paths.js'
 import { wireMtime } from '../fs/stamp.js'
 import { pageOf } from './manifest-page.js'
-import type { AssetSource, ManifestPage, OpenOptions, ScanResult, SourceReader, WholeRead } from './source.js'
+import type { AssetSource, ChunkedEntry, ManifestPage, OpenOptions, PageWork, ScanResult, SourceReader, WholeRead } from './source.js'
 
-interface Item { entry: ManifestEntry; bytes: Buffer }
+interface Item { entry: ManifestEntry; bytes: Buffer; list?: ChunkList }
 
 /** Entries and bytes in memory: `set` and `delete` change them (push a MemoryFeed batch to announce it). */
 export class MemorySource implements AssetSource {
@@ -62,9 +63,9 @@ export class MemorySource implements AssetSource {
     return Promise.resolve({ files: this.#items.size, hashed: 0, bytes: 0, ms: 0 })
   }
 
-  page(match: PathMatcher, after: string, maxBytes?: number): Promise<ManifestPage> {
+  page(match: PathMatcher, after: string, maxBytes?: number, work?: PageWork): Promise<ManifestPage> {
     this.#sorted ??= [...this.#items.keys()].sort()
-    return Promise.resolve(pageOf(this.#sorted, (p) => (this.#items.get(p) as Item).entry, match, after, maxBytes))
+    return Promise.resolve(pageOf(this.#sorted, (p) => (this.#items.get(p) as Item).entry, match, after, maxBytes, work))
   }
 
   get(path: string): Promise<ManifestEntry | null> {
@@ -84,6 +85,16 @@ export class MemorySource implements AssetSource {
     const item = this.#items.get(path)
     if (!item) return null
     return { entry: item.entry, data: item.bytes.length <= maxBytes ? item.bytes : null }
+  }
+
+  /** The chunk list of `path`'s content, computed on first use and kept with the bytes. */
+  chunkList(path: string, hash: Uint8Array | null): Promise<ChunkedEntry | null> {
+    if (this.refused.has(path)) return Promise.reject(new AssetSyncError('ERR_PATH_REFUSED', `refused path "${path}": refused by the test`))
+    const item = this.#items.get(path)
+    if (!item) return Promise.resolve(null)
+    if (hash && !equalHash(hash, item.entry.hash)) return Promise.reject(new AssetSyncError('ERR_CHANGED', `${path} changed; try again`))
+    item.list ??= chunkBytes(item.bytes)
+    return Promise.resolve({ entry: item.entry, list: item.list })
   }
 
   close(): Promise<void> { return Promise.resolve() }

@@ -4,6 +4,7 @@
  * users). serve's --json events carry these fields as they are named here.
  */
 import type { AssetSyncError, ErrorCode } from '../../errors.js'
+import type { RejectReason } from '../../protocol/endpoint.js'
 import type { SkippedPath } from '../fs/disk-names.js'
 import type { ChangeSummary } from './changes.js'
 
@@ -25,6 +26,22 @@ export interface ClientRejectedEvent {
   remote: string
   code: ErrorCode
   message: string
+  /** Why, as a stable name (finer than `code`; see RejectReason). */
+  reason: RejectReason
+}
+
+/**
+ * A burst of wrong tokens (issue 12): one address reached AUTH_FAILURE_WARN_COUNT failures in a
+ * row (and again at each doubling), or the server-wide failure budget ran dry (`remote` "*", at
+ * most once per AUTH_FAILURE_WARN_MS).
+ */
+export interface AuthFailuresEvent {
+  /** The source address (IPv6: its /64), or "*" for the whole server. */
+  remote: string
+  /** Failures in a row from that address; for "*", failures since the last such warning. */
+  count: number
+  /** How long the address's (for "*": any address without a recent success) next check waits. */
+  delayMs: number
 }
 
 /** A request named a path the server will not serve (unsafe, or resolving outside the root). */
@@ -60,7 +77,8 @@ export interface BatchEvent {
  * holds a backslash or a control character, the path is deeper than MAX_PATH_DEPTH or longer than
  * MAX_PATH_BYTES, it has the same NFC form as another name, or it is a symlink out of the root.
  * Emitted once per path and reason, for what appears after the start; what the first scan found is
- * in `AssetServer.scan.skipped`.
+ * in `AssetServer.scan.skipped` (or, when the folder was indexed in the background, the 'indexed'
+ * event's `skipped`).
  */
 export type SkippedEvent = SkippedPath
 
@@ -82,6 +100,19 @@ export interface ReindexedEvent {
   files: number
   hashed: number
   ms: number
+}
+
+/**
+ * The folder's background index is complete (a folder too large to index within
+ * SERVE_LISTEN_WAIT_MS is indexed while the server already serves: issue 15). `skipped`: the paths
+ * it found that will not be served and that no 'skipped' event named yet.
+ */
+export interface IndexedEvent {
+  files: number
+  hashed: number
+  bytes: number
+  ms: number
+  skipped: SkippedPath[]
 }
 
 /**
@@ -115,12 +146,14 @@ export interface AssetServerEvents {
   connected: ClientConnectedEvent
   disconnected: ClientDisconnectedEvent
   rejected: ClientRejectedEvent
+  'auth-failures': AuthFailuresEvent
   refused: PathRefusedEvent
   subscriptions: SubscriptionsEvent
   batch: BatchEvent
   skipped: SkippedEvent
   internal: InternalErrorEvent
   reindexed: ReindexedEvent
+  indexed: IndexedEvent
   fatal: FatalEvent
   report: ReloadReportEvent
   /** A problem the server survives (a folder it cannot watch, a failed forward); never fatal. */

@@ -12,9 +12,11 @@
 import { EventEmitter } from 'node:events'
 import { AssetSyncError } from '../../errors.js'
 import {
-  DEFAULT_PORT, MAX_SUBSCRIPTIONS_PER_CLIENT, SERVER_READ_BUFFERS, SERVER_READ_BYTES, WATCHER_LAG_MAX_MS,
+  DEFAULT_PORT, MAX_SUBSCRIPTIONS_PER_CLIENT, SERVE_LISTEN_WAIT_MS, SERVER_READ_BUFFERS, SERVER_READ_BYTES, SERVER_SET_DFA_CELLS,
+  WATCHER_LAG_MAX_MS,
 } from '../../limits.js'
-import { ServerEndpoint, type TimingOptions } from '../../protocol/endpoint.js'
+import type { AuthFailureBurst } from '../../protocol/auth-throttle.js'
+import { type RejectReason, ServerEndpoint, type ServeEndpointOptions, type TimingOptions } from '../../protocol/endpoint.js'
 import type { KeyPair } from '../../protocol/keypair.js'
 import { PROTOCOL_VERSION, type UpdateEntry } from '../../protocol/messages.js'
 import { fitStatus } from '../../protocol/status-json.js'
@@ -24,11 +26,14 @@ import { cacheFileFor } from '../fs/hash-cache.js'
 import { configDir, loadIdentity } from '../fs/keys.js'
 import { BufferPool } from '../fs/pool.js'
 import { checkBatch } from './batch-check.js'
-import { fanOut, splitFrames } from './changes.js'
+import { fanOutInSlices } from './batch-fanout.js'
+import { splitFrames } from './changes.js'
 import type { DirectProvider } from './direct.js'
 import type { ChangeBatch, ChangeFeed, ChangePublisher } from './feed.js'
 import { FolderFeed } from './folder-feed.js'
 import { FolderSource } from './folder-source.js'
+import { MatchScheduler } from './match-work.js'
+import { MemoryBudget, patternSetBytes } from './memory-budget.js'
 import { Metrics } from './metrics.js'
 import type { AssetServerEvents } from './server-events.js'
 import { ClientSession, type SessionConnection } from './session.js'
@@ -39,7 +44,10 @@ import { Subscriptions } from './subscriptions.js'
 export interface AssetServerOptions extends TimingOptions {
   /** Folder to serve: a FolderSource over it (and a FolderFeed, unless `watch` is false). Give this or `source`. */
   root?: string
-  /** Serve this source instead of a folder. The server scans it in start() and closes it in close(). */
+  /**
+   * Serve this source instead of a folder. The server scans it in start() (or, if it has `index`,
+   * indexes it, listening after at most `listenWaitMs`) and closes it in close().
+   */
   source?: AssetSource
   /**
    * Where change batches come from. Default: a FolderFeed when the source is a folder and `watch`
@@ -61,7 +69,16 @@ export interface AssetServerOptions extends TimingOptions {
   configDir?: string
   /** Use this identity instead of the one in the config dir. */
   keyPair?: KeyPair
+  /** Authenticated connections at once (default MAX_CLIENTS). */
   maxClients?: number
+  /** Handshake slots in total and per source address, and the handshake deadline (issue 12; defaults in src/limits.ts). */
+  maxPreAuth?: number
+  maxPreAuthPerAddr?: number
+  connectTimeoutMs?: number
+  /** What wrong tokens cost (defaults: AUTH_FAILURE_* in src/limits.ts). */
+  authThrottle?: ServeEndpointOptions['authThrottle']
+  /** Server memory per connection and in all (defaults CONNECTION_MEMORY_BYTES, SERVER_MEMORY_BYTES); for tests. */
+  memory?: { perConnection?: number; total?: number }
   /** Quiet time before a changed file is announced; default SETTLE_MS (the default folder feed). */
   settleMs?: number
   /** Watch the folder and push changes to subscribers (default true; with `root`). */
@@ -70,6 +87,11 @@ export interface AssetServerOptions extends TimingOptions {
   direct?: DirectProvider | null
   /** Include prom-client's default Node.js process metrics in `metrics` (default true). */
   processMetrics?: boolean
+  /**
+   * How long start() waits for a source with `index` (a folder) to be indexed before it resolves
+   * and the rest is indexed in the background; default SERVE_LISTEN_WAIT_MS. Infinity: wait for all.
+   */
+  listenWaitMs?: number
 }
 
 /**
@@ -91,13 +113,19 @@ export class AssetServer extends EventEmitter {
   readonly root: string | null
   readonly source: AssetSource
   readonly publicKey: Buffer
-  /** What indexing the source at start did. */
-  readonly scan: ScanResult
+  #scan: ScanResult | null
+  readonly #started = performance.now()
+  /** Resolves with what indexing the source did, once it is complete. */
+  readonly indexed: Promise<ScanResult>
   readonly #endpoint: ServerEndpoint
   readonly #sessions = new Set<ClientSession>()
   /** File reads of every transfer share these (bounded memory whatever the number of clients). */
   readonly #readBuffers = new BufferPool(SERVER_READ_BUFFERS, SERVER_READ_BYTES)
-  readonly subscriptions = new Subscriptions<ClientSession>()
+  readonly subscriptions = new Subscriptions<ClientSession>({ maxCells: SERVER_SET_DFA_CELLS })
+  /** Glob matching for clients, one slice per event-loop turn (issue 12). */
+  readonly matching = new MatchScheduler()
+  /** What connections make the server hold (issue 12). */
+  readonly memory: MemoryBudget
   readonly #forward: readonly ChangePublisher[]
   #feed: ChangeFeed | null = null
   #direct: DirectProvider | null = null
@@ -106,13 +134,22 @@ export class AssetServer extends EventEmitter {
   /** What this server is doing, as StatusJson: /status, the live page and STATUS replies. */
   readonly status: StatusTracker
 
-  private constructor(source: AssetSource, endpoint: ServerEndpoint, publicKey: Buffer, scan: ScanResult, forward: readonly ChangePublisher[], processMetrics: boolean) {
+  private constructor(
+    source: AssetSource, endpoint: ServerEndpoint, publicKey: Buffer, indexed: Promise<ScanResult>, forward: readonly ChangePublisher[], processMetrics: boolean,
+    memory: MemoryBudget,
+  ) {
     super()
+    this.memory = memory
     this.source = source
     this.root = source instanceof FolderSource ? source.root : null
     this.#endpoint = endpoint
     this.publicKey = publicKey
-    this.scan = scan
+    this.#scan = null
+    this.indexed = indexed.then((r) => {
+      this.#scan = r
+      return r
+    })
+    this.indexed.catch(() => {}) // start() or the 'fatal' event reports it
     this.#forward = forward
     this.metrics = new Metrics({ version: VERSION, processMetrics })
     const { host, port } = endpoint.address()
@@ -123,18 +160,37 @@ export class AssetServer extends EventEmitter {
     // Without a listener, an 'error' event would throw; the feed's errors are not fatal.
     this.on('error', () => {})
     endpoint.on('connection', (conn: SessionConnection) => this.#onConnection(conn))
-    endpoint.on('rejected', (remote: string, err: AssetSyncError) => {
+    endpoint.on('rejected', (remote: string, err: AssetSyncError, reason: RejectReason) => {
       const code = err.code ?? 'ERR_INTERNAL'
       this.metrics.handshakeRefused(code)
-      this.emit('rejected', { remote, code, message: err.message })
+      this.emit('rejected', { remote, code, message: err.message, reason })
     })
+    endpoint.on('auth-failures', (b: AuthFailureBurst) => this.emit('auth-failures', { remote: b.remote, count: b.count, delayMs: b.delayMs }))
     if (source instanceof FolderSource) {
       source.on('skipped', (s: SkippedPath) => this.emit('skipped', s))
       source.on('rescanned', (r: ScanResult) => this.emit('reindexed', { files: r.files, hashed: r.hashed, ms: r.ms }))
     }
   }
 
-  /** Scans the source (by default indexes `opts.root`), listens, starts the feed. Resolves once clients can connect. */
+  /**
+   * What indexing the source at start did. While the source is still being indexed in the
+   * background (`indexing`), the files indexed so far, and nothing hashed or skipped yet: the
+   * whole result comes with `indexed` (and the 'indexed' event).
+   */
+  get scan(): ScanResult {
+    return this.#scan ?? { files: this.source.size, hashed: 0, bytes: 0, ms: performance.now() - this.#started, skipped: [] }
+  }
+
+  /** The source is still being indexed in the background (see `indexed`). */
+  get indexing(): boolean { return this.#scan === null }
+
+  /**
+   * Indexes the source (by default `opts.root`), listens, starts the feed; resolves once clients
+   * can connect. A source with `index` (a folder) is watched first, then indexed while the server
+   * listens: start() resolves when the index is complete or after `listenWaitMs`, whichever is
+   * first, and the rest is indexed in the background (issue 15). Any other source is scanned
+   * before the server listens.
+   */
   static async start(opts: AssetServerOptions): Promise<AssetServer> {
     if ((opts.root === undefined) === (opts.source === undefined)) {
       throw new AssetSyncError('ERR_USAGE', 'AssetServer.start needs either `root` or `source` (one of them)')
@@ -150,8 +206,20 @@ export class AssetServer extends EventEmitter {
     }
     let server: AssetServer | null = null
     let endpoint: ServerEndpoint | null = null
+    // Batches wait for the server (a folder feed's wait for the index, which starts after it).
+    let ready!: (s: AssetServer) => void
+    const made = new Promise<AssetServer>((resolve) => { ready = resolve })
+    const sink = {
+      deliver: async (batch: ChangeBatch) => (await made).#deliver(batch),
+      error: (err: unknown) => { void made.then((s) => s.emit('error', err)) },
+      fail: (error: AssetSyncError) => { void made.then((s) => s.emit('fatal', { error })) },
+    }
+    const background = typeof source.index === 'function'
     try {
-      const scan = await source.scan()
+      const scanned = background ? null : await source.scan()
+      // A folder indexed in the background is watched before it is listed: every path changed
+      // after that is either listed as it is then or raises an event.
+      if (feed && background) await feed.start(sink)
       endpoint = await ServerEndpoint.listen({
         ...opts,
         transport: opts.transport ?? 'udp',
@@ -160,16 +228,27 @@ export class AssetServer extends EventEmitter {
         keyPair,
         token: opts.token ?? null,
       })
-      server = new AssetServer(source, endpoint, keyPair.publicKey, scan, opts.forward ?? [], opts.processMetrics !== false)
+      const indexing = scanned ? Promise.resolve(scanned) : (source.index as () => Promise<ScanResult>).call(source)
+      server = new AssetServer(source, endpoint, keyPair.publicKey, indexing, opts.forward ?? [], opts.processMetrics !== false,
+        new MemoryBudget(opts.memory?.perConnection, opts.memory?.total))
       server.#direct = opts.direct ?? null
+      ready(server)
       if (feed) {
-        const s = server
-        await feed.start({
-          deliver: (batch) => s.#deliver(batch),
-          error: (err) => { s.emit('error', err) },
-          fail: (error) => { s.emit('fatal', { error }) },
-        })
+        if (!background) await feed.start(sink)
         server.#feed = feed
+      }
+      const wait = opts.listenWaitMs ?? SERVE_LISTEN_WAIT_MS
+      let timer: NodeJS.Timeout | undefined
+      const early = await Promise.race([
+        server.indexed.then(() => false),
+        new Promise<boolean>((resolve) => { if (wait !== Infinity) timer = setTimeout(() => resolve(true), wait) }),
+      ]).finally(() => clearTimeout(timer))
+      if (early) {
+        const s = server
+        s.indexed.then((r) => s.emit('indexed', { files: r.files, hashed: r.hashed, bytes: r.bytes, ms: r.ms, skipped: r.skipped ?? [] }), (err: unknown) => {
+          const error = err instanceof AssetSyncError ? err : new AssetSyncError('ERR_INTERNAL', `indexing ${source.description} failed: ${(err as Error)?.message ?? err}`, { cause: err })
+          s.emit('fatal', { error })
+        })
       }
       return server
     } catch (err) {
@@ -193,9 +272,13 @@ export class AssetServer extends EventEmitter {
       if (entries.length === 0) return
       // The batch is ready now: the feed delivers it as soon as it has settled and been diffed.
       const lagMs = batchLag(entries, Date.now())
-      const plan = fanOut(entries, (p) => this.subscriptions.subscribers(p))
+      const plan = await fanOutInSlices(entries, this.subscriptions, this.matching, (session) => {
+        session.conn.fail(new AssetSyncError('ERR_LIMIT', 'subscriptions too costly to match against this server\'s changes: use fewer wildcards'))
+      })
       for (const [session, list] of plan.perClient) {
+        if (session.conn.closed) continue
         for (const frame of splitFrames(list)) session.conn.send({ type: 'update', entries: frame })
+        session.budget.checkQueue() // a subscriber that does not read is closed past its memory budget
       }
       this.status.batch({ changes: plan.changes, recipients: [...plan.perClient.keys()].map((s) => s.conn.remote), lagMs })
       this.metrics.batchPushed(plan.changes.length, lagMs)
@@ -218,11 +301,15 @@ export class AssetServer extends EventEmitter {
   get transport(): TransportName { return this.#endpoint.transport }
   address(): { host: string; port: number } { return this.#endpoint.address() }
   get clients(): number { return this.#sessions.size }
+  /** Handshake slots and token checks so far (issue 12): for tests, `status` and the bench. */
+  get guard(): ServerEndpoint['guard'] { return this.#endpoint.guard }
   /** The feed batches come from (null: none). */
   get feed(): ChangeFeed | null { return this.#feed }
 
   /** Stops the feed (pushing what it already had), closes every connection, then the source. */
   async close(): Promise<void> {
+    // A background index stops first: the feed's batches wait for it (what it indexed stays).
+    if (this.source instanceof FolderSource) await this.source.stopIndexing()
     await this.#feed?.close()
     await this.#endpoint.close()
     await this.source.close()
@@ -247,7 +334,11 @@ export class AssetServer extends EventEmitter {
   #onConnection(conn: SessionConnection): void {
     const { metrics, status } = this
     const transport = this.#endpoint.transport
-    const session = new ClientSession(conn, this.source, this.#readBuffers, metrics)
+    // The account may close the session when the server is over its memory total and this
+    // connection queues the most (evictions come from later queue checks, after `session` is set).
+    const account = this.memory.account(() => session.conn.fail(session.budget.notReading("the server's memory budget")))
+    const guard = { scheduler: this.matching, account, shed: () => { this.memory.shed() } }
+    const session: ClientSession = new ClientSession(conn, this.source, this.#readBuffers, metrics, guard)
     this.#sessions.add(session)
     metrics.connectionOpened(transport)
     const stopCounting = metrics.watchBytes(conn)
@@ -262,23 +353,26 @@ export class AssetServer extends EventEmitter {
       const why = (r.error as Error)?.message ?? String(r.error)
       this.emit('internal', { remote: conn.remote, message: `internal error while handling a ${r.frame} frame: ${why}`, cause: r.error })
     })
+    // Runs in order, on a turn of the MatchScheduler; an AssetSyncError thrown here is the answer.
     session.onSubscribe = (msg) => {
       if (msg.subscribe && this.subscriptions.held(session) + this.subscriptions.newPairs(session, msg.patterns, msg.instanceId) > MAX_SUBSCRIPTIONS_PER_CLIENT) {
         // Each pattern costs a compiled matcher: a connection may not hold unbounded numbers.
-        metrics.error('ERR_LIMIT')
-        conn.send({ type: 'error', id: msg.id, code: 'ERR_LIMIT', message: `more than ${MAX_SUBSCRIPTIONS_PER_CLIENT} subscriptions on one connection` })
-        return
+        throw new AssetSyncError('ERR_LIMIT', `more than ${MAX_SUBSCRIPTIONS_PER_CLIENT} subscriptions on one connection`)
       }
+      const { account } = session.budget
       if (msg.subscribe) {
-        try {
-          this.subscriptions.subscribe(session, msg.patterns, msg.instanceId)
-        } catch (err) {
-          // over the pattern budget (ERR_LIMIT) or malformed (ERR_USAGE): refused, nothing changed
-          if (!(err instanceof AssetSyncError)) throw err
-          conn.send({ type: 'error', id: msg.id, code: err.code, message: err.message })
-          return
-        }
-      } else this.subscriptions.unsubscribe(session, msg.patterns, msg.instanceId)
+        // Over the pattern or memory budget (ERR_LIMIT) or malformed (ERR_USAGE): thrown before anything changes.
+        this.subscriptions.subscribe(session, msg.patterns, msg.instanceId, (set) => {
+          // The new set replaces the old: charge what it can grow to, dropping MANIFEST caches first.
+          const bytes = patternSetBytes(set)
+          if (!account.fits('subscriptions', bytes)) session.budget.manifests.dropCache()
+          account.charge('subscriptions', bytes, 'these subscriptions')
+        })
+      } else {
+        this.subscriptions.unsubscribe(session, msg.patterns, msg.instanceId)
+        const set = this.subscriptions.setOf(session)
+        account.set('subscriptions', set ? patternSetBytes(set) : 0)
+      }
       conn.send({ type: 'subscribe-ack', id: msg.id })
       metrics.subscriptions(this.subscriptions.total)
       status.changed()

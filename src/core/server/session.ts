@@ -11,17 +11,19 @@
  */
 import { EventEmitter } from 'node:events'
 import { AssetSyncError, ProtocolError } from '../../errors.js'
-import { BACKGROUND_WINDOW_BYTES, CHUNK_SIZE, FLOW_WINDOW_BYTES, MAX_INFLIGHT_PER_CLIENT, SENT_MEMORY_PER_CLIENT, SERVER_READ_BYTES, STATUS_MAX_JSON_BYTES } from '../../limits.js'
+import { BACKGROUND_WINDOW_BYTES, CHUNK_SIZE, FLOW_WINDOW_BYTES, SENT_MEMORY_PER_CLIENT, SERVER_READ_BYTES, STATUS_MAX_JSON_BYTES } from '../../limits.js'
 import {
-  PRIORITY, type ClientMessage, type ManifestDigestMsg, type ManifestMsg, type PriorityRequestMsg, type ReportMsg, type RequestMsg, type RequestPriority,
-  type ServerMessage,
+  PRIORITY, type BatchMsg, type ChunkFetchMsg, type ChunkListMsg, type ClientMessage, type FeatureName, type PriorityRequestMsg,
+  type ReportMsg, type RequestMsg, type RequestPriority, type ServerMessage,
 } from '../../protocol/messages.js'
 import { equalHash } from '../fs/hash.js'
-import { type PathMatcher, patternMatcher } from '../fs/ignore.js'
 import type { BufferPool } from '../fs/pool.js'
 import { checkWirePath, printable } from '../fs/paths.js'
-import { BatchServer } from './batch-serving.js'
-import { listingDigest } from './listing-digest.js'
+import { BatchServer, batchBytes } from './batch-serving.js'
+import { SessionBudget, type SessionGuard, ownGuard } from './session-budget.js'
+import {
+  type ChunkTransfer, ChunkLocator, type PieceState, openChunkFetch, pieceFrame, sendChunkTurn, sendChunkList,
+} from './chunk-serving.js'
 import type { AssetSource, SourceReader } from './source.js'
 
 /**
@@ -36,9 +38,13 @@ export interface SessionConnection {
   readonly bytesReceived: number
   /** Flow-control credit: CHUNK bytes the client allows us to send now. */
   readonly credit: number
+  /** Bytes of frames queued for sending, not yet taken by the transport (the memory budget; 0 if unknown). */
+  readonly queuedBytes?: number
   send(msg: ServerMessage): boolean
   drained(): Promise<void>
   credited(bytes: number): Promise<void>
+  /** Whether a feature was agreed on this connection (docs/protocol.md §5); absent: none was. */
+  has?(name: FeatureName): boolean
   /** Ends the connection with a protocol error. */
   fail(err: AssetSyncError): void
   on(event: 'message', listener: (msg: ClientMessage) => void): unknown
@@ -71,6 +77,10 @@ interface Transfer {
   cancelled: boolean
   /** Index of its lane (PRIORITY value). */
   lane: number
+  /** A CHUNK_FETCH (feature `chunks`): the chunks to send; absent for a whole file. */
+  chunks?: ChunkTransfer
+  /** Compression of a whole file's pieces (feature `zstd`). */
+  pieces?: PieceState
 }
 
 /** How many priority classes there are (one lane each). */
@@ -91,7 +101,9 @@ export class ClientSession extends EventEmitter {
   #pumping = false
   #pending = 0
   readonly #buffers: BufferPool
-  readonly #matchers = new Map<string, PathMatcher>()
+  /** In-flight requests, MANIFEST/SUBSCRIBE order and cost, memory and queued frames (issue 12). */
+  readonly budget: SessionBudget
+  readonly #locator = new ChunkLocator()
   readonly #metrics: SessionMetrics
   /**
    * Path → hash of the transfers this connection completed lately (at most
@@ -104,7 +116,10 @@ export class ClientSession extends EventEmitter {
   readonly #batches: BatchServer
   /** A STATUS_REPLY is still queued (not drained): the next STATUS waits for it. */
   #statusBusy = false
-  /** Handles SUBSCRIBE (the server owns the registry). */
+  /**
+   * Handles SUBSCRIBE (the server owns the registry): called in order, one at a time, each on a
+   * turn of the MatchScheduler. Throws an AssetSyncError to refuse it.
+   */
   onSubscribe: ((msg: Extract<ClientMessage, { type: 'subscribe' }>) => void) | null = null
   /** Handles DIRECT (`direct` feature: a server with an S3 origin). */
   onDirect: ((msg: Extract<ClientMessage, { type: 'direct' }>) => void) | null = null
@@ -113,14 +128,17 @@ export class ClientSession extends EventEmitter {
   /** The server's StatusJson as JSON text within `maxBytes`, for STATUS (feature `status`). */
   statusJson: ((maxBytes: number) => string) | null = null
 
-  constructor(conn: SessionConnection, source: AssetSource, buffers: BufferPool, metrics: SessionMetrics = NO_METRICS) {
+  /** `guard`: the server's matching scheduler and memory budget (default: a session's own, for tests). */
+  constructor(conn: SessionConnection, source: AssetSource, buffers: BufferPool, metrics: SessionMetrics = NO_METRICS, guard: SessionGuard = ownGuard()) {
     super()
     this.conn = conn
     this.#source = source
     this.#buffers = buffers
+    this.budget = new SessionBudget(conn, source, guard, () => this.#pending + this.#transfers.size + this.#batches.open, () => this.#batches.bytes)
     this.#metrics = metrics
     this.#batches = new BatchServer({
       source, conn,
+      settled: () => this.budget.settle(),
       answered: (outcome, path, reason) => {
         if (outcome === 'refused') this.emit('refused', { path: printable(path), reason })
         metrics.request(outcome)
@@ -142,24 +160,17 @@ export class ClientSession extends EventEmitter {
   #onMessage(msg: ClientMessage): void {
     switch (msg.type) {
       case 'batch':
-        if (this.#pending + this.#transfers.size + this.#batches.open >= MAX_INFLIGHT_PER_CLIENT) {
-          this.#fail(msg.id, new AssetSyncError('ERR_LIMIT', `more than ${MAX_INFLIGHT_PER_CLIENT} requests in flight`))
-          return
-        }
-        try {
-          this.#batches.accept(msg)
-        } catch (err) {
-          this.#fail(msg.id, err, msg.type)
-        }
+        this.#onBatch(msg)
         return
-      case 'manifest-digest':
-        void this.#onManifestDigest(msg).catch((err: unknown) => this.#fail(msg.id, err, msg.type))
+      case 'manifest-digest': // on the MatchScheduler, like MANIFEST (its pages are built as MANIFEST's are)
+        this.budget.manifestDigest(msg, (err) => this.#fail(msg.id, err, msg.type))
         return
       case 'request':
       case 'priority-request': {
-        if (this.#pending + this.#transfers.size + this.#batches.open >= MAX_INFLIGHT_PER_CLIENT) {
+        const refused = this.budget.admit()
+        if (refused) {
           this.#metrics.request('error')
-          this.#fail(msg.id, new AssetSyncError('ERR_LIMIT', `more than ${MAX_INFLIGHT_PER_CLIENT} requests in flight`))
+          this.#fail(msg.id, refused)
           return
         }
         this.#pending++
@@ -170,14 +181,25 @@ export class ClientSession extends EventEmitter {
         }).finally(() => {
           this.#pending--
           this.#opening.delete(msg.id)
+          this.budget.settle()
         })
         return
       }
       case 'reprioritize':
         this.#reprioritize(msg.id, msg.priority)
         return
+      case 'chunk-list':
+      case 'chunk-fetch': { // feature `chunks` (docs/delta.md): admitted and answered like REQUEST, in the normal lane
+        const refused = this.budget.admit()
+        if (refused) return this.#fail(msg.id, refused, msg.type)
+        this.#pending++
+        return void this.#onChunks(msg).catch((err: unknown) => this.#fail(msg.id, err, msg.type)).finally(() => {
+          this.#pending--
+          this.budget.settle()
+        })
+      }
       case 'manifest':
-        void this.#onManifest(msg).catch((err: unknown) => this.#fail(msg.id, err, msg.type))
+        this.budget.manifest(msg, (err) => this.#fail(msg.id, err, msg.type))
         return
       case 'cancel': {
         const t = this.#transfers.get(msg.id)
@@ -185,10 +207,12 @@ export class ClientSession extends EventEmitter {
         else this.#batches.cancel(msg.id)
         return
       }
-      case 'subscribe':
-        if (this.onSubscribe) this.onSubscribe(msg)
+      case 'subscribe': {
+        const handle = this.onSubscribe
+        if (handle) this.budget.subscribe(msg, handle, (err) => this.#fail(msg.id, err, msg.type))
         else this.#fail(msg.id, new AssetSyncError('ERR_PROTOCOL', 'subscriptions are not enabled on this server'))
         return
+      }
       case 'report':
         this.onReport?.(msg)
         return
@@ -311,29 +335,39 @@ export class ClientSession extends EventEmitter {
     void this.#pump()
   }
 
-  /** The compiled matcher of a pattern list, kept for the next page (or digest) of the same list. */
-  #matcher(patterns: string[]): PathMatcher {
-    const key = patterns.join('\0')
-    let match = this.#matchers.get(key)
-    if (!match) {
-      match = patternMatcher(patterns)
-      if (this.#matchers.size > 16) this.#matchers.clear()
-      this.#matchers.set(key, match)
+  /**
+   * BATCH (feature `batch-request`): admitted like REQUEST, holding its items' bytes in the memory
+   * budget until it is answered; then answered back to back (batch-serving.ts).
+   */
+  #onBatch(msg: BatchMsg): void {
+    const bytes = batchBytes(msg)
+    const refused = this.budget.admit(bytes)
+    if (refused) return this.#fail(msg.id, refused, msg.type)
+    try {
+      this.#batches.accept(msg, bytes)
+    } catch (err) {
+      this.#fail(msg.id, err, msg.type)
+    } finally {
+      this.budget.settle()
     }
-    return match
   }
 
-  /** Feature `manifest-digest`: is the client's saved listing of these patterns still current? */
-  async #onManifestDigest(msg: ManifestDigestMsg): Promise<void> {
-    const digest = await listingDigest(this.#source, this.#matcher(msg.patterns), msg.patterns.join('\0'))
-    if (this.conn.closed) return
-    this.conn.send({ type: 'manifest-digest-reply', id: msg.id, unchanged: equalHash(digest, msg.digest), digest })
-  }
-
-  async #onManifest(msg: ManifestMsg): Promise<void> {
-    const page = await this.#source.page(this.#matcher(msg.patterns), msg.after)
-    if (this.conn.closed) return
-    this.conn.send({ type: 'manifest-reply', id: msg.id, done: page.done, entries: page.entries })
+  /** CHUNK_LIST: the list in slices (or "whole"); CHUNK_FETCH: a transfer of the named chunks. */
+  async #onChunks(msg: ChunkListMsg | ChunkFetchMsg): Promise<void> {
+    const why = checkWirePath(msg.path)
+    if (why !== null) return this.#refuse(msg.id, msg.path, why)
+    try {
+      if (msg.type === 'chunk-list') return await sendChunkList(this.conn, this.#source, msg)
+      const opened = await openChunkFetch(this.conn, this.#source, this.#locator, msg)
+      if (!opened) return
+      const t: Transfer = { id: msg.id, path: msg.path, started: performance.now(), ...opened, offset: 0, cancelled: false, lane: PRIORITY.normal }
+      this.#transfers.set(t.id, t)
+      this.#enqueue(t)
+      void this.#pump()
+    } catch (err) {
+      if (err instanceof AssetSyncError && err.code === 'ERR_PATH_REFUSED') return this.#refuse(msg.id, msg.path, err.message)
+      throw err
+    }
   }
 
   /**
@@ -351,7 +385,7 @@ export class ClientSession extends EventEmitter {
         const t = this.#next()
         if (!t) break
         // A background turn is one CHUNK: a blocking file queued behind it waits for less.
-        const want = Math.min(t.lane === PRIORITY.background ? CHUNK_SIZE : SERVER_READ_BYTES, t.size - t.offset)
+        const want = t.chunks ? t.chunks.turnBytes() : Math.min(t.lane === PRIORITY.background ? CHUNK_SIZE : SERVER_READ_BYTES, t.size - t.offset)
         // A background turn also keeps the data outstanding within BACKGROUND_WINDOW_BYTES: all of
         // it is queued ahead of the next blocking file in the one ordered stream.
         const need = t.lane === PRIORITY.background ? FLOW_WINDOW_BYTES - BACKGROUND_WINDOW_BYTES + want : want
@@ -366,7 +400,7 @@ export class ClientSession extends EventEmitter {
         }
         let ok: boolean
         try {
-          ok = await this.#sendTurn(t, want)
+          ok = await (t.chunks ? this.#sendChunks(t, t.chunks, want) : this.#sendTurn(t, want))
         } catch (err) {
           this.#fail(t.id, err)
           this.#finish(t)
@@ -405,12 +439,14 @@ export class ClientSession extends EventEmitter {
       await t.reader.read(buf, t.offset, want)
       if (t.cancelled) return true
       const final = t.offset + want === t.size
+      const zstd = this.conn.has?.('zstd') ?? false
       let ok = true
       let at = 0
       do {
         const n = Math.min(CHUNK_SIZE, want - at)
         const last = at + n === want
-        ok = this.conn.send({ type: 'chunk', id: t.id, offset: t.offset + at, final: final && last, data: buf.subarray(at, at + n) })
+        // zstd agreed: a piece that compresses goes as CHUNK_Z (its wire bytes spend the credit).
+        ok = this.conn.send(pieceFrame(t.id, t.path, t.offset + at, final && last, buf.subarray(at, at + n), zstd, t.pieces ??= { skip: 0 }))
         at += n
       } while (at < want)
       t.offset += want
@@ -425,6 +461,15 @@ export class ClientSession extends EventEmitter {
     }
   }
 
+  /** A CHUNK_FETCH turn: its next chunks as CHUNK_DATA (chunk-serving.ts); finishes `t` after the last. */
+  async #sendChunks(t: Transfer, c: ChunkTransfer, want: number): Promise<boolean> {
+    const ok = await sendChunkTurn(this.conn, this.#source, this.#buffers, { id: t.id, path: t.path, reader: t.reader, cancelled: () => t.cancelled }, c, want)
+    if ((t.offset += want) < t.size) return ok
+    this.#finish(t)
+    this.#metrics.transferDone(performance.now() - t.started)
+    return ok
+  }
+
   /** Notes a completed transfer (see #sent). */
   #remember(path: string, hash: Uint8Array): void {
     this.#sent.delete(path)
@@ -437,6 +482,7 @@ export class ClientSession extends EventEmitter {
     t.cancelled = true
     this.#transfers.delete(t.id)
     void t.reader.close()
+    this.budget.settle()
   }
 
   #closeAll(): void {
@@ -444,5 +490,6 @@ export class ClientSession extends EventEmitter {
     this.#batches.close()
     this.#lanes = Array.from({ length: LANES }, () => [])
     this.#nudge?.()
+    this.budget.close()
   }
 }

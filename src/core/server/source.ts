@@ -8,6 +8,7 @@
  * before it sends a byte; the client checks it before a file becomes visible.
  */
 import type { ManifestEntry } from '../../protocol/messages.js'
+import type { ChunkList } from '../delta/chunk-list.js'
 import type { SkippedPath } from '../fs/disk-names.js'
 import type { PathMatcher } from '../fs/ignore.js'
 
@@ -18,6 +19,21 @@ export interface ManifestPage {
   entries: ManifestEntry[]
   /** No entry after the last one here matches. */
   done: boolean
+  /**
+   * Set when `work` ended the scan early: the last path examined. The page is not over (entries
+   * may still be added): the caller goes on from there (as `after`, with the bytes left) in its
+   * next slice, or sends what it has with done = false.
+   */
+  resume?: string
+}
+
+/**
+ * Bounds the matching work behind one page (issue 12; core/server/match-work.ts). A source that
+ * filters paths itself calls `examined` after each path it ran `match` on, and stops after the
+ * first that returns true, returning what it has with `resume`.
+ */
+export interface PageWork {
+  examined(path: string): boolean
 }
 
 /** What building a source's listing did (the folder: walk, hashing what the cache could not vouch for). */
@@ -83,14 +99,21 @@ export interface AssetSource {
   readonly description: string
   /** Entries listed now. */
   readonly size: number
-  /** Builds the listing. Called once, before any other call. */
+  /** Builds the listing. Called once, before any other call (unless the server uses `index`). */
   scan(): Promise<ScanResult>
+  /**
+   * Optional: builds the listing like `scan`, for a source that can answer every other call while
+   * it runs (the folder: a REQUEST looks at its one path, a MANIFEST pages over what is complete).
+   * The server then calls this instead of `scan`, and listens once it resolves or
+   * SERVE_LISTEN_WAIT_MS passed, whichever is first (issue 15).
+   */
+  index?(): Promise<ScanResult>
   /**
    * One manifest page: the entries whose path matches `match` and sorts after `after` (UTF-16
    * code-unit order, as `<` on strings), in that order, their encoded size within `maxBytes`
-   * (default MANIFEST_PAGE_BYTES; at least one entry per page).
+   * (default MANIFEST_PAGE_BYTES; at least one entry per page), cut short by `work` (PageWork).
    */
-  page(match: PathMatcher, after: string, maxBytes?: number): Promise<ManifestPage>
+  page(match: PathMatcher, after: string, maxBytes?: number, work?: PageWork): Promise<ManifestPage>
   /**
    * The entry at `path` as it is now, or null. A source that can change under the server
    * re-checks it (the folder: a stat, hashing only if the stamp moved) and updates its listing.
@@ -118,4 +141,31 @@ export interface AssetSource {
   readonly version?: number
   /** Releases what the source holds (the folder: saves its hash cache). */
   close(): Promise<void>
+  /**
+   * Optional, the `chunks` feature (docs/delta.md): the content-defined chunk list of `path`'s
+   * content. Without it the server declines every chunk list and clients fetch whole files.
+   */
+  chunkList?(path: string, hash: Uint8Array | null): Promise<ChunkedEntry | null>
+  /**
+   * Optional: the bytes of one chunk by its BLAKE3 hash (a chunk store, or S3 keyed by chunk hash).
+   * Without it, the server reads a chunk as a range of the file (`open(path)`, then `read` at the
+   * chunk's offset in the list): a chunk is addressed by (path, file hash, offset, length) or by
+   * chunk hash. May resolve null (not stored): the server then reads the range. The server
+   * never trusts it blindly: the client verifies every chunk's hash.
+   */
+  readChunk?(hash: Uint8Array, length: number): Promise<Uint8Array | null>
 }
+
+/** An entry and the chunk list of its content (`list.hash` = `entry.hash`, `list.size` = `entry.size`). */
+export interface ChunkedEntry {
+  entry: ManifestEntry
+  list: ChunkList
+}
+
+/**
+ * What `AssetSource.chunkList` promises: resolves the list of the entry at `path` now, provided
+ * its content hash is `hash` (any content when null); null when there is no such entry; rejects
+ * with ERR_CHANGED when the entry's content is no longer `hash`, ERR_PATH_REFUSED as `open` does.
+ * A source computes a list once per content (the folder: a persistent cache keyed by stamp).
+ */
+export type ChunkListFn = NonNullable<AssetSource['chunkList']>

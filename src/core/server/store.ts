@@ -13,17 +13,22 @@ import { constants } from 'node:fs'
 import { type FileHandle, lstat, open, stat } from 'node:fs/promises'
 import { relative, sep } from 'node:path'
 import { AssetSyncError } from '../../errors.js'
-import type { ManifestEntry } from '../../protocol/messages.js'
 import { type SkippedPath, displayName } from '../fs/disk-names.js'
 import { HashCache } from '../fs/hash-cache.js'
 import { equalHash, hashFile, hashHandle } from '../fs/hash.js'
 import type { PathMatcher } from '../fs/ignore.js'
 import { diskPath, findOnDisk, printable, resolveForRead } from '../fs/paths.js'
 import { mapLimit } from '../fs/pool.js'
-import { type FileStamp, sameStamp, wireMtime } from '../fs/stamp.js'
-import { type FileStat, type WalkedFile, walkFiles } from '../fs/walk.js'
+import { type FileStamp, sameStamp } from '../fs/stamp.js'
+import { type WalkedFile, walkFiles } from '../fs/walk.js'
+import { INDEX_PAGE_WAIT_MS, MANIFEST_PAGE_BYTES } from '../../limits.js'
+import { IndexRun } from './index-run.js'
 import { pageOf } from './manifest-page.js'
-import type { ManifestPage, ScanResult } from './source.js'
+import type { ManifestPage, PageWork, ScanResult } from './source.js'
+import { type Entry, diskRel, entryOf, keepFirst, ownRel } from './store-entry.js'
+import { type IndexHost, indexFolder } from './store-index.js'
+
+export type { Entry } from './store-entry.js'
 
 /** Files hashed at once during a scan. */
 const SCAN_PARALLEL = 4
@@ -31,14 +36,6 @@ const SCAN_PARALLEL = 4
 const LOOK_ATTEMPTS = 3
 /** Hashing opens the resolved path without following a link: a swap in between is seen (ELOOP). */
 const HASH_FLAGS = constants.O_RDONLY | (constants.O_NONBLOCK ?? 0) | (constants.O_NOFOLLOW ?? 0)
-
-/** An indexed file: what clients are told, the stamp it was hashed at, and where it is. */
-export interface Entry extends ManifestEntry, FileStamp {
-  /** Where it is on disk, relative to the root (platform separators), when that is not the wire path's own name (an NFD name). */
-  disk?: string
-  /** The path is a symlink (to a file inside the root): it is read through the link. */
-  link: boolean
-}
 
 /** What the store tells its owner besides the answers to its calls. */
 export interface StoreEvents {
@@ -48,27 +45,9 @@ export interface StoreEvents {
   skipped(skipped: SkippedPath): void
 }
 
-function entryOf(path: string, st: FileStat, hash: Buffer, link: boolean, disk: string | undefined): Entry {
-  const e: Entry = {
-    path, hash, size: st.size, mode: st.mode & 0o777, mtime: wireMtime(st.mtimeMs),
-    mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, ino: st.ino, link,
-  }
-  if (disk !== undefined) e.disk = disk
-  return e
-}
-
 function sameEntry(a: Entry | null | undefined, b: Entry | null | undefined): boolean {
   if (!a || !b) return !a && !b
   return sameStamp(a, b) && a.link === b.link && a.disk === b.disk && equalHash(a.hash, b.hash)
-}
-
-/** The wire path as a relative disk path (platform separators). */
-const ownRel = (wire: string): string => wire.split('/').join(sep)
-
-/** `full`'s path relative to root when it is not the wire path's own, else undefined. */
-function diskRel(root: string, wire: string, full: string): string | undefined {
-  const rel = relative(root, full)
-  return rel === ownRel(wire) ? undefined : rel
 }
 
 /** Nothing by that name: gone, a file where a folder should be, or a name no file system holds. */
@@ -80,8 +59,13 @@ const isMissing = (err: unknown): boolean => {
 export class Store {
   readonly root: string
   readonly #ignored: PathMatcher
-  readonly #cache: HashCache
+  /** The hash cache; an empty stand-in until it is loaded: only `#useCache` callers touch it. */
+  #cache: HashCache
+  #loader: (() => Promise<HashCache>) | null
+  #loading: Promise<void> | null = null
   #entries = new Map<string, Entry>()
+  /** The background index in progress (see index-run.ts), or null. */
+  #run: IndexRun | null = null
   /** Inode → the indexed path(s) with it (aliases: hard links, symlinks to one file). */
   #byIno = new Map<number, string | string[]>()
   #sorted: string[] | null = null
@@ -90,17 +74,45 @@ export class Store {
   /** Set by the owner (FolderSource); none by default. */
   events: StoreEvents | null = null
 
-  constructor(root: string, ignored: PathMatcher, cache: HashCache) {
+  /**
+   * `cache`, or how to load it: then it is loaded on first need (the background index needs it
+   * only after listing the folder, so `serve` listens before it parses 100,000 records).
+   */
+  constructor(root: string, ignored: PathMatcher, cache: HashCache | (() => Promise<HashCache>)) {
     this.root = root
     this.#ignored = ignored
-    this.#cache = cache
+    if (cache instanceof HashCache) {
+      this.#cache = cache
+      this.#loader = null
+    } else {
+      this.#cache = new HashCache(null)
+      this.#loader = cache
+    }
+  }
+
+  async #useCache(): Promise<void> {
+    if (this.#loader) {
+      const load = this.#loader
+      this.#loader = null
+      this.#loading = load().then((c) => { this.#cache = c }, () => { /* only a cache: none then */ })
+    }
+    if (this.#loading) await this.#loading
   }
 
   get size(): number { return this.#entries.size }
+  /** Moves with every change of the listing (AssetSource.version). */
   get version(): number { return this.#version }
+  /** The background index is still running (`index`). */
+  get indexing(): boolean { return this.#run !== null }
   get(path: string): Entry | undefined { return this.#entries.get(path) }
   isIgnored(path: string): boolean { return this.#ignored(path) }
   paths(): IterableIterator<string> { return this.#entries.keys() }
+  /** Every indexed path with its hash and mode. */
+  heard(): Map<string, { hash: Uint8Array; mode: number }> {
+    const m = new Map<string, { hash: Uint8Array; mode: number }>()
+    for (const [p, e] of this.#entries) m.set(p, { hash: e.hash, mode: e.mode })
+    return m
+  }
 
   /**
    * Indexes the whole folder, hashing only what the cache cannot vouch for. The index is replaced
@@ -108,6 +120,8 @@ export class Store {
    * Paths that cannot be served are in `skipped`.
    */
   async scan(): Promise<ScanResult> {
+    await this.stopIndex()
+    await this.#useCache()
     const t0 = performance.now()
     const skipped: SkippedPath[] = []
     const byWire = new Map<string, WalkedFile>()
@@ -118,10 +132,7 @@ export class Store {
         continue
       }
       // Two names on disk with one NFC form: the one stored as NFC wins, else the first by bytes.
-      const otherOwn = diskRel(this.root, f.wire, other.full) === undefined
-      const fOwn = diskRel(this.root, f.wire, f.full) === undefined
-      const keepOther = otherOwn || (!fOwn && other.full < f.full)
-      const [keep, drop] = keepOther ? [other, f] : [f, other]
+      const [keep, drop] = keepFirst(this.root, f.wire, other, f) ? [other, f] : [f, other]
       byWire.set(f.wire, keep)
       skipped.push(this.#collision(drop.full, keep.full))
     }
@@ -153,6 +164,61 @@ export class Store {
   }
 
   /**
+   * Indexes the whole folder in the background (issue 15; store-index.ts): the index fills as
+   * paths are looked at, in wire order, while every other call works (a REQUEST looks at its one
+   * path itself; `pageWhenReady` pages over what is complete). Resolves with what it did when
+   * every listed path was looked at, or early after `stopIndex`.
+   */
+  index(): Promise<ScanResult> {
+    if (this.#run) return this.stopIndex().then(() => this.index())
+    // Set before the first await: `indexing` is true as soon as this returns.
+    const run = new IndexRun()
+    this.#run = run
+    const host: IndexHost = {
+      root: this.root,
+      ignored: this.#ignored,
+      cache: async () => {
+        await this.#useCache()
+        return this.#cache
+      },
+      indexed: () => this.#entries,
+      put: (path, entry) => this.#put(path, entry),
+      hashAt: (real, st) => this.#hashAt(real, st),
+      collision: (drop, keep) => this.#collision(drop, keep),
+    }
+    return indexFolder(run, host).finally(() => {
+      if (this.#run === run) this.#run = null
+      this.#sorted = null
+      run.end()
+    })
+  }
+
+  /** Stops a background index in progress (its paths looked at so far stay indexed) and waits for it to end. */
+  async stopIndex(): Promise<void> {
+    const run = this.#run
+    if (!run) return
+    run.stopped = true
+    while (this.#run === run) await run.progress()
+  }
+
+  /**
+   * One manifest page (see AssetSource.page). While the background index runs, a page covers
+   * only paths before its frontier: it waits until the frontier has moved far enough to fill a
+   * page, the index is done, or INDEX_PAGE_WAIT_MS passed with at least one entry to send.
+   */
+  async pageWhenReady(match: PathMatcher, after: string, maxBytes = MANIFEST_PAGE_BYTES, work?: PageWork): Promise<ManifestPage> {
+    const started = performance.now()
+    for (;;) {
+      const run = this.#run
+      if (!run) return this.page(match, after, maxBytes, work)
+      const { page, full } = run.page((p) => this.#entries.get(p), match, after, maxBytes, work)
+      // A page cut by `work` goes back at once: its caller goes on from `resume` in its next slice.
+      if (full || page.resume !== undefined || (page.entries.length > 0 && performance.now() - started >= INDEX_PAGE_WAIT_MS)) return page
+      await Promise.race([run.progress(), new Promise((resolve) => setTimeout(resolve, INDEX_PAGE_WAIT_MS).unref())])
+    }
+  }
+
+  /**
    * Re-reads one path from disk and updates the index. Returns the current entry, or null if the
    * path is gone, ignored, not a regular file or outside the root. Hashes only when the file's
    * stamp moved (sameStamp). `hint`: where a watcher saw it on disk (relative to the root), when
@@ -160,6 +226,7 @@ export class Store {
    * (see the module comment) before this resolves. ERR_CHANGED if it kept changing while hashed.
    */
   async refresh(path: string, hint?: string): Promise<Entry | null> {
+    await this.#useCache()
     const old = this.#entries.get(path) ?? null
     const entry = await this.#look(path, old, hint)
     this.#set(path, entry)
@@ -196,12 +263,16 @@ export class Store {
   }
 
   /** One manifest page (see AssetSource.page). */
-  page(match: PathMatcher, after: string, maxBytes?: number): ManifestPage {
+  page(match: PathMatcher, after: string, maxBytes?: number, work?: PageWork): ManifestPage {
     this.#sorted ??= [...this.#entries.keys()].sort()
-    return pageOf(this.#sorted, (p) => this.#entries.get(p) as Entry, match, after, maxBytes)
+    return pageOf(this.#sorted, (p) => this.#entries.get(p) as Entry, match, after, maxBytes, work)
   }
 
-  async saveCache(): Promise<void> { await this.#cache.save() }
+  async saveCache(): Promise<void> {
+    if (this.#loader) return // never loaded: nothing changed
+    await this.#useCache()
+    await this.#cache.save()
+  }
 
   // --- internals -----------------------------------------------------------------------------
 
@@ -318,8 +389,14 @@ export class Store {
     if (changed.length > 0) this.events?.changed(changed)
   }
 
-  /** Puts `entry` (null: none) at `path` in the index, keeping the inode index and order in step. */
+  /** `#set` from any look but the background index's own: the index run then leaves `path` be. */
   #set(path: string, entry: Entry | null): void {
+    this.#run?.touch(path, entry !== null)
+    this.#put(path, entry)
+  }
+
+  /** Puts `entry` (null: none) at `path` in the index, keeping the inode index and order in step. */
+  #put(path: string, entry: Entry | null): void {
     const cur = this.#entries.get(path)
     if (cur === entry) return
     this.#version++

@@ -9,7 +9,7 @@
  * path costs one pass per client, and a SUBSCRIBE that would take a client's set over the
  * pattern budget (src/limits.ts, "patterns") is refused with ERR_LIMIT and changes nothing.
  */
-import { PatternSet } from '../fs/patterns.js'
+import { type PatternBudget, PatternSet } from '../fs/patterns.js'
 
 /** Memoized "matched patterns → instance ids" results per client; cleared past this many. */
 const MEMO_MAX = 256
@@ -23,6 +23,8 @@ interface ClientState {
   index: Map<string, number>
   /** DFA match result (identity) → instance ids selected */
   memo: Map<Int32Array, Set<number>>
+  /** Match steps this client's sets have cost so far (its sets are rebuilt; this is not). */
+  work: number
 }
 
 /** The distinct patterns a client's instances hold. */
@@ -38,19 +40,28 @@ export class Subscriptions<C = string> {
   readonly #clients = new Map<C, ClientState>()
   /** client → (pattern, instance id) pairs it holds, for the per-connection cap. */
   readonly #held = new Map<C, number>()
+  readonly #budget: Partial<PatternBudget>
+  #work = 0
+
+  /** `budget` applies to every set compiled for a client (the server passes a smaller DFA cache). */
+  constructor(budget: Partial<PatternBudget> = {}) {
+    this.#budget = budget
+  }
 
   /**
    * Adds `instanceId` of `client` to each pattern. Returns, per pattern, whether it was the first
    * subscriber. Throws ERR_LIMIT (changing nothing) when the client's patterns would exceed the
-   * pattern budget, ERR_USAGE for a malformed pattern.
+   * pattern budget, ERR_USAGE for a malformed pattern. `admit` sees the client's new compiled set
+   * before anything changes, and may refuse it by throwing (the server's memory budget).
    */
-  subscribe(client: C, patterns: readonly string[], instanceId: number): boolean[] {
+  subscribe(client: C, patterns: readonly string[], instanceId: number, admit?: (set: PatternSet) => void): boolean[] {
     const st = this.#clients.get(client)
     const known = st ? held(st) : new Set<string>()
     const added = [...new Set(patterns)].filter((p) => !known.has(p))
     let compiled: PatternSet | null = null
-    if (added.length > 0 || !st?.set) compiled = new PatternSet([...known, ...added]) // throws before anything changes
-    const state = st ?? { instances: new Map(), set: null, index: new Map(), memo: new Map() }
+    if (added.length > 0 || !st?.set) compiled = new PatternSet([...known, ...added], 'select', this.#budget) // throws before anything changes
+    if (compiled) admit?.(compiled)
+    const state = st ?? { instances: new Map(), set: null, index: new Map(), memo: new Map(), work: 0 }
     if (!st) this.#clients.set(client, state)
     if (compiled) {
       state.set = compiled
@@ -120,6 +131,22 @@ export class Subscriptions<C = string> {
   /** (pattern, instance id) pairs `client` holds. */
   held(client: C): number { return this.#held.get(client) ?? 0 }
 
+  /** Match steps spent on `client`'s subscriptions so far (issue 12: bounded per batch by the server). */
+  workOf(client: C): number { return this.#clients.get(client)?.work ?? 0 }
+
+  /** The clients holding subscriptions now (a copy). */
+  clients(): C[] { return [...this.#clients.keys()] }
+
+  /** Match steps spent on all clients' subscriptions so far. */
+  get work(): number { return this.#work }
+
+  /** `client`'s compiled subscription set, if it holds any (for the server's memory accounting). */
+  setOf(client: C): PatternSet | null {
+    const st = this.#clients.get(client)
+    if (st && !st.set) this.#compiled(st)
+    return st?.set ?? null
+  }
+
   /** (pattern, instance id) pairs all clients hold together. */
   get total(): number {
     let n = 0
@@ -145,13 +172,20 @@ export class Subscriptions<C = string> {
   }
 
   /** The instances of one client whose selection includes `path` (memoized per DFA result). */
-  #select(st: ClientState, path: string): Set<number> {
+  #compiled(st: ClientState): PatternSet {
     if (!st.set) {
-      st.set = new PatternSet([...held(st)]) // a subset of a set that compiled: within budget
+      st.set = new PatternSet([...held(st)], 'select', this.#budget) // a subset of a set that compiled: within budget
       st.index = new Map(st.set.patterns.map((p, i) => [p, i]))
     }
-    const set = st.set
+    return st.set
+  }
+
+  #select(st: ClientState, path: string): Set<number> {
+    const set = this.#compiled(st)
+    const before = set.steps
     const hits = set.matching(path)
+    st.work += set.steps - before
+    this.#work += set.steps - before
     let ids = st.memo.get(hits)
     if (ids) return ids
     ids = new Set()

@@ -16,7 +16,7 @@
 import { stat } from 'node:fs/promises'
 import { join, relative } from 'node:path'
 import { EventEmitter } from 'node:events'
-import { SETTLE_MS, WATCH_TRAILING_CHECK_MS } from '../../limits.js'
+import { SETTLE_EMPTY_MS, SETTLE_LAG_MAX_MS, SETTLE_MS, WATCH_TRAILING_CHECK_MS } from '../../limits.js'
 import { type Clock, systemClock } from '../../protocol/clock.js'
 import { FolderWatches } from './folder-watches.js'
 import type { PathMatcher } from '../fs/ignore.js'
@@ -29,6 +29,8 @@ interface Pending {
   due: number
   /** Stamp at the previous look (for the identical-stamp rule). */
   last: FileStamp | null
+  /** When `last` was first seen. */
+  lastAt: number
   ready: boolean
   readySince: number
   /** Stamp when it became ready (null: gone). */
@@ -37,12 +39,23 @@ interface Pending {
   gen: number
 }
 
+/**
+ * The quiet time a file with stamp `st` needs before it is announced: `settleMs`, or for an empty
+ * file SETTLE_EMPTY_MS (unless settleMs is 0): a save that truncates first (most in-place writers)
+ * leaves the file empty until its first write, and on a busy machine that write may come later
+ * than the settle time.
+ */
+export function quietTime(settleMs: number, st: FileStamp | null): number {
+  return st !== null && st.size === 0 && settleMs > 0 ? Math.max(settleMs, SETTLE_EMPTY_MS) : settleMs
+}
+
 /** How long an announcement is remembered to drop duplicates (covers the trailing re-check). */
 const ANNOUNCED_TTL_MS = WATCH_TRAILING_CHECK_MS + 1000
 
 /**
  * Events: 'batch' (paths: string[], disk: Map<string, string>: for the paths whose name on disk
- * is not their wire path's own (NFD), that name relative to the root), 'error' (err), 'skipped'
+ * is not their wire path's own (NFD), that name relative to the root; seen: Map<string,
+ * FileStamp | null>: each path's stamp at the look that found it stable, null for gone), 'error' (err), 'skipped'
  * (SkippedPath: an entry whose path cannot travel), 'root' (the root folder itself was deleted or
  * moved: the watch no longer sees it).
  */
@@ -63,6 +76,9 @@ export class FolderWatcher extends EventEmitter {
   #folders: FolderWatches | null = null
   #cancelTimer: (() => void) | null = null
   #timerAt = Infinity
+  /** How late the last timer fired (ms), and when: the machine's scheduling delay, decaying (see #lagNow). */
+  #lag = 0
+  #lagAt = 0
   #checking: Promise<void> | null = null
   #closed = false
 
@@ -123,7 +139,7 @@ export class FolderWatcher extends EventEmitter {
       p.ready = false
       p.due = Math.min(p.due, now + this.settleMs)
     } else {
-      this.#pending.set(wire, { full, due: now + this.settleMs, last: null, ready: false, readySince: 0, seen: null, gen: 0 })
+      this.#pending.set(wire, { full, due: now + this.settleMs, last: null, lastAt: 0, ready: false, readySince: 0, seen: null, gen: 0 })
     }
     this.#disk.set(wire, full)
     // One more look after the last event (see WATCH_TRAILING_CHECK_MS). Re-inserted so the map
@@ -155,7 +171,7 @@ export class FolderWatcher extends EventEmitter {
     if (this.#closed || this.#pending.has(wire)) return
     // Look once more; #check decides whether anything moved since it was announced.
     const now = this.#clock.now()
-    this.#pending.set(wire, { full, due: now, last: null, ready: false, readySince: 0, seen: null, gen: 0 })
+    this.#pending.set(wire, { full, due: now, last: null, lastAt: 0, ready: false, readySince: 0, seen: null, gen: 0 })
     this.#schedule(now)
   }
 
@@ -166,6 +182,12 @@ export class FolderWatcher extends EventEmitter {
     this.#cancelTimer = this.#clock.after(Math.max(0, at - this.#clock.now()), () => {
       this.#cancelTimer = null
       this.#timerAt = Infinity
+      const now = this.#clock.now()
+      const late = Math.max(0, now - at - 1) // now() counts whole milliseconds
+      if (late >= this.#lagNow(now)) {
+        this.#lag = late
+        this.#lagAt = now
+      }
       if (this.#checking || this.#closed) return // the running look schedules the next one
       this.#checking = this.#check().finally(() => { this.#checking = null })
     })
@@ -186,8 +208,9 @@ export class FolderWatcher extends EventEmitter {
         } catch { /* gone: stable as a deletion */ }
         if (p.gen !== gen) continue // an event arrived meanwhile: look again (it is due already)
         const t = this.#clock.now()
-        const quietByMtime = st === null || t - st.mtimeMs >= this.settleMs
-        const quietByStamp = p.last !== null && st !== null && sameStamp(p.last, st)
+        const quiet = quietTime(this.settleMs, st) + (this.settleMs > 0 ? Math.min(this.#lagNow(t), SETTLE_LAG_MAX_MS) : 0)
+        const quietByMtime = st === null || t - st.mtimeMs >= quiet
+        const quietByStamp = p.last !== null && st !== null && sameStamp(p.last, st) && (st.size > 0 || t - p.lastAt >= quiet)
         if (quietByMtime || quietByStamp) {
           // Exactly as announced moments ago: nothing new (a duplicate event or the trailing look).
           const announced = this.#announced.get(wire)
@@ -199,9 +222,10 @@ export class FolderWatcher extends EventEmitter {
           p.readySince = t
           p.seen = st
         } else {
+          if (!sameStamp(p.last, st)) p.lastAt = t
           p.last = st
-          const byMtime = st ? st.mtimeMs + this.settleMs : Infinity
-          p.due = Math.min(Math.max(byMtime, t + 1), t + this.settleMs)
+          const byMtime = st ? st.mtimeMs + quiet : Infinity
+          p.due = Math.min(Math.max(byMtime, t + 1), t + quiet)
         }
       }
       this.#flush(this.#clock.now())
@@ -212,6 +236,16 @@ export class FolderWatcher extends EventEmitter {
     let next = Infinity
     for (const p of this.#pending.values()) next = Math.min(next, p.ready ? p.readySince + this.settleMs : p.due)
     if (next !== Infinity) this.#schedule(next)
+  }
+
+  /**
+   * The scheduling delay to add to the quiet time: how late this process's timers fire, halving
+   * every second. On a machine so busy that our timers run late, a writer is descheduled as long
+   * between two pieces of a save, and its pause outlasts the settle time: with 10 ms and the
+   * hot-reload bench's 5 ms pauses stretched to 54 ms at load 12, hooks saw first halves.
+   */
+  #lagNow(now: number): number {
+    return this.#lag * 0.5 ** (Math.max(0, now - this.#lagAt) / 1000)
   }
 
   /**
@@ -241,6 +275,6 @@ export class FolderWatcher extends EventEmitter {
       const rel = relative(this.root, p.full)
       if (rel !== join(...wire.split('/'))) disk.set(wire, rel)
     }
-    this.emit('batch', ready.map(([wire]) => wire), disk)
+    this.emit('batch', ready.map(([wire]) => wire), disk, new Map(ready.map(([wire, p]) => [wire, p.seen])))
   }
 }
