@@ -12,28 +12,25 @@ import type { Stats } from 'node:fs'
 import { lstatSync, renameSync } from 'node:fs'
 import { mkdir, realpath } from 'node:fs/promises'
 import { join } from 'node:path'
-import { AssetSyncError, writeError } from '../../errors.js'
-import { CLIENT_PARALLEL_CHECKS, CLIENT_PARALLEL_TRANSFERS } from '../../limits.js'
+import { writeError } from '../../errors.js'
+import { CLIENT_PARALLEL_TRANSFERS } from '../../limits.js'
 import type { FileMeta, ManifestEntry } from '../../protocol/messages.js'
-import { type TempFd, createTempFd, dropTempSync, finishWholeSync } from '../fs/atomic-file.js'
 import { removeTemp, tempInstalled } from '../fs/atomic-write.js'
 import { HashCache, cacheFileFor } from '../fs/hash-cache.js'
 import { equalHash, hashFile } from '../fs/hash.js'
 import { patternMatcher } from '../fs/ignore.js'
 import { configDir } from '../fs/keys.js'
-import { assertWirePath, checkWirePath, printable } from '../fs/paths.js'
-import { mapLimit } from '../fs/pool.js'
+import { assertWirePath, checkWirePath } from '../fs/paths.js'
 import { type PinnedDir, WriteRoot } from '../fs/write-root.js'
-import { type BatchTarget, type FetchJob, batchable, fetchInBatches } from './batch-fetch.js'
 import type { AssetClient } from './client.js'
 import { DeltaContext, fetchFileRetrying } from './delta-download.js'
 import { LocalContent } from './local-content.js'
 import { ListedRecord } from './listed.js'
 import { type Look, LocalLooks } from './local-looks.js'
 import { chmodFile, clearFolder, codeOf, folderInTheWay, localFile, removeEmptyParents, removeFile, removeTempFiles, split } from './local-writes.js'
-import type { FileAction, MirrorOptions, MirrorWarning, StagedFile, SyncOptions, SyncSummary } from './mirror-types.js'
-import { type Listing, listingFileFor, loadListing, saveListing } from './saved-listing.js'
-import { SyncTally, unmatchedPatterns } from './sync-tally.js'
+import { MirrorSync } from './mirror-sync.js'
+import type { MirrorOptions, StagedFile, SyncOptions, SyncSummary } from './mirror-types.js'
+import { type Listing, listingFileFor, loadListing } from './saved-listing.js'
 
 export type { FileAction, FileEvent, MirrorOptions, MirrorWarning, StagedFile, SyncOptions, SyncSummary } from './mirror-types.js'
 
@@ -53,12 +50,28 @@ export class Mirror {
   #users = 0
   /** Paths removed to make room for a write (type changes), not yet reported (takeCleared). */
   #cleared: string[] = []
-  readonly #warned = new Set<string>()
+  /** Brings the folder to a manifest (mirror-sync.ts), through this Mirror's writes. */
+  readonly #syncer: MirrorSync
 
   constructor(opts: MirrorOptions) {
     this.#opts = opts
     this.patterns = opts.patterns && opts.patterns.length > 0 ? opts.patterns : ['**']
     this.#match = patternMatcher(this.patterns)
+    this.#syncer = new MirrorSync(this, {
+      patterns: opts.patterns,
+      parallel: opts.parallel ?? CLIENT_PARALLEL_TRANSFERS,
+      configDir: () => this.#configDir,
+      listed: () => this.#listed,
+      match: this.#match,
+      deletable: (wire) => this.#deletable(wire),
+      clearFile: this.#clearFile,
+      session: () => this.#session as WriteRoot,
+      lookFor: (root, wire) => this.#lookFor(root, wire),
+      hashLocal: (wire, full, st) => this.#hashLocal(wire, full, st),
+      context: () => this.#ctx,
+      setContext: (ctx) => { this.#ctx = ctx },
+      saveCaches: async () => { await this.#cache?.save(); await this.#local?.save() },
+    })
   }
 
   /** The real path of the out folder (created on first use unless `create` is false). */
@@ -290,41 +303,6 @@ export class Mirror {
     s.session.release(s.dir)
   }
 
-  /**
-   * Batched files (feature batch-request): the folder is pinned and the temp file made in it while
-   * the batch before is on the wire; the verified content is then written whole with a few
-   * synchronous calls and installed as a staged file is (folder re-checked, rename).
-   */
-  readonly #batchTarget: BatchTarget<{ final: string; temp: TempFd; dir: PinnedDir; w: WriteRoot }> = {
-    prepare: async (wire) => {
-      assertWirePath(wire)
-      this.#listed.add(wire)
-      const w = this.#session as WriteRoot
-      const [dirWire, name] = split(wire)
-      const dir = await w.dir(dirWire, true, this.#clearFile)
-      try {
-        const final = w.at(dir, name)
-        return { final, temp: await createTempFd(final), dir, w }
-      } catch (err) {
-        w.release(dir)
-        throw writeError(wire, err)
-      }
-    },
-    write: (wire, { final, temp, dir, w }, meta, data) => {
-      try {
-        finishWholeSync(temp, final, meta, data, false, wire)
-      } catch (err) {
-        w.release(dir)
-        throw err
-      }
-      return this.install({ wire, temp: temp.tempPath, final, hash: Buffer.from(meta.hash), bytes: data.byteLength, reused: 0, dir, session: w })
-    },
-    drop: ({ temp, dir, w }) => {
-      dropTempSync(temp)
-      w.release(dir)
-    },
-  }
-
   /** Fetches one file into place (atomically). Returns payload bytes received and bytes reused. */
   async fetch(client: AssetClient, wire: string, haveHash: Buffer | null, meta?: FileMeta): Promise<{ bytes: number; reused: number; upToDate: boolean }> {
     return this.#withSession(async () => {
@@ -424,164 +402,14 @@ export class Mirror {
     if (root) await removeTempFiles(root)
   }
 
-  #warn(w: MirrorWarning, opts: SyncOptions): void {
-    const key = `${w.code}\0${w.pattern ?? ''}`
-    if (this.#warned.has(key)) return
-    this.#warned.add(key)
-    opts.onWarning?.(w)
-  }
-
   /**
    * Brings the mirror to `manifest`: downloads what differs (hash-skip: a file whose local hash
    * matches is not requested at all; a differing mode alone is applied with chmod), and with
-   * `prune` deletes local files the server listed before and no longer has, within the patterns.
+   * `prune` deletes local files the server listed before and no longer has, within the patterns
+   * (mirror-sync.ts).
    */
-  async sync(client: AssetClient, manifest: readonly ManifestEntry[], opts: SyncOptions = {}): Promise<SyncSummary> {
-    const wanted = manifest.filter((e) => this.#match(e.path))
-    if (this.#opts.patterns && this.#opts.patterns.length > 0) {
-      for (const p of unmatchedPatterns(this.#opts.patterns, manifest)) {
-        this.#warn({ code: 'NO_MATCH', pattern: p, message: `pattern "${printable(p)}" matches no file on the server` }, opts)
-      }
-    }
-    if (opts.dryRun) return this.#sync(client, wanted, opts)
-    const summary = await this.writes(async () => {
-      await this.root()
-      this.#ctx = this.deltaContext()
-      return this.#sync(client, wanted, opts).finally(() => { this.#ctx = null })
-    })
-    const root = opts.saveListing && summary.vanished === 0 ? await this.root(false) : null
-    if (root) await saveListing(listingFileFor(this.#configDir, root), manifest)
-    return summary
-  }
-
-  async #sync(client: AssetClient, wanted: ManifestEntry[], opts: SyncOptions): Promise<SyncSummary> {
-    const tally = new SyncTally(opts, wanted.length)
-    const report = tally.report.bind(tally)
-    const dry = !!opts.dryRun
-    const vanished = new Set<string>()
-    if (!dry) await this.cleanTemp()
-    const root = await this.root(false)
-    if (this.#listed.damaged) {
-      this.#warn({ code: 'RECORD_DAMAGED', message: `the record of files the server listed (${this.#listed.file}) is damaged: nothing is deleted until a listing rebuilds it` }, opts)
-    }
-    // Listed now: the files this sync may later delete once the server no longer has them.
-    if (!dry) for (const e of wanted) this.#listed.add(e.path)
-    try {
-      // What is already here: a synchronous lstat + cache lookup per file; only files the cache
-      // cannot vouch for are hashed (stat- and read-bound: many at once).
-      // Only the files to hash keep their stat: holding 20,000 Stats until the end made the no-op's
-      // garbage collection a fifth of its time.
-      const haves: (Buffer | null)[] = new Array(wanted.length).fill(null)
-      const modes: number[] = new Array(wanted.length).fill(-1)
-      const unknown: Array<{ i: number; full: string; st: Stats }> = []
-      if (root) {
-        const ahead = opts.ahead ?? null
-        wanted.forEach((e, i) => {
-          const l = ahead?.take(e.path) ?? this.#lookFor(root, e.path)
-          modes[i] = l.mode
-          if (l.hash) haves[i] = l.hash
-          else if (l.st) unknown.push({ i, full: l.full, st: l.st })
-        })
-      }
-      await mapLimit(unknown, CLIENT_PARALLEL_CHECKS, async ({ i, full, st }) => {
-        haves[i] = await this.#hashLocal((wanted[i] as ManifestEntry).path, full, st)
-      })
-      const reportCleared = (): void => { for (const p of this.takeCleared()) report(p, 'deleted', 0) }
-      // Up to date: reported at once, in manifest order, with no transfer slot and no promise.
-      const toFetch: number[] = []
-      const modeOnly: number[] = []
-      wanted.forEach((e, i) => {
-        if (!equalHash(haves[i], e.hash)) toFetch.push(i)
-        else if ((modes[i] as number) !== (e.mode & 0o777)) modeOnly.push(i)
-        else report(e.path, 'up-to-date', 0)
-      })
-      for (const i of modeOnly) {
-        const e = wanted[i] as ManifestEntry
-        if (dry || (await this.setMode(e.path, e.mode, e.hash))) report(e.path, 'mode', 0)
-        else toFetch.push(i) // gone meanwhile: fetch it
-      }
-      const fetchOne = async (i: number): Promise<void> => {
-        const e = wanted[i] as ManifestEntry
-        const have = haves[i] ?? null
-        let action: FileAction = 'downloaded'
-        let bytes = 0
-        let reused = 0
-        if (!dry) {
-          try {
-            const r = await this.fetch(client, e.path, have, e)
-            bytes = r.bytes
-            reused = r.reused
-            action = r.upToDate ? 'up-to-date' : 'downloaded'
-          } catch (err) {
-            reportCleared()
-            if (!(err instanceof AssetSyncError && err.code === 'ERR_NOT_FOUND')) throw err
-            action = 'vanished'
-            vanished.add(e.path)
-          }
-        }
-        reportCleared()
-        report(e.path, action, bytes, reused)
-      }
-      // Fetching is not stat-bound: fewer at once.
-      const parallel = this.#opts.parallel ?? CLIENT_PARALLEL_TRANSFERS
-      if (dry || !client.batches) await mapLimit(toFetch, parallel, fetchOne)
-      else {
-        // Small files in batches (feature batch-request), the others (and those whose content is a
-        // local copy away) one by one meanwhile; what a batch leaves (answered `alone`) is fetched
-        // one by one after.
-        const index = new Map<string, number>()
-        const small: FetchJob[] = []
-        const large: number[] = []
-        for (const i of toFetch) {
-          const e = wanted[i] as ManifestEntry
-          const job: FetchJob = { path: e.path, size: e.size, have: haves[i] ?? null }
-          // Content already here (a copy, a rename) is copied locally by the one-file path: nothing crosses the wire.
-          if (batchable(job) && !this.#ctx?.opts.copyOf?.(e.hash, e.path)) {
-            small.push(job)
-            index.set(e.path, i)
-          } else large.push(i)
-        }
-        // Both settle before a failure is thrown: batches still making temp files must not outlive it.
-        const [batched, single] = await Promise.allSettled([
-          fetchInBatches(client, small, this.#batchTarget, (path, o) => {
-            if (o.action === 'vanished') vanished.add(path)
-            reportCleared()
-            report(path, o.action, o.bytes)
-          }),
-          mapLimit(large, parallel, fetchOne),
-        ])
-        if (batched.status === 'rejected') throw batched.reason
-        if (single.status === 'rejected') throw single.reason
-        await mapLimit(batched.value.map((j) => index.get(j.path) as number), parallel, fetchOne)
-      }
-      if (opts.prune) await this.#prune(root, wanted, vanished, dry, tally)
-    } finally {
-      await this.#save(opts, dry)
-    }
-    return tally.finish()
-  }
-
-  /** Deletes what the server listed before and no longer has (within the patterns); sorted. */
-  async #prune(root: string | null, wanted: ManifestEntry[], vanished: Set<string>, dry: boolean, tally: SyncTally): Promise<void> {
-    const report = tally.report.bind(tally)
-    const keep = new Set(wanted.filter((e) => !vanished.has(e.path)).map((e) => e.path))
-    const gone = [...this.#listed.paths()].filter((p) => !keep.has(p) && this.#deletable(p)).sort()
-    for (const p of gone) {
-      if (dry) {
-        if (root && localFile(join(root, ...p.split('/')))) report(p, 'deleted', 0)
-      } else if (await this.remove(p)) report(p, 'deleted', 0)
-    }
-  }
-
-  async #save(opts: SyncOptions, dry: boolean): Promise<void> {
-    await this.#cache?.save()
-    await this.#local?.save()
-    if (dry) return
-    try {
-      await this.#listed.save()
-    } catch (err) {
-      this.#warn({ code: 'RECORD_NOT_SAVED', message: `could not save the record of files the server listed: ${(err as Error).message}` }, opts)
-    }
+  sync(client: AssetClient, manifest: readonly ManifestEntry[], opts: SyncOptions = {}): Promise<SyncSummary> {
+    return this.#syncer.sync(client, manifest, opts)
   }
 
   /** Saves the hash cache and the record of listed files. */
