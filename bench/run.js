@@ -18,6 +18,7 @@ import { compact, printTable, row, stringify } from './lib/report.mjs'
 import { ensureRsync } from './lib/rsync.mjs'
 import * as coldPull from './scenarios/cold-pull.mjs'
 import * as warmNoop from './scenarios/warm-noop.mjs'
+import * as coldSmall from './scenarios/cold-small.mjs'
 import * as lossy from './scenarios/lossy.mjs'
 import * as hotReload from './scenarios/hot-reload.mjs'
 import * as fanOut from './scenarios/fan-out.mjs'
@@ -27,7 +28,7 @@ import * as scaleOut from './scenarios/scale-out.mjs'
 import * as delta from './scenarios/delta.mjs'
 import * as serveStart from './scenarios/serve-start.mjs'
 
-const SCENARIOS = [coldPull, warmNoop, lossy, hotReload, fanOut, memory, runScenario, scaleOut, delta, serveStart]
+const SCENARIOS = [coldPull, warmNoop, coldSmall, lossy, hotReload, fanOut, memory, runScenario, scaleOut, delta, serveStart]
 /** The seed's transport budget: Renet's default 60,000 bytes per tick at 60 Hz. */
 const SEED_BYTES_PER_SECOND = 60_000 * 60
 

@@ -568,3 +568,32 @@ export const DELTA_LIST_SOURCE_CHUNKS = 262_144
  * so a chunk fetched again after a failed local read never waits behind them. Local.
  */
 export const DELTA_FETCH_AHEAD_BYTES = 4 * MiB
+
+// --- small files and the no-op pull (issue 15: features batch-request, manifest-digest) ---------
+/**
+ * Feature `batch-request`: items (paths) one BATCH may name. The server holds a batch's paths
+ * until it has answered them all, so this and BATCH_MAX_OPEN bound that memory per connection.
+ */
+export const BATCH_MAX_FILES = 1024
+/**
+ * Feature `batch-request`: the largest file sent whole inside a BATCH_DATA answer. A larger one
+ * (by the manifest, or grown since) goes by REQUEST and CHUNKs; its answer in a batch is `alone`.
+ */
+export const BATCH_FILE_BYTES = 64 * KiB
+/**
+ * Feature `batch-request`: the server packs answers into a BATCH_DATA frame up to this size (a
+ * file larger than what is left starts the next frame). One frame is one turn of the batch.
+ */
+export const BATCH_FRAME_BYTES = 256 * KiB
+/**
+ * Feature `batch-request`: BATCH requests one connection may have open at once (they count among
+ * MAX_INFLIGHT_PER_CLIENT too); one more gets ERROR ERR_LIMIT.
+ */
+export const BATCH_MAX_OPEN = 4
+/**
+ * Files a client puts in one BATCH (pull, watch's initial sync); local. A batch is streamed back
+ * to back, so two of them in flight keep the server busy while the client prepares the next.
+ */
+export const CLIENT_BATCH_FILES = 256
+/** BATCH requests a client keeps open at once (≤ BATCH_MAX_OPEN); local. */
+export const CLIENT_BATCHES_IN_FLIGHT = 2

@@ -169,6 +169,20 @@ export function cpuSecondsOf(pid, clkTck = 100) {
   }
 }
 
+/**
+ * utime + stime of a process and of its reaped children (cutime + cstime), in seconds: the CPU of
+ * a forking daemon (rsync serves each connection in a child) once the child has exited.
+ */
+export function cpuWithChildrenOf(pid, clkTck = 100) {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const f = s.slice(s.lastIndexOf(')') + 2).split(' ')
+    return (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / clkTck
+  } catch {
+    return NaN
+  }
+}
+
 /** The 1/5/15-minute load averages. */
 export function loadavg() {
   return readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).map(Number)

@@ -1,7 +1,7 @@
 // rsync as the reference peer: make sure it is installed (apt-get if not), run a daemon on
 // loopback with one read-only module, and run the client with --stats.
 import { spawnSync } from 'node:child_process'
-import { writeFileSync } from 'node:fs'
+import { existsSync, writeFileSync } from 'node:fs'
 import { createConnection, createServer } from 'node:net'
 import { userInfo } from 'node:os'
 import { join } from 'node:path'
@@ -72,7 +72,7 @@ export async function startRsyncDaemon(dir, workDir) {
   const port = await freePort()
   const p = start('rsync', ['--daemon', '--no-detach', `--config=${conf}`, `--port=${port}`, '--address=127.0.0.1'])
   await waitFor(() => connectable(port), 10_000, `the rsync daemon to listen on ${port}`, 50)
-  return { port, url: `rsync://127.0.0.1:${port}/mod/`, stop: () => stop(p) }
+  return { port, pid: p.pid, url: `rsync://127.0.0.1:${port}/mod/`, stop: () => stop(p) }
 }
 
 const num = (s, re) => {
@@ -80,16 +80,23 @@ const num = (s, re) => {
   return m ? Number(m[1].replace(/,/g, '')) : NaN
 }
 
+const TIME = '/usr/bin/time'
+
 /**
  * Runs `rsync -a --stats [args] <url> <dest>/` (args: e.g. `--no-whole-file`, `--delete`); returns
- * {wallMs, stats}. Throws on failure.
+ * {wallMs, stats, cpuS}. Throws on failure. With `cpu` (and /usr/bin/time installed) the client
+ * runs under /usr/bin/time: cpuS is its user + system seconds (else NaN).
  */
-export async function rsyncPull(url, dest, { timeoutMs = 600_000, args = [] } = {}) {
-  const r = await runToEnd('rsync', ['-a', '--stats', ...args, url, `${dest}/`], { timeoutMs })
+export async function rsyncPull(url, dest, { timeoutMs = 600_000, cpu = false, args = [] } = {}) {
+  const timed = cpu && existsSync(TIME)
+  const argv = ['-a', '--stats', ...args, url, `${dest}/`]
+  const r = await runToEnd(timed ? TIME : 'rsync', timed ? ['-f', 'cpu %U %S', 'rsync', ...argv] : argv, { timeoutMs })
   const out = r.p.text.join('\n')
   if (r.code !== 0) throw new Error(`rsync exited ${r.code}: ${r.p.stderrText.trim().slice(-400)}`)
+  const t = /cpu ([\d.]+) ([\d.]+)\s*$/.exec(r.p.stderrText)
   return {
     wallMs: r.wallMs,
+    cpuS: t ? Number(t[1]) + Number(t[2]) : NaN,
     stats: {
       files: num(out, /Number of regular files transferred:\s+([\d,]+)/),
       totalFileBytes: num(out, /Total file size:\s+([\d,]+)/),

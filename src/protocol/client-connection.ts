@@ -227,7 +227,8 @@ export class ClientConnection extends FrameChannel {
       if (msg.type !== 'auth-ok') this.deliver(msg)
       return
     }
-    // CHUNK, CHUNK_Z and CHUNK_DATA: their data bytes as sent (compressed ones count as sent).
+    // CHUNK, CHUNK_Z and CHUNK_DATA: their data bytes as sent (compressed ones count as sent);
+    // BATCH_DATA: the content bytes of its files.
     const chunkBytes = flowBytes(msg)
     if (chunkBytes > this.#recvWindow) {
       this.fail(new ProtocolError(`server sent ${chunkBytes} ${msg.type} bytes with ${this.#recvWindow} left in the flow-control window`))

@@ -6,14 +6,14 @@
  */
 import { ProtocolError } from '../errors.js'
 import {
-  CHUNK_SIZE, DELTA_FETCH_MAX_CHUNKS, DELTA_MAX_CHUNK_BYTES, DIRECT_MAX_KEYS, DIRECT_MAX_URL_BYTES, MAX_ERROR_CODE_BYTES, MAX_FRAME_BYTES,
-  MAX_PATH_BYTES, MAX_PATTERN_BYTES,
-  MAX_PATTERNS, MAX_TEXT_BYTES, MAX_TOKEN_BYTES, MAX_UPDATE_ENTRIES, REPORT_MAX_ERROR_BYTES, REPORT_MAX_PATHS, STATUS_MAX_JSON_BYTES,
+  BATCH_FILE_BYTES, BATCH_MAX_FILES, CHUNK_SIZE, DELTA_FETCH_MAX_CHUNKS, DELTA_MAX_CHUNK_BYTES, DIRECT_MAX_KEYS, DIRECT_MAX_URL_BYTES,
+  MAX_ERROR_CODE_BYTES, MAX_FRAME_BYTES, MAX_PATH_BYTES, MAX_PATTERN_BYTES, MAX_PATTERNS, MAX_TEXT_BYTES, MAX_TOKEN_BYTES,
+  MAX_UPDATE_ENTRIES, REPORT_MAX_ERROR_BYTES, REPORT_MAX_PATHS, STATUS_MAX_JSON_BYTES,
 } from '../limits.js'
 import {
-  CHANGE_KIND, HASH_BYTES, MSG, PRIORITY, STATUS, allowedFrom,
-  type ChangeKind, type ChunkRef, type DirectKey, type FileMeta, type ManifestEntry, type Message, type MessageType, type RequestPriority,
-  type ResponseStatus,
+  BATCH_STATUS, CHANGE_KIND, HASH_BYTES, MSG, PRIORITY, STATUS, allowedFrom,
+  type BatchAnswer, type BatchItem, type BatchStatus, type ChangeKind, type ChunkRef, type DirectKey, type FileMeta, type ManifestEntry,
+  type Message, type MessageType, type RequestPriority, type ResponseStatus,
   type Sender, type UpdateEntry,
 } from './messages.js'
 import { type Out, Reader, Sizer, Writer } from './codec-io.js'
@@ -43,6 +43,9 @@ const STATUS_BY_CODE = new Map<number, ResponseStatus>(
 )
 const KIND_BY_CODE = new Map<number, ChangeKind>(
   Object.entries(CHANGE_KIND).map(([k, code]) => [code, k as ChangeKind]),
+)
+const BATCH_STATUS_BY_CODE = new Map<number, BatchStatus>(
+  Object.entries(BATCH_STATUS).map(([s, code]) => [code, s as BatchStatus]),
 )
 const PRIORITY_BY_CODE = new Map<number, RequestPriority>(
   Object.entries(PRIORITY).map(([p, code]) => [code, p as RequestPriority]),
@@ -114,6 +117,14 @@ function writeBody(o: Out, m: Message): void {
       return
     case 'chunk-data': o.u32(m.id); o.u16(m.index); o.u8(m.coding); o.raw(m.data); return
     case 'chunk-z': o.u32(m.id); o.u64(m.offset); o.u8(m.final ? 1 : 0); o.u32(m.length); o.raw(m.data); return
+    case 'manifest-digest': o.u32(m.id); writePatterns(o, m.patterns); o.raw(m.digest); return
+    case 'batch':
+      o.u32(m.id); o.u16(m.items.length)
+      for (const it of m.items) {
+        o.str16(it.path)
+        if (it.haveHash) { o.u8(1); o.raw(it.haveHash) } else o.u8(0)
+      }
+      return
     case 'auth-ok':
       o.u16(m.version)
       if (m.features !== undefined) o.u32(m.features)
@@ -139,6 +150,14 @@ function writeBody(o: Out, m: Message): void {
     case 'error': o.u32(m.id); o.str16(m.code); o.str16(m.message); return
     case 'subscribe-ack': o.u32(m.id); return
     case 'status-reply': o.u32(m.id); o.str32(m.json); return
+    case 'manifest-digest-reply': o.u32(m.id); o.u8(m.unchanged ? 1 : 0); o.raw(m.digest); return
+    case 'batch-data':
+      o.u32(m.id); o.u8(m.final ? 1 : 0); o.u16(m.answers.length)
+      for (const a of m.answers) {
+        o.u8(BATCH_STATUS[a.status])
+        if (a.status === 'file') { writeMeta(o, a); o.raw(a.data) } else o.str16(a.reason)
+      }
+      return
     case 'direct':
       o.u32(m.id); o.u16(m.keys.length)
       for (const k of m.keys) { o.u8(DIRECT_KIND[k.kind]); o.raw(k.hash) }
@@ -149,6 +168,22 @@ function writeBody(o: Out, m: Message): void {
       return
     case 'ping': return
   }
+}
+
+function readBatchItem(r: Reader): BatchItem {
+  const path = r.str16(MAX_PATH_BYTES, 'path')
+  return { path, haveHash: r.bool('hash flag') ? r.raw(HASH_BYTES, 'have-hash') : null }
+}
+
+function readBatchAnswer(r: Reader): BatchAnswer {
+  const code = r.u8('batch status')
+  const status = BATCH_STATUS_BY_CODE.get(code)
+  if (status === undefined) throw new ProtocolError(`unknown batch status ${code}`)
+  if (status !== 'file') return { status, reason: r.str16(MAX_TEXT_BYTES, 'reason') }
+  const meta = readMeta(r)
+  // A file in a batch is whole: its size is its byte count, capped before the bytes are looked for.
+  if (meta.size > BATCH_FILE_BYTES) throw new ProtocolError(`batch file of ${meta.size} bytes exceeds ${BATCH_FILE_BYTES}`)
+  return { status, ...meta, data: r.raw(meta.size, 'batch file data') }
 }
 
 /** DIRECT key kind byte. */
@@ -341,6 +376,33 @@ function readBody(r: Reader, type: MessageType): Message {
     case 'status-reply': {
       const id = r.u32('id')
       return { type, id, json: r.str32(STATUS_MAX_JSON_BYTES, 'status JSON') }
+    }
+    case 'manifest-digest': {
+      const id = r.u32('id')
+      const patterns = readPatterns(r)
+      return { type, id, patterns, digest: r.raw(HASH_BYTES, 'digest') }
+    }
+    case 'manifest-digest-reply': {
+      const id = r.u32('id')
+      const unchanged = r.bool('unchanged flag')
+      return { type, id, unchanged, digest: r.raw(HASH_BYTES, 'digest') }
+    }
+    case 'batch': {
+      const id = r.u32('id')
+      const n = r.count(BATCH_MAX_FILES, 'batch item count')
+      if (n === 0) throw new ProtocolError('empty batch')
+      const items: BatchItem[] = []
+      for (let i = 0; i < n; i++) items.push(readBatchItem(r))
+      return { type, id, items }
+    }
+    case 'batch-data': {
+      const id = r.u32('id')
+      const final = r.bool('final flag')
+      const n = r.count(BATCH_MAX_FILES, 'batch answer count')
+      if (n === 0) throw new ProtocolError('batch data without answers')
+      const answers: BatchAnswer[] = []
+      for (let i = 0; i < n; i++) answers.push(readBatchAnswer(r))
+      return { type, id, final, answers }
     }
     case 'direct': {
       const id = r.u32('id')

@@ -49,10 +49,13 @@ export const MSG = {
   'priority-request': 0x20,
   reprioritize: 0x21,
   report: 0x24,
-  status: 0x38,
   // client -> server, optional: chunks (0x28–0x2b)
   'chunk-list': 0x28,
   'chunk-fetch': 0x29,
+  // client -> server, optional (FEATURES['manifest-digest'], FEATURES['batch-request']; docs/protocol.md §4.10)
+  'manifest-digest': 0x30,
+  batch: 0x34,
+  status: 0x38,
   // client -> server, optional: direct (0x3c–0x3f)
   direct: 0x3c,
   // server -> client
@@ -63,12 +66,14 @@ export const MSG = {
   'manifest-reply': 0x45,
   error: 0x46,
   'subscribe-ack': 0x47,
-  // server -> client, optional (FEATURES.status)
-  'status-reply': 0x78,
   // server -> client, optional: chunks (0x68–0x6b), zstd (0x6c–0x6f)
   'chunk-list-reply': 0x68,
   'chunk-data': 0x69,
   'chunk-z': 0x6c,
+  // server -> client, optional (FEATURES['manifest-digest'], FEATURES['batch-request'], FEATURES.status)
+  'manifest-digest-reply': 0x70,
+  'batch-data': 0x74,
+  'status-reply': 0x78,
   // server -> client, optional: direct (0x7c–0x7e)
   'direct-reply': 0x7c,
   // both
@@ -120,8 +125,8 @@ export const FEATURES = {
   report: { bit: 1, implemented: true, frames: block(1), about: 'client → server reload/hook report' },
   chunks: { bit: 2, implemented: true, frames: block(2), about: 'content-defined chunk lists and chunk fetch' },
   zstd: { bit: 3, implemented: true, frames: block(3), about: 'zstd-compressed chunks' },
-  'manifest-digest': { bit: 4, implemented: false, frames: block(4), about: 'a digest of the manifest, to skip an unchanged listing' },
-  'batch-request': { bit: 5, implemented: false, frames: block(5), about: 'many files per request' },
+  'manifest-digest': { bit: 4, implemented: true, frames: block(4), about: 'a digest of the manifest, to skip an unchanged listing' },
+  'batch-request': { bit: 5, implemented: true, frames: block(5), about: 'many files per request' },
   status: { bit: 6, implemented: true, frames: block(6), about: 'status query over the protocol' },
   // The last block: server codes stop at 0x7e (0x7f is PING).
   direct: {
@@ -183,6 +188,15 @@ export function skipsFrame(code: number, sender: Sender, features: number): bool
   if (owner === null || ((features >>> FEATURES[owner].bit) & 1) === 0) return true
   return !KNOWN_CODES.has(code)
 }
+
+/**
+ * The answer to one path of a BATCH (feature `batch-request`): RESPONSE's statuses, plus `alone`:
+ * the server will not send this file in a batch (it is larger than BATCH_FILE_BYTES now, or it
+ * could not be read at once); the client asks for it with a REQUEST, which has the full error
+ * path (ERR_CHANGED, retries).
+ */
+export const BATCH_STATUS = { file: 0, 'up-to-date': 1, 'not-found': 2, refused: 3, alone: 4 } as const
+export type BatchStatus = keyof typeof BATCH_STATUS
 
 /** RESPONSE status byte. */
 export const STATUS = { file: 0, 'up-to-date': 1, 'not-found': 2, refused: 3 } as const
@@ -271,6 +285,18 @@ export interface ChunkRef { hash: Uint8Array; length: number }
  * chunk hash. Answered by one CHUNK_DATA per chunk, in order.
  */
 export interface ChunkFetchMsg { type: 'chunk-fetch'; id: number; path: string; hash: Uint8Array; chunks: ChunkRef[] }
+/**
+ * Feature `manifest-digest`: is the listing of `patterns` still the one whose digest is `digest`
+ * (the scale-out manifest object's digest, core/scale/manifest-object.ts)? Answered by MANIFEST_DIGEST_REPLY.
+ */
+export interface ManifestDigestMsg { type: 'manifest-digest'; id: number; patterns: string[]; digest: Uint8Array }
+/** One path of a BATCH, with the client's current hash of it (if any), as in REQUEST. */
+export interface BatchItem { path: string; haveHash: Uint8Array | null }
+/**
+ * Feature `batch-request`: many small files in one request. Answered by BATCH_DATA frames, one
+ * answer per item in this order (at most BATCH_MAX_FILES items).
+ */
+export interface BatchMsg { type: 'batch'; id: number; items: BatchItem[] }
 /** An object of a published tree that `pull --direct` reads: a chunk, or a file's chunk list. */
 export interface DirectKey { kind: 'chunk' | 'list'; hash: Uint8Array }
 /**
@@ -318,6 +344,20 @@ export interface ChunkDataMsg { type: 'chunk-data'; id: number; index: number; c
  */
 export interface ChunkZMsg { type: 'chunk-z'; id: number; offset: number; final: boolean; length: number; data: Uint8Array }
 /**
+ * Feature `manifest-digest`: `unchanged` when the listing of the asked patterns has the asked
+ * digest; `digest` is the server's digest of that listing either way.
+ */
+export interface ManifestDigestReplyMsg { type: 'manifest-digest-reply'; id: number; unchanged: boolean; digest: Uint8Array }
+/** The answer to one item of a BATCH: a whole file (meta and content), or a status with a reason. */
+export type BatchAnswer =
+  | ({ status: 'file'; data: Uint8Array } & FileMeta)
+  | { status: Exclude<BatchStatus, 'file'>; reason: string }
+/**
+ * Feature `batch-request`: the next answers of batch `id`, in the order of its items; `final` on
+ * the frame with the last one. File content counts against flow control as CHUNK data does.
+ */
+export interface BatchDataMsg { type: 'batch-data'; id: number; final: boolean; answers: BatchAnswer[] }
+/**
  * `direct`: the server's S3 origin (`s3://bucket/prefix`) and, when `expires` > 0, one presigned
  * GET URL per asked key, in order, valid for `expires` seconds; `expires` 0 and no URLs: read the
  * bucket with your own credentials. The client verifies every byte it GETs (BLAKE3).
@@ -329,7 +369,7 @@ export interface PingMsg { type: 'ping' }
 
 export type ClientMessage =
   | AuthMsg | RequestMsg | CancelMsg | SubscribeMsg | ManifestMsg | CreditMsg | PriorityRequestMsg | ReprioritizeMsg | ReportMsg | StatusMsg
-  | ChunkListMsg | ChunkFetchMsg | DirectMsg | PingMsg
+  | ChunkListMsg | ChunkFetchMsg | ManifestDigestMsg | BatchMsg | DirectMsg | PingMsg
 export type ServerMessage =
   | AuthOkMsg
   | ResponseMsg
@@ -342,6 +382,8 @@ export type ServerMessage =
   | ChunkListReplyMsg
   | ChunkDataMsg
   | ChunkZMsg
+  | ManifestDigestReplyMsg
+  | BatchDataMsg
   | DirectReplyMsg
   | PingMsg
 export type Message = ClientMessage | ServerMessage
@@ -349,11 +391,11 @@ export type MessageType = Message['type']
 
 const CLIENT_TYPES: ReadonlySet<MessageType> = new Set([
   'auth', 'request', 'cancel', 'subscribe', 'manifest', 'credit', 'priority-request', 'reprioritize', 'report', 'status', 'chunk-list',
-  'chunk-fetch', 'direct', 'ping',
+  'chunk-fetch', 'manifest-digest', 'batch', 'direct', 'ping',
 ])
 const SERVER_TYPES: ReadonlySet<MessageType> = new Set([
   'auth-ok', 'response', 'chunk', 'update', 'manifest-reply', 'error', 'subscribe-ack', 'status-reply', 'chunk-list-reply', 'chunk-data', 'chunk-z',
-  'direct-reply', 'ping',
+  'manifest-digest-reply', 'batch-data', 'direct-reply', 'ping',
 ])
 
 export function allowedFrom(sender: Sender, type: MessageType): boolean {
@@ -363,7 +405,7 @@ export function allowedFrom(sender: Sender, type: MessageType): boolean {
 /** Server replies that answer a request id. */
 export type ReplyMessage =
   | ResponseMsg | ChunkMsg | ManifestReplyMsg | ErrorMsg | SubscribeAckMsg | StatusReplyMsg | ChunkListReplyMsg | ChunkDataMsg | ChunkZMsg
-  | DirectReplyMsg
+  | ManifestDigestReplyMsg | BatchDataMsg | DirectReplyMsg
 
 /**
  * The server frame types the client routes to a pending request by `id` (an optional reply
@@ -371,7 +413,7 @@ export type ReplyMessage =
  */
 export const REPLY_TYPES: ReadonlySet<ServerMessage['type']> = new Set([
   'response', 'chunk', 'manifest-reply', 'error', 'subscribe-ack', 'status-reply', 'chunk-list-reply', 'chunk-data', 'chunk-z',
-  'direct-reply',
+  'manifest-digest-reply', 'batch-data', 'direct-reply',
 ])
 
 export function isReply(msg: ServerMessage): msg is ReplyMessage {
@@ -379,9 +421,16 @@ export function isReply(msg: ServerMessage): msg is ReplyMessage {
 }
 
 /** Frames whose data is charged to flow control (docs/protocol.md §4.6): file bytes as sent. */
-export type FlowMessage = ChunkMsg | ChunkZMsg | ChunkDataMsg
+export type FlowMessage = ChunkMsg | ChunkZMsg | ChunkDataMsg | BatchDataMsg
 
-/** The flow-control cost of a server frame: its data bytes as sent for CHUNK, CHUNK_Z, CHUNK_DATA; else 0. */
+/**
+ * The flow-control cost of a server frame: its data bytes as sent for CHUNK, CHUNK_Z, CHUNK_DATA;
+ * for BATCH_DATA the content bytes of its file answers; else 0.
+ */
 export function flowBytes(msg: Message): number {
-  return msg.type === 'chunk' || msg.type === 'chunk-z' || msg.type === 'chunk-data' ? msg.data.byteLength : 0
+  if (msg.type === 'chunk' || msg.type === 'chunk-z' || msg.type === 'chunk-data') return msg.data.byteLength
+  if (msg.type !== 'batch-data') return 0
+  let n = 0
+  for (const a of msg.answers) if (a.status === 'file') n += a.data.byteLength
+  return n
 }

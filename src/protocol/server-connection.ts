@@ -31,12 +31,12 @@ export class ServerConnection extends FrameChannel {
   #sendCredit = FLOW_WINDOW_BYTES
 
   /**
-   * Queues one frame (see FrameChannel.send). A CHUNK (CHUNK_Z, CHUNK_DATA) spends flow-control credit; sending one
+   * Queues one frame (see FrameChannel.send). A CHUNK (CHUNK_Z, CHUNK_DATA, BATCH_DATA) spends flow-control credit; sending one
    * beyond the credit is a bug (RangeError): wait with `credited()` or use `sendChunk()`.
    */
   override send(msg: Message): boolean {
     if (this.closed) return false
-    const cost = flowBytes(msg) // CHUNK, CHUNK_Z, CHUNK_DATA: data bytes as sent
+    const cost = flowBytes(msg) // CHUNK, CHUNK_Z, CHUNK_DATA: data bytes as sent; BATCH_DATA: its files' bytes
     if (cost > 0) {
       if (cost > this.#sendCredit) {
         throw new RangeError(`${msg.type} of ${cost} bytes exceeds the flow-control credit of ${this.#sendCredit}`)

@@ -48,6 +48,10 @@ async function fakeServer(files: FakeFile[]): Promise<FakeServer> {
     conn.on('message', (msg: ClientMessage) => {
       if (msg.type === 'manifest') {
         conn.send({ type: 'manifest-reply', id: msg.id, done: true, entries: entries.filter((e) => e.path > msg.after) })
+      } else if (msg.type === 'batch') {
+        // It agreed to feature batch-request (the endpoint's default offer) but sends nothing in
+        // batches: every file is `alone`, so the client asks for each with a REQUEST, lies below.
+        conn.send({ type: 'batch-data', id: msg.id, final: true, answers: msg.items.map(() => ({ status: 'alone' as const, reason: 'one by one' })) })
       } else if (msg.type === 'request') {
         requests.push(msg.path)
         const f = files.find((x) => x.path === msg.path)

@@ -196,3 +196,26 @@ describe('per server (SERVER_MEMORY_BYTES)', () => {
     expect(await ask(late, { type: 'subscribe', instanceId: 1, subscribe: true, patterns: stateful('late') })).toMatchObject({ type: 'subscribe-ack' })
   })
 })
+
+describe('BATCH (feature batch-request) in the budget', () => {
+  it('a BATCH is admitted like REQUEST, charged what its items hold: past the connection budget ERR_LIMIT, a small one answered, the charge released', async () => {
+    const s = await serve({ memory: { perConnection: 1 * MiB } })
+    const c = await AssetClient.connect({ server: `${LOOPBACK}:${s.port}`, transport: 'tcp', key: s.key, configDir: join(work, 'batch-config'), connectTimeoutMs: 5000 })
+    cleanup.add(() => c.close())
+    expect(c.batches).toBe(true)
+    // 1024 paths of ~800 characters: ~1.7 MB held until answered (UTF-16), past a 1 MiB budget.
+    const dirs = ['d', 'e', 'f', 'g'].map((l) => l.repeat(200)).join('/')
+    const long = Array.from({ length: 1024 }, (_, i) => ({ path: `${dirs}/${i}`, haveHash: null }))
+    const refusedBefore = s.server.memory.refused
+    const answered: string[] = []
+    await expect(c.batch(long, (_, r) => answered.push(r.status))).rejects.toMatchObject({
+      code: 'ERR_LIMIT', message: expect.stringMatching(/another request/) as string,
+    })
+    expect(answered).toEqual([])
+    expect(s.server.memory.refused).toBe(refusedBefore + 1)
+    const got: string[] = []
+    await c.batch([{ path: 'a.txt', haveHash: null }, { path: 'nope.txt', haveHash: null }], (_, r) => got.push(r.status))
+    expect(got).toEqual(['file', 'not-found'])
+    await waitFor(() => s.server.memory.used === 0, 5000, 'the batch charge to be released', { detail: () => `used ${s.server.memory.used}` })
+  })
+})

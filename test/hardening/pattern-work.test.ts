@@ -154,6 +154,18 @@ describe('pattern work on a live server (20,000 paths)', () => {
     expect((ok as { entries: unknown[] }).entries).toHaveLength(10)
   })
 
+  it('MANIFEST_DIGEST builds its listing as MANIFEST pages are: such a set gets the same ERR_LIMIT; the connection goes on', async () => {
+    const c = await client()
+    const before = server.matching.stats.manifestsRefused
+    await expect(c.manifestDigest(W2, Buffer.alloc(32))).rejects.toMatchObject({
+      code: 'ERR_LIMIT', message: expect.stringMatching(/^patterns too costly to match against this server's paths/) as string,
+    })
+    expect(server.matching.stats.manifestsRefused).toBe(before + 1)
+    const small = await c.manifest(['small/file-0*'])
+    expect(small).toHaveLength(10)
+    expect(await c.manifestDigest(['small/file-0*'], Buffer.alloc(32))).toMatchObject({ unchanged: false })
+  })
+
   it('pages are cut by work, never empty, and together are the whole listing', async () => {
     const c = await client()
     const patterns = ['deep/**/*abc*', '!**/*abcd*'] // sparse: a few hundred of 20,000

@@ -3,7 +3,7 @@
  * from the layout in docs/protocol.md. Nothing here calls the codec. Type, status and kind bytes
  * come from the real tables (MSG, STATUS, CHANGE_KIND); every other byte is a hex literal.
  */
-import { CHANGE_KIND, HASH_BYTES, MSG, PRIORITY, STATUS, featureBits, type FileMeta, type Message, type Sender } from '../../src/protocol/messages.js'
+import { BATCH_STATUS, CHANGE_KIND, HASH_BYTES, MSG, PRIORITY, STATUS, featureBits, type FileMeta, type Message, type Sender } from '../../src/protocol/messages.js'
 
 /** Hex of a constant, big-endian, `bytes` wide (test-side formatting, independent of the codec). */
 export function hexOf(n: number, bytes: number): string {
@@ -202,6 +202,38 @@ export const GOLDEN: readonly Golden[] = [
     h8(MSG['status-reply']), '00000005', len('0000000a'), '7b2261223a22c3bc227d'),
   g('status-reply, empty', 'server', { type: 'status-reply', id: 0xffffffff, json: '' },
     h8(MSG['status-reply']), 'ffffffff', len('00000000')),
+  // --- optional frames: feature `manifest-digest` --------------------------------------------------
+  g('manifest-digest', 'client', { type: 'manifest-digest', id: 6, patterns: ['**'], digest: HASH },
+    h8(MSG['manifest-digest']), '00000006', len('0001'), len('0002'), '2a2a', HASH_HEX),
+  g('manifest-digest-reply, unchanged', 'server', { type: 'manifest-digest-reply', id: 6, unchanged: true, digest: HASH },
+    h8(MSG['manifest-digest-reply']), '00000006', '01', HASH_HEX),
+  g('manifest-digest-reply, changed', 'server',
+    { type: 'manifest-digest-reply', id: 0xffffffff, unchanged: false, digest: Buffer.from(HASH2_HEX, 'hex') },
+    h8(MSG['manifest-digest-reply']), 'ffffffff', '00', HASH2_HEX),
+  // --- optional frames: feature `batch-request` ----------------------------------------------------
+  g('batch, two items', 'client',
+    { type: 'batch', id: 7, items: [{ path: 'a', haveHash: null }, { path: 'b/c', haveHash: HASH }] },
+    h8(MSG.batch), '00000007', len('0002'), len('0001'), '61', '00', len('0003'), '622f63', '01', HASH_HEX),
+  g('batch-data, every status', 'server', {
+    type: 'batch-data', id: 7, final: true, answers: [
+      { status: 'file', hash: HASH, size: 3, mode: 0o644, mtime: 1_700_000_000_000, data: Buffer.from('xyz') },
+      { status: 'file', ...META2, data: Buffer.alloc(0) },
+      { status: 'up-to-date', reason: '' },
+      { status: 'not-found', reason: 'x' },
+      { status: 'refused', reason: '' },
+      { status: 'alone', reason: '' },
+    ],
+  },
+  h8(MSG['batch-data']), '00000007', '01', len('0006'),
+  h8(BATCH_STATUS.file), HASH_HEX, '0000000000000003', '000001a4', '0000018bcfe56800', '78797a',
+  h8(BATCH_STATUS.file), META2_HEX,
+  h8(BATCH_STATUS['up-to-date']), len('0000'),
+  h8(BATCH_STATUS['not-found']), len('0001'), '78',
+  h8(BATCH_STATUS.refused), len('0000'),
+  h8(BATCH_STATUS.alone), len('0000')),
+  g('batch-data, more to come', 'server',
+    { type: 'batch-data', id: 1, final: false, answers: [{ status: 'alone', reason: 'big' }] },
+    h8(MSG['batch-data']), '00000001', '00', len('0001'), h8(BATCH_STATUS.alone), len('0003'), '626967'),
 ]
 
 /** Byte offset where a CHUNK frame's data starts: type, id u32, offset u64, final u8. */

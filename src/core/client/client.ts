@@ -8,7 +8,7 @@ import { AssetSyncError, isRetryable } from '../../errors.js'
 import { DEFAULT_PORT, DOWNLOAD_ATTEMPTS, MAX_MANIFEST_FILES } from '../../limits.js'
 import type { ClientConnection } from '../../protocol/connection.js'
 import { type TimingOptions, dial } from '../../protocol/endpoint.js'
-import type { ManifestEntry, ReplyMessage, RequestPriority, UpdateEntry, UpdateMsg } from '../../protocol/messages.js'
+import type { BatchItem, ManifestEntry, ReplyMessage, RequestPriority, UpdateEntry, UpdateMsg } from '../../protocol/messages.js'
 import { type StatusJson, parseStatusJson } from '../../protocol/status-json.js'
 import type { TransportName } from '../../protocol/transport.js'
 import { KnownServers, configDir, parseKeyHex } from '../fs/keys.js'
@@ -17,6 +17,7 @@ import { fetchFile } from './delta-download.js'
 import type { SinkFactory } from './file-sink.js'
 import { memorySink } from './memory-sink.js'
 import { type ReceiveOptions, type Received, receiveFile } from './receive.js'
+import { type BatchResult, receiveBatch } from './receive-batch.js'
 import type { SavedFile } from './temp-file-sink.js'
 
 /** Attempts of one download on one connection (now in limits.ts; kept here for callers). */
@@ -170,6 +171,35 @@ export class AssetClient extends EventEmitter<AssetClientEvents> {
       }
       if (p.done || p.entries.length === 0) return all
     }
+  }
+
+  /**
+   * Whether the server's listing of `patterns` is still the one whose digest is `digest` (feature
+   * `manifest-digest`; the digest of encodeManifest in core/scale/manifest-object.ts). Null, asking nothing,
+   * when the server did not agree to the feature (protocol 2, or turned off).
+   */
+  async manifestDigest(patterns: string[], digest: Uint8Array): Promise<{ unchanged: boolean; digest: Buffer } | null> {
+    if (!this.conn.has('manifest-digest')) return null
+    let answer: { unchanged: boolean; digest: Buffer } | null = null
+    await this.conn.request((id) => ({ type: 'manifest-digest', id, patterns, digest }), (r) => {
+      if (r.type !== 'manifest-digest-reply') throw new AssetSyncError('ERR_PROTOCOL', `expected MANIFEST_DIGEST_REPLY, got ${r.type}`)
+      answer = { unchanged: r.unchanged, digest: Buffer.from(r.digest) }
+      return true
+    }).done
+    if (!answer) throw new AssetSyncError('ERR_PROTOCOL', 'empty manifest digest reply')
+    return answer
+  }
+
+  /** Whether `batch` may be used: the server agreed to feature `batch-request`. */
+  get batches(): boolean { return this.conn.has('batch-request') }
+
+  /**
+   * Fetches many small files in one request (feature `batch-request`; check `batches` first):
+   * `onItem(index, result)` gets each item's answer in order, file content verified (see
+   * receiveBatch). Items answered `alone` are for `download`.
+   */
+  batch(items: BatchItem[], onItem: (index: number, result: BatchResult) => void): Promise<void> {
+    return receiveBatch(this.conn, items, onItem)
   }
 
   /**

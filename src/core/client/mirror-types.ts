@@ -2,6 +2,7 @@
  * The shapes of a mirror's work: what each file's sync did, the summary, warnings, staged files
  * and the options of Mirror and Mirror.sync (mirror.ts).
  */
+import type { LocalLooks } from './local-looks.js'
 import type { FileMeta } from '../../protocol/messages.js'
 import type { ChunkList } from '../delta/chunk-list.js'
 import type { AssetClient } from './client.js'
@@ -90,4 +91,15 @@ export interface SyncOptions {
   onProgress?: (p: { bytes: number; done: number; total: number }) => void
   /** Warnings (each reported once per Mirror). */
   onWarning?: (w: MirrorWarning) => void
+  /**
+   * After a sync in which every listed file was verified (not a dry run, none vanished), save the
+   * manifest as this folder's listing, with its digest (feature manifest-digest: the next pull
+   * asks whether it still holds). Pass the manifest exactly as the server listed it.
+   */
+  saveListing?: boolean
+  /**
+   * The local copies, looked at already (Mirror.lookAhead, while connecting): paths found there
+   * are not looked at again.
+   */
+  ahead?: LocalLooks | null
 }

@@ -12,24 +12,25 @@ import type { Stats } from 'node:fs'
 import { lstatSync, renameSync } from 'node:fs'
 import { mkdir, realpath } from 'node:fs/promises'
 import { join } from 'node:path'
-import { AssetSyncError, writeError } from '../../errors.js'
-import { CLIENT_PARALLEL_CHECKS, CLIENT_PARALLEL_TRANSFERS } from '../../limits.js'
+import { writeError } from '../../errors.js'
+import { CLIENT_PARALLEL_TRANSFERS } from '../../limits.js'
 import type { FileMeta, ManifestEntry } from '../../protocol/messages.js'
 import { removeTemp, tempInstalled } from '../fs/atomic-write.js'
 import { HashCache, cacheFileFor } from '../fs/hash-cache.js'
 import { equalHash, hashFile } from '../fs/hash.js'
 import { patternMatcher } from '../fs/ignore.js'
 import { configDir } from '../fs/keys.js'
-import { assertWirePath, checkWirePath, printable } from '../fs/paths.js'
-import { mapLimit } from '../fs/pool.js'
+import { assertWirePath, checkWirePath } from '../fs/paths.js'
 import { type PinnedDir, WriteRoot } from '../fs/write-root.js'
 import type { AssetClient } from './client.js'
 import { DeltaContext, fetchFileRetrying } from './delta-download.js'
 import { LocalContent } from './local-content.js'
 import { ListedRecord } from './listed.js'
+import { type Look, LocalLooks } from './local-looks.js'
 import { chmodFile, clearFolder, codeOf, folderInTheWay, localFile, removeEmptyParents, removeFile, removeTempFiles, split } from './local-writes.js'
-import type { FileAction, MirrorOptions, MirrorWarning, StagedFile, SyncOptions, SyncSummary } from './mirror-types.js'
-import { SyncTally, unmatchedPatterns } from './sync-tally.js'
+import { MirrorSync } from './mirror-sync.js'
+import type { MirrorOptions, StagedFile, SyncOptions, SyncSummary } from './mirror-types.js'
+import { type Listing, listingFileFor, loadListing } from './saved-listing.js'
 
 export type { FileAction, FileEvent, MirrorOptions, MirrorWarning, StagedFile, SyncOptions, SyncSummary } from './mirror-types.js'
 
@@ -49,12 +50,28 @@ export class Mirror {
   #users = 0
   /** Paths removed to make room for a write (type changes), not yet reported (takeCleared). */
   #cleared: string[] = []
-  readonly #warned = new Set<string>()
+  /** Brings the folder to a manifest (mirror-sync.ts), through this Mirror's writes. */
+  readonly #syncer: MirrorSync
 
   constructor(opts: MirrorOptions) {
     this.#opts = opts
     this.patterns = opts.patterns && opts.patterns.length > 0 ? opts.patterns : ['**']
     this.#match = patternMatcher(this.patterns)
+    this.#syncer = new MirrorSync(this, {
+      patterns: opts.patterns,
+      parallel: opts.parallel ?? CLIENT_PARALLEL_TRANSFERS,
+      configDir: () => this.#configDir,
+      listed: () => this.#listed,
+      match: this.#match,
+      deletable: (wire) => this.#deletable(wire),
+      clearFile: this.#clearFile,
+      session: () => this.#session as WriteRoot,
+      lookFor: (root, wire) => this.#lookFor(root, wire),
+      hashLocal: (wire, full, st) => this.#hashLocal(wire, full, st),
+      context: () => this.#ctx,
+      setContext: (ctx) => { this.#ctx = ctx },
+      saveCaches: async () => { await this.#cache?.save(); await this.#local?.save() },
+    })
   }
 
   /** The real path of the out folder (created on first use unless `create` is false). */
@@ -67,11 +84,19 @@ export class Mirror {
       if (!create && codeOf(err) === 'ENOENT') return null
       throw writeError(this.#opts.out, err)
     }
-    const dir = this.#opts.configDir ?? configDir()
+    const dir = this.#configDir
     this.#cache = await HashCache.load(cacheFileFor(dir, 'mirror', this.#root))
     this.#listed = await ListedRecord.load(cacheFileFor(dir, 'listed', this.#root))
     this.#local = await LocalContent.load(dir, this.#root, this.#cache)
     return this.#root
+  }
+
+  get #configDir(): string { return this.#opts.configDir ?? configDir() }
+
+  /** The listing last applied in full to this folder, with its digest (see SyncOptions.saveListing), or null. */
+  async savedListing(): Promise<Listing | null> {
+    const root = await this.root(false)
+    return root ? loadListing(listingFileFor(this.#configDir, root)) : null
   }
 
   /**
@@ -155,6 +180,23 @@ export class Mirror {
     const full = join(root, ...wire.split('/'))
     const st = localFile(full)
     return { full, st, hash: st && this.#cache ? this.#cache.lookup(wire, st) : null }
+  }
+
+  /** #look as a LocalLooks entry: the mode of a regular file (-1 for none), the stat only to hash it. */
+  #lookFor(root: string, wire: string): Look {
+    const { full, st, hash } = this.#look(root, wire)
+    return { hash, mode: st ? st.mode & 0o777 : -1, full, st: st && !hash ? st : null }
+  }
+
+  /**
+   * Looks at the local copies of `entries` (a listing in path order) now, in slices, so that a
+   * later `sync` (SyncOptions.ahead) need not: a pull does this while it connects. Null if the
+   * folder does not exist yet.
+   */
+  async lookAhead(entries: readonly ManifestEntry[]): Promise<LocalLooks | null> {
+    const root = await this.root(false)
+    if (!root) return null
+    return LocalLooks.of(entries.filter((e) => this.#match(e.path)).map((e) => e.path), (wire) => this.#lookFor(root, wire))
   }
 
   /** Hashes a local file the cache could not vouch for, and remembers it. Null if unreadable. */
@@ -360,120 +402,14 @@ export class Mirror {
     if (root) await removeTempFiles(root)
   }
 
-  #warn(w: MirrorWarning, opts: SyncOptions): void {
-    const key = `${w.code}\0${w.pattern ?? ''}`
-    if (this.#warned.has(key)) return
-    this.#warned.add(key)
-    opts.onWarning?.(w)
-  }
-
   /**
    * Brings the mirror to `manifest`: downloads what differs (hash-skip: a file whose local hash
    * matches is not requested at all; a differing mode alone is applied with chmod), and with
-   * `prune` deletes local files the server listed before and no longer has, within the patterns.
+   * `prune` deletes local files the server listed before and no longer has, within the patterns
+   * (mirror-sync.ts).
    */
-  async sync(client: AssetClient, manifest: ManifestEntry[], opts: SyncOptions = {}): Promise<SyncSummary> {
-    const wanted = manifest.filter((e) => this.#match(e.path))
-    if (this.#opts.patterns && this.#opts.patterns.length > 0) {
-      for (const p of unmatchedPatterns(this.#opts.patterns, manifest)) {
-        this.#warn({ code: 'NO_MATCH', pattern: p, message: `pattern "${printable(p)}" matches no file on the server` }, opts)
-      }
-    }
-    if (opts.dryRun) return this.#sync(client, wanted, opts)
-    return this.writes(async () => {
-      await this.root()
-      this.#ctx = this.deltaContext()
-      return this.#sync(client, wanted, opts).finally(() => { this.#ctx = null })
-    })
-  }
-
-  async #sync(client: AssetClient, wanted: ManifestEntry[], opts: SyncOptions): Promise<SyncSummary> {
-    const tally = new SyncTally(opts, wanted.length)
-    const report = tally.report.bind(tally)
-    const dry = !!opts.dryRun
-    const vanished = new Set<string>()
-    if (!dry) await this.cleanTemp()
-    const root = await this.root(false)
-    if (this.#listed.damaged) {
-      this.#warn({ code: 'RECORD_DAMAGED', message: `the record of files the server listed (${this.#listed.file}) is damaged: nothing is deleted until a listing rebuilds it` }, opts)
-    }
-    // Listed now: the files this sync may later delete once the server no longer has them.
-    if (!dry) for (const e of wanted) this.#listed.add(e.path)
-    try {
-      // What is already here: a synchronous lstat + cache lookup per file; only files the cache
-      // cannot vouch for are hashed (stat- and read-bound: many at once).
-      const looks = wanted.map((e) => (root ? this.#look(root, e.path) : null))
-      const haves = looks.map((l) => l?.hash ?? null)
-      const unknown = looks.flatMap((l, i) => (l?.st && !l.hash ? [i] : []))
-      await mapLimit(unknown, CLIENT_PARALLEL_CHECKS, async (i) => {
-        const { full, st } = looks[i] as { full: string; st: Stats }
-        haves[i] = await this.#hashLocal((wanted[i] as ManifestEntry).path, full, st)
-      })
-      const reportCleared = (): void => { for (const p of this.takeCleared()) report(p, 'deleted', 0) }
-      // Up to date: reported at once, in manifest order, with no transfer slot and no promise.
-      const toFetch: number[] = []
-      const modeOnly: number[] = []
-      wanted.forEach((e, i) => {
-        if (!equalHash(haves[i], e.hash)) toFetch.push(i)
-        else if (((looks[i]?.st?.mode ?? 0) & 0o777) !== (e.mode & 0o777)) modeOnly.push(i)
-        else report(e.path, 'up-to-date', 0)
-      })
-      for (const i of modeOnly) {
-        const e = wanted[i] as ManifestEntry
-        if (dry || (await this.setMode(e.path, e.mode, e.hash))) report(e.path, 'mode', 0)
-        else toFetch.push(i) // gone meanwhile: fetch it
-      }
-      // Fetching is not stat-bound: fewer at once.
-      await mapLimit(toFetch, this.#opts.parallel ?? CLIENT_PARALLEL_TRANSFERS, async (i) => {
-        const e = wanted[i] as ManifestEntry
-        const have = haves[i] ?? null
-        let action: FileAction = 'downloaded'
-        let bytes = 0
-        let reused = 0
-        if (!dry) {
-          try {
-            const r = await this.fetch(client, e.path, have, e)
-            bytes = r.bytes
-            reused = r.reused
-            action = r.upToDate ? 'up-to-date' : 'downloaded'
-          } catch (err) {
-            reportCleared()
-            if (!(err instanceof AssetSyncError && err.code === 'ERR_NOT_FOUND')) throw err
-            action = 'vanished'
-            vanished.add(e.path)
-          }
-        }
-        reportCleared()
-        report(e.path, action, bytes, reused)
-      })
-      if (opts.prune) await this.#prune(root, wanted, vanished, dry, tally)
-    } finally {
-      await this.#save(opts, dry)
-    }
-    return tally.finish()
-  }
-
-  /** Deletes what the server listed before and no longer has (within the patterns); sorted. */
-  async #prune(root: string | null, wanted: ManifestEntry[], vanished: Set<string>, dry: boolean, tally: SyncTally): Promise<void> {
-    const report = tally.report.bind(tally)
-    const keep = new Set(wanted.filter((e) => !vanished.has(e.path)).map((e) => e.path))
-    const gone = [...this.#listed.paths()].filter((p) => !keep.has(p) && this.#deletable(p)).sort()
-    for (const p of gone) {
-      if (dry) {
-        if (root && localFile(join(root, ...p.split('/')))) report(p, 'deleted', 0)
-      } else if (await this.remove(p)) report(p, 'deleted', 0)
-    }
-  }
-
-  async #save(opts: SyncOptions, dry: boolean): Promise<void> {
-    await this.#cache?.save()
-    await this.#local?.save()
-    if (dry) return
-    try {
-      await this.#listed.save()
-    } catch (err) {
-      this.#warn({ code: 'RECORD_NOT_SAVED', message: `could not save the record of files the server listed: ${(err as Error).message}` }, opts)
-    }
+  sync(client: AssetClient, manifest: readonly ManifestEntry[], opts: SyncOptions = {}): Promise<SyncSummary> {
+    return this.#syncer.sync(client, manifest, opts)
   }
 
   /** Saves the hash cache and the record of listed files. */

@@ -5,8 +5,22 @@
  */
 import { type AssetSyncError, needsReconnect } from '../../errors.js'
 import { PULL_ATTEMPTS } from '../../limits.js'
+import type { ManifestEntry } from '../../protocol/messages.js'
 import type { AssetClient } from './client.js'
 import type { FileEvent, Mirror, SyncOptions, SyncSummary } from './mirror.js'
+import type { Listing } from './saved-listing.js'
+
+/**
+ * The server's listing of the mirror's patterns: the saved one when the server says its digest
+ * still holds (feature manifest-digest: one small frame each way), else all manifest pages.
+ */
+async function listingOf(client: AssetClient, mirror: Mirror, saved: Listing | null): Promise<{ entries: readonly ManifestEntry[]; fresh: boolean }> {
+  if (saved) {
+    const answer = await client.manifestDigest(mirror.patterns, saved.digest)
+    if (answer?.unchanged) return { entries: saved.entries, fresh: false }
+  }
+  return { entries: await client.manifest(mirror.patterns), fresh: true }
+}
 
 export interface PullOptions extends SyncOptions {
   attempts?: number
@@ -26,6 +40,10 @@ export async function pullResuming(connect: () => Promise<AssetClient>, mirror: 
   let bytesReceived = 0
   let bytesReused = 0
   const { signal } = opts
+  // Read, and the local copies looked at, while the connection is made: the local side of a no-op
+  // overlaps the handshake and the digest's round trip.
+  const savedListing = opts.dryRun ? Promise.resolve(null) : mirror.savedListing().catch(() => null)
+  const ahead = savedListing.then((l) => (l ? mirror.lookAhead(l.entries) : null)).catch(() => null)
   for (let attempt = 1; ; attempt++) {
     signal?.throwIfAborted()
     // The first connect failing is final (wrong address, server down); later ones too.
@@ -34,9 +52,11 @@ export async function pullResuming(connect: () => Promise<AssetClient>, mirror: 
     signal?.addEventListener('abort', stop, { once: true })
     try {
       signal?.throwIfAborted()
-      const manifest = await client.manifest(mirror.patterns)
-      await mirror.sync(client, manifest, {
+      const listing = await listingOf(client, mirror, await savedListing)
+      await mirror.sync(client, listing.entries, {
         ...opts,
+        saveListing: listing.fresh,
+        ahead: attempt === 1 ? await ahead : null,
         onFile: (ev) => {
           bytesReceived += ev.bytes
           bytesReused += ev.reused

@@ -24,7 +24,7 @@ const HEADER = Buffer.from('ASYNCHC\x03', 'latin1')
 const FIXED_BYTES = 8 + 8 + 8 + 8 + 32
 
 /** The cache file for a folder (by its real path) under `dir/cache/`. */
-export function cacheFileFor(configDirectory: string, kind: 'serve' | 'mirror' | 'listed', realRoot: string): string {
+export function cacheFileFor(configDirectory: string, kind: 'serve' | 'mirror' | 'listed' | 'listing', realRoot: string): string {
   const id = createHash('sha256').update(realRoot).digest('hex').slice(0, 24)
   return join(configDirectory, 'cache', `${kind}-${id}.bin`)
 }

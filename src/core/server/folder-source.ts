@@ -15,7 +15,6 @@
  * again at the root's path or ends it with `gone`.
  */
 import { EventEmitter } from 'node:events'
-import { constants } from 'node:fs'
 import { type FileHandle, lstat, open, realpath, stat } from 'node:fs/promises'
 import { AssetSyncError } from '../../errors.js'
 import { DELTA_READ_BYTES } from '../../limits.js'
@@ -27,23 +26,15 @@ import { HashCache } from '../fs/hash-cache.js'
 import { equalHash } from '../fs/hash.js'
 import { type PathMatcher, ignoreMatcher } from '../fs/ignore.js'
 import { diskPath, printable, resolveForRead } from '../fs/paths.js'
-import { type FileStamp, sameStamp, stampOf } from '../fs/stamp.js'
-import type { AssetSource, ChunkedEntry, ManifestPage, OpenOptions, PageWork, ScanResult, SourceReader } from './source.js'
+import { type FileStamp, sameStamp } from '../fs/stamp.js'
+import { FolderReader, NOFOLLOW, OPEN_FLAGS, publicEntry, readWholeNow } from './folder-reads.js'
+import type { AssetSource, ChunkedEntry, ManifestPage, OpenOptions, PageWork, ScanResult, SourceReader, WholeRead } from './source.js'
 import { type Entry, Store } from './store.js'
 
 /** Decoded chunk lists a folder source keeps at hand (a 64 MiB file's list is ~40 KiB in memory). */
 const RECENT_LISTS = 16
 /** Times an open re-reads a file that keeps changing under it before giving up (ERR_CHANGED). */
 const OPEN_RETRIES = 3
-/**
- * Read-only and non-blocking: a FIFO in the served folder would otherwise block open() in the
- * libuv threadpool until a writer appears — four such requests froze all file I/O of the server
- * (and its SIGTERM shutdown). O_NONBLOCK changes nothing for regular files; the isFile check
- * then answers not-found. (O_NONBLOCK is undefined on Windows, which has no FIFOs here.)
- */
-const OPEN_FLAGS = constants.O_RDONLY | (constants.O_NONBLOCK ?? 0)
-/** A path indexed as a regular file must still be one: never follow a link put there since. */
-const NOFOLLOW = constants.O_NOFOLLOW ?? 0
 
 /** Which folder the root is: another one at the same path is a replaced root. */
 interface FolderId { ino: number; dev: number; birthtimeMs: number }
@@ -138,6 +129,7 @@ export class FolderSource extends EventEmitter implements AssetSource {
 
   get description(): string { return `folder ${this.root}` }
   get size(): number { return this.#store.size }
+  get version(): number { return this.#store.version }
   /** Every indexed path (the folder feed expands a removed folder into these). */
   paths(): IterableIterator<string> { return this.#store.paths() }
   /** The indexed entry of `path` as it is (no look at the disk), or null. */
@@ -243,6 +235,21 @@ export class FolderSource extends EventEmitter implements AssetSource {
       }
     }
     throw new AssetSyncError('ERR_CHANGED', `${printable(path)} keeps changing; try again`)
+  }
+
+  /**
+   * The small-file fast path (AssetSource.readNow): `open`'s checks, synchronously, for an indexed
+   * regular file whose stamp still matches (folder-reads.ts); anything else ('slow') is left to
+   * `open`, which refreshes the index and knows every answer.
+   */
+  readNow(path: string, maxBytes: number): WholeRead | 'slow' | null {
+    if (this.#gate || this.#gone) return 'slow'
+    // The index holds no ignored path (the walk and every refresh skip them): only a path it does
+    // not hold needs the ignore rules (7 % of the server's batch time when asked per file). A path
+    // the background index has not reached yet goes 'slow': `open` looks at it on demand.
+    const entry = this.#store.get(path)
+    if (!entry) return this.#store.isIgnored(path) ? null : 'slow'
+    return readWholeNow(this.root, path, entry, maxBytes)
   }
 
   /**
@@ -390,43 +397,3 @@ export class FolderSource extends EventEmitter implements AssetSource {
 }
 
 /** An open file whose stamp matched the index entry when it was opened. */
-class FolderReader implements SourceReader {
-  readonly entry: ManifestEntry
-  readonly #fh: FileHandle
-  readonly #path: string
-  readonly #stamp: FileStamp
-  #closed = false
-
-  constructor(fh: FileHandle, path: string, entry: ManifestEntry & FileStamp) {
-    this.#fh = fh
-    this.#path = path
-    this.entry = { path: entry.path, hash: entry.hash, size: entry.size, mode: entry.mode, mtime: entry.mtime }
-    this.#stamp = stampOf(entry)
-  }
-
-  async read(into: Uint8Array, position: number, length: number): Promise<void> {
-    if (length === 0) return
-    const { bytesRead } = await this.#fh.read(into, 0, length, position)
-    if (bytesRead < length) throw new AssetSyncError('ERR_CHANGED', `${this.#path} shrank during the transfer; try again`)
-    if (position > 0 && position + length === this.entry.size) {
-      // Written in place while we sent it? The client's BLAKE3 check already refuses a mix of
-      // old and new bytes; this cheap stat lets it retry at once with a clear reason (re-hashing
-      // every byte sent here cost 15-19 % of server CPU: docs/benchmarks.md). A file read in one
-      // piece was read right after the stat taken when it was opened.
-      if (!sameStamp(await this.#fh.stat(), this.#stamp)) {
-        throw new AssetSyncError('ERR_CHANGED', `${this.#path} changed during the transfer; try again`)
-      }
-    }
-  }
-
-  async close(): Promise<void> {
-    if (this.#closed) return
-    this.#closed = true
-    await this.#fh.close().catch(() => {})
-  }
-}
-
-/** Just the manifest fields of an index entry (not its stamp or disk name). */
-function publicEntry(e: ManifestEntry): ManifestEntry {
-  return { path: e.path, hash: e.hash, size: e.size, mode: e.mode, mtime: e.mtime }
-}

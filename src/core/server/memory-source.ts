@@ -12,7 +12,7 @@ import type { PathMatcher } from '../fs/ignore.js'
 import { checkWirePath } from '../fs/paths.js'
 import { wireMtime } from '../fs/stamp.js'
 import { pageOf } from './manifest-page.js'
-import type { AssetSource, ChunkedEntry, ManifestPage, OpenOptions, PageWork, ScanResult, SourceReader } from './source.js'
+import type { AssetSource, ChunkedEntry, ManifestPage, OpenOptions, PageWork, ScanResult, SourceReader, WholeRead } from './source.js'
 
 interface Item { entry: ManifestEntry; bytes: Buffer; list?: ChunkList }
 
@@ -23,6 +23,8 @@ export class MemorySource implements AssetSource {
   #sorted: string[] | null = null
   /** Paths `open` refuses (ERR_PATH_REFUSED), to test the refused answer. */
   readonly refused = new Set<string>()
+  /** Changes with every set or delete (AssetSource.version). */
+  #version = 0
 
   /** Optionally filled from `files` (wire path → content). */
   constructor(files: Record<string, string | Uint8Array> = {}) {
@@ -30,6 +32,7 @@ export class MemorySource implements AssetSource {
   }
 
   get size(): number { return this.#items.size }
+  get version(): number { return this.#version }
 
   /**
    * Adds or replaces `path` (a valid wire path) with `data`; returns its entry, e.g. for a
@@ -42,13 +45,17 @@ export class MemorySource implements AssetSource {
     const entry: ManifestEntry = { path, hash: hashBytes(bytes), size: bytes.length, mode: opts.mode ?? 0o644, mtime: wireMtime(opts.mtime ?? Date.now()) }
     if (!this.#items.has(path)) this.#sorted = null
     this.#items.set(path, { entry, bytes })
+    this.#version++
     return entry
   }
 
   /** Removes `path`; true if it was there. */
   delete(path: string): boolean {
     const had = this.#items.delete(path)
-    if (had) this.#sorted = null
+    if (had) {
+      this.#sorted = null
+      this.#version++
+    }
     return had
   }
 
@@ -70,6 +77,14 @@ export class MemorySource implements AssetSource {
     if (this.refused.has(path)) return Promise.reject(new AssetSyncError('ERR_PATH_REFUSED', `refused path "${path}": refused by the test`))
     const item = this.#items.get(path)
     return Promise.resolve(item ? new MemoryReader(item) : null)
+  }
+
+  /** Refused paths take the slow path, whose refusal is the one `open` gives. */
+  readNow(path: string, maxBytes: number): WholeRead | 'slow' | null {
+    if (this.refused.has(path)) return 'slow'
+    const item = this.#items.get(path)
+    if (!item) return null
+    return { entry: item.entry, data: item.bytes.length <= maxBytes ? item.bytes : null }
   }
 
   /** The chunk list of `path`'s content, computed on first use and kept with the bytes. */

@@ -1,12 +1,15 @@
 /**
  * One session's share of the server (issue 12): the requests it has in flight and the bytes they
  * hold (MAX_INFLIGHT_PER_CLIENT, its MemoryAccount), its MANIFEST and SUBSCRIBE requests run in
- * order on the MatchScheduler, and the frames queued for it (a client that does not read is
+ * order on the MatchScheduler (MANIFEST_DIGEST too: its listing is built as MANIFEST's pages are),
+ * and the frames queued for it (a client that does not read is
  * closed past its memory budget; past the server's, the one queuing the most goes).
  */
 import { AssetSyncError } from '../../errors.js'
 import { MAX_INFLIGHT_PER_CLIENT } from '../../limits.js'
-import type { ManifestMsg, SubscribeMsg } from '../../protocol/messages.js'
+import type { ManifestDigestMsg, ManifestMsg, SubscribeMsg } from '../../protocol/messages.js'
+import { equalHash } from '../fs/hash.js'
+import { listingDigest } from './listing-digest.js'
 import { ManifestScanner } from './manifest-scan.js'
 import { MatchScheduler } from './match-work.js'
 import { type MemoryAccount, MemoryBudget, REQUEST_BYTES } from './memory-budget.js'
@@ -38,21 +41,26 @@ export class SessionBudget {
   /** MANIFEST requests: compiled, charged, scanned in slices. */
   readonly manifests: ManifestScanner
   readonly #conn: SessionConnection
+  readonly #source: AssetSource
   readonly #scheduler: MatchScheduler
   readonly #shed: () => void
   /** The session's other requests in flight (opening or transferring). */
   readonly #others: () => number
+  /** Bytes its requests hold beyond REQUEST_BYTES each (a BATCH's items). */
+  readonly #held: () => number
   #patternRequests = 0
   #patternBytes = 0
   #subscribes: Promise<void> = Promise.resolve()
   #queueWatched = false
 
-  constructor(conn: SessionConnection, source: AssetSource, guard: SessionGuard, others: () => number) {
+  constructor(conn: SessionConnection, source: AssetSource, guard: SessionGuard, others: () => number, held: () => number = () => 0) {
     this.#conn = conn
+    this.#source = source
     this.account = guard.account
     this.#scheduler = guard.scheduler
     this.#shed = guard.shed
     this.#others = others
+    this.#held = held
     this.manifests = new ManifestScanner(conn, source, guard.scheduler, guard.account)
   }
 
@@ -60,7 +68,7 @@ export class SessionBudget {
   get inflight(): number { return this.#others() + this.#patternRequests }
 
   /**
-   * Counts a new request holding `extra` bytes in, within MAX_INFLIGHT_PER_CLIENT and the memory
+   * Counts a new request holding `extra` bytes (beyond REQUEST_BYTES) in, within MAX_INFLIGHT_PER_CLIENT and the memory
    * budget: null, or the ERR_LIMIT to answer it with. The caller calls `settle()` when it ends.
    */
   admit(extra = 0): AssetSyncError | null {
@@ -78,7 +86,7 @@ export class SessionBudget {
   /** Recounts what in-flight requests hold (after one ended). */
   settle(): void { this.account.set('inflight', this.#bytes()) }
 
-  #bytes(): number { return this.#others() * REQUEST_BYTES + this.#patternBytes }
+  #bytes(): number { return this.#others() * REQUEST_BYTES + this.#held() + this.#patternBytes }
 
   /** Runs a MANIFEST: its reply, sent once built (null when the connection closed meanwhile). */
   manifest(msg: ManifestMsg, fail: (err: unknown) => void): void {
@@ -86,6 +94,22 @@ export class SessionBudget {
       const reply = await this.manifests.answer(msg)
       if (reply && !this.#conn.closed) {
         this.#conn.send(reply)
+        this.checkQueue()
+      }
+    })
+  }
+
+  /**
+   * Runs a MANIFEST_DIGEST (feature `manifest-digest`): the listing of its patterns, built page by
+   * page exactly as MANIFEST builds it (the same compiled set, slices and cost rule), digested
+   * (listing-digest.ts) and compared with the client's.
+   */
+  manifestDigest(msg: ManifestDigestMsg, fail: (err: unknown) => void): void {
+    this.#pattern(msg.patterns, fail, async () => {
+      const digest = await listingDigest(this.#source, msg.patterns.join('\0'),
+        (after) => this.manifests.answer({ type: 'manifest', id: msg.id, patterns: msg.patterns, after }))
+      if (digest && !this.#conn.closed) {
+        this.#conn.send({ type: 'manifest-digest-reply', id: msg.id, unchanged: equalHash(digest, msg.digest), digest })
         this.checkQueue()
       }
     })

@@ -13,16 +13,15 @@ import { EventEmitter } from 'node:events'
 import { AssetSyncError, ProtocolError } from '../../errors.js'
 import { BACKGROUND_WINDOW_BYTES, CHUNK_SIZE, FLOW_WINDOW_BYTES, SENT_MEMORY_PER_CLIENT, SERVER_READ_BYTES, STATUS_MAX_JSON_BYTES } from '../../limits.js'
 import {
-  PRIORITY, type ChunkFetchMsg, type ChunkListMsg, type ClientMessage, type FeatureName, type PriorityRequestMsg,
-  type ReportMsg, type RequestMsg, type RequestPriority, type ServerMessage,
+  PRIORITY, type ClientMessage, type FeatureName, type PriorityRequestMsg, type ReportMsg, type RequestMsg, type RequestPriority,
+  type ServerMessage,
 } from '../../protocol/messages.js'
 import { equalHash } from '../fs/hash.js'
 import type { BufferPool } from '../fs/pool.js'
 import { checkWirePath, printable } from '../fs/paths.js'
+import { type ChunkTransfer, type PieceState, pieceFrame, sendChunkTurn } from './chunk-serving.js'
 import { SessionBudget, type SessionGuard, ownGuard } from './session-budget.js'
-import {
-  type ChunkTransfer, ChunkLocator, type PieceState, openChunkFetch, pieceFrame, sendChunkTurn, sendChunkList,
-} from './chunk-serving.js'
+import { FeatureRequests } from './session-features.js'
 import type { AssetSource, SourceReader } from './source.js'
 
 /**
@@ -102,7 +101,6 @@ export class ClientSession extends EventEmitter {
   readonly #buffers: BufferPool
   /** In-flight requests, MANIFEST/SUBSCRIBE order and cost, memory and queued frames (issue 12). */
   readonly budget: SessionBudget
-  readonly #locator = new ChunkLocator()
   readonly #metrics: SessionMetrics
   /**
    * Path → hash of the transfers this connection completed lately (at most
@@ -111,6 +109,8 @@ export class ClientSession extends EventEmitter {
    * exactly so, protocol 2 included) and have the source re-check the file first (issue 11).
    */
   readonly #sent = new Map<string, Uint8Array>()
+  /** BATCH, CHUNK_LIST and CHUNK_FETCH (features `batch-request`, `chunks`: session-features.ts). */
+  readonly #features: FeatureRequests
   /** A STATUS_REPLY is still queued (not drained): the next STATUS waits for it. */
   #statusBusy = false
   /**
@@ -131,14 +131,34 @@ export class ClientSession extends EventEmitter {
     this.conn = conn
     this.#source = source
     this.#buffers = buffers
-    this.budget = new SessionBudget(conn, source, guard, () => this.#pending + this.#transfers.size)
+    this.budget = new SessionBudget(conn, source, guard, () => this.#pending + this.#transfers.size + this.#features.inflight, () => this.#features.held)
     this.#metrics = metrics
+    this.#features = new FeatureRequests({
+      conn, source, metrics, budget: this.budget,
+      emit: (event, info) => this.emit(event, info),
+      fail: (id, err, frame) => this.#fail(id, err, frame),
+      refuse: (id, path, reason) => this.#refuse(id, path, reason),
+      remember: (path, hash) => this.#remember(path, hash),
+      sentHash: (path) => this.#sent.get(path),
+      transfer: (opened) => {
+        const t: Transfer = { ...opened, offset: 0, cancelled: false, lane: PRIORITY.normal }
+        this.#transfers.set(t.id, t)
+        this.#enqueue(t)
+        void this.#pump()
+      },
+    })
     conn.on('message', (msg: ClientMessage) => this.#onMessage(msg))
     conn.once('close', () => this.#closeAll())
   }
 
   #onMessage(msg: ClientMessage): void {
     switch (msg.type) {
+      case 'batch': // feature `batch-request`: admitted like REQUEST, answered back to back
+        this.#features.batch(msg)
+        return
+      case 'manifest-digest': // on the MatchScheduler, like MANIFEST (its pages are built as MANIFEST's are)
+        this.budget.manifestDigest(msg, (err) => this.#fail(msg.id, err, msg.type))
+        return
       case 'request':
       case 'priority-request': {
         const refused = this.budget.admit()
@@ -163,21 +183,16 @@ export class ClientSession extends EventEmitter {
         this.#reprioritize(msg.id, msg.priority)
         return
       case 'chunk-list':
-      case 'chunk-fetch': { // feature `chunks` (docs/delta.md): admitted and answered like REQUEST, in the normal lane
-        const refused = this.budget.admit()
-        if (refused) return this.#fail(msg.id, refused, msg.type)
-        this.#pending++
-        return void this.#onChunks(msg).catch((err: unknown) => this.#fail(msg.id, err, msg.type)).finally(() => {
-          this.#pending--
-          this.budget.settle()
-        })
-      }
+      case 'chunk-fetch': // feature `chunks` (docs/delta.md): admitted and answered like REQUEST, in the normal lane
+        this.#features.chunks(msg)
+        return
       case 'manifest':
         this.budget.manifest(msg, (err) => this.#fail(msg.id, err, msg.type))
         return
       case 'cancel': {
         const t = this.#transfers.get(msg.id)
         if (t) this.#finish(t)
+        else this.#features.cancel(msg.id)
         return
       }
       case 'subscribe': {
@@ -308,24 +323,6 @@ export class ClientSession extends EventEmitter {
     void this.#pump()
   }
 
-  /** CHUNK_LIST: the list in slices (or "whole"); CHUNK_FETCH: a transfer of the named chunks. */
-  async #onChunks(msg: ChunkListMsg | ChunkFetchMsg): Promise<void> {
-    const why = checkWirePath(msg.path)
-    if (why !== null) return this.#refuse(msg.id, msg.path, why)
-    try {
-      if (msg.type === 'chunk-list') return await sendChunkList(this.conn, this.#source, msg)
-      const opened = await openChunkFetch(this.conn, this.#source, this.#locator, msg)
-      if (!opened) return
-      const t: Transfer = { id: msg.id, path: msg.path, started: performance.now(), ...opened, offset: 0, cancelled: false, lane: PRIORITY.normal }
-      this.#transfers.set(t.id, t)
-      this.#enqueue(t)
-      void this.#pump()
-    } catch (err) {
-      if (err instanceof AssetSyncError && err.code === 'ERR_PATH_REFUSED') return this.#refuse(msg.id, msg.path, err.message)
-      throw err
-    }
-  }
-
   /**
    * Gives each active transfer a turn of up to SERVER_READ_BYTES (one read, sent as CHUNK frames):
    * the most urgent lane first, round robin within it, until all are done or the peer is gone.
@@ -443,6 +440,7 @@ export class ClientSession extends EventEmitter {
 
   #closeAll(): void {
     for (const t of [...this.#transfers.values()]) this.#finish(t)
+    this.#features.close()
     this.#lanes = Array.from({ length: LANES }, () => [])
     this.#nudge?.()
     this.budget.close()

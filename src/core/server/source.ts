@@ -82,6 +82,15 @@ export interface SourceReader {
 }
 
 /**
+ * What `AssetSource.readNow` found: the entry and its whole content, or the entry alone when its
+ * content is larger than asked (`data` null).
+ */
+export interface WholeRead {
+  readonly entry: ManifestEntry
+  readonly data: Buffer | null
+}
+
+/**
  * Where a server's entries and bytes come from. The server calls `scan` once before it listens
  * and `close` once when it stops; it owns the source from `AssetServer.start` on.
  */
@@ -116,6 +125,20 @@ export interface AssetSource {
    * says why) for a path the source will not serve, ERR_CHANGED if it kept changing while opened.
    */
   open(path: string, opts?: OpenOptions): Promise<SourceReader | null>
+  /**
+   * Optional fast path of small files (feature `batch-request`): the entry at `path` and, when its
+   * size is at most `maxBytes`, its whole content, read now, synchronously, without a thread-pool
+   * round trip. The same promise as `open` + `read`: `data` is exactly what `entry.hash` describes.
+   * Null: nothing is served at `path` (as `open` resolving null). 'slow': this cannot be answered
+   * at once (not indexed yet, changed since, a link, ...): use `open`, which has the whole answer.
+   */
+  readNow?(path: string, maxBytes: number): WholeRead | 'slow' | null
+  /**
+   * Optional: a number that changes whenever the listing changes (an entry added, removed or
+   * changed), so that what is computed from the listing (its digest, feature `manifest-digest`)
+   * can be kept until it moves. Without it nothing derived is kept.
+   */
+  readonly version?: number
   /** Releases what the source holds (the folder: saves its hash cache). */
   close(): Promise<void>
   /**

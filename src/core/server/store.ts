@@ -69,6 +69,8 @@ export class Store {
   /** Inode → the indexed path(s) with it (aliases: hard links, symlinks to one file). */
   #byIno = new Map<number, string | string[]>()
   #sorted: string[] | null = null
+  /** Moves with every change of the listing (AssetSource.version). */
+  #version = 0
   /** Set by the owner (FolderSource); none by default. */
   events: StoreEvents | null = null
 
@@ -98,6 +100,8 @@ export class Store {
   }
 
   get size(): number { return this.#entries.size }
+  /** Moves with every change of the listing (AssetSource.version). */
+  get version(): number { return this.#version }
   /** The background index is still running (`index`). */
   get indexing(): boolean { return this.#run !== null }
   get(path: string): Entry | undefined { return this.#entries.get(path) }
@@ -150,6 +154,7 @@ export class Store {
       next.set(wire, entryOf(wire, st, hash, link, diskRel(this.root, wire, full)))
     })
     this.#entries = next
+    this.#version++
     this.#byIno = new Map()
     for (const [p, e] of next) this.#indexIno(e.ino, p)
     this.#sorted = null
@@ -394,6 +399,7 @@ export class Store {
   #put(path: string, entry: Entry | null): void {
     const cur = this.#entries.get(path)
     if (cur === entry) return
+    this.#version++
     if (cur) this.#unindexIno(cur.ino, path)
     if (entry) {
       if (!cur) this.#sorted = null
