@@ -402,6 +402,13 @@ export const SCALE_FEED_MAX_AGE_MS = 7 * 24 * 3600 * 1000
 /** Change messages JetStream keeps at most (the oldest go first); older history comes from HEAD. */
 export const SCALE_FEED_MAX_MSGS = 100_000
 /**
+ * How long JetStream waits for an edge to acknowledge a change message before it delivers it
+ * again (the edge keeps a message it is still installing alive at half this). It bounds how long
+ * the feed stalls when a NATS server that crashed lost the edge's last acknowledgement: with one
+ * message in flight, nothing after it is delivered until it is redelivered (and skipped as old).
+ */
+export const SCALE_FEED_ACK_WAIT_MS = 5_000
+/**
  * An edge reads HEAD this often as a safety net; when HEAD stays ahead of what the feed delivered
  * for two reads in a row (the feed is down, or lost messages), it catches up from HEAD.
  */

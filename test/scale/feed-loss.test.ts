@@ -76,8 +76,8 @@ function expectAppliedOnce(edge: EdgeHandle, w: WatchHandle, log: string, rounds
 }
 
 /** The `edge-version` event that installed `version` (waits for it). */
-function edgeVersion(edge: EdgeHandle, version: number): Promise<Event> {
-  return waitFor(() => edge.events().find((e) => e.event === 'edge-version' && (e.version as number) >= version), 30_000,
+function edgeVersion(edge: EdgeHandle, version: number, ms = 30_000): Promise<Event> {
+  return waitFor(() => edge.events().find((e) => e.event === 'edge-version' && (e.version as number) >= version), ms,
     `the edge to install version ${version}`, { detail: () => JSON.stringify(edge.events().slice(-5)) })
 }
 
@@ -115,7 +115,11 @@ describe.skipIf(NATS_MISSING)('an edge that loses NATS', () => {
       for (const r of [2, 3, 4]) await o.round(r)
       await nats.startNode(0)
       await waitPublished(o.server, before + 2, 60_000) // the pass held up, and the one after it
-      await waitForSameFiles(o.assets, w.out, 90_000)
+      // From JetStream (HEAD, the safety net, needs two reads 30 s apart while connected). The
+      // edge's last ack may have died with the server: until its redelivery (then skipped) nothing
+      // else comes, so that must not take long (SCALE_FEED_ACK_WAIT_MS; it was 30 s: ~24 s here).
+      expect((await edgeVersion(edge, before + 2, 15_000)).via).toBe('feed')
+      await waitForSameFiles(o.assets, w.out, 20_000)
 
       // The edge's consumer is back on the feed: a change now arrives through it, not HEAD.
       await o.round(5)

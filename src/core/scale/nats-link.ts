@@ -12,7 +12,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { AckPolicy, DeliverPolicy, type JsMsg, type NatsConnection, RetentionPolicy, StorageType, connect, nanos } from 'nats'
 import { AssetSyncError } from '../../errors.js'
-import { SCALE_FEED_MAX_AGE_MS, SCALE_FEED_MAX_MSGS, SCALE_FEED_MESSAGE_BYTES, SCALE_S3_RETRY_MAX_MS } from '../../limits.js'
+import { SCALE_FEED_ACK_WAIT_MS, SCALE_FEED_MAX_AGE_MS, SCALE_FEED_MAX_MSGS, SCALE_FEED_MESSAGE_BYTES, SCALE_S3_RETRY_MAX_MS } from '../../limits.js'
 import { type BucketLocation, type FeedLocation, feedStream, feedSubject, redact } from './location.js'
 
 export interface NatsLinkOptions {
@@ -169,27 +169,43 @@ export class NatsLink {
 
   /**
    * Creates the durable consumer `durable` if it is missing: it then starts at the next message
-   * published, so create it before reading HEAD (nothing published in between is missed).
+   * published, so create it before reading HEAD (nothing published in between is missed). An
+   * existing consumer with another ack wait (one made before SCALE_FEED_ACK_WAIT_MS, with 30 s) is
+   * updated to it.
    */
   async ensureConsumer(durable: string): Promise<void> {
     const jsm = await this.#nc.jetstreamManager()
+    const ackWait = nanos(SCALE_FEED_ACK_WAIT_MS)
+    let info: Awaited<ReturnType<typeof jsm.consumers.info>> | null = null
     try {
-      await jsm.consumers.info(this.stream, durable)
+      info = await jsm.consumers.info(this.stream, durable)
     } catch {
       await jsm.consumers.add(this.stream, {
         durable_name: durable, ack_policy: AckPolicy.Explicit, deliver_policy: DeliverPolicy.New,
-        max_ack_pending: 1, ack_wait: nanos(30_000), filter_subject: this.subject,
+        max_ack_pending: 1, ack_wait: ackWait, filter_subject: this.subject,
       }).catch((err: unknown) => { throw wrap(err, `creating the consumer ${durable}`) })
+      return
+    }
+    if (info.config.ack_wait !== ackWait) {
+      await jsm.consumers.update(this.stream, durable, { ack_wait: ackWait })
+        .catch((err: unknown) => { throw wrap(err, `updating the consumer ${durable}`) })
     }
   }
 
+  /**
+   * Hands `m` to `handle`, keeping it alive meanwhile (a catch-up may take longer than the ack
+   * wait: a redelivery would then only be skipped, but it would stall the feed once more).
+   */
   async #deliver(m: JsMsg, handle: (d: FeedDelivery) => Promise<void>): Promise<void> {
+    const alive = setInterval(() => m.working(), SCALE_FEED_ACK_WAIT_MS / 2)
     try {
       await handle({ data: m.data, seq: m.seq, working: () => m.working() })
       m.ack()
     } catch (err) {
       this.#opts.onError?.(err)
       m.nak(1_000)
+    } finally {
+      clearInterval(alive)
     }
   }
 
