@@ -163,8 +163,8 @@ describe.skipIf(NATS_MISSING)('an edge that loses NATS', () => {
       }
       expect((await jsm.streams.info(feedStream(loc))).state.messages).toBe(2)
       relay.heal()
-      await waitForSameFiles(o.assets, w.out, 90_000)
-      await edgeVersion(edge, v)
+      await edgeVersion(edge, v, 15_000)
+      await waitForSameFiles(o.assets, w.out, 20_000)
       // The feed alone could not have done it: the first two versions were gone from the stream.
       const a = edgeVersions(edge).slice(from)
       expect(a.at(-1)?.version).toBe(v)
@@ -179,8 +179,10 @@ describe.skipIf(NATS_MISSING)('an edge that loses NATS', () => {
       }
       await jsm.streams.purge(feedStream(loc))
       relay.heal()
-      await waitForSameFiles(o.assets, w.out, 90_000)
-      await edgeVersion(edge, v)
+      // Back on NATS with nothing to replay, it reads HEAD then, well before its next polls (the
+      // safety net: 30 s, twice while connected).
+      await edgeVersion(edge, v, 15_000)
+      await waitForSameFiles(o.assets, w.out, 20_000)
       const b = edgeVersions(edge).slice(from)
       expect(b.at(-1)?.version).toBe(v)
       expect(b.map((e) => e.via), JSON.stringify(b)).toEqual(b.map(() => 'head'))

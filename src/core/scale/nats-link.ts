@@ -44,6 +44,7 @@ export class NatsLink {
   #closed = false
   #connected = true
   readonly #stops: (() => void)[] = []
+  readonly #onReconnect = new Set<() => void>()
 
   private constructor(feed: FeedLocation, loc: BucketLocation, nc: NatsConnection, opts: NatsLinkOptions) {
     this.feed = feed
@@ -81,7 +82,30 @@ export class NatsLink {
   async #watchStatus(): Promise<void> {
     for await (const s of this.#nc.status()) {
       if (s.type === 'disconnect') this.#connected = false
-      else if (s.type === 'reconnect') this.#connected = true
+      else if (s.type === 'reconnect') {
+        this.#connected = true
+        for (const fn of this.#onReconnect) fn()
+      }
+    }
+  }
+
+  /** Calls `fn` each time the client reconnected after losing its server; returns how to stop. */
+  onReconnect(fn: () => void): () => void {
+    this.#onReconnect.add(fn)
+    return () => { this.#onReconnect.delete(fn) }
+  }
+
+  /**
+   * Messages the stream still holds for the durable consumer `durable`: not yet delivered, or
+   * delivered and not acknowledged. 0 after a reconnect means JetStream has nothing to replay
+   * (messages missed meanwhile expired, or were purged).
+   */
+  async pending(durable: string): Promise<number> {
+    try {
+      const info = await (await this.#nc.jetstreamManager()).consumers.info(this.stream, durable)
+      return info.num_pending + info.num_ack_pending
+    } catch (err) {
+      throw wrap(err, `reading the consumer ${durable}`)
     }
   }
 
