@@ -12,7 +12,10 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { AckPolicy, DeliverPolicy, type JsMsg, type NatsConnection, RetentionPolicy, StorageType, connect, nanos } from 'nats'
 import { AssetSyncError } from '../../errors.js'
-import { SCALE_FEED_ACK_WAIT_MS, SCALE_FEED_MAX_AGE_MS, SCALE_FEED_MAX_MSGS, SCALE_FEED_MESSAGE_BYTES, SCALE_S3_RETRY_MAX_MS } from '../../limits.js'
+import {
+  SCALE_FEED_ACK_WAIT_MS, SCALE_FEED_DRAIN_MS, SCALE_FEED_DUPLICATE_WINDOW_MS, SCALE_FEED_MAX_AGE_MS, SCALE_FEED_MAX_MSGS, SCALE_FEED_MESSAGE_BYTES,
+  SCALE_FEED_PING_MS, SCALE_FEED_RECONNECT_JITTER_MS, SCALE_FEED_RECONNECT_MS, SCALE_FEED_RETRY_MS, SCALE_FEED_TIMEOUT_MS, SCALE_S3_RETRY_MAX_MS,
+} from '../../limits.js'
 import { type BucketLocation, type FeedLocation, feedStream, feedSubject, redact } from './location.js'
 
 export interface NatsLinkOptions {
@@ -61,7 +64,8 @@ export class NatsLink {
     try {
       nc = await connect({
         servers: feed.servers, name: opts.name ?? 'assetsync', reconnect: true, maxReconnectAttempts: -1,
-        reconnectTimeWait: 250, reconnectJitter: 100, pingInterval: 2_000, maxPingOut: 2, timeout: 5_000,
+        reconnectTimeWait: SCALE_FEED_RECONNECT_MS, reconnectJitter: SCALE_FEED_RECONNECT_JITTER_MS,
+        pingInterval: SCALE_FEED_PING_MS, maxPingOut: 2, timeout: SCALE_FEED_TIMEOUT_MS,
       })
     } catch (err) {
       throw new AssetSyncError('ERR_CONNECT', `cannot connect to the feed ${feed.display}: ${redact(String((err as Error)?.message ?? err))}`, { cause: err })
@@ -124,7 +128,7 @@ export class NatsLink {
     const config = {
       name: this.stream, subjects: [this.subject], retention: RetentionPolicy.Limits, storage: StorageType.File,
       max_age: nanos(this.#opts.maxAgeMs ?? SCALE_FEED_MAX_AGE_MS), max_msgs: this.#opts.maxMsgs ?? SCALE_FEED_MAX_MSGS,
-      max_msg_size: SCALE_FEED_MESSAGE_BYTES, duplicate_window: nanos(120_000),
+      max_msg_size: SCALE_FEED_MESSAGE_BYTES, duplicate_window: nanos(SCALE_FEED_DUPLICATE_WINDOW_MS),
     }
     for (const replicas of [3, 1]) {
       try {
@@ -147,7 +151,7 @@ export class NatsLink {
     for (let attempt = 1; ; attempt++) {
       if (this.#closed) throw new AssetSyncError('ERR_CONNECT', `feed ${this.feed.display} closed before a publish was acknowledged`)
       try {
-        const ack = await js.publish(this.subject, data, { msgID: id, timeout: 5_000 })
+        const ack = await js.publish(this.subject, data, { msgID: id, timeout: SCALE_FEED_TIMEOUT_MS })
         return { seq: ack.seq, duplicate: ack.duplicate }
       } catch (err) {
         this.#opts.onError?.(wrap(err, `publishing to ${this.subject} (attempt ${attempt})`))
@@ -227,7 +231,7 @@ export class NatsLink {
       m.ack()
     } catch (err) {
       this.#opts.onError?.(err)
-      m.nak(1_000)
+      m.nak(SCALE_FEED_RETRY_MS)
     } finally {
       clearInterval(alive)
     }
@@ -239,7 +243,7 @@ export class NatsLink {
     for (const s of this.#stops) s()
     // Drain flushes what is queued; a link whose server is away closes without it.
     let timer: NodeJS.Timeout | undefined
-    await Promise.race([this.#nc.drain().catch(() => {}), new Promise<void>((r) => { timer = setTimeout(r, 2_000) })])
+    await Promise.race([this.#nc.drain().catch(() => {}), new Promise<void>((r) => { timer = setTimeout(r, SCALE_FEED_DRAIN_MS) })])
     clearTimeout(timer)
     if (!this.#nc.isClosed()) await this.#nc.close().catch(() => {})
   }
