@@ -430,6 +430,27 @@ export const SCALE_FEED_MAX_AGE_MS = 7 * 24 * 3600 * 1000
 /** Change messages JetStream keeps at most (the oldest go first); older history comes from HEAD. */
 export const SCALE_FEED_MAX_MSGS = 100_000
 /**
+ * How long JetStream waits for an edge to acknowledge a change message before it delivers it
+ * again (the edge keeps a message it is still installing alive at half this). It bounds how long
+ * the feed stalls when a NATS server that crashed lost the edge's last acknowledgement: with one
+ * message in flight, nothing after it is delivered until it is redelivered (and skipped as old).
+ */
+export const SCALE_FEED_ACK_WAIT_MS = 5_000
+/** How long a publish to JetStream, and the first connect to NATS, may take before it fails (and is retried). */
+export const SCALE_FEED_TIMEOUT_MS = 5_000
+/** JetStream drops a change message published again with the same id within this window (a retried publish). */
+export const SCALE_FEED_DUPLICATE_WINDOW_MS = 120_000
+/** Wait between reconnect attempts to NATS (plus up to SCALE_FEED_RECONNECT_JITTER_MS). */
+export const SCALE_FEED_RECONNECT_MS = 250
+/** Random extra wait per NATS reconnect attempt, so many edges do not reconnect in step. */
+export const SCALE_FEED_RECONNECT_JITTER_MS = 100
+/** NATS ping interval; two unanswered pings in a row end the connection (and start reconnecting). */
+export const SCALE_FEED_PING_MS = 2_000
+/** A change message an edge failed to install is delivered again after this. */
+export const SCALE_FEED_RETRY_MS = 1_000
+/** How long closing waits for NATS to flush what is queued before it closes anyway. */
+export const SCALE_FEED_DRAIN_MS = 2_000
+/**
  * An edge reads HEAD this often as a safety net; when HEAD stays ahead of what the feed delivered
  * for two reads in a row (the feed is down, or lost messages), it catches up from HEAD.
  */

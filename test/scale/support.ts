@@ -7,7 +7,7 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
-import { createServer } from 'node:net'
+import { type Server, type Socket, connect as tcpConnect, createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import S3rver from 's3rver'
@@ -154,6 +154,70 @@ export class TestNats {
   async stop(): Promise<void> {
     for (let i = 0; i < this.ports.length; i++) await this.kill(i)
     for (const d of this.#dirs) await rm(d, { recursive: true, force: true })
+  }
+}
+
+/**
+ * A TCP relay in front of one NATS server, so one client (an edge) can lose NATS while the others
+ * (the origin) keep it: `cut()` drops every relayed connection and refuses new ones until
+ * `heal()`. A single nats-server (no cluster) gossips no other URL, so the client only ever
+ * reconnects through the relay.
+ */
+export class TcpRelay {
+  readonly #target: number
+  readonly #srv: Server
+  readonly #open = new Set<Socket>()
+  #cut = false
+  #port = 0
+
+  private constructor(target: number) {
+    this.#target = target
+    this.#srv = createServer((client) => this.#relay(client))
+  }
+
+  static async start(target: number): Promise<TcpRelay> {
+    const relay = new TcpRelay(target)
+    await new Promise<void>((r) => relay.#srv.listen(0, LOOPBACK, r))
+    const a = relay.#srv.address()
+    if (typeof a !== 'object' || a === null) throw new Error('no address')
+    relay.#port = a.port
+    return relay
+  }
+
+  #relay(client: Socket): void {
+    if (this.#cut) {
+      client.destroy()
+      return
+    }
+    const upstream = tcpConnect(this.#target, LOOPBACK)
+    for (const s of [client, upstream]) {
+      this.#open.add(s)
+      s.on('error', () => {})
+      s.on('close', () => {
+        this.#open.delete(s)
+        client.destroy()
+        upstream.destroy()
+      })
+    }
+    client.pipe(upstream)
+    upstream.pipe(client)
+  }
+
+  /** The `nats://` URL of the relay (the --feed value for the client behind it). */
+  get url(): string { return `nats://${LOOPBACK}:${this.#port}` }
+
+  /** Drops every relayed connection and refuses new ones. */
+  cut(): void {
+    this.#cut = true
+    for (const s of this.#open) s.destroy()
+  }
+
+  /** Relays new connections again. */
+  heal(): void { this.#cut = false }
+
+  async close(): Promise<void> {
+    this.cut()
+    await new Promise<void>((r) => this.#srv.close(() => r()))
   }
 }
 

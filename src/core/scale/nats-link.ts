@@ -12,7 +12,10 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { AckPolicy, DeliverPolicy, type JsMsg, type NatsConnection, RetentionPolicy, StorageType, connect, nanos } from 'nats'
 import { AssetSyncError } from '../../errors.js'
-import { SCALE_FEED_MAX_AGE_MS, SCALE_FEED_MAX_MSGS, SCALE_FEED_MESSAGE_BYTES, SCALE_S3_RETRY_MAX_MS } from '../../limits.js'
+import {
+  SCALE_FEED_ACK_WAIT_MS, SCALE_FEED_DRAIN_MS, SCALE_FEED_DUPLICATE_WINDOW_MS, SCALE_FEED_MAX_AGE_MS, SCALE_FEED_MAX_MSGS, SCALE_FEED_MESSAGE_BYTES,
+  SCALE_FEED_PING_MS, SCALE_FEED_RECONNECT_JITTER_MS, SCALE_FEED_RECONNECT_MS, SCALE_FEED_RETRY_MS, SCALE_FEED_TIMEOUT_MS, SCALE_S3_RETRY_MAX_MS,
+} from '../../limits.js'
 import { type BucketLocation, type FeedLocation, feedStream, feedSubject, redact } from './location.js'
 
 export interface NatsLinkOptions {
@@ -44,6 +47,7 @@ export class NatsLink {
   #closed = false
   #connected = true
   readonly #stops: (() => void)[] = []
+  readonly #onReconnect = new Set<() => void>()
 
   private constructor(feed: FeedLocation, loc: BucketLocation, nc: NatsConnection, opts: NatsLinkOptions) {
     this.feed = feed
@@ -60,7 +64,8 @@ export class NatsLink {
     try {
       nc = await connect({
         servers: feed.servers, name: opts.name ?? 'assetsync', reconnect: true, maxReconnectAttempts: -1,
-        reconnectTimeWait: 250, reconnectJitter: 100, pingInterval: 2_000, maxPingOut: 2, timeout: 5_000,
+        reconnectTimeWait: SCALE_FEED_RECONNECT_MS, reconnectJitter: SCALE_FEED_RECONNECT_JITTER_MS,
+        pingInterval: SCALE_FEED_PING_MS, maxPingOut: 2, timeout: SCALE_FEED_TIMEOUT_MS,
       })
     } catch (err) {
       throw new AssetSyncError('ERR_CONNECT', `cannot connect to the feed ${feed.display}: ${redact(String((err as Error)?.message ?? err))}`, { cause: err })
@@ -81,7 +86,30 @@ export class NatsLink {
   async #watchStatus(): Promise<void> {
     for await (const s of this.#nc.status()) {
       if (s.type === 'disconnect') this.#connected = false
-      else if (s.type === 'reconnect') this.#connected = true
+      else if (s.type === 'reconnect') {
+        this.#connected = true
+        for (const fn of this.#onReconnect) fn()
+      }
+    }
+  }
+
+  /** Calls `fn` each time the client reconnected after losing its server; returns how to stop. */
+  onReconnect(fn: () => void): () => void {
+    this.#onReconnect.add(fn)
+    return () => { this.#onReconnect.delete(fn) }
+  }
+
+  /**
+   * Messages the stream still holds for the durable consumer `durable`: not yet delivered, or
+   * delivered and not acknowledged. 0 after a reconnect means JetStream has nothing to replay
+   * (messages missed meanwhile expired, or were purged).
+   */
+  async pending(durable: string): Promise<number> {
+    try {
+      const info = await (await this.#nc.jetstreamManager()).consumers.info(this.stream, durable)
+      return info.num_pending + info.num_ack_pending
+    } catch (err) {
+      throw wrap(err, `reading the consumer ${durable}`)
     }
   }
 
@@ -100,7 +128,7 @@ export class NatsLink {
     const config = {
       name: this.stream, subjects: [this.subject], retention: RetentionPolicy.Limits, storage: StorageType.File,
       max_age: nanos(this.#opts.maxAgeMs ?? SCALE_FEED_MAX_AGE_MS), max_msgs: this.#opts.maxMsgs ?? SCALE_FEED_MAX_MSGS,
-      max_msg_size: SCALE_FEED_MESSAGE_BYTES, duplicate_window: nanos(120_000),
+      max_msg_size: SCALE_FEED_MESSAGE_BYTES, duplicate_window: nanos(SCALE_FEED_DUPLICATE_WINDOW_MS),
     }
     for (const replicas of [3, 1]) {
       try {
@@ -123,7 +151,7 @@ export class NatsLink {
     for (let attempt = 1; ; attempt++) {
       if (this.#closed) throw new AssetSyncError('ERR_CONNECT', `feed ${this.feed.display} closed before a publish was acknowledged`)
       try {
-        const ack = await js.publish(this.subject, data, { msgID: id, timeout: 5_000 })
+        const ack = await js.publish(this.subject, data, { msgID: id, timeout: SCALE_FEED_TIMEOUT_MS })
         return { seq: ack.seq, duplicate: ack.duplicate }
       } catch (err) {
         this.#opts.onError?.(wrap(err, `publishing to ${this.subject} (attempt ${attempt})`))
@@ -169,27 +197,43 @@ export class NatsLink {
 
   /**
    * Creates the durable consumer `durable` if it is missing: it then starts at the next message
-   * published, so create it before reading HEAD (nothing published in between is missed).
+   * published, so create it before reading HEAD (nothing published in between is missed). An
+   * existing consumer with another ack wait (one made before SCALE_FEED_ACK_WAIT_MS, with 30 s) is
+   * updated to it.
    */
   async ensureConsumer(durable: string): Promise<void> {
     const jsm = await this.#nc.jetstreamManager()
+    const ackWait = nanos(SCALE_FEED_ACK_WAIT_MS)
+    let info: Awaited<ReturnType<typeof jsm.consumers.info>> | null = null
     try {
-      await jsm.consumers.info(this.stream, durable)
+      info = await jsm.consumers.info(this.stream, durable)
     } catch {
       await jsm.consumers.add(this.stream, {
         durable_name: durable, ack_policy: AckPolicy.Explicit, deliver_policy: DeliverPolicy.New,
-        max_ack_pending: 1, ack_wait: nanos(30_000), filter_subject: this.subject,
+        max_ack_pending: 1, ack_wait: ackWait, filter_subject: this.subject,
       }).catch((err: unknown) => { throw wrap(err, `creating the consumer ${durable}`) })
+      return
+    }
+    if (info.config.ack_wait !== ackWait) {
+      await jsm.consumers.update(this.stream, durable, { ack_wait: ackWait })
+        .catch((err: unknown) => { throw wrap(err, `updating the consumer ${durable}`) })
     }
   }
 
+  /**
+   * Hands `m` to `handle`, keeping it alive meanwhile (a catch-up may take longer than the ack
+   * wait: a redelivery would then only be skipped, but it would stall the feed once more).
+   */
   async #deliver(m: JsMsg, handle: (d: FeedDelivery) => Promise<void>): Promise<void> {
+    const alive = setInterval(() => m.working(), SCALE_FEED_ACK_WAIT_MS / 2)
     try {
       await handle({ data: m.data, seq: m.seq, working: () => m.working() })
       m.ack()
     } catch (err) {
       this.#opts.onError?.(err)
-      m.nak(1_000)
+      m.nak(SCALE_FEED_RETRY_MS)
+    } finally {
+      clearInterval(alive)
     }
   }
 
@@ -199,7 +243,7 @@ export class NatsLink {
     for (const s of this.#stops) s()
     // Drain flushes what is queued; a link whose server is away closes without it.
     let timer: NodeJS.Timeout | undefined
-    await Promise.race([this.#nc.drain().catch(() => {}), new Promise<void>((r) => { timer = setTimeout(r, 2_000) })])
+    await Promise.race([this.#nc.drain().catch(() => {}), new Promise<void>((r) => { timer = setTimeout(r, SCALE_FEED_DRAIN_MS) })])
     clearTimeout(timer)
     if (!this.#nc.isClosed()) await this.#nc.close().catch(() => {})
   }

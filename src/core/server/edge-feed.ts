@@ -11,7 +11,11 @@
  *   diff of the two manifests (changes and deletes; renames become a delete and a change);
  * - a failure (the bucket away) rejects, the message is redelivered, nothing is half-applied;
  * - HEAD is read every SCALE_HEAD_POLL_MS: when it stays ahead of what the feed delivered for two
- *   reads in a row (or there is no feed), the edge catches up from it like a gap.
+ *   reads in a row (or there is no feed), the edge catches up from it like a gap;
+ * - HEAD is also read when the link reconnects to NATS: if it is ahead and JetStream holds nothing
+ *   more for the edge's consumer (what it missed expired, or the stream was purged), the edge
+ *   catches up from it then, not a poll or two later. If JetStream still holds messages, their
+ *   replay brings the versions (with their batches), as after any short loss.
  */
 import { SCALE_HEAD_POLL_MS } from '../../limits.js'
 import type { FileMeta, UpdateEntry } from '../../protocol/messages.js'
@@ -68,6 +72,7 @@ export class EdgeFeed implements ChangeFeed {
   #chain: Promise<void> = Promise.resolve()
   #stop: (() => void) | null = null
   #timer: NodeJS.Timeout | null = null
+  #unlisten: (() => void) | null = null
   /** The HEAD version seen ahead of the served one at the last poll. */
   #aheadAt = 0
   #closed = false
@@ -84,7 +89,11 @@ export class EdgeFeed implements ChangeFeed {
 
   async start(sink: FeedSink): Promise<void> {
     this.#sink = sink
-    if (this.#link) this.#stop = await this.#link.consume(this.#opts.durable, (d) => this.#serial(() => this.#onMessage(d)))
+    const link = this.#link
+    if (link) {
+      this.#stop = await link.consume(this.#opts.durable, (d) => this.#serial(() => this.#onMessage(d)))
+      this.#unlisten = link.onReconnect(() => { void this.#serial(() => this.#afterReconnect(link)).catch((err: unknown) => sink.error(err)) })
+    }
     const every = this.#opts.headPollMs ?? SCALE_HEAD_POLL_MS
     this.#timer = setInterval(() => { void this.#serial(() => this.#poll()).catch((err: unknown) => sink.error(err)) }, every)
     this.#timer.unref()
@@ -122,6 +131,17 @@ export class EdgeFeed implements ChangeFeed {
     await this.#install(await this.#source.fetchManifest(head.digest), head.version, null, 'head')
   }
 
+  /**
+   * Back on NATS: catches up from HEAD if JetStream has nothing left to replay (queued after the
+   * messages delivered so far, so a replay that already came is not undone).
+   */
+  async #afterReconnect(link: NatsLink): Promise<void> {
+    const head = await this.#source.readHead()
+    if (!head || head.version <= this.#source.version) return
+    if (await link.pending(this.#opts.durable) > 0) return // the replay brings it
+    await this.#install(await this.#source.fetchManifest(head.digest), head.version, null, 'head')
+  }
+
   async #install(manifest: Manifest, version: number, entries: UpdateEntry[] | null, via: EdgeVersionEvent['via']): Promise<void> {
     const changes = entries ?? diffManifests(this.#source.manifest, manifest)
     this.#source.install(manifest, version)
@@ -135,6 +155,7 @@ export class EdgeFeed implements ChangeFeed {
   async close(): Promise<void> {
     this.#closed = true
     this.#stop?.()
+    this.#unlisten?.()
     if (this.#timer) clearInterval(this.#timer)
     await this.#chain
   }
