@@ -52,6 +52,8 @@ export class TestS3 {
   get endpoint(): string { return `http://${LOOPBACK}:${this.port}` }
   /** The standard AWS environment pointing at this server. */
   env(): Record<string, string> { return { ...S3_KEYS, AWS_ENDPOINT_URL_S3: this.endpoint } }
+  /** The same environment, reaching this server through `endpoint` (a TcpRelay's httpUrl). */
+  envVia(endpoint: string): Record<string, string> { return { ...S3_KEYS, AWS_ENDPOINT_URL_S3: endpoint } }
   /** Path of an object's data file in s3rver's folder (to tamper with it). */
   objectFile(key: string): string { return join(this.dir, BUCKET, `${key}._S3rver_object`) }
 
@@ -205,6 +207,8 @@ export class TcpRelay {
 
   /** The `nats://` URL of the relay (the --feed value for the client behind it). */
   get url(): string { return `nats://${LOOPBACK}:${this.#port}` }
+  /** The `http://` URL of the relay (an S3 endpoint, for a client behind it). */
+  get httpUrl(): string { return `http://${LOOPBACK}:${this.#port}` }
 
   /** Drops every relayed connection and refuses new ones. */
   cut(): void {
@@ -229,7 +233,7 @@ export interface EdgeHandle extends ServerHandle {
  * `assetsync serve --origin s3://BUCKET/<prefix> --feed <feed> --json` on a free port, with its
  * own config dir (identity, so its own durable consumer, and chunk cache).
  */
-export async function startEdge(sb: Sandbox, s3: TestS3, prefix: string, feed: string | null, args: string[] = [], config?: string): Promise<EdgeHandle> {
+export async function startEdge(sb: Sandbox, s3: Pick<TestS3, 'env'>, prefix: string, feed: string | null, args: string[] = [], config?: string): Promise<EdgeHandle> {
   const cfg = config ?? await sb.mkdir('edge-config')
   const all = ['serve', '--origin', `s3://${BUCKET}/${prefix}`, ...(feed ? ['--feed', feed] : []), '--host', LOOPBACK, '--port', '0', '--json', ...args]
   const s = sb.spawn(all, { timeoutMs: 600_000, env: { ...s3.env(), ASSETSYNC_CONFIG_DIR: cfg } })
