@@ -181,6 +181,10 @@ export async function sendChunkTurn(conn: SessionConnection, source: AssetSource
     }
     c.next = k
     if (t.cancelled()) return true
+    // The credit was there before the reads, but a BATCH answered meanwhile may have spent it:
+    // wait again, with no await between this check and the sends (compression only shrinks).
+    while (conn.credit < want) await conn.credited(want)
+    if (t.cancelled()) return true
     const zstd = conn.has?.('zstd') ?? false
     let ok = true
     for (let i = first, off = 0; i < k; i++) {
