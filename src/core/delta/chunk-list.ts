@@ -218,6 +218,28 @@ export function chunkBytes(data: Uint8Array): ChunkList {
 }
 
 /**
+ * The chunk list of `size` bytes that `read(buf, pos, n)` fills in order (n ≤ DELTA_READ_BYTES at
+ * a time, into one reused buffer): a server's hardened reader, for instance. A failed read aborts
+ * the builder and is thrown.
+ */
+export async function chunkReads(read: (buf: Buffer, pos: number, n: number) => Promise<unknown>, size: number): Promise<ChunkList> {
+  const b = new ChunkListBuilder()
+  try {
+    const buf = Buffer.allocUnsafe(Math.min(DELTA_READ_BYTES, Math.max(1, size)))
+    for (let pos = 0; pos < size;) {
+      const n = Math.min(buf.length, size - pos)
+      await read(buf, pos, n)
+      b.push(buf.subarray(0, n))
+      pos += n
+    }
+    return b.finish()
+  } catch (err) {
+    b.abort()
+    throw err
+  }
+}
+
+/**
  * The chunk list of a file, in one read pass of DELTA_READ_BYTES reads. The size is what was
  * read: a caller that stat-ed the file first compares the two to notice a concurrent write.
  */

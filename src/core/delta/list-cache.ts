@@ -9,9 +9,8 @@
  * ignored. The stamp is the one of src/core/fs/stamp.ts (size, mtime, ctime, inode), compared
  * with `sameStamp` like the hash cache's.
  */
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
-import { dirname } from 'node:path'
 import { DELTA_LIST_CACHE_BYTES } from '../../limits.js'
+import { readTaggedFile, writeFileAtomic } from '../fs/atomic-write.js'
 import { cacheFileFor } from '../fs/hash-cache.js'
 import { type FileStamp, sameStamp } from '../fs/stamp.js'
 import { type ChunkList, decodeChunkList, encodeChunkList } from './chunk-list.js'
@@ -50,14 +49,8 @@ export class ChunkListCache {
   /** Loads the cache; anything unreadable or damaged gives an empty cache. */
   static async load(file: string | null, maxBytes = DELTA_LIST_CACHE_BYTES): Promise<ChunkListCache> {
     const c = new ChunkListCache(file, maxBytes)
-    if (!file) return c
-    let buf: Buffer
-    try {
-      buf = await readFile(file)
-    } catch {
-      return c
-    }
-    if (buf.length < HEADER.length || !buf.subarray(0, HEADER.length).equals(HEADER)) return c
+    const buf = await readTaggedFile(file, HEADER)
+    if (!buf) return c
     const records: [string, ListRecord][] = []
     for (let at = HEADER.length; at < buf.length;) {
       const n = at + 2 <= buf.length ? buf.readUInt16BE(at) : -1
@@ -136,11 +129,9 @@ export class ChunkListCache {
       at = buf.writeUInt32BE(r.list.length, at)
       at += r.list.copy(buf, at)
     }
-    const tmp = `${this.file}.${process.pid}.tmp`
     try {
-      await mkdir(dirname(this.file), { recursive: true, mode: 0o700 })
-      await writeFile(tmp, buf.subarray(0, at), { mode: 0o600 })
-      await rename(tmp, this.file)
+      // No fsync: a cache lost to a power cut is rebuilt; a torn one is never read.
+      await writeFileAtomic(this.file, buf.subarray(0, at), { mkdir: true, fsync: false })
     } catch {
       this.#dirty = true
     }

@@ -8,7 +8,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import { unlinkSync } from 'node:fs'
-import { type FileHandle, mkdir, open, rename, unlink } from 'node:fs/promises'
+import { type FileHandle, mkdir, open, readFile, rename, unlink } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { writeError } from '../../errors.js'
 import { TEMP_PREFIX, TEMP_SUFFIX } from './ignore.js'
@@ -132,6 +132,22 @@ export async function writeFileAtomic(file: string, data: string | Uint8Array, o
     throw writeError(file, err)
   }
   if (durable) await syncDir(dirname(file))
+}
+
+/**
+ * The bytes of a file `writeFileAtomic` wrote with `header` first, or null when there is no such
+ * file, it cannot be read, or it starts otherwise (another format or version): for caches, which
+ * are then rebuilt.
+ */
+export async function readTaggedFile(file: string | null, header: Buffer): Promise<Buffer | null> {
+  if (!file) return null
+  let buf: Buffer
+  try {
+    buf = await readFile(file)
+  } catch {
+    return null
+  }
+  return buf.length >= header.length && buf.subarray(0, header.length).equals(header) ? buf : null
 }
 
 /**

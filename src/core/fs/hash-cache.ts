@@ -4,9 +4,8 @@
  * It lives in the config directory, never inside a served or mirrored folder.
  */
 import { createHash } from 'node:crypto'
-import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { writeFileAtomic } from './atomic-write.js'
+import { readTaggedFile, writeFileAtomic } from './atomic-write.js'
 import { type FileStamp, sameStamp } from './stamp.js'
 
 export type { FileStamp } from './stamp.js'
@@ -42,14 +41,8 @@ export class HashCache {
    */
   static async load(file: string | null): Promise<HashCache> {
     const c = new HashCache(file)
-    if (!file) return c
-    let buf: Buffer
-    try {
-      buf = await readFile(file)
-    } catch {
-      return c
-    }
-    if (buf.length < HEADER.length || !buf.subarray(0, HEADER.length).equals(HEADER)) return c
+    const buf = await readTaggedFile(file, HEADER)
+    if (!buf) return c
     const map = c.#map
     for (let at = HEADER.length; at < buf.length;) {
       const n = at + 2 <= buf.length ? buf.readUInt16BE(at) : -1

@@ -23,9 +23,9 @@
 import { EventEmitter } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { AssetSyncError } from '../../errors.js'
-import { DELTA_READ_BYTES, SCALE_MAX_MANIFEST_BYTES, SCALE_S3_PARALLEL, SCALE_S3_RETRY_MAX_MS } from '../../limits.js'
+import { SCALE_MAX_MANIFEST_BYTES, SCALE_S3_PARALLEL, SCALE_S3_RETRY_MAX_MS } from '../../limits.js'
 import type { FileMeta, ManifestEntry } from '../../protocol/messages.js'
-import { ChunkListBuilder, type ChunkList, encodeChunkList, hashKey } from '../delta/chunk-list.js'
+import { chunkReads, encodeChunkList, hashKey } from '../delta/chunk-list.js'
 import { equalHash, hashBytes } from '../fs/hash.js'
 import { mapLimit } from '../fs/pool.js'
 import { isSingleChunk } from '../scale/chunk-store.js'
@@ -256,21 +256,7 @@ export class BucketPublisher extends EventEmitter<BucketPublisherEvents> impleme
       const entry = reader.entry
       if (this.#files.has(hashKey(entry.hash))) return entry
       // Pass 1: the chunk list, in one sequential read.
-      const builder = new ChunkListBuilder()
-      let list: ChunkList
-      try {
-        const buf = Buffer.allocUnsafe(Math.min(DELTA_READ_BYTES, Math.max(1, entry.size)))
-        for (let pos = 0; pos < entry.size;) {
-          const n = Math.min(buf.length, entry.size - pos)
-          await reader.read(buf, pos, n)
-          builder.push(buf.subarray(0, n))
-          pos += n
-        }
-        list = builder.finish()
-      } catch (err) {
-        builder.abort()
-        throw err
-      }
+      const list = await chunkReads((buf, pos, n) => reader.read(buf, pos, n), entry.size)
       if (!equalHash(list.hash, entry.hash) || list.size !== entry.size) return 'changed'
       // Pass 2: each chunk the bucket lacks, read again (page cache) and checked before it is named.
       const loc = this.#store.location

@@ -17,9 +17,8 @@
 import { EventEmitter } from 'node:events'
 import { type FileHandle, lstat, open, realpath, stat } from 'node:fs/promises'
 import { AssetSyncError } from '../../errors.js'
-import { DELTA_READ_BYTES } from '../../limits.js'
 import type { ManifestEntry } from '../../protocol/messages.js'
-import { ChunkListBuilder } from '../delta/chunk-list.js'
+import { chunkReads } from '../delta/chunk-list.js'
 import { ChunkListCache } from '../delta/list-cache.js'
 import type { SkippedPath } from '../fs/disk-names.js'
 import { HashCache } from '../fs/hash-cache.js'
@@ -276,21 +275,10 @@ export class FolderSource extends EventEmitter implements AssetSource {
         // Through the hardened read path (no links followed, the inode the index hashed).
         const reader = await this.open(path)
         if (!reader) return null
-        const b = new ChunkListBuilder()
         let list
         try {
           if (!equalHash(reader.entry.hash, entry.hash)) throw new AssetSyncError('ERR_CHANGED', `${path} changed; try again`)
-          const buf = Buffer.allocUnsafe(Math.min(DELTA_READ_BYTES, Math.max(1, entry.size)))
-          for (let pos = 0; pos < entry.size;) {
-            const n = Math.min(buf.length, entry.size - pos)
-            await reader.read(buf, pos, n)
-            b.push(buf.subarray(0, n))
-            pos += n
-          }
-          list = b.finish()
-        } catch (err) {
-          b.abort()
-          throw err
+          list = await chunkReads((buf, pos, n) => reader.read(buf, pos, n), entry.size)
         } finally {
           await reader.close()
         }

@@ -390,8 +390,7 @@ export class ClientSession extends EventEmitter {
     const buf = await this.#buffers.acquire()
     try {
       await t.reader.read(buf, t.offset, want)
-      // Credit spent during the read (a BATCH answered meanwhile) is waited for again here.
-      while (this.conn.credit < want) await this.conn.credited(want)
+      while (this.conn.credit < want) await this.conn.credited(want) // a BATCH may have spent it meanwhile
       if (t.cancelled) return true
       const final = t.offset + want === t.size
       const zstd = this.conn.has?.('zstd') ?? false
