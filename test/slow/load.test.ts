@@ -78,7 +78,7 @@ describe('load', () => {
       + ` fetches done ${(fetchMs / 1000).toFixed(2)} s later (per fetch ${JSON.stringify(fetched.map((f) => f.perClientMs))}); total ${(totalMs / 1000).toFixed(1)} s`)
     console.log(`load: server RSS idle ${mib(rssIdle)}, with ${CLIENTS} connections ${mib(rssConnected)}, peak ${mib(rssPeak)}, after all closed ${mib(after.rss)}`
       + ` (${after.clients} clients left); HELLOs rate-limited ${atPeak.udp?.rateLimited}, cookies ${atPeak.udp?.cookiesSent};`
-      + ` errors ${JSON.stringify([...connected, ...fetched].map((m) => m.errors))}`)
+      + ` errors ${JSON.stringify([...connected, ...fetched].map((m) => m.errors))}; connects retried ${JSON.stringify(connected.map((m) => m.retried))}`)
     expect(sum(connected, 'failed')).toBe(0)
     expect(atPeak.clients).toBe(CLIENTS)
     expect(sum(fetched, 'failed')).toBe(0)

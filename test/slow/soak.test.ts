@@ -25,6 +25,8 @@ import {
 
 const SOAK_MS = Number(process.env.SOAK_MS ?? 600_000)
 const RESTART_EVERY_MS = Number(process.env.SOAK_RESTART_MS ?? 120_000)
+/** How long a restarted server is left to warm up before its RSS counts (see flatness). */
+const SERVER_WARMUP_MS = Math.min(30_000, RESTART_EVERY_MS / 4)
 const WATCHERS = 20
 const PROXIED = 6
 const RUN_HOSTS = 2
@@ -129,11 +131,17 @@ function median(xs: number[]): number {
 }
 
 /** The per-window medians of a sample series after the warm-up window, and how far they stray from their median. */
-function flatness(samples: { t: number; v: number }[]): { windows: number[]; worst: number } {
+/**
+ * The median RSS of each restart period after the first, and the worst distance of one from
+ * their median. `skipMs`: samples this early in a period are left out too — for the server, which
+ * is a new process from each restart on, the warm-up of that process (its heap grows back to its
+ * working size as clients resync), so that incarnations are compared at the same age.
+ */
+function flatness(samples: { t: number; v: number }[], skipMs = 0): { windows: number[]; worst: number } {
   const byWindow = new Map<number, number[]>()
   for (const { t, v } of samples) {
     const w = Math.floor(t / RESTART_EVERY_MS)
-    if (w === 0 || t > SOAK_MS) continue // warm-up, and the final convergence
+    if (w === 0 || t > SOAK_MS || t % RESTART_EVERY_MS < skipMs) continue // warm-up, and the final convergence
     byWindow.set(w, [...(byWindow.get(w) ?? []), v])
   }
   const windows = [...byWindow.values()].map(median)
@@ -272,7 +280,7 @@ describe('soak', () => {
       const ran = readHookRuns(log).map((r) => changeSet([r.stdin.changes]))
       return { batches: kinds(w, 'applied').length, runs: ran.length, same: JSON.stringify(due) === JSON.stringify(ran) }
     })
-    const serverFlat = flatness(rss.server)
+    const serverFlat = flatness(rss.server, SERVER_WARMUP_MS)
     const watcherFlat = rss.watchers.map(flatness)
     const worstWatcher = Math.max(...watcherFlat.map((f) => f.worst))
     const hostFlat = rss.hosts.map(flatness)
