@@ -444,5 +444,8 @@ export function decode(bytes: Uint8Array, sender: Sender): Message {
   const r = new Reader(bytes, 1)
   const msg = readBody(r, type)
   r.end(type)
+  // Id 0 is the connection's own (ERROR id 0 ends it): a client numbers its requests from 1, so a
+  // client frame naming id 0 could only get answers a peer would take for the end (§4.1).
+  if (sender === 'client' && 'id' in msg && msg.id === 0) throw new ProtocolError(`${type} frame with id 0 (reserved for the connection)`)
   return msg
 }

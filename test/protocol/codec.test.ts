@@ -143,6 +143,21 @@ describe('codec: frames that must be refused', () => {
     expect(unknown).toBe(256 - Object.keys(MSG).length)
   })
 
+  it('refuses every client frame that names id 0 (the connection\'s own: ERROR id 0 ends it); a server frame may', () => {
+    let checked = 0
+    for (const gf of GOLDEN) {
+      if (!('id' in gf.msg)) continue
+      const zero = encode({ ...gf.msg, id: 0 } as Message)
+      if (gf.sender === 'client') {
+        expect(protocolError(() => decode(zero, 'client')).message).toBe(`${gf.msg.type} frame with id 0 (reserved for the connection)`)
+        checked++
+      } else {
+        expect(decode(zero, 'server')).toEqual({ ...gf.msg, id: 0 })
+      }
+    }
+    expect(checked).toBeGreaterThan(8)
+  })
+
   it('refuses an empty frame', () => {
     for (const s of SENDERS) expect(protocolError(() => decode(Buffer.alloc(0), s)).message).toMatch(/empty/)
   })
