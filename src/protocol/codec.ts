@@ -13,8 +13,7 @@ import {
 import {
   BATCH_STATUS, CHANGE_KIND, HASH_BYTES, MSG, PRIORITY, STATUS, allowedFrom,
   type BatchAnswer, type BatchItem, type BatchStatus, type ChangeKind, type ChunkRef, type DirectKey, type FileMeta, type ManifestEntry,
-  type Message, type MessageType, type RequestPriority, type ResponseStatus,
-  type Sender, type UpdateEntry,
+  type Message, type MessageType, type RequestPriority, type ResponseStatus, type Sender, type UpdateEntry,
 } from './messages.js'
 import { type Out, Reader, Sizer, Writer } from './codec-io.js'
 
@@ -444,8 +443,7 @@ export function decode(bytes: Uint8Array, sender: Sender): Message {
   const r = new Reader(bytes, 1)
   const msg = readBody(r, type)
   r.end(type)
-  // Id 0 is the connection's own (ERROR id 0 ends it): a client numbers its requests from 1, so a
-  // client frame naming id 0 could only get answers a peer would take for the end (§4.1).
+  // Id 0 is the connection's own (ERROR id 0 ends it); clients number requests from 1 (§4.1).
   if (sender === 'client' && 'id' in msg && msg.id === 0) throw new ProtocolError(`${type} frame with id 0 (reserved for the connection)`)
   return msg
 }
