@@ -18,8 +18,9 @@
  */
 import { ProtocolError } from '../../errors.js'
 import { MAX_FRAME_BYTES, SCALE_FEED_MESSAGE_BYTES } from '../../limits.js'
-import { decode, encode, updateEntryBytes } from '../../protocol/codec.js'
+import { encode, updateEntryBytes } from '../../protocol/codec.js'
 import { HASH_BYTES, type UpdateEntry } from '../../protocol/messages.js'
+import { joinFrames, readFrames } from './framed.js'
 
 const MAGIC = Buffer.from('ASNB')
 const HEADER = 82
@@ -72,13 +73,7 @@ export function encodeFeedMessage(m: FeedMessage, maxBytes = SCALE_FEED_MESSAGE_
   head[77] = omitted ? FLAG_NO_ENTRIES : 0
   if (omitted) return head
   head.writeUInt32BE(frames.length, 78)
-  const parts: Buffer[] = [head]
-  for (const f of frames) {
-    const len = Buffer.alloc(4)
-    len.writeUInt32BE(f.length)
-    parts.push(len, f)
-  }
-  return Buffer.concat(parts)
+  return joinFrames(head, frames)
 }
 
 /** Decodes a message strictly (ERR_PROTOCOL for anything off). */
@@ -99,19 +94,12 @@ export function decodeFeedMessage(bytes: Uint8Array): FeedMessage {
     if (buf.length !== HEADER) refuse('bytes after a header without entries')
     return { version, digest, previous, entries: null }
   }
-  const frames = buf.readUInt32BE(78)
   const entries: UpdateEntry[] = []
-  let at = HEADER
-  for (let i = 0; i < frames; i++) {
-    if (at + 4 > buf.length) refuse('truncated')
-    const len = buf.readUInt32BE(at)
-    at += 4
-    if (at + len > buf.length) refuse('truncated frame')
-    const msg = decode(buf.subarray(at, at + len), 'server')
-    at += len
-    if (msg.type !== 'update') throw new ProtocolError(`feed message refused: frame ${i} is ${msg.type}`)
+  let i = 0
+  for (const msg of readFrames(buf, HEADER, buf.readUInt32BE(78), refuse)) {
+    if (msg.type !== 'update') return refuse(`frame ${i} is ${msg.type}`)
     entries.push(...msg.entries)
+    i++
   }
-  if (at !== buf.length) refuse('bytes after the last frame')
   return { version, digest, previous, entries }
 }

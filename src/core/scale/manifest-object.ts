@@ -22,11 +22,12 @@
  */
 import { ProtocolError } from '../../errors.js'
 import { MANIFEST_PAGE_BYTES, MAX_MANIFEST_FILES, SCALE_MAX_HEAD_BYTES } from '../../limits.js'
-import { MAX_MANIFEST_ENTRIES, decode, encode, manifestEntryBytes } from '../../protocol/codec.js'
+import { MAX_MANIFEST_ENTRIES, encode, manifestEntryBytes } from '../../protocol/codec.js'
 import type { ManifestEntry } from '../../protocol/messages.js'
 import { CHUNKER_ID } from '../delta/chunk-list.js'
 import { hashBytes } from '../fs/hash.js'
 import { checkWirePath, printable } from '../fs/paths.js'
+import { joinFrames, readFrames } from './framed.js'
 
 const MAGIC = Buffer.from('ASMF')
 const FORMAT = 1
@@ -61,13 +62,7 @@ export function encodeManifest(entries: readonly ManifestEntry[]): { bytes: Buff
   head[5] = CHUNKER_ID
   head.writeUInt32BE(entries.length, 6)
   head.writeUInt32BE(frames.length, 10)
-  const parts: Buffer[] = [head]
-  for (const f of frames) {
-    const len = Buffer.alloc(4)
-    len.writeUInt32BE(f.length)
-    parts.push(len, f)
-  }
-  const out = Buffer.concat(parts)
+  const out = joinFrames(head, frames)
   return { bytes: out, digest: hashBytes(out) }
 }
 
@@ -91,17 +86,11 @@ export function decodeManifest(bytes: Uint8Array, digest?: Uint8Array): Manifest
   const frames = buf.readUInt32BE(10)
   if (count > MAX_MANIFEST_FILES) refuse(`${count} entries, over ${MAX_MANIFEST_FILES}`)
   const entries: ManifestEntry[] = []
-  let at = HEADER
   let last: string | null = null
-  for (let i = 0; i < frames; i++) {
-    if (at + 4 > buf.length) refuse('truncated')
-    const len = buf.readUInt32BE(at)
-    at += 4
-    if (at + len > buf.length) refuse('truncated frame')
-    const msg = decode(buf.subarray(at, at + len), 'server')
-    at += len
-    if (msg.type !== 'manifest-reply') throw new ProtocolError(`manifest object refused: frame ${i} is ${msg.type}`)
-    if (msg.done !== (i === frames - 1)) refuse('done flag out of place')
+  let i = 0
+  for (const msg of readFrames(buf, HEADER, frames, refuse)) {
+    if (msg.type !== 'manifest-reply') return refuse(`frame ${i} is ${msg.type}`)
+    if (msg.done !== (i++ === frames - 1)) refuse('done flag out of place')
     for (const e of msg.entries) {
       const why = checkWirePath(e.path)
       if (why !== null) refuse(`path "${printable(e.path)}": ${why}`)
@@ -111,7 +100,6 @@ export function decodeManifest(bytes: Uint8Array, digest?: Uint8Array): Manifest
       if (entries.length > count) refuse('more entries than its count')
     }
   }
-  if (at !== buf.length) refuse('bytes after the last frame')
   if (entries.length !== count) refuse(`${entries.length} entries, header says ${count}`)
   return { digest: actual, entries }
 }
