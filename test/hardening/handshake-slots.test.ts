@@ -8,42 +8,24 @@
 import { readFile } from 'node:fs/promises'
 import type { Socket } from 'node:net'
 import { join } from 'node:path'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { AssetClient } from '../../src/core/client/client.js'
 import { MAX_PREAUTH_CONNECTIONS, MAX_PREAUTH_PER_ADDR } from '../../src/limits.js'
 import type { TransportName } from '../../src/protocol/transport.js'
 import { idleTcp, idleUdpSource, sources } from '../helpers/attackers.js'
-import { Cleanup, tempDir, waitFor } from '../helpers/common.js'
-import { type LocalServer, startLocalServer } from '../helpers/raw-peers.js'
-import { writeTree } from '../helpers/trees.js'
+import { waitFor } from '../helpers/common.js'
+import { type LocalServer, localServers } from '../helpers/raw-peers.js'
 
 const TOKEN = 'the right token'
-const cleanup = new Cleanup()
-afterEach(() => cleanup.run())
-const suite = new Cleanup()
-afterAll(() => suite.run())
-
-let root: string
-let config: string
-beforeAll(async () => {
-  const t = await tempDir('slots')
-  suite.add(t.remove)
-  root = join(t.dir, 'root')
-  config = join(t.dir, 'config')
-  await writeTree(root, { 'hello.txt': 'hello\n' })
-})
-
-async function server(transport: TransportName, extra: Parameters<typeof startLocalServer>[2] = {}): Promise<LocalServer> {
-  const s = await startLocalServer(root, config, { transport, token: TOKEN, maxClients: 64, ...extra })
-  cleanup.add(() => s.server.close())
-  return s
-}
+const servers = localServers('slots', { token: TOKEN, maxClients: 64 })
+const server = servers.start
+const cleanup = servers.cleanup
 
 /** A client with the token from 127.0.0.1, given `ms` for its whole handshake; it fetches a file. */
 async function legitimate(s: LocalServer, transport: TransportName, ms: number): Promise<void> {
-  const c = await AssetClient.connect({ server: s.addr, transport, key: s.key, token: TOKEN, configDir: config, connectTimeoutMs: ms })
+  const c = await AssetClient.connect({ server: s.addr, transport, key: s.key, token: TOKEN, configDir: servers.config(), connectTimeoutMs: ms })
   cleanup.add(() => c.close())
-  const out = join(config, `got-${transport}-${Date.now()}`)
+  const out = join(servers.config(), `got-${transport}-${Date.now()}`)
   await c.download('hello.txt', out)
   expect(await readFile(out, 'utf8')).toBe('hello\n')
 }

@@ -7,39 +7,18 @@
  * was checked at once: 227 guesses/s over UDP, 418/s over TCP from one address (docs/security.md).
  * The clock's precise schedule is test/protocol/auth-throttle.test.ts; this is the live version.
  */
-import { join } from 'node:path'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { AssetClient } from '../../src/core/client/client.js'
 import { AssetSyncError, exitCodeOf } from '../../src/errors.js'
 import { AUTH_FAILURE_DELAY_MS, AUTH_FAILURES_PER_SEC } from '../../src/limits.js'
 import type { TransportName } from '../../src/protocol/transport.js'
 import { type GuessResult, guess, sources } from '../helpers/attackers.js'
-import { Cleanup, tempDir } from '../helpers/common.js'
-import { type LocalServer, startLocalServer } from '../helpers/raw-peers.js'
-import { writeTree } from '../helpers/trees.js'
+import { type LocalServer, localServers } from '../helpers/raw-peers.js'
 
 const TOKEN = 'correct horse battery staple'
 const WINDOW_MS = 3000
-const cleanup = new Cleanup()
-afterEach(() => cleanup.run())
-const suite = new Cleanup()
-afterAll(() => suite.run())
-
-let root: string
-let config: string
-beforeAll(async () => {
-  const t = await tempDir('guessing')
-  suite.add(t.remove)
-  root = join(t.dir, 'root')
-  config = join(t.dir, 'config')
-  await writeTree(root, { 'hello.txt': 'hello\n' })
-})
-
-async function server(transport: TransportName, extra: Parameters<typeof startLocalServer>[2] = {}): Promise<LocalServer> {
-  const s = await startLocalServer(root, config, { transport, token: TOKEN, ...extra })
-  cleanup.add(() => s.server.close())
-  return s
-}
+const servers = localServers('guessing', { token: TOKEN })
+const server = servers.start
 
 /** `loops` guessers per address in `from`, each guessing until WINDOW_MS is over; what they got. */
 async function attack(s: LocalServer, transport: TransportName, from: string[], loops: number): Promise<{ ms: number; results: GuessResult[] }> {
@@ -82,7 +61,7 @@ describe.each(['udp', 'tcp'] as const)('token guessing (%s)', (transport) => {
     expect(exitCodeOf(new AssetSyncError('ERR_AUTH', ''))).toBe(4)
 
     // Meanwhile a client with the token from another address is let in at once.
-    const c = await AssetClient.connect({ server: s.addr, transport, key: s.key, token: TOKEN, configDir: config, connectTimeoutMs: 2000 })
+    const c = await AssetClient.connect({ server: s.addr, transport, key: s.key, token: TOKEN, configDir: servers.config(), connectTimeoutMs: 2000 })
     c.close()
   })
 

@@ -4,9 +4,10 @@
  * (so it can send what `encode` or `Connection` would refuse), and udx packet builders for
  * spoofing. Temp folders, sizes and memory readings are in common.ts.
  */
+import { join } from 'node:path'
 import SecretStream from '@hyperswarm/secret-stream'
 import type { UDXStream } from 'udx-native'
-import { vi } from 'vitest'
+import { afterAll, afterEach, beforeAll, vi } from 'vitest'
 import { AssetServer, type AssetServerOptions } from '../../src/core/server/server.js'
 import { decode, encode } from '../../src/protocol/codec.js'
 import { guardFrames } from '../../src/protocol/frame-guard.js'
@@ -14,7 +15,8 @@ import { type Message, PROTOCOL_VERSION, type ServerMessage } from '../../src/pr
 import { connectTcp } from '../../src/protocol/tcp.js'
 import type { RawStream, TransportName } from '../../src/protocol/transport.js'
 import { UdpListener, connectUdp } from '../../src/protocol/udp.js'
-import { LOOPBACK, MiB } from './common.js'
+import { Cleanup, LOOPBACK, MiB, tempDir } from './common.js'
+import { writeTree } from './trees.js'
 
 export interface LocalServer {
   server: AssetServer
@@ -153,4 +155,38 @@ export function udxPacket(type: number, streamId: number, seq: number, ack: numb
   b.writeUInt32LE(ack >>> 0, 16)
   b.set(payload, 20)
   return b
+}
+
+/**
+ * For a test file: a temp folder holding `hello.txt`, and `start(transport, extra)`, which starts
+ * a startLocalServer on it with `defaults` (each closed after its test). `config()` is the config
+ * folder, for clients; `cleanup` runs after each test (servers first added, so closed last).
+ */
+export function localServers(name: string, defaults: Partial<AssetServerOptions>): {
+  start: (transport: TransportName, extra?: Partial<AssetServerOptions>) => Promise<LocalServer>
+  config: () => string
+  cleanup: Cleanup
+} {
+  const perTest = new Cleanup()
+  afterEach(() => perTest.run())
+  const suite = new Cleanup()
+  afterAll(() => suite.run())
+  let root = ''
+  let config = ''
+  beforeAll(async () => {
+    const t = await tempDir(name)
+    suite.add(t.remove)
+    root = join(t.dir, 'root')
+    config = join(t.dir, 'config')
+    await writeTree(root, { 'hello.txt': 'hello\n' })
+  })
+  return {
+    config: () => config,
+    cleanup: perTest,
+    start: async (transport, extra = {}) => {
+      const s = await startLocalServer(root, config, { transport, ...defaults, ...extra })
+      perTest.add(() => s.server.close())
+      return s
+    },
+  }
 }
