@@ -17,8 +17,8 @@
  * next attempt, which offers them to the planner and fetches only the rest. Nothing becomes
  * visible before the whole-file BLAKE3 matches.
  */
-import type { Stats } from 'node:fs'
-import { lstat, open, rename } from 'node:fs/promises'
+import { type Stats, lstatSync } from 'node:fs'
+import { open, rename } from 'node:fs/promises'
 import { AssetSyncError, isRetryable } from '../../errors.js'
 import {
   DELTA_LIST_SOURCE_CHUNKS, DELTA_MIN_CHUNK_BYTES, DELTA_MIN_FILE_BYTES, DELTA_READ_BYTES, DELTA_STAGE_MIN_BYTES, DOWNLOAD_ATTEMPTS,
@@ -134,9 +134,18 @@ export interface FetchedFile {
   how: 'copy' | 'delta' | 'whole'
 }
 
-const statFile = async (path: string): Promise<Stats | null> => {
-  const st = await lstat(path).catch(() => null)
-  return st?.isFile() ? st : null
+/**
+ * The regular file at `path`, or null. Synchronous: an lstat is microseconds, while an async one
+ * waits for the event loop to come round, which under a bulk download on the same connection
+ * is ~0.5 ms a call, and a program's blocking `require` made three of them before it asked.
+ */
+const statFile = (path: string): Stats | null => {
+  try {
+    const st = lstatSync(path, { throwIfNoEntry: false })
+    return st?.isFile() ? st : null
+  } catch {
+    return null
+  }
 }
 
 /**
@@ -155,10 +164,10 @@ export async function fetchFile(client: DownloadClient, t: FetchTarget, ctx: Del
   const staging = large ? stagingPathFor(t.final, t.wire) : null
   const previous = large ? stagingPathFor(t.final, t.wire, true) : null
   // An earlier attempt's part moves aside (replacing an older one): it is read while this attempt writes.
-  if (staging && previous && await statFile(staging)) await rename(staging, previous).catch(() => {})
+  if (staging && previous && statFile(staging)) await rename(staging, previous).catch(() => {})
   if (client.conn.has('chunks') && (!t.meta || t.meta.size >= DELTA_MIN_FILE_BYTES)) {
-    const old = await statFile(t.final)
-    const part = previous ? await statFile(previous) : null
+    const old = statFile(t.final)
+    const part = previous ? statFile(previous) : null
     if ((old && old.size >= DELTA_MIN_CHUNK_BYTES && !equalHash(t.have, t.meta?.hash)) || part) {
       // The list and the old version's list are fetched and computed in parallel with other
       // files; planning and assembly then run one file at a time (see DeltaContext).
