@@ -513,6 +513,11 @@ export const RUNTIME_MAX_PATH_SUBSCRIPTIONS = 128
  */
 export const BACKGROUND_WINDOW_BYTES = 256 * KiB
 /**
+ * Feature `priority`: CHUNK payload of `background` transfers (others use CHUNK_SIZE). The client
+ * consumes and credits a frame at a time, so a small frame keeps the small window flowing.
+ */
+export const BACKGROUND_FRAME_BYTES = 16 * KiB
+/**
  * Feature `priority`: a client that agreed to it grants credit back every this many consumed
  * bytes (instead of CREDIT_UPDATE_BYTES), so background transfers flow in their small window.
  */

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { AssetServer } from '../../src/core/server/server.js'
-import { BACKGROUND_WINDOW_BYTES, CHUNK_SIZE, CREDIT_UPDATE_BYTES, FLOW_WINDOW_BYTES, PRIORITY_CREDIT_STEP_BYTES } from '../../src/limits.js'
+import { BACKGROUND_FRAME_BYTES, BACKGROUND_WINDOW_BYTES, CHUNK_SIZE, CREDIT_UPDATE_BYTES, FLOW_WINDOW_BYTES, PRIORITY_CREDIT_STEP_BYTES } from '../../src/limits.js'
 import { ManualClock } from '../../src/protocol/clock.js'
 import { decode } from '../../src/protocol/codec.js'
 import { ClientConnection, ServerConnection } from '../../src/protocol/connection.js'
@@ -97,17 +97,20 @@ describe('the server: a background transfer stays within its window (real server
   }
 
   /** Requests big.bin with `priority` and holds every chunk (consumes nothing) until told. */
-  function hold(conn: ClientConnection, priority: RequestPriority): { received: () => number; done: Promise<void>; consume: () => void } {
+  function hold(conn: ClientConnection, priority: RequestPriority): { received: () => number; largest: () => number; done: Promise<void>; consume: () => void } {
     let received = 0
     let released = 0
+    let largest = 0
     const req = conn.request((id) => ({ type: 'priority-request', id, priority, path: 'big.bin', haveHash: null }), (r) => {
       if (r.type === 'response') return false
       if (r.type !== 'chunk') throw new Error(`unexpected ${r.type}`)
       received += r.data.byteLength
+      largest = Math.max(largest, r.data.byteLength)
       return r.final
     }, { holdChunks: true })
     return {
       received: () => received,
+      largest: () => largest,
       done: req.done,
       consume: () => {
         const drain = setInterval(() => { conn.release(received - released); released = received }, 5)
@@ -123,6 +126,8 @@ describe('the server: a background transfer stays within its window (real server
     await new Promise((resolve) => setTimeout(resolve, 300))
     expect(bg.received()).toBe(BACKGROUND_WINDOW_BYTES)
     expect(BACKGROUND_WINDOW_BYTES % CHUNK_SIZE).toBe(0)
+    // Background data comes in small frames (the client credits a frame at a time).
+    expect(bg.largest()).toBe(BACKGROUND_FRAME_BYTES)
 
     // A blocking request is not held back by the stalled background one.
     let got = 0
@@ -144,5 +149,6 @@ describe('the server: a background transfer stays within its window (real server
     normal.consume()
     await withTimeout(normal.done, 30_000, 'the rest')
     expect(normal.received()).toBe(data.length)
+    expect(normal.largest()).toBe(CHUNK_SIZE)
   })
 })

@@ -12,7 +12,7 @@ import { type ChunkList, encodeChunkList, hashKey } from '../delta/chunk-list.js
 import { CODING, compressChunk } from '../delta/compress.js'
 import { equalHash } from '../fs/hash.js'
 import type { BufferPool } from '../fs/pool.js'
-import type { SessionConnection } from './session.js'
+import type { SessionConnection } from './session-types.js'
 import type { AssetSource, SourceReader } from './source.js'
 
 /**

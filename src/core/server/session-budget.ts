@@ -13,7 +13,7 @@ import { listingDigest } from './listing-digest.js'
 import { ManifestScanner } from './manifest-scan.js'
 import { MatchScheduler } from './match-work.js'
 import { type MemoryAccount, MemoryBudget, REQUEST_BYTES } from './memory-budget.js'
-import type { SessionConnection } from './session.js'
+import type { SessionConnection } from './session-types.js'
 import type { AssetSource } from './source.js'
 
 /** What a session is given of the server's budgets. */

@@ -13,7 +13,7 @@ import { checkWirePath, printable } from '../fs/paths.js'
 import { BatchServer, batchBytes } from './batch-serving.js'
 import { type ChunkTransfer, ChunkLocator, openChunkFetch, sendChunkList } from './chunk-serving.js'
 import type { SessionBudget } from './session-budget.js'
-import type { SessionConnection, SessionMetrics } from './session.js'
+import type { SessionConnection, SessionMetrics } from './session-types.js'
 import type { AssetSource, SourceReader } from './source.js'
 
 /** A CHUNK_FETCH opened: what the session's pump sends, in the normal lane. */

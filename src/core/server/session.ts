@@ -11,58 +11,18 @@
  */
 import { EventEmitter } from 'node:events'
 import { AssetSyncError, ProtocolError } from '../../errors.js'
-import { BACKGROUND_WINDOW_BYTES, CHUNK_SIZE, FLOW_WINDOW_BYTES, SENT_MEMORY_PER_CLIENT, SERVER_READ_BYTES, STATUS_MAX_JSON_BYTES } from '../../limits.js'
-import {
-  PRIORITY, type ClientMessage, type FeatureName, type PriorityRequestMsg, type ReportMsg, type RequestMsg, type RequestPriority,
-  type ServerMessage,
-} from '../../protocol/messages.js'
+import { BACKGROUND_FRAME_BYTES, BACKGROUND_WINDOW_BYTES, CHUNK_SIZE, FLOW_WINDOW_BYTES, SENT_MEMORY_PER_CLIENT, SERVER_READ_BYTES, STATUS_MAX_JSON_BYTES } from '../../limits.js'
+import { PRIORITY, type ClientMessage, type PriorityRequestMsg, type ReportMsg, type RequestMsg, type RequestPriority } from '../../protocol/messages.js'
 import { equalHash } from '../fs/hash.js'
 import type { BufferPool } from '../fs/pool.js'
 import { checkWirePath, printable } from '../fs/paths.js'
 import { type ChunkTransfer, type PieceState, pieceFrame, sendChunkTurn } from './chunk-serving.js'
 import { SessionBudget, type SessionGuard, ownGuard } from './session-budget.js'
 import { FeatureRequests } from './session-features.js'
+import { NO_METRICS, type SessionConnection, type SessionMetrics } from './session-types.js'
 import type { AssetSource, SourceReader } from './source.js'
 
-/**
- * What a session needs of its connection (the server half of protocol/connection.ts): named here
- * so the session depends on these methods, not on how the protocol layer splits its classes.
- */
-export interface SessionConnection {
-  readonly remote: string
-  readonly closed: boolean
-  /** Frame bytes so far each way (read by the metrics and the status at scrape time). */
-  readonly bytesSent: number
-  readonly bytesReceived: number
-  /** Flow-control credit: CHUNK bytes the client allows us to send now. */
-  readonly credit: number
-  /** Bytes of frames queued for sending, not yet taken by the transport (the memory budget; 0 if unknown). */
-  readonly queuedBytes?: number
-  send(msg: ServerMessage): boolean
-  drained(): Promise<void>
-  credited(bytes: number): Promise<void>
-  /** Whether a feature was agreed on this connection (docs/protocol.md §5); absent: none was. */
-  has?(name: FeatureName): boolean
-  /** Ends the connection with a protocol error. */
-  fail(err: AssetSyncError): void
-  on(event: 'message', listener: (msg: ClientMessage) => void): unknown
-  once(event: 'close', listener: (err: AssetSyncError | null) => void): unknown
-}
-
-/** How a REQUEST was answered, for the counters. */
-export type RequestOutcome = 'file' | 'up-to-date' | 'not-found' | 'refused' | 'error'
-
-/** What a session counts as it answers (Metrics has these methods; tests may pass their own). */
-export interface SessionMetrics {
-  /** A REQUEST was answered. */
-  request(outcome: RequestOutcome): void
-  /** An ERROR frame with this code was sent. */
-  error(code: string): void
-  /** A file transfer's last chunk was sent, `ms` after its REQUEST arrived. */
-  transferDone(ms: number): void
-}
-
-const NO_METRICS: SessionMetrics = { request: () => {}, error: () => {}, transferDone: () => {} }
+export type { RequestOutcome, SessionConnection, SessionMetrics } from './session-types.js'
 
 interface Transfer {
   id: number
@@ -385,6 +345,8 @@ export class ClientSession extends EventEmitter {
    * Reads the next `want` bytes of `t` into a shared buffer and sends them as CHUNK frames (the
    * codec copies each into its frame, so the buffer goes back at once); finishes `t` after the
    * last. Returns send()'s verdict. The source vouches for the bytes (see SourceReader.read).
+   * Background frames are small (BACKGROUND_FRAME_BYTES): the client consumes and credits a frame
+   * at a time, so the small window keeps flowing with little of it ahead of a blocking file.
    */
   async #sendTurn(t: Transfer, want: number): Promise<boolean> {
     const buf = await this.#buffers.acquire()
@@ -394,10 +356,11 @@ export class ClientSession extends EventEmitter {
       if (t.cancelled) return true
       const final = t.offset + want === t.size
       const zstd = this.conn.has?.('zstd') ?? false
+      const frame = t.lane === PRIORITY.background ? BACKGROUND_FRAME_BYTES : CHUNK_SIZE
       let ok = true
       let at = 0
       do {
-        const n = Math.min(CHUNK_SIZE, want - at)
+        const n = Math.min(frame, want - at)
         const last = at + n === want
         // zstd agreed: a piece that compresses goes as CHUNK_Z (its wire bytes spend the credit).
         ok = this.conn.send(pieceFrame(t.id, t.path, t.offset + at, final && last, buf.subarray(at, at + n), zstd, t.pieces ??= { skip: 0 }))
