@@ -123,7 +123,7 @@ async function priority(ctx, server, n, { idle, protocol, tag }) {
 export async function run(ctx) {
   const nRequire = ctx.quick ? 80 : 250
   const edits = ctx.quick ? 30 : 120
-  const nPrio = ctx.quick ? 20 : 40
+  const nPrio = ctx.quick ? 20 : 100
   const bigBytes = ctx.quick ? 256 * MiB : GiB
   const src = join(ctx.tmp, 'src')
   mkdirSync(join(src, 'big'), { recursive: true })

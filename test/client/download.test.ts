@@ -13,7 +13,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { AssetClient } from '../../src/core/client/client.js'
 import type { FileSink, SinkFactory } from '../../src/core/client/file-sink.js'
 import { MemorySink } from '../../src/core/client/memory-sink.js'
-import { fileSink } from '../../src/core/client/temp-file-sink.js'
+import { aheadTemp, dropAhead, fileSink } from '../../src/core/client/temp-file-sink.js'
 import { isTempName } from '../../src/core/fs/atomic-write.js'
 import { hashBytes } from '../../src/core/fs/hash.js'
 import { AssetSyncError } from '../../src/errors.js'
@@ -75,6 +75,35 @@ describe('download to a path', () => {
     const r = await c.download('big.bin', dest, hashBytes(files['big.bin'] as Buffer))
     expect(r).toEqual({ status: 'up-to-date', meta: null, bytes: 0, reused: 0 })
     expect(existsSync(dest)).toBe(false)
+    // Each missing file had a temp file made while its request was on the wire: the small ones
+    // were written to it, the big one's was removed; none is left.
+    expect((await readdir(work)).filter(isTempName)).toEqual([])
+  })
+
+  it('a temp file made ahead (aheadTemp): a small file is written to it; for a large one it is removed at once', async () => {
+    const meta = (data: Buffer): FileMeta => ({ hash: hashBytes(data), size: data.length, mode: 0o644, mtime: Date.now() })
+    const small = files['small.txt'] as Buffer
+    const dest = outPath()
+    const ahead = aheadTemp(dest)
+    const made = await ahead.made
+    expect(made && isTempName(made.tempPath.slice(work.length + 1))).toBe(true)
+    const sink = await fileSink(dest, { ahead })(meta(small), 'small.txt')
+    expect(ahead.taken).toBe(true)
+    await sink.write(small, 0)
+    const saved = await sink.commit()
+    expect(saved.tempPath).toBe(made?.tempPath)
+    expect((await readFile(dest)).equals(small)).toBe(true)
+
+    const big = files['big.bin'] as Buffer
+    const dest2 = outPath()
+    const ahead2 = aheadTemp(dest2)
+    const made2 = await ahead2.made
+    const sink2 = await fileSink(dest2, { ahead: ahead2 })(meta(big), 'big.bin')
+    expect(ahead2.taken).toBe(false)
+    expect(existsSync(made2?.tempPath ?? '')).toBe(false)
+    await sink2.discard()
+    await dropAhead(ahead2) // a second drop is harmless
+    expect((await readdir(work)).filter(isTempName)).toEqual([])
   })
 
   it('staged: the verified temp file waits beside the final path for the caller', async () => {

@@ -34,7 +34,7 @@ import { equalHash } from '../fs/hash.js'
 import { ChunkFetcher, type ChunkConnection, type ListedFile, requestChunkList } from './chunk-requests.js'
 import type { ReceiveConnection, ReceiveOptions } from './receive.js'
 import { receiveFile } from './receive.js'
-import { fileSink } from './temp-file-sink.js'
+import { aheadTemp, dropAhead, fileSink } from './temp-file-sink.js'
 
 /** What a download needs of the client: its connection and the server's name (for messages). */
 export interface DownloadClient {
@@ -185,7 +185,15 @@ export async function fetchFile(client: DownloadClient, t: FetchTarget, ctx: Del
       if (done) return done
     }
   }
-  const r = await receiveFile(client.conn, client.server, t.wire, t.have, fileSink(t.final, { stage: t.stage, stagingPath: staging, label: t.wire }), t.receive)
+  // Nothing local and no listing (get, a program's fetch): the file is all but sure to come, and
+  // its temp file is made while the request is on the wire.
+  const ahead = !t.meta && !t.have && !statFile(t.final) ? aheadTemp(t.final) : null
+  let r
+  try {
+    r = await receiveFile(client.conn, client.server, t.wire, t.have, fileSink(t.final, { stage: t.stage, stagingPath: staging, label: t.wire, ahead }), t.receive)
+  } finally {
+    await dropAhead(ahead)
+  }
   if (r.status === 'up-to-date') return null
   if (previous) await discardStaged(previous)
   return {

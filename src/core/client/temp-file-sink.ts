@@ -4,8 +4,8 @@
  * into place, or, staged, left verified beside the final path for the caller to install (watch
  * makes a whole batch visible at once).
  */
-import { DELTA_STAGE_MIN_BYTES } from '../../limits.js'
-import { IncomingFile } from '../fs/atomic-file.js'
+import { DELTA_STAGE_MIN_BYTES, SMALL_FILE_BYTES } from '../../limits.js'
+import { IncomingFile, type TempFd, createTempFd, dropTempSync } from '../fs/atomic-file.js'
 import type { FileSink, SinkFactory } from './file-sink.js'
 
 /** A verified file on disk. */
@@ -30,6 +30,33 @@ export interface FileSinkOptions {
   stagingPath?: string | null
   /** What messages call the file (e.g. its wire path); default the final path. */
   label?: string
+  /** A temp file made while the request was on its way (aheadTemp): a small file is written to it. */
+  ahead?: AheadTemp | null
+}
+
+/**
+ * A temp file made beside a missing file's final path while its request is on the wire, so that
+ * once the answer comes the file is written with no thread-pool round trip (the create is the one
+ * step that can wait on the disk; under a bulk download each such wait also waits for the busy
+ * event loop). Used by the sink for a small file; `dropAhead` removes it otherwise.
+ */
+export interface AheadTemp {
+  /** The temp file, or null if it could not be made (the sink then makes one and reports why). */
+  readonly made: Promise<TempFd | null>
+  /** True once a sink took it over. */
+  taken: boolean
+}
+
+/** Starts making a temp file beside `finalPath` (see AheadTemp). */
+export function aheadTemp(finalPath: string): AheadTemp {
+  return { made: createTempFd(finalPath).catch(() => null), taken: false }
+}
+
+/** Removes an AheadTemp no sink took over (never throws). */
+export async function dropAhead(a: AheadTemp | null): Promise<void> {
+  if (!a || a.taken) return
+  const t = await a.made
+  if (t) dropTempSync(t)
 }
 
 class TempFileSink implements FileSink<SavedFile> {
@@ -63,7 +90,16 @@ class TempFileSink implements FileSink<SavedFile> {
 export function fileSink(finalPath: string, opts: FileSinkOptions = {}): SinkFactory<SavedFile> {
   const install = !opts.stage
   const stagingPath = opts.stagingPath ?? undefined
+  const ahead = opts.ahead ?? null
   return async (meta) => {
+    if (ahead && meta.size <= SMALL_FILE_BYTES) {
+      const made = await ahead.made
+      if (made && !ahead.taken && made.fd >= 0) {
+        ahead.taken = true
+        return new TempFileSink(IncomingFile.fromTemp(finalPath, made, meta, opts.label), install, false)
+      }
+    }
+    await dropAhead(ahead) // a large file streams into a temp (or staging) file of its own
     const file = await IncomingFile.create(finalPath, meta, opts.label, { tempPath: meta.size >= DELTA_STAGE_MIN_BYTES ? stagingPath : undefined })
     return new TempFileSink(file, install, file.tempPath === stagingPath)
   }

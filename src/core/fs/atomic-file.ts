@@ -76,6 +76,17 @@ export class IncomingFile {
     return new IncomingFile(finalPath, tempPath, -1, handle, meta, label)
   }
 
+  /**
+   * A small file (≤ SMALL_FILE_BYTES) into a temp file made ahead by createTempFd, whose
+   * descriptor it takes over (written synchronously, as `create`'s small files are).
+   */
+  static fromTemp(finalPath: string, t: TempFd, meta: FileMeta, label?: string): IncomingFile {
+    if (t.fd < 0 || meta.size > SMALL_FILE_BYTES) throw new AssetSyncError('ERR_INTERNAL', `${label ?? finalPath}: temp file used twice, or too big for it`)
+    const fd = t.fd
+    t.fd = -1
+    return new IncomingFile(finalPath, t.tempPath, fd, null, meta, label)
+  }
+
   get written(): number { return this.#written }
 
   async write(data: Uint8Array): Promise<void> {
