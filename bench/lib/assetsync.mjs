@@ -18,9 +18,13 @@ export function cliEnv(configDir, extra = {}) {
  * `assetsync serve <root> --json` on 127.0.0.1:0; resolves once it listens:
  * {p, pid, port, key, files, readyMs, stop()}.
  */
-export async function startServe(root, { transport = 'udp', env, args = [], nodeArgs = [], timeoutMs = 300_000 } = {}) {
+export async function startServe(root, { transport = 'udp', env, args = [], nodeArgs = [], timeoutMs = 300_000, untilIndexed = true } = {}) {
   const p = startNode(BIN, ['serve', root, '--host', '127.0.0.1', '--port', '0', '--transport', transport, '--json', ...args], { env, nodeArgs })
   const ev = await waitEvent(p, (e) => e.event === 'listening', timeoutMs, `assetsync serve ${root} to listen`)
+  // A large folder is served before its index is complete (issue 15): the rest is hashed in the
+  // background. A measurement of transfers waits for it (`untilIndexed`), or it would time the
+  // server hashing the tree alongside the transfer (and, with two servers, both of them).
+  if (ev.indexing && untilIndexed) await waitEvent(p, (e) => e.event === 'indexed', timeoutMs, `assetsync serve ${root} to finish its index`)
   // `stop(grace)`: SIGTERM, SIGKILL after `grace` ms. The default is short because serve can take
   // ~13 s to exit once UDP clients in other processes have gone (see docs/benchmarks.md); pass a
   // long grace when the process must exit normally (--cpu-prof writes its profile at exit).

@@ -6,7 +6,7 @@
 //  - with $BENCH_HEAP_FILE, runs V8's sampling heap profiler from the start and, on SIGUSR2,
 //    writes what is live *then* as a .heapprofile (`node --heap-prof` only writes at exit, after
 //    the server has closed and freed its index).
-import { readFileSync, writeFileSync } from 'node:fs'
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs'
 import { Session } from 'node:inspector'
 
 const heapFile = process.env.BENCH_HEAP_FILE
@@ -19,6 +19,23 @@ if (heapFile) {
       if (!err) writeFileSync(heapFile, JSON.stringify(r.profile))
     })
   })
+}
+
+/**
+ * CPU seconds (utime + stime) of this process's threads by name (/proc/self/task/<tid>/comm):
+ * the main thread ("node"), libuv's thread pool, V8's GC and compiler workers, worker threads ("main" is the main thread). Threads that already exited are not listed.
+ */
+function threadCpu() {
+  const out = {}
+  for (const tid of readdirSync('/proc/self/task')) {
+    try {
+      const st = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8')
+      const f = st.slice(st.lastIndexOf(')') + 2).split(' ')
+      const name = Number(tid) === process.pid ? 'main' : readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim()
+      out[name] = Math.round(((out[name] ?? 0) + (Number(f[11]) + Number(f[12])) / 100) * 100) / 100
+    } catch { /* the thread ended */ }
+  }
+  return out
 }
 
 const file = process.env.BENCH_MEM_FILE
@@ -34,7 +51,7 @@ if (file) {
       const s = readFileSync('/proc/self/status', 'utf8')
       const kib = (k) => Number((new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(s) ?? [])[1] ?? NaN)
       const c = process.cpuUsage()
-      writeFileSync(file, JSON.stringify({ hwmKiB: kib('VmHWM'), rssKiB: kib('VmRSS'), cpuS: (c.user + c.system) / 1e6, now: process.memoryUsage(), max }))
+      writeFileSync(file, JSON.stringify({ hwmKiB: kib('VmHWM'), rssKiB: kib('VmRSS'), cpuS: (c.user + c.system) / 1e6, threads: threadCpu(), now: process.memoryUsage(), max }))
     } catch { /* best effort */ }
   }
   process.on('exit', dump)

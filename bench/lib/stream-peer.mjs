@@ -8,6 +8,13 @@
 //       writes to every client that connects (honouring backpressure), until killed.
 //   node bench/lib/stream-peer.mjs recv --transport udp|tcp [--encrypt] --port P --bytes N
 //       connects, reads N bytes, prints {"event":"done","ms":..,"bytes":N}, exits 0.
+//   node bench/lib/stream-peer.mjs fan-send --transport udp [--encrypt] --bytes N
+//       (the fan-out floor) listens; prints {"event":"connected","n":k} as clients connect; on
+//       each line "go" on stdin sends N bytes to every connected client at once, then prints
+//       {"event":"sent","k":round}.
+//   node bench/lib/stream-peer.mjs fan-recv --transport udp [--encrypt] --port P --bytes N
+//       connects, prints {"event":"ready"}, then {"event":"got","k":round,"at":<wall ms>} each
+//       time another N bytes have arrived; runs until killed.
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { createConnection, createServer } from 'node:net'
@@ -54,7 +61,71 @@ async function serveOne(raw) {
   await pump(s)
 }
 
-if (positionals[0] === 'send') {
+/** Wall clock in ms, comparable across processes (as procs.mjs `now`). */
+const wall = () => performance.timeOrigin + performance.now()
+
+/** Connects (and opens the Noise layer if --encrypt): the stream to read. */
+async function dial() {
+  let raw
+  if (a.transport === 'udp') raw = await connectUdp(a.host, Number(a.port), { timeoutMs: 10_000 })
+  else {
+    raw = createConnection({ host: a.host, port: Number(a.port) })
+    raw.setNoDelay(true)
+    await once(raw, 'connect')
+  }
+  raw.on('error', () => {})
+  let s = raw
+  if (a.encrypt) {
+    s = new SecretStream(true, raw)
+    await s.opened
+  }
+  return s
+}
+
+if (positionals[0] === 'fan-send') {
+  const streams = new Set()
+  const l = UdpListener.listen('127.0.0.1', 0)
+  l.on('connection', (raw) => {
+    raw.on('error', () => {})
+    void (async () => {
+      let s = raw
+      if (a.encrypt) {
+        s = new SecretStream(false, raw)
+        s.on('error', () => {})
+        if (!(await s.opened)) return
+      }
+      streams.add(s)
+      s.once('close', () => streams.delete(s))
+      emit({ event: 'connected', n: streams.size })
+    })()
+  })
+  emit({ event: 'listening', port: l.address().port })
+  let k = 0
+  let buf = ''
+  process.stdin.setEncoding('utf8')
+  process.stdin.on('data', (d) => {
+    buf += d
+    for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
+      const line = buf.slice(0, i).trim()
+      buf = buf.slice(i + 1)
+      if (line !== 'go') continue
+      const round = ++k
+      void Promise.all([...streams].map((s) => pump(s))).then(() => emit({ event: 'sent', k: round }))
+    }
+  })
+  process.on('SIGTERM', () => process.exit(0))
+} else if (positionals[0] === 'fan-recv') {
+  const s = await dial()
+  let got = 0
+  let k = 0
+  s.on('data', (b) => {
+    got += b.length
+    while (got >= (k + 1) * TOTAL) emit({ event: 'got', k: ++k, at: wall() })
+  })
+  s.on('close', () => process.exit(0))
+  emit({ event: 'ready' })
+  process.on('SIGTERM', () => process.exit(0))
+} else if (positionals[0] === 'send') {
   if (a.transport === 'udp') {
     const l = UdpListener.listen('127.0.0.1', 0)
     l.on('connection', (raw) => { void serveOne(raw) })

@@ -70,7 +70,7 @@ export async function run(ctx) {
     const dropped = (k) => res[k].reduce((a, r) => a + (r.counters?.dropped ?? 0), 0) / Math.max(1, res[k].reduce((a, r) => a + (r.counters?.received ?? 0), 0))
     const rows = [
       row({ id: 'udp-vs-rsync', label: 'pull/udp, 2 % loss + 20 ms', unit: 'MiB/s', runs: mibps('udp'), baseline: rsyncBase, extra: { droppedFraction: dropped('udp') } }),
-      row({ id: 'udp-vs-enc-udx', label: 'pull/udp vs raw enc. udx, same link', unit: 'MiB/s', runs: mibps('udp'), baseline: { label: 'raw encrypted udx stream, 2 % loss + 20 ms', value: median(mibps('encUdx')) } }),
+      row({ id: 'udp-vs-enc-udx', label: 'pull/udp vs raw enc. udx, same link', unit: 'MiB/s', runs: mibps('udp'), baseline: { label: 'raw encrypted udx stream, 2 % loss + 20 ms', value: median(mibps('encUdx')) }, target: { on: 'ratio', op: '>=', value: 0.9, text: '≥ 0.9× raw enc. udx' } }),
       row({ id: 'tcp-vs-rsync', label: 'pull/tcp, 20 ms, no loss', unit: 'MiB/s', runs: mibps('tcp'), baseline: rsyncBase }),
       row({ id: 'enc-udx', label: 'raw encrypted udx, 2 % loss + 20 ms', unit: 'MiB/s', runs: mibps('encUdx'), extra: { droppedFraction: dropped('encUdx') } }),
       ...(rsyncd ? [row({ id: 'rsync', label: 'rsync, 20 ms, no loss', unit: 'MiB/s', runs: mibps('rsync') })] : []),
