@@ -1,4 +1,4 @@
-// Scale-out (issue 18, docs/scale-out.md): 20 clients pull the same tree (256 MiB; --quick 32 MiB)
+// Scale-out (issue 18, docs/scale-out.md): 20 clients pull the same tree (256 MiB; --quick: 8 clients, 16 MiB)
 // (a) from one origin, (b) spread over two edges serving from the bucket (cold caches), (b2) the
 // same again over the now warm edges, and (c) with --direct through those edges (bytes straight
 // from the bucket). Loopback only, so the figures are ratios against (a) measured in the same run,
@@ -15,7 +15,7 @@ import { row } from '../lib/report.mjs'
 import { MB, MiB } from '../lib/stats.mjs'
 
 export const id = 'scale-out'
-export const title = 'Scale-out: 20 clients from one origin, two edges, --direct'
+export const title = 'Scale-out: 20 clients (--quick: 8) from one origin, two edges, --direct'
 
 const NATS = '/usr/sbin/nats-server'
 const BUCKET = 'bench'
@@ -43,8 +43,8 @@ async function pullAll(ctx, tag, servers, n, extraArgs, env) {
 
 export async function run(ctx) {
   if (!existsSync(NATS)) return { rows: [], skipped: `nats-server not found at ${NATS}` }
-  const clients = 20
-  const total = ctx.quick ? 32 * MiB : 256 * MiB
+  const clients = ctx.quick ? 8 : 20
+  const total = ctx.quick ? 16 * MiB : 256 * MiB
   const files = 8
   const src = join(ctx.tmp, 'src')
   mkdirSync(src, { recursive: true })
@@ -68,7 +68,7 @@ export async function run(ctx) {
     const publishMs = performance.now() - t0
     ctx.log(`  published ${total / MiB} MiB: ${pub.chunksUploaded} chunks in ${(publishMs / 1000).toFixed(1)} s`)
 
-    // (a) 20 clients from the origin.
+    // (a) every client from the origin.
     let c0 = { origin: cpuSecondsOf(origin.pid), s3: cpuSecondsOf(s3.pid) }
     const a = await pullAll(ctx, 'origin', [origin], clients, [], {})
     const aCpu = { origin: cpuSecondsOf(origin.pid) - c0.origin, s3: cpuSecondsOf(s3.pid) - c0.s3 }
