@@ -27,11 +27,16 @@ if (heapFile) {
  */
 function threadCpu() {
   const out = {}
-  for (const tid of readdirSync('/proc/self/task')) {
+  // Unnamed threads ("node") in creation order: V8's platform workers (GC helpers, compiler) are
+  // made at start-up, libuv's thread pool on the first file-system call; so node#1-4 are V8's,
+  // the later ones the pool's (UV_THREADPOOL_SIZE, default 4).
+  let unnamed = 0
+  for (const tid of readdirSync('/proc/self/task').sort((x, y) => Number(x) - Number(y))) {
     try {
       const st = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8')
       const f = st.slice(st.lastIndexOf(')') + 2).split(' ')
-      const name = Number(tid) === process.pid ? 'main' : readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim()
+      const comm = readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim()
+      const name = Number(tid) === process.pid ? 'main' : comm === 'node' ? (++unnamed <= 4 ? 'v8-workers' : 'libuv-pool') : comm
       out[name] = Math.round(((out[name] ?? 0) + (Number(f[11]) + Number(f[12])) / 100) * 100) / 100
     } catch { /* the thread ended */ }
   }
