@@ -138,19 +138,7 @@ if (positionals[0] === 'fan-send') {
   process.on('SIGTERM', () => process.exit(0))
 } else if (positionals[0] === 'recv') {
   const t0 = performance.now()
-  let raw
-  if (a.transport === 'udp') raw = await connectUdp(a.host, Number(a.port), { timeoutMs: 10_000 })
-  else {
-    raw = createConnection({ host: a.host, port: Number(a.port) })
-    raw.setNoDelay(true)
-    await once(raw, 'connect')
-  }
-  raw.on('error', () => {})
-  let s = raw
-  if (a.encrypt) {
-    s = new SecretStream(true, raw)
-    await s.opened
-  }
+  const s = await dial()
   let got = 0
   await new Promise((resolve, reject) => {
     s.on('error', reject)
