@@ -67,6 +67,30 @@ describe('FolderFeed', () => {
     expect(delivered()).toEqual([['change', 'readme.txt']])
   })
 
+  it('a correction the source announces while a watcher batch holding that path is refreshed is delivered, not lost', async () => {
+    // What a re-hash on a client's failed download does (FolderStore.verify: same stamp, other
+    // bytes) while the watcher's batch for that file is between its refresh and its publish.
+    const real = source.indexed('readme.txt')
+    if (!real) throw new Error('readme.txt not indexed')
+    const corrected = { ...real, hash: Buffer.alloc(32, 7) }
+    const refreshAt = source.refreshAt.bind(source)
+    const indexed = source.indexed.bind(source)
+    let fixed = false
+    source.refreshAt = async (path, disk) => {
+      const r = await refreshAt(path, disk)
+      if (path === 'readme.txt' && !fixed) {
+        fixed = true
+        source.indexed = (p) => (p === 'readme.txt' ? corrected : indexed(p))
+        source.emit('changed', ['readme.txt'])
+      }
+      return r
+    }
+    await writeFile(join(root, 'readme.txt'), 'hello') // same bytes: the watcher's refresh finds the old hash
+    await waitFor(() => batches.some((b) => b.entries.some((e) => e.path === 'readme.txt' && e.kind === 'change' && Buffer.from(e.hash).equals(corrected.hash))),
+      5000, 'the corrected hash', { detail: () => JSON.stringify(delivered()) })
+    expect(fixed).toBe(true)
+  })
+
   it('what changed between the scan and the start of the watch (a restart while saving) is delivered once the watch is on', async () => {
     await feed.close()
     const restarted = await FolderSource.open({ root })

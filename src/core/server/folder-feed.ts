@@ -186,7 +186,9 @@ export class FolderFeed implements ChangeFeed {
     } finally {
       this.#joining = null
     }
-    for (const p of joining) if (!after.has(p)) after.set(p, this.#source.indexed(p))
+    // A path the source changed meanwhile (a re-hash a client's failed download asked for) takes
+    // the index's entry now, even when this batch holds it: its refresh may predate the change.
+    for (const p of joining) after.set(p, this.#source.indexed(p))
     await this.#publish(after)
   }
 
