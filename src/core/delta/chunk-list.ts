@@ -218,20 +218,15 @@ export function chunkBytes(data: Uint8Array): ChunkList {
 }
 
 /**
- * The chunk list of `size` bytes that `read(buf, pos, n)` fills in order (n ≤ DELTA_READ_BYTES at
- * a time, into one reused buffer): a server's hardened reader, for instance. A failed read aborts
- * the builder and is thrown.
+ * The chunk list of what `next(buf)` yields, in order: each call fills the start of `buf` (one
+ * reused buffer of at most DELTA_READ_BYTES) and returns how many bytes it put there, 0 at the
+ * end. A failed read aborts the builder and is thrown.
  */
-export async function chunkReads(read: (buf: Buffer, pos: number, n: number) => Promise<unknown>, size: number): Promise<ChunkList> {
+async function chunkPieces(bufBytes: number, next: (buf: Buffer) => Promise<number>): Promise<ChunkList> {
   const b = new ChunkListBuilder()
   try {
-    const buf = Buffer.allocUnsafe(Math.min(DELTA_READ_BYTES, Math.max(1, size)))
-    for (let pos = 0; pos < size;) {
-      const n = Math.min(buf.length, size - pos)
-      await read(buf, pos, n)
-      b.push(buf.subarray(0, n))
-      pos += n
-    }
+    const buf = Buffer.allocUnsafe(Math.min(DELTA_READ_BYTES, Math.max(1, bufBytes)))
+    for (let n = await next(buf); n > 0; n = await next(buf)) b.push(buf.subarray(0, n))
     return b.finish()
   } catch (err) {
     b.abort()
@@ -240,24 +235,32 @@ export async function chunkReads(read: (buf: Buffer, pos: number, n: number) => 
 }
 
 /**
+ * The chunk list of `size` bytes that `read(buf, pos, n)` fills in order (n ≤ DELTA_READ_BYTES at
+ * a time, into one reused buffer): a server's hardened reader, for instance.
+ */
+export function chunkReads(read: (buf: Buffer, pos: number, n: number) => Promise<unknown>, size: number): Promise<ChunkList> {
+  let pos = 0
+  return chunkPieces(size, async (buf) => {
+    const n = Math.min(buf.length, size - pos)
+    if (n > 0) await read(buf, pos, n)
+    pos += n
+    return n
+  })
+}
+
+/**
  * The chunk list of a file, in one read pass of DELTA_READ_BYTES reads. The size is what was
  * read: a caller that stat-ed the file first compares the two to notice a concurrent write.
  */
 export async function chunkFile(path: string): Promise<ChunkList> {
   const fh = await open(path, 'r')
-  const b = new ChunkListBuilder()
+  let pos = 0
   try {
-    const buf = Buffer.allocUnsafe(DELTA_READ_BYTES)
-    for (let pos = 0; ;) {
+    return await chunkPieces(DELTA_READ_BYTES, async (buf) => {
       const { bytesRead } = await fh.read(buf, 0, buf.length, pos)
-      if (bytesRead === 0) break
-      b.push(buf.subarray(0, bytesRead))
       pos += bytesRead
-    }
-    return b.finish()
-  } catch (err) {
-    b.abort()
-    throw err
+      return bytesRead
+    })
   } finally {
     await fh.close()
   }
