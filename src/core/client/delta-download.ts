@@ -165,8 +165,10 @@ export async function fetchFile(client: DownloadClient, t: FetchTarget, ctx: Del
   const previous = large ? stagingPathFor(t.final, t.wire, true) : null
   // An earlier attempt's part moves aside (replacing an older one): it is read while this attempt writes.
   if (staging && previous && statFile(staging)) await rename(staging, previous).catch(() => {})
-  if (client.conn.has('chunks') && (!t.meta || t.meta.size >= DELTA_MIN_FILE_BYTES)) {
-    const old = statFile(t.final)
+  const delta = client.conn.has('chunks') && (!t.meta || t.meta.size >= DELTA_MIN_FILE_BYTES)
+  // What is at the final path now: the old version for delta, or nothing (a temp file is made ahead).
+  const old = delta || (!t.meta && !t.have) ? statFile(t.final) : null
+  if (delta) {
     const part = previous ? statFile(previous) : null
     if ((old && old.size >= DELTA_MIN_CHUNK_BYTES && !equalHash(t.have, t.meta?.hash)) || part) {
       // The list and the old version's list are fetched and computed in parallel with other
@@ -187,7 +189,7 @@ export async function fetchFile(client: DownloadClient, t: FetchTarget, ctx: Del
   }
   // Nothing local and no listing (get, a program's fetch): the file is all but sure to come, and
   // its temp file is made while the request is on the wire.
-  const ahead = !t.meta && !t.have && !statFile(t.final) ? aheadTemp(t.final) : null
+  const ahead = !t.meta && !t.have && !old ? aheadTemp(t.final) : null
   let r
   try {
     r = await receiveFile(client.conn, client.server, t.wire, t.have, fileSink(t.final, { stage: t.stage, stagingPath: staging, label: t.wire, ahead }), t.receive)
