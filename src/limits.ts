@@ -388,6 +388,13 @@ export const DELTA_READ_BYTES = 1 * MiB
 export const DELTA_ZSTD_MAX_WINDOW_BYTES = 8 * MiB
 /** zstd: bytes compressed as a sample to decide whether a chunk is worth compressing at all. */
 export const DELTA_ZSTD_SAMPLE_BYTES = 4 * KiB
+/**
+ * zstd: after a REQUEST's piece that did not compress, that file is tried again only once this
+ * many of its bytes (the tried piece included) have gone, the rest raw untried: an incompressible
+ * file costs one sample per MiB, whatever its piece size (CHUNK_SIZE, or BACKGROUND_FRAME_BYTES
+ * for background transfers). A file that changes kind mid-way is tried again a MiB later.
+ */
+export const ZSTD_RETRY_BYTES = 1 * MiB
 /** Resume: an interrupted download is kept for the next attempt only from this size on. */
 export const DELTA_STAGE_MIN_BYTES = 4 * MiB
 /** Resume: staged partial downloads kept per mirror folder (the oldest go first). */

@@ -4,8 +4,9 @@ import { describe, expect, it } from 'vitest'
 import {
   CODING, checkZstdFrame, compressChunk, compressChunkAsync, decompressChunk, decompressChunkAsync, isCompressedExtension, worthCompressing,
 } from '../../src/core/delta/compress.js'
+import { type PieceState, pieceFrame } from '../../src/core/server/chunk-serving.js'
 import { ProtocolError } from '../../src/errors.js'
-import { DELTA_MAX_CHUNK_BYTES } from '../../src/limits.js'
+import { BACKGROUND_FRAME_BYTES, CHUNK_SIZE, DELTA_MAX_CHUNK_BYTES, ZSTD_RETRY_BYTES } from '../../src/limits.js'
 import { concat, jsonText, seededBytes } from './support.js'
 
 const zstd = createRequire(import.meta.url)('@toondepauw/node-zstd') as typeof import('@toondepauw/node-zstd')
@@ -40,6 +41,24 @@ describe('compressChunk', () => {
     expect(c.coding).toBe(CODING.RAW)
     expect(c.data).toBe(noise)
     expect(decompressChunk(CODING.RAW, c.data, noise.length)).toBe(noise)
+  })
+
+  it('a REQUEST\'s incompressible pieces are tried once per MiB (ZSTD_RETRY_BYTES), whatever their size', () => {
+    const noise = seededBytes(4 * 1024 * 1024, 5)
+    const json4 = jsonText(4 * 1024 * 1024, 6).subarray(0, 4 * 1024 * 1024)
+    for (const piece of [CHUNK_SIZE, BACKGROUND_FRAME_BYTES]) {
+      const state: PieceState = { skip: 0 }
+      let tries = 0
+      for (let at = 0; at < noise.length; at += piece) {
+        if (state.skip <= 0) tries++ // pieceFrame tries zstd exactly when nothing is left to skip
+        expect(pieceFrame(1, 'pack.bin', at, false, noise.subarray(at, at + piece), true, state).type).toBe('chunk')
+      }
+      expect(tries, `${piece}-byte pieces`).toBe(noise.length / ZSTD_RETRY_BYTES)
+    }
+    // A compressible file is compressed piece after piece; without zstd agreed, nothing is.
+    const state: PieceState = { skip: 0 }
+    for (let at = 0; at < 4 * CHUNK_SIZE; at += CHUNK_SIZE) expect(pieceFrame(1, 'a.json', at, false, json4.subarray(at, at + CHUNK_SIZE), true, state).type).toBe('chunk-z')
+    expect(pieceFrame(1, 'a.json', 0, false, json4.subarray(0, CHUNK_SIZE), false, { skip: 0 }).type).toBe('chunk')
   })
 
   it('sends known-compressed extensions and tiny chunks raw without trying', () => {

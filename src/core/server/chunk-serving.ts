@@ -6,7 +6,7 @@
  * session's pump, like any transfer's.
  */
 import { AssetSyncError } from '../../errors.js'
-import { DELTA_MAX_LIST_CHUNKS, DELTA_MIN_CHUNK_BYTES, MAX_FRAME_BYTES, SERVER_READ_BYTES } from '../../limits.js'
+import { DELTA_MAX_LIST_CHUNKS, DELTA_MIN_CHUNK_BYTES, MAX_FRAME_BYTES, SERVER_READ_BYTES, ZSTD_RETRY_BYTES } from '../../limits.js'
 import type { ChunkFetchMsg, ChunkListMsg, ChunkRef, ManifestEntry, ServerMessage } from '../../protocol/messages.js'
 import { type ChunkList, encodeChunkList, hashKey } from '../delta/chunk-list.js'
 import { CODING, compressChunk } from '../delta/compress.js'
@@ -199,23 +199,16 @@ export async function sendChunkTurn(conn: SessionConnection, source: AssetSource
   }
 }
 
-/**
- * After a REQUEST's piece that did not compress, this many following pieces of that file are
- * sent raw without a try: an incompressible file then costs one 4 KiB sample per MiB, not per
- * 64 KiB (its pieces are alike; a file that changes kind mid-way is tried again a MiB later).
- */
-export const ZSTD_SKIP_PIECES = 15
-
-/** Per transfer: pieces left to send raw without trying (see ZSTD_SKIP_PIECES). */
+/** Per transfer: bytes left to send raw without trying (see ZSTD_RETRY_BYTES). */
 export interface PieceState { skip: number }
 
 /** A REQUEST's piece at `offset`: CHUNK_Z when `zstd` was agreed and it compresses, else CHUNK. */
 export function pieceFrame(id: number, path: string, offset: number, final: boolean, data: Uint8Array, zstd: boolean, state: PieceState): ServerMessage {
   let enc = null
-  if (zstd && state.skip > 0) state.skip--
+  if (zstd && state.skip > 0) state.skip -= data.byteLength
   else if (zstd) {
     enc = compressChunk(data, path)
-    if (enc.coding !== CODING.ZSTD) state.skip = ZSTD_SKIP_PIECES
+    if (enc.coding !== CODING.ZSTD) state.skip = ZSTD_RETRY_BYTES - data.byteLength
   }
   return enc && enc.coding === CODING.ZSTD
     ? { type: 'chunk-z', id, offset, final, length: data.byteLength, data: enc.data }
