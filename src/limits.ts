@@ -516,7 +516,8 @@ export const RUNTIME_MAX_PATH_SUBSCRIPTIONS = 128
  * Feature `priority`: CHUNK data of `background` transfers the server keeps outstanding (sent, not
  * yet credited back) at most. Everything sent sits in the one ordered stream ahead of a later
  * blocking file; the full FLOW_WINDOW_BYTES of bulk would make a `require` wait for megabytes.
- * Must exceed SERVER_READ_BYTES + PRIORITY_CREDIT_STEP_BYTES, or background transfers stall.
+ * Must exceed CHUNK_SIZE (a background turn) + PRIORITY_CREDIT_STEP_BYTES, or background transfers
+ * stall (credit held back below one step is never granted).
  */
 export const BACKGROUND_WINDOW_BYTES = 256 * KiB
 /**

@@ -126,6 +126,9 @@ describe('the server: a background transfer stays within its window (real server
     await new Promise((resolve) => setTimeout(resolve, 300))
     expect(bg.received()).toBe(BACKGROUND_WINDOW_BYTES)
     expect(BACKGROUND_WINDOW_BYTES % CHUNK_SIZE).toBe(0)
+    // The window holds a turn (one CHUNK_SIZE read) past a credit step not yet granted back.
+    expect(BACKGROUND_WINDOW_BYTES).toBeGreaterThan(CHUNK_SIZE + PRIORITY_CREDIT_STEP_BYTES)
+    expect(CHUNK_SIZE % BACKGROUND_FRAME_BYTES).toBe(0)
     // Background data comes in small frames (the client credits a frame at a time).
     expect(bg.largest()).toBe(BACKGROUND_FRAME_BYTES)
 
