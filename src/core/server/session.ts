@@ -22,8 +22,6 @@ import { FeatureRequests } from './session-features.js'
 import { NO_METRICS, type SessionConnection, type SessionMetrics } from './session-types.js'
 import type { AssetSource, SourceReader } from './source.js'
 
-export type { RequestOutcome, SessionConnection, SessionMetrics } from './session-types.js'
-
 interface Transfer {
   id: number
   path: string
