@@ -8,18 +8,17 @@
 // bytes, for the floor.
 //
 //   node bench/cpu.mjs --builds base=/work/base,now=. --tree mixed --mib 256 --rounds 3 --transport udp --stream
-import { mkdirSync } from 'node:fs'
+import { mkdirSync, readdirSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
-import { cliEnv, memPreload, readMemReport } from './lib/assetsync.mjs'
-import { LIB, cpuSecondsOf, installExitHandlers, loadavg, makeTempDir, removeTempDir, runToEnd, startNode, stop, waitEvent } from './lib/procs.mjs'
+import { cliEnv, memPreload, readMemReport, startServe } from './lib/assetsync.mjs'
+import { cpuSecondsOf, installExitHandlers, loadavg, makeTempDir, removeTempDir, runToEnd, stop } from './lib/procs.mjs'
 import { freshOut } from './lib/scenario.mjs'
 import { GiB, MiB, median } from './lib/stats.mjs'
 import { startStreamSender, streamReceive } from './lib/streams.mjs'
 import { bigFile, mixedTree } from './lib/tree.mjs'
 import { monoUs } from './lib/profile.mjs'
 import { render, summarize } from './lib/cpuprofile.mjs'
-import { readdirSync } from 'node:fs'
 
 const { values: a } = parseArgs({
   options: {
@@ -54,10 +53,8 @@ try {
   if (a.part) log(`pulling ${a.part}/** only: ${(want / MiB).toFixed(1)} MiB`)
   const servers = []
   for (const b of builds) {
-    const p = startNode(join(b.dir, 'bin', 'assetsync.js'), ['serve', src, '--host', '127.0.0.1', '--port', '0', '--transport', a.transport, '--json', ...a['serve-args'].split(' ').filter(Boolean)], { env, nodeArgs: prof(b.name, 'serve') })
-    const ev = await waitEvent(p, (e) => e.event === 'listening', 300_000, `${b.name} serve`)
-    if (ev.indexing) await waitEvent(p, (e) => e.event === 'indexed', 300_000, `${b.name} serve to finish its index`)
-    servers.push({ ...b, p, port: ev.port, key: ev.key })
+    const s = await startServe(src, { bin: join(b.dir, 'bin', 'assetsync.js'), transport: a.transport, env, args: a['serve-args'].split(' ').filter(Boolean), nodeArgs: prof(b.name, 'serve') })
+    servers.push({ ...b, p: s.p, port: s.port, key: s.key })
   }
   let sender = null
   if (a.stream) sender = await startStreamSender({ transport: a.transport, encrypt: true, bytes: tree.bytes })
@@ -112,4 +109,3 @@ try {
 } finally {
   removeTempDir(tmp)
 }
-void LIB

@@ -16,10 +16,10 @@ export function cliEnv(configDir, extra = {}) {
 
 /**
  * `assetsync serve <root> --json` on 127.0.0.1:0; resolves once it listens:
- * {p, pid, port, key, files, readyMs, stop()}.
+ * {p, pid, port, key, files, readyMs, stop()}. `bin`: another build's CLI (default this one's).
  */
-export async function startServe(root, { transport = 'udp', env, args = [], nodeArgs = [], timeoutMs = 300_000, untilIndexed = true } = {}) {
-  const p = startNode(BIN, ['serve', root, '--host', '127.0.0.1', '--port', '0', '--transport', transport, '--json', ...args], { env, nodeArgs })
+export async function startServe(root, { transport = 'udp', env, args = [], nodeArgs = [], timeoutMs = 300_000, untilIndexed = true, bin = BIN } = {}) {
+  const p = startNode(bin, ['serve', root, '--host', '127.0.0.1', '--port', '0', '--transport', transport, '--json', ...args], { env, nodeArgs })
   const ev = await waitEvent(p, (e) => e.event === 'listening', timeoutMs, `assetsync serve ${root} to listen`)
   // A large folder is served before its index is complete (issue 15): the rest is hashed in the
   // background. A measurement of transfers waits for it (`untilIndexed`), or it would time the
