@@ -4,7 +4,7 @@
  * normal one (backpressure: the others are not slowed, the server's memory stays bounded).
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
-import { mkdir, truncate, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, truncate, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
@@ -12,6 +12,8 @@ import { type CliResult, ensureBuilt, lines, parseEvents, PROJECT_ROOT, Sandbox,
 import { Cleanup, LOOPBACK, MiB, mib, rssOf, waitFor, withTimeout } from '../helpers/common.js'
 import { diffTrees, filesUnder, isTemp, sameBytes, writeAssetTree, writeRandomFile, writeTree } from '../helpers/trees.js'
 import { startLossyProxy } from '../helpers/lossy-proxy.js'
+import { DELTA_STAGE_MIN_BYTES } from '../../src/limits.js'
+import { stagingPathFor } from '../../src/core/delta/staging.js'
 
 const cleanup = new Cleanup()
 afterEach(() => cleanup.run())
@@ -90,11 +92,27 @@ describe('the server SIGKILLed mid-pull', () => {
     expect(line).toMatch(/udp:\/\/127\.0\.0\.1:\d+/)
     const done = await onlyCompleteFiles(src, out)
     expect(done).not.toContain('big/huge.pak')
-    // The aborted download's temp file was removed too.
-    expect([...(await filesUnder(out)).keys()].filter(isTemp)).toEqual([])
+    // The aborted download left no temp file, except (by design, for resume) its staged part once
+    // at least DELTA_STAGE_MIN_BYTES had arrived: then only at the one staging name, and only a
+    // byte-exact prefix of the file. How much arrived before the kill landed depends on the load.
+    const staged = stagingPathFor(join(out, 'big', 'huge.pak'), 'big/huge.pak')
+    const temps = [...(await filesUnder(out)).entries()].filter(([rel]) => isTemp(rel))
+    for (const [rel, size] of temps) {
+      expect(join(out, ...rel.split('/')), `${rel}: only a staged part may stay`).toBe(staged)
+      expect(size).toBeGreaterThanOrEqual(DELTA_STAGE_MIN_BYTES)
+      const [part, whole] = await Promise.all([readFile(staged), readFile(join(src, 'big', 'huge.pak'))])
+      expect(part.equals(whole.subarray(0, part.length)), 'the staged part is a prefix of the file').toBe(true)
+    }
     // Detection (request timeout 2 s) + one reconnect attempt (connect timeout 2 s), not more.
     expect(afterKillMs).toBeLessThan(8000)
-    console.log(`server killed ${((killedAt - t0) / 1000).toFixed(2)} s into the pull; pull exited 3 after ${afterKillMs.toFixed(0)} ms: ${line}`)
+    console.log(`server killed ${((killedAt - t0) / 1000).toFixed(2)} s into the pull; pull exited 3 after ${afterKillMs.toFixed(0)} ms: ${line}; left ${JSON.stringify(temps)}`)
+    // The next pull, from a new server, completes byte for byte and leaves no temp file at all.
+    const again = await sb.serve(src, [], { readyMs: 60_000 })
+    cleanup.add(() => again.stop())
+    const r2 = await sb.run(['pull', '--server', again.addr, '--key', again.key, '--out', out, '--json'], { timeoutMs: 60_000 })
+    expect(r2.code, r2.stderr).toBe(0)
+    expect(await diffTrees(src, out)).toEqual([])
+    expect([...(await filesUnder(out)).keys()].filter(isTemp)).toEqual([])
   })
 })
 
