@@ -79,6 +79,12 @@ export const CLIENT_PARALLEL_CHECKS = 32
  * never blocks the event loop for long.
  */
 export const SMALL_FILE_BYTES = 64 * KiB
+/**
+ * Folders read per event-loop turn when a pull or watch start sweeps its mirror for temp files a
+ * killed run left (client/local-writes.ts removeTempFiles; synchronous readdirs of microseconds
+ * each): the connection's packets wait at most one slice.
+ */
+export const TEMP_SWEEP_SLICE = 256
 
 // --- timers (milliseconds) -------------------------------------------------------------------
 /** A PING goes out when nothing else was sent for this long. */
