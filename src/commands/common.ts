@@ -2,7 +2,7 @@
  * Options shared by the client commands (pull, get, watch) and how they become AssetClient options.
  */
 import { Option } from 'commander'
-import { removeLiveTemps } from '../core/fs/atomic-write.js'
+import { keepNoParts, removeLiveTemps } from '../core/fs/atomic-write.js'
 import { AssetSyncError, interruptedBy } from '../errors.js'
 import {
   CONNECT_TIMEOUT_MS, IDLE_TIMEOUT_MS, MAX_IDLE_TIMEOUT_MS, MAX_PATTERNS, MAX_PATTERN_BYTES, REQUEST_TIMEOUT_MS,
@@ -100,6 +100,7 @@ export function untilSignal(): Promise<NodeJS.Signals> & { cancel(): void } {
   const p = new Promise<NodeJS.Signals>((resolve) => {
     on = (sig) => {
       off()
+      keepNoParts()
       resolve(sig)
     }
     process.on('SIGINT', on)
@@ -117,6 +118,7 @@ export function untilSignal(): Promise<NodeJS.Signals> & { cancel(): void } {
 export function abortOnSignal(ac: AbortController): () => void {
   const on = (sig: NodeJS.Signals): void => {
     if (!ac.signal.aborted) {
+      keepNoParts() // before the abort: the transfers it cuts short keep no staged part
       ac.abort(interruptedBy(sig))
       return
     }

@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { type CliResult, Sandbox, type ServerHandle, type SpawnedCli, closedPort, ensureBuilt, lines, parseEvents } from '../helpers/cli.js'
 import { MiB, waitFor } from '../helpers/common.js'
 import { filesUnder, isTemp, writeRandomFile, writeTree } from '../helpers/trees.js'
+import { DELTA_STAGE_MIN_BYTES } from '../../src/limits.js'
 
 let sb: Sandbox
 let server: ServerHandle
@@ -31,22 +32,25 @@ afterAll(async () => {
   await sb?.cleanup()
 })
 
-/** Starts `args`, waits until a temp file shows in `out`, then sends `signal`. Null if it finished first. */
-async function interruptMidTransfer(args: string[], out: string, signal: NodeJS.Signals): Promise<CliResult | null> {
+/**
+ * Starts `args`, waits until a temp file of at least `minBytes` shows in `out`, then sends
+ * `signal`. Null if it finished first.
+ */
+async function interruptMidTransfer(args: string[], out: string, signal: NodeJS.Signals, minBytes = 0): Promise<CliResult | null> {
   const cli: SpawnedCli = sb.spawn(args)
   let ended = false
   void cli.result.then(() => { ended = true })
-  const seen = await waitFor(async () => ended || [...(await filesUnder(out)).keys()].some(isTemp), 60_000, 'a temp file in --out', 5)
+  const seen = await waitFor(async () => ended || [...(await filesUnder(out))].some(([rel, size]) => isTemp(rel) && size >= minBytes), 60_000, 'a temp file in --out', 5)
   if (ended || !seen) return null
   cli.proc.kill(signal)
   const r = await cli.result
   return r
 }
 
-async function interrupted(signal: NodeJS.Signals, json: boolean): Promise<{ r: CliResult; out: string }> {
+async function interrupted(signal: NodeJS.Signals, json: boolean, minBytes = 0): Promise<{ r: CliResult; out: string }> {
   for (let attempt = 0; attempt < 4; attempt++) {
     const out = sb.path('out')
-    const r = await interruptMidTransfer(['pull', '--server', server.addr, '--out', out, ...(json ? ['--json'] : [])], out, signal)
+    const r = await interruptMidTransfer(['pull', '--server', server.addr, '--out', out, ...(json ? ['--json'] : [])], out, signal, minBytes)
     if (r && r.code !== 0) return { r, out }
   }
   throw new Error('every pull finished before it could be interrupted')
@@ -66,6 +70,14 @@ describe('issue 11 case 11: signals', () => {
       const again = await sb.run(['pull', '--server', server.addr, '--out', out, '--json'])
       expect(again.code, again.stderr).toBe(0)
     }, 180_000)
+
+  // A download cut off by a lost connection keeps its staged part for resuming (faults.test.ts);
+  // one the user stopped does not: a signal removes every temp file, staged parts too.
+  test.each(['SIGINT', 'SIGTERM'] as const)('%s once a large file has more than DELTA_STAGE_MIN_BYTES staged: its part is removed too', async (signal) => {
+    const { r, out } = await interrupted(signal, false, DELTA_STAGE_MIN_BYTES + MiB)
+    expect(r.code).toBe(signal === 'SIGINT' ? 130 : 143)
+    expect([...(await filesUnder(out)).keys()].filter(isTemp)).toEqual([])
+  }, 180_000)
 
   test('SIGTERM during get -o: exit 143, no temp file beside the output', async () => {
     for (let attempt = 0; ; attempt++) {

@@ -30,6 +30,7 @@ import type { ChunkListCache } from '../delta/list-cache.js'
 import { ChunkIndex, type ChunkSource, planFile } from '../delta/plan.js'
 import { discardStaged, stagedSource, stagingPathFor } from '../delta/staging.js'
 import { IncomingFile } from '../fs/atomic-file.js'
+import { keepingParts } from '../fs/atomic-write.js'
 import { equalHash } from '../fs/hash.js'
 import { ChunkFetcher, type ChunkConnection, type ListedFile, requestChunkList } from './chunk-requests.js'
 import type { ReceiveConnection, ReceiveOptions } from './receive.js'
@@ -253,8 +254,9 @@ async function fetchDelta(client: DownloadClient, t: FetchTarget, ctx: DeltaCont
   } catch (err) {
     fetcher.cancel(err instanceof Error ? err : new Error(String(err)))
     await io.close()
-    // A part written to the staging name is kept for the next attempt (it holds the earlier part's chunks too).
-    const keep = staging !== null && file.tempPath === staging && file.written >= DELTA_STAGE_MIN_BYTES
+    // A part written to the staging name is kept for the next attempt (it holds the earlier part's
+    // chunks too), unless the user is stopping the process: then this part goes, the earlier stays.
+    const keep = staging !== null && file.tempPath === staging && file.written >= DELTA_STAGE_MIN_BYTES && keepingParts()
     await file.discard(keep)
     if (keep && previous) await discardStaged(previous)
     throw err

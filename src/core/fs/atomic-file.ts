@@ -19,7 +19,7 @@ import { promisify } from 'node:util'
 import { AssetSyncError, writeError } from '../../errors.js'
 import { SMALL_FILE_BYTES } from '../../limits.js'
 import type { FileMeta } from '../../protocol/messages.js'
-import { createTemp, removeTemp, tempInstalled } from './atomic-write.js'
+import { createTemp, keepingParts, removeTemp, tempInstalled } from './atomic-write.js'
 import { type Hasher, createHasher, equalHash } from './hash.js'
 
 export { isTempName, tempPathFor } from './atomic-write.js'
@@ -149,7 +149,8 @@ export class IncomingFile {
 
   /**
    * Drops the file: closes and removes the temp file. With `keep`, closes it and leaves it where
-   * it is (a resume staging file: the caller owns it now). Safe to call more than once.
+   * it is (a resume staging file: the caller owns it now), unless the user is stopping the
+   * process (keepNoParts). Safe to call more than once.
    */
   async discard(keep = false): Promise<void> {
     this.#hasher.digest()
@@ -165,7 +166,7 @@ export class IncomingFile {
     if (fh) await fh.close().catch(() => {})
     if (!this.#owned) return
     this.#owned = false
-    if (!keep) await removeTemp(this.tempPath)
+    if (!keep || !keepingParts()) await removeTemp(this.tempPath)
   }
 }
 

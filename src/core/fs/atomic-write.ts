@@ -43,6 +43,20 @@ const isExists = (err: unknown): boolean => (err as NodeJS.ErrnoException)?.code
  */
 const liveTemps = new Set<string>()
 
+/**
+ * False once the user stopped the process (SIGINT, SIGTERM: commands/common.ts): from then on a
+ * transfer cut short keeps nothing, not even the staged part of a large download that a lost
+ * connection or a crash would leave for resuming (IncomingFile.discard). A stopped command
+ * removes every temp file it made, as docs/cli.md promises.
+ */
+let keepParts = true
+
+/** The process is stopping at the user's request: no partial download is kept from now on. */
+export function keepNoParts(): void { keepParts = false }
+
+/** Whether a transfer cut short may keep its staged part for resuming (see keepNoParts). */
+export function keepingParts(): boolean { return keepParts }
+
 /** A temp file became its final file (renamed): it is no longer ours to remove. */
 export function tempInstalled(tempPath: string): void {
   liveTemps.delete(tempPath)
