@@ -5,7 +5,7 @@
  * rename the folder is checked again, and a swap fails that file with ERR_PATH_REFUSED. The path
  * fallback (other systems) detects the same swaps by checking before the rename.
  */
-import { existsSync, readdirSync, readlinkSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, readlinkSync, rmSync, statSync } from 'node:fs'
 import { lstat, mkdir, readFile, readdir, rename, symlink, unlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -13,6 +13,7 @@ import { AssetClient } from '../../src/core/client/client.js'
 import { Mirror } from '../../src/core/client/mirror.js'
 import { isTempName } from '../../src/core/fs/atomic-write.js'
 import { WriteRoot, type WriteRootMode, procFdUsable } from '../../src/core/fs/write-root.js'
+import { folderIdentity } from '../../src/core/fs/stamp.js'
 import { AssetSyncError } from '../../src/errors.js'
 import { WRITE_DIR_HANDLES } from '../../src/limits.js'
 import { tempDir } from '../helpers/common.js'
@@ -61,6 +62,25 @@ describe.each(modes)('WriteRoot (%s)', (mode) => {
       w.check(d, 'd/x') // unchanged: fine
       await swap(root, decoy)
       expect(() => w.check(d, 'd/x')).toThrow(/refused path "d\/x": folder .* was replaced while writing/)
+      w.release(d)
+    } finally {
+      w.close()
+    }
+  })
+
+  it('check() refuses a folder deleted and made again, even with the same inode number (ext4 reuses it at once)', async () => {
+    const { root } = await arena()
+    const w = WriteRoot.open(root, mode)
+    try {
+      const d = await w.dir('d', false)
+      const before = statSync(join(root, 'd'))
+      rmSync(join(root, 'd'), { recursive: true })
+      mkdirSync(join(root, 'd'))
+      const after = statSync(join(root, 'd'))
+      console.log(`inode of d before ${before.ino}, after ${after.ino}${before.ino === after.ino ? ' (reused)' : ''}`)
+      expect(() => w.check(d, 'd/x')).toThrow(/refused path "d\/x": folder .* was replaced while writing/)
+      // The root's identity tells the same: the one pinned, not another made in its place.
+      expect(w.rootId).toEqual(folderIdentity(statSync(root)))
       w.release(d)
     } finally {
       w.close()

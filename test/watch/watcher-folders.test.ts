@@ -1,7 +1,7 @@
 // FolderWatcher (src/core/server/watcher.ts, folder-watches.ts) watches folders, not files: one OS watch
 // per folder, and the files are learnt from their folder's events. These tests would fail if it
 // went back to one watch per file, or mishandled folders that come, go, move or are replaced later.
-import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { mkdir, mkdtemp, open, rename, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -220,6 +220,28 @@ describe('FolderWatcher watches folders, not files', () => {
     await writeFile(join(root, 'd0', 'new.txt'), 'new')
     await batchWith('d0/new.txt', from)
     expect(watcher?.folders).toBe(2)
+    expect(errors).toEqual([])
+  })
+
+  it('a folder deleted and made again before the watcher hears of it, with the same inode number (ext4 reuses it at once), is watched again', async () => {
+    tree(1, 2)
+    indexed = ['d0/f0.txt', 'd0/f1.txt']
+    await startWatcher()
+    const before = statSync(join(root, 'd0'))
+    // All in one turn of the event loop: the watcher looks only after the new folder is there.
+    rmSync(join(root, 'd0'), { recursive: true })
+    mkdirSync(join(root, 'd0'))
+    const after = statSync(join(root, 'd0'))
+    writeFileSync(join(root, 'd0', 'f0.txt'), 'again')
+    console.log(`inode of d0 before ${before.ino}, after ${after.ino}${before.ino === after.ino ? ' (reused)' : ''}`)
+    await batchWith('d0/f1.txt')
+    await flushWithSentinel()
+    const from = batches.length
+    await writeFile(join(root, 'd0', 'new.txt'), 'new')
+    await batchWith('d0/new.txt', from)
+    expect(watcher?.folders).toBe(2)
+    // The old folder's own deletion is not an entry "d0/d0" of the new one.
+    expect(announced(batches)).not.toContain('d0/d0')
     expect(errors).toEqual([])
   })
 

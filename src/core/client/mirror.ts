@@ -17,6 +17,7 @@ import { CLIENT_PARALLEL_TRANSFERS } from '../../limits.js'
 import type { FileMeta, ManifestEntry } from '../../protocol/messages.js'
 import { removeTemp, tempInstalled } from '../fs/atomic-write.js'
 import { HashCache, cacheFileFor } from '../fs/hash-cache.js'
+import { type FolderIdentity, folderIdentity, sameFolder } from '../fs/stamp.js'
 import { equalHash, hashFile } from '../fs/hash.js'
 import { patternMatcher } from '../fs/ignore.js'
 import { configDir } from '../fs/keys.js'
@@ -39,7 +40,7 @@ export class Mirror {
   readonly #opts: MirrorOptions
   readonly #match: (p: string) => boolean
   #root: string | null = null
-  #rootId: { dev: number; ino: number } | null = null
+  #rootId: FolderIdentity | null = null
   #cache: HashCache | null = null
   #listed: ListedRecord = ListedRecord.memory()
   #session: WriteRoot | null = null
@@ -107,7 +108,7 @@ export class Mirror {
     if (!this.#root || !this.#rootId) return false
     try {
       const st = lstatSync(this.#root)
-      return !st.isDirectory() || st.dev !== this.#rootId.dev || st.ino !== this.#rootId.ino
+      return !st.isDirectory() || !sameFolder(this.#rootId, folderIdentity(st))
     } catch {
       return true
     }

@@ -22,6 +22,25 @@ export function stampOf(st: FileStamp): FileStamp {
 }
 
 /**
+ * Which folder a path leads to: device, inode number and birth time. The inode number is not
+ * enough: ext4 gives a folder deleted and made again at once the same number (seen here every
+ * time), so a new folder was taken for the old one (a server folder left unwatched, a mirror
+ * folder replaced under a write not noticed). Where the file system keeps no birth time (0), the
+ * device and number decide alone.
+ */
+export interface FolderIdentity { dev: number; ino: number; born: number }
+
+/** The identity of the folder `st` describes (an fs.Stats, or anything with these fields). */
+export function folderIdentity(st: { dev: number; ino: number; birthtimeMs: number }): FolderIdentity {
+  return { dev: st.dev, ino: st.ino, born: st.birthtimeMs }
+}
+
+/** True if both are known and name the same folder (FolderIdentity). */
+export function sameFolder(a: FolderIdentity | null | undefined, b: FolderIdentity | null | undefined): boolean {
+  return !!a && !!b && a.dev === b.dev && a.ino === b.ino && a.born === b.born
+}
+
+/**
  * True if `a` and `b` describe the same file content: equal size, mtime, ctime and inode.
  * Absent (null/undefined) stands for "no file": two absents are the same, an absent and a
  * present file are not.

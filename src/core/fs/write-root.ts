@@ -27,15 +27,14 @@ import { join, relative } from 'node:path'
 import { AssetSyncError, writeError } from '../../errors.js'
 import { WRITE_DIR_HANDLES } from '../../limits.js'
 import { isInside, printable, toWirePath } from './paths.js'
+import { type FolderIdentity, folderIdentity, sameFolder } from './stamp.js'
 
-/** A folder under the root, checked and (on Linux) held open. */
-export interface PinnedDir {
+/** A folder under the root, checked and (on Linux) held open; which folder it is (FolderIdentity). */
+export interface PinnedDir extends FolderIdentity {
   /** Its wire path ('' for the root) as asked for. */
   readonly wire: string
   /** Its real path (no symlink on it): for messages and the path fallback. */
   readonly path: string
-  readonly dev: number
-  readonly ino: number
   /** Open descriptor (O_DIRECTORY | O_NOFOLLOW); -1 when working by path. */
   readonly fd: number
 }
@@ -122,16 +121,16 @@ export class WriteRoot {
     }
   }
 
-  /** Device and inode of the root this session pinned. */
-  get rootId(): { dev: number; ino: number } {
-    return { dev: this.#rootDir.dev, ino: this.#rootDir.ino }
+  /** Which folder the root this session pinned is. */
+  get rootId(): FolderIdentity {
+    return { dev: this.#rootDir.dev, ino: this.#rootDir.ino, born: this.#rootDir.born }
   }
 
   #pin(wire: string, path: string, fd: number): Entry {
     try {
       const st = fd >= 0 ? fstatSync(fd) : lstatSync(path)
       if (!st.isDirectory()) throw Object.assign(new Error('not a folder'), { code: 'ENOTDIR' })
-      return { wire, path, dev: st.dev, ino: st.ino, fd, refs: 0, dropped: false, closed: false }
+      return { wire, path, ...folderIdentity(st), fd, refs: 0, dropped: false, closed: false }
     } catch (err) {
       if (fd >= 0) closeSync(fd)
       throw err
@@ -269,8 +268,8 @@ export class WriteRoot {
   }
 
   /**
-   * Throws ERR_PATH_REFUSED unless `d`'s path still leads to the folder that was pinned (same
-   * device and inode, no symlink at its end). Called right before a rename makes a file visible.
+   * Throws ERR_PATH_REFUSED unless `d`'s path still leads to the folder that was pinned (the same
+   * FolderIdentity, no symlink at its end). Called right before a rename makes a file visible.
    */
   check(d: PinnedDir, what: string): void {
     let st
@@ -279,7 +278,7 @@ export class WriteRoot {
     } catch {
       st = null
     }
-    if (!st || !st.isDirectory() || st.dev !== d.dev || st.ino !== d.ino) {
+    if (!st || !st.isDirectory() || !sameFolder(d, folderIdentity(st))) {
       throw refused(what, `folder ${printable(d.path)} was replaced while writing (moved, or swapped for a symlink); nothing was written there`)
     }
   }

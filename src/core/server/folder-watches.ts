@@ -26,6 +26,7 @@ import { basename, join, relative } from 'node:path'
 import { type SkippedPath, bytePath, displayName, mayBeLossy, nonUtf8Names } from '../fs/disk-names.js'
 import type { PathMatcher } from '../fs/ignore.js'
 import { checkWirePath, toWirePath } from '../fs/paths.js'
+import { type FolderIdentity, folderIdentity, sameFolder } from '../fs/stamp.js'
 
 export interface FolderWatchHandlers {
   /**
@@ -44,9 +45,10 @@ export interface FolderWatchHandlers {
 
 interface Watched {
   watcher: FSWatcher
-  /** Its inode, to tell a folder from another one later put at the same path. */
-  ino: number
+  /** Which folder it is (stamp.ts sameFolder), to tell it from another one later put at the same path. */
+  id: FolderIdentity
 }
+
 
 /** Errors that mean "not there (any more)": the events about it tell the rest. */
 function isGone(err: unknown): boolean {
@@ -125,11 +127,11 @@ export class FolderWatches {
    */
   async #add(wire: string, full: string, announce: boolean): Promise<void> {
     if (this.#closed || this.#folders.has(wire)) return
-    let ino: number
+    let id: FolderIdentity
     try {
       const st = await lstat(full)
       if (!st.isDirectory()) return
-      ino = st.ino
+      id = folderIdentity(st)
     } catch (err) {
       this.#fail(err)
       return
@@ -150,7 +152,7 @@ export class FolderWatches {
       if (wire === '') this.#on.onRootEvent?.()
       if ((err as NodeJS.ErrnoException).code !== 'EPERM') this.#fail(err)
     })
-    this.#folders.set(wire, { watcher, ino })
+    this.#folders.set(wire, { watcher, id })
     // Watched first, listed second: an entry created after the listing raises an event.
     const folders: [string, string][] = []
     try {
@@ -232,7 +234,7 @@ export class FolderWatches {
       return true
     } catch { /* gone: deleted, or it never was */ }
     try {
-      return (await lstat(full)).ino === this.#folders.get(wire)?.ino
+      return sameFolder(this.#folders.get(wire)?.id, folderIdentity(await lstat(full)))
     } catch {
       return false
     }
@@ -240,17 +242,17 @@ export class FolderWatches {
 
   /** Brings the watch of the entry `wire` in line with what is on disk now. */
   async #recheck(wire: string, full: string): Promise<void> {
-    let ino: number | null = null
+    let id: FolderIdentity | null = null
     try {
       const st = await lstat(full)
-      if (st.isDirectory()) ino = st.ino
+      if (st.isDirectory()) id = folderIdentity(st)
     } catch (err) {
       if (!isGone(err)) this.#fail(err)
     }
     if (this.#closed) return
     const watched = this.#folders.get(wire)
-    if (watched && watched.ino !== ino) this.#remove(wire) // gone, no folder now, or another one
-    if (ino !== null && !this.#ignored(wire, true) && !this.#folders.has(wire)) await this.#add(wire, full, true)
+    if (watched && !sameFolder(watched.id, id)) this.#remove(wire) // gone, no folder now, or another one
+    if (id !== null && !this.#ignored(wire, true) && !this.#folders.has(wire)) await this.#add(wire, full, true)
   }
 
   /** Reports every file of a folder and rechecks its folders. */
