@@ -25,7 +25,8 @@ export function stampOf(st: FileStamp): FileStamp {
  * Which folder a path leads to: device, inode number and birth time. The inode number is not
  * enough: ext4 gives a folder deleted and made again at once the same number (seen here every
  * time), so a new folder was taken for the old one (a server folder left unwatched, a mirror
- * folder replaced under a write not noticed). Where the file system keeps no birth time (0), the
+ * folder replaced under a write not noticed). Used for every folder comparison: the served root
+ * (folder-source.ts), its watched folders, the mirror's root and pinned folders. Where the file system keeps no birth time (0), the
  * device and number decide alone.
  */
 export interface FolderIdentity { dev: number; ino: number; born: number }

@@ -25,7 +25,7 @@ import { HashCache } from '../fs/hash-cache.js'
 import { equalHash } from '../fs/hash.js'
 import { type PathMatcher, ignoreMatcher } from '../fs/ignore.js'
 import { diskPath, printable, resolveForRead } from '../fs/paths.js'
-import { type FileStamp, sameStamp } from '../fs/stamp.js'
+import { type FileStamp, type FolderIdentity, folderIdentity, sameFolder, sameStamp } from '../fs/stamp.js'
 import { FolderReader, NOFOLLOW, OPEN_FLAGS, publicEntry, readWholeNow } from './folder-reads.js'
 import type { AssetSource, ChunkedEntry, ManifestPage, OpenOptions, PageWork, ScanResult, SourceReader, WholeRead } from './source.js'
 import { type Entry, Store } from './store.js'
@@ -34,11 +34,6 @@ import { type Entry, Store } from './store.js'
 const RECENT_LISTS = 16
 /** Times an open re-reads a file that keeps changing under it before giving up (ERR_CHANGED). */
 const OPEN_RETRIES = 3
-
-/** Which folder the root is: another one at the same path is a replaced root. */
-interface FolderId { ino: number; dev: number; birthtimeMs: number }
-
-const folderId = (st: { ino: number; dev: number; birthtimeMs: number }): FolderId => ({ ino: st.ino, dev: st.dev, birthtimeMs: st.birthtimeMs })
 
 /** What is at the root's path now, compared with the folder indexed. */
 export type RootState = 'same' | 'replaced' | 'gone'
@@ -72,7 +67,7 @@ export class FolderSource extends EventEmitter implements AssetSource {
   readonly #chunking = new Map<string, Promise<ChunkedEntry | null>>()
   /** The last RECENT_LISTS lists served, decoded, by path + hash (most recent last). */
   readonly #recent = new Map<string, ChunkedEntry>()
-  #rootId: FolderId
+  #rootId: FolderIdentity
   /** While set, the root is being looked for: every call waits for it. */
   #gate: Promise<void> | null = null
   /** Opens #gate. */
@@ -86,7 +81,7 @@ export class FolderSource extends EventEmitter implements AssetSource {
   #markComplete!: () => void
   #isComplete = false
 
-  private constructor(root: string, ignored: PathMatcher, store: Store, rootId: FolderId, lists: ChunkListCache) {
+  private constructor(root: string, ignored: PathMatcher, store: Store, rootId: FolderIdentity, lists: ChunkListCache) {
     super()
     this.root = root
     this.#lists = lists
@@ -111,12 +106,12 @@ export class FolderSource extends EventEmitter implements AssetSource {
    */
   static async open(opts: FolderSourceOptions): Promise<FolderSource> {
     let root: string
-    let id: FolderId
+    let id: FolderIdentity
     try {
       root = await realpath(opts.root)
       const st = await stat(root)
       if (!st.isDirectory()) throw new Error('not a directory')
-      id = folderId(st)
+      id = folderIdentity(st)
     } catch (err) {
       throw new AssetSyncError('ERR_NOT_FOUND', `cannot serve ${opts.root}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err })
     }
@@ -333,9 +328,7 @@ export class FolderSource extends EventEmitter implements AssetSource {
     try {
       const st = await lstat(this.root)
       if (!st.isDirectory()) return 'gone' // removed, or a file or a symlink now
-      const id = folderId(st)
-      const was = this.#rootId
-      return id.ino === was.ino && id.dev === was.dev && id.birthtimeMs === was.birthtimeMs ? 'same' : 'replaced'
+      return sameFolder(folderIdentity(st), this.#rootId) ? 'same' : 'replaced'
     } catch {
       return 'gone'
     }
@@ -354,7 +347,7 @@ export class FolderSource extends EventEmitter implements AssetSource {
    */
   async rescan(): Promise<ScanResult> {
     const st = await stat(this.root)
-    this.#rootId = folderId(st)
+    this.#rootId = folderIdentity(st)
     try {
       const result = await this.#store.scan()
       for (const s of result.skipped ?? []) this.reportSkipped(s)

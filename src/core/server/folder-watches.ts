@@ -49,7 +49,6 @@ interface Watched {
   id: FolderIdentity
 }
 
-
 /** Errors that mean "not there (any more)": the events about it tell the rest. */
 function isGone(err: unknown): boolean {
   const code = (err as NodeJS.ErrnoException | null)?.code
