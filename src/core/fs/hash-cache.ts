@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto'
 import { join } from 'node:path'
 import { readTaggedFile, writeFileAtomic } from './atomic-write.js'
-import { type FileStamp, sameStamp } from './stamp.js'
+import { type FileStamp, sameStamp, sameStampAt } from './stamp.js'
 
 export type { FileStamp } from './stamp.js'
 
@@ -68,13 +68,8 @@ export class HashCache {
   lookup(path: string, st: FileStamp): Buffer | null {
     const r = this.#map.get(path)
     if (r === undefined) return null
-    if (typeof r === 'number') {
-      const b = this.#loaded
-      if (b.readDoubleBE(r) !== st.size || b.readDoubleBE(r + 8) !== st.mtimeMs || b.readDoubleBE(r + 16) !== st.ctimeMs || b.readDoubleBE(r + 24) !== st.ino) return null
-      return b.subarray(r + 32, r + FIXED_BYTES)
-    }
-    if (!sameStamp(r, st) || r.hash.length !== 32) return null
-    return r.hash
+    if (typeof r === 'number' ? !sameStampAt(this.#loaded, r, st) : !sameStamp(r, st) || r.hash.length !== 32) return null
+    return this.#hashOf(r)
   }
 
   /** Every cached path and hash (unchecked: `lookup` with a fresh stat vouches for one). */

@@ -62,3 +62,12 @@ export function wireMtime(mtimeMs: number): number {
   if (!(mtimeMs > 0)) return 0 // negative, or NaN
   return Math.min(Math.floor(mtimeMs), Number.MAX_SAFE_INTEGER)
 }
+
+/**
+ * `sameStamp` against a stamp stored as four big-endian float64 at `at` in `buf` (size, mtimeMs,
+ * ctimeMs, ino: the hash cache's record layout), read in place: no object per record.
+ */
+export function sameStampAt(buf: Buffer, at: number, st: FileStamp): boolean {
+  return buf.readDoubleBE(at) === st.size && buf.readDoubleBE(at + 8) === st.mtimeMs &&
+    buf.readDoubleBE(at + 16) === st.ctimeMs && buf.readDoubleBE(at + 24) === st.ino
+}
