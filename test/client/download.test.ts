@@ -101,6 +101,7 @@ describe('download to a path', () => {
     const sink2 = await fileSink(dest2, { ahead: ahead2 })(meta(big), 'big.bin')
     expect(ahead2.taken).toBe(false)
     expect(existsSync(made2?.tempPath ?? '')).toBe(false)
+    expect(ahead2.dropped).toBe(true)
     await sink2.discard()
     await dropAhead(ahead2) // a second drop is harmless
     expect((await readdir(work)).filter(isTempName)).toEqual([])

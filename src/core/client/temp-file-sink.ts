@@ -45,16 +45,19 @@ export interface AheadTemp {
   readonly made: Promise<TempFd | null>
   /** True once a sink took it over. */
   taken: boolean
+  /** True once dropped (dropAhead): it is gone. */
+  dropped: boolean
 }
 
 /** Starts making a temp file beside `finalPath` (see AheadTemp). */
 export function aheadTemp(finalPath: string): AheadTemp {
-  return { made: createTempFd(finalPath).catch(() => null), taken: false }
+  return { made: createTempFd(finalPath).catch(() => null), taken: false, dropped: false }
 }
 
-/** Removes an AheadTemp no sink took over (never throws). */
+/** Removes an AheadTemp no sink took over, once (never throws; later calls do nothing). */
 export async function dropAhead(a: AheadTemp | null): Promise<void> {
-  if (!a || a.taken) return
+  if (!a || a.taken || a.dropped) return
+  a.dropped = true
   const t = await a.made
   if (t) dropTempSync(t)
 }
@@ -94,7 +97,7 @@ export function fileSink(finalPath: string, opts: FileSinkOptions = {}): SinkFac
   return async (meta) => {
     if (ahead && meta.size <= SMALL_FILE_BYTES) {
       const made = await ahead.made
-      if (made && !ahead.taken && made.fd >= 0) {
+      if (made && !ahead.taken && !ahead.dropped && made.fd >= 0) {
         ahead.taken = true
         return new TempFileSink(IncomingFile.fromTemp(finalPath, made, meta, opts.label), install, false)
       }
